@@ -1,0 +1,18 @@
+//! The system under test: a faithful Rust version of Mailman's lock and queue
+//! machinery, written only against [`Os`].
+//!
+//! Map:
+//! - `os`: the seam. Everything the model may touch.
+//! - `event`: annotations, what the model believes it did.
+//! - `real`: `RealOs`, the trait on the real kernel.
+//! - `smoke`: the Foundation's smoke workload (an exclusive-create lock and appends).
+//!
+//! The model knows nothing of simulation: no fault injection, no `cfg(test)`
+//! behaviour, no randomness but `Os::random`, no clock but `Os::now`.
+
+mod event;
+mod os;
+pub mod smoke;
+
+pub use event::ModelEvent;
+pub use os::{err, errno, ExitStatus, Fd, FileType, Metadata, OpenFlags, Os, Pid, SetTime, Signal};

@@ -1,0 +1,496 @@
+//! A simulated process and the sim gate every one of its calls passes through.
+//!
+//! A process is (host, pid, incarnation) and runs as its own task on its host's
+//! `LocalSet`. Its handle offers what an `Os` offers, in the sim's own terms;
+//! the adapter to `model::Os` lives in `scenarios`.
+//!
+//! **The gate.** Every call first passes [`Proc::gate`], which
+//! 1. stops a revoked (crashed) process for good: the call never returns, so no
+//!    call issued after a crash gets through, even before the task abort lands;
+//! 2. counts the call against the world's per-step cap, turning a livelock into a
+//!    liveness verdict;
+//! 3. applies a stall, if the scheduler hook asks for one (later issues add stall
+//!    distributions and PCT priorities here);
+//! 4. charges the configured CPU cost, and sleeps 1 ms whenever the charge reaches
+//!    1 ms, so a loop over cached answers cannot freeze simulated time.
+//!
+//! Calls are recorded as `Call` events when they return. `now`, `random`,
+//! `hostname` and `pid` are charged but not recorded: they cannot fail, and the
+//! values they return shape the calls that are recorded.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::clock::{true_now, ClockConfig};
+use crate::nfs::client::{Attr, Ctx, Flags, NfsClient, Res};
+use crate::rng::Rng;
+use crate::trace::{EventKind, Outcome};
+use crate::world::{ProcStatus, World};
+
+struct Inner {
+    world: World,
+    host: Rc<str>,
+    pid: u32,
+    incarnation: u32,
+    alive: Cell<bool>,
+    signals: RefCell<VecDeque<i32>>,
+    cost: Cell<Duration>,
+    rng: RefCell<Rng>,
+    clock: ClockConfig,
+    client: Rc<NfsClient>,
+}
+
+/// A handle to one simulated process.
+#[derive(Clone)]
+pub struct Proc(Rc<Inner>);
+
+pub struct TcpListener(turmoil::net::TcpListener);
+pub struct TcpStream(turmoil::net::TcpStream);
+
+fn io_errno(e: &std::io::Error) -> i32 {
+    if let Some(n) = e.raw_os_error() {
+        return n;
+    }
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::ConnectionRefused => libc::ECONNREFUSED,
+        K::ConnectionReset | K::ConnectionAborted => libc::ECONNRESET,
+        K::BrokenPipe => libc::EPIPE,
+        K::NotConnected => libc::ENOTCONN,
+        K::AddrInUse => libc::EADDRINUSE,
+        K::TimedOut => libc::ETIMEDOUT,
+        K::HostUnreachable | K::NetworkUnreachable => libc::EHOSTUNREACH,
+        _ => libc::EIO,
+    }
+}
+
+fn render_attr(a: &Attr) -> String {
+    format!(
+        "ino={} nlink={} size={} mtime={} ctime={} {}",
+        a.attr.fileid,
+        a.attr.nlink,
+        a.attr.size,
+        a.attr.mtime,
+        a.attr.ctime,
+        if a.attr.ftype == crate::nfs::proto::Ftype::Dir { "dir" } else { "file" }
+    )
+}
+
+fn render_names(names: &[String]) -> String {
+    let mut s = format!("n={}", names.len());
+    if names.len() <= 8 {
+        for n in names {
+            let _ = write!(s, " {n:?}");
+        }
+    } else {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        for n in names {
+            h.update(n.as_bytes());
+            h.update(b"\n");
+        }
+        let _ = write!(s, " h={:016x}", h.digest());
+    }
+    s
+}
+
+impl Proc {
+    pub(crate) fn new(world: World, host: Rc<str>, pid: u32, incarnation: u32, client: Rc<NfsClient>) -> Proc {
+        let rng = Rng::stream(world.seed(), &format!("proc/{host}/{incarnation}/{pid}"));
+        let clock = world.host_clock(&host);
+        Proc(Rc::new(Inner {
+            world,
+            host,
+            pid,
+            incarnation,
+            alive: Cell::new(true),
+            signals: RefCell::new(VecDeque::new()),
+            cost: Cell::new(Duration::ZERO),
+            rng: RefCell::new(rng),
+            clock,
+            client,
+        }))
+    }
+
+    pub fn host(&self) -> &str {
+        &self.0.host
+    }
+
+    pub(crate) fn host_rc(&self) -> Rc<str> {
+        self.0.host.clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.pid
+    }
+
+    pub fn incarnation(&self) -> u32 {
+        self.0.incarnation
+    }
+
+    pub fn world(&self) -> &World {
+        &self.0.world
+    }
+
+    pub(crate) fn revoke(&self) {
+        self.0.alive.set(false);
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.0.alive.get()
+    }
+
+    pub(crate) fn deliver_signal(&self, signal: i32) {
+        self.0.signals.borrow_mut().push_back(signal);
+    }
+
+    /// Charges one call's CPU cost; true when the charge has reached 1 ms.
+    fn charge(&self) -> bool {
+        let cost = self.0.cost.get() + self.0.world.cpu_cost();
+        if cost >= Duration::from_millis(1) {
+            self.0.cost.set(cost - Duration::from_millis(1));
+            true
+        } else {
+            self.0.cost.set(cost);
+            false
+        }
+    }
+
+    /// The sim gate (see the module docs).
+    async fn gate(&self) {
+        if !self.is_alive() || !self.0.world.charge_op(&self.0.host, self.0.pid) {
+            std::future::pending::<()>().await;
+        }
+        if self.charge() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// After a call: a process crashed while the call was in flight never sees its result.
+    async fn after(&self) {
+        if !self.is_alive() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    fn begin(&self) -> (Ctx, Duration) {
+        (Ctx::new(self.0.world.next_span(), self.0.pid), true_now())
+    }
+
+    fn end<T>(&self, ctx: Ctx, started: Duration, op: &'static str, args: String, result: &Res<T>, render: impl Fn(&T) -> String) {
+        let outcome: Outcome = match result {
+            Ok(v) => Ok(render(v)),
+            Err(e) => Err(*e),
+        };
+        self.0.world.record(EventKind::Call {
+            span: ctx.span,
+            host: self.0.host.clone(),
+            pid: self.0.pid,
+            op,
+            args,
+            outcome,
+            served_by: ctx.served_by(),
+            started,
+        });
+    }
+
+    // ---- clock and identity ----
+
+    /// This host's wall clock.
+    pub fn now(&self) -> SystemTime {
+        let _ = self.charge();
+        self.0.clock.wall(true_now())
+    }
+
+    pub fn random(&self) -> f64 {
+        let _ = self.charge();
+        self.0.rng.borrow_mut().unit_f64()
+    }
+
+    pub async fn sleep(&self, d: Duration) {
+        self.gate().await;
+        tokio::time::sleep(d).await;
+        self.after().await;
+    }
+
+    pub fn take_signal(&self) -> Option<i32> {
+        self.0.signals.borrow_mut().pop_front()
+    }
+
+    // ---- files ----
+
+    pub async fn open(&self, path: &str, flags: Flags) -> Res<u32> {
+        self.gate().await;
+        let (ctx, t0) = self.begin();
+        let r = self.0.client.open(&ctx, path, flags).await;
+        self.end(ctx, t0, "open", format!("{path:?} {}", flags_text(flags)), &r, |fd| format!("fd={fd}"));
+        self.after().await;
+        r
+    }
+
+    pub async fn read(&self, fd: u32, len: usize) -> Res<Vec<u8>> {
+        self.gate().await;
+        let (ctx, t0) = self.begin();
+        let r = self.0.client.read(&ctx, fd, len).await;
+        self.end(ctx, t0, "read", format!("fd={fd} n={len}"), &r, |d| format!("n={}", d.len()));
+        self.after().await;
+        r
+    }
+
+    pub async fn write(&self, fd: u32, data: &[u8]) -> Res<()> {
+        self.gate().await;
+        let (ctx, t0) = self.begin();
+        let r = self.0.client.write(&ctx, fd, data).await;
+        self.end(ctx, t0, "write", format!("fd={fd} n={}", data.len()), &r, |_| String::new());
+        self.after().await;
+        r
+    }
+
+    pub async fn seek(&self, fd: u32, pos: u64) -> Res<()> {
+        self.gate().await;
+        let (ctx, t0) = self.begin();
+        let r = self.0.client.seek(self.0.pid, fd, pos);
+        self.end(ctx, t0, "seek", format!("fd={fd} pos={pos}"), &r, |_| String::new());
+        r
+    }
+
+    pub async fn set_len(&self, fd: u32, len: u64) -> Res<()> {
+        self.gate().await;
+        let (ctx, t0) = self.begin();
+        let r = self.0.client.set_len(&ctx, fd, len).await;
+        self.end(ctx, t0, "ftruncate", format!("fd={fd} len={len}"), &r, |_| String::new());
+        self.after().await;
+        r
+    }
+
+    pub async fn fstat(&self, fd: u32) -> Res<Attr> {
+        self.gate().await;
+        let (ctx, t0) = self.begin();
+        let r = self.0.client.fstat(&ctx, fd).await;
+        self.end(ctx, t0, "fstat", format!("fd={fd}"), &r, render_attr);
+        self.after().await;
+        r
+    }
+
+    pub async fn fsync(&self, fd: u32) -> Res<()> {
+        self.gate().await;
+        let (ctx, t0) = self.begin();
+        let r = self.0.client.fsync(&ctx, fd).await;
+        self.end(ctx, t0, "fsync", format!("fd={fd}"), &r, |_| String::new());
+        self.after().await;
+        r
+    }
+
+    pub async fn close(&self, fd: u32) -> Res<()> {
+        self.gate().await;
+        let (ctx, t0) = self.begin();
+        let r = self.0.client.close(&ctx, fd).await;
+        self.end(ctx, t0, "close", format!("fd={fd}"), &r, |_| String::new());
+        self.after().await;
+        r
+    }
+
+    pub async fn stat(&self, path: &str) -> Res<Attr> {
+        self.gate().await;
+        let (ctx, t0) = self.begin();
+        let r = self.0.client.stat(&ctx, path).await;
+        self.end(ctx, t0, "stat", format!("{path:?}"), &r, render_attr);
+        self.after().await;
+        r
+    }
+
+    pub async fn link(&self, existing: &str, new: &str) -> Res<()> {
+        self.gate().await;
+        let (ctx, t0) = self.begin();
+        let r = self.0.client.link(&ctx, existing, new).await;
+        self.end(ctx, t0, "link", format!("{existing:?} {new:?}"), &r, |_| String::new());
+        self.after().await;
+        r
+    }
+
+    pub async fn rename(&self, from: &str, to: &str) -> Res<()> {
+        self.gate().await;
+        let (ctx, t0) = self.begin();
+        let r = self.0.client.rename(&ctx, from, to).await;
+        self.end(ctx, t0, "rename", format!("{from:?} {to:?}"), &r, |_| String::new());
+        self.after().await;
+        r
+    }
+
+    pub async fn unlink(&self, path: &str) -> Res<()> {
+        self.gate().await;
+        let (ctx, t0) = self.begin();
+        let r = self.0.client.unlink(&ctx, path).await;
+        self.end(ctx, t0, "unlink", format!("{path:?}"), &r, |_| String::new());
+        self.after().await;
+        r
+    }
+
+    pub async fn mkdir(&self, path: &str) -> Res<()> {
+        self.gate().await;
+        let (ctx, t0) = self.begin();
+        let r = self.0.client.mkdir(&ctx, path).await;
+        self.end(ctx, t0, "mkdir", format!("{path:?}"), &r, |_| String::new());
+        self.after().await;
+        r
+    }
+
+    pub async fn rmdir(&self, path: &str) -> Res<()> {
+        self.gate().await;
+        let (ctx, t0) = self.begin();
+        let r = self.0.client.rmdir(&ctx, path).await;
+        self.end(ctx, t0, "rmdir", format!("{path:?}"), &r, |_| String::new());
+        self.after().await;
+        r
+    }
+
+    pub async fn read_dir(&self, path: &str) -> Res<Vec<String>> {
+        self.gate().await;
+        let (ctx, t0) = self.begin();
+        let r = self.0.client.read_dir(&ctx, path).await;
+        self.end(ctx, t0, "readdir", format!("{path:?}"), &r, |names| render_names(names));
+        self.after().await;
+        r
+    }
+
+    /// `utime(path, (t, t))` with `Some(ns)` (client time), or `utime(path, NULL)`.
+    pub async fn set_times(&self, path: &str, time: Option<i64>) -> Res<()> {
+        self.gate().await;
+        let (ctx, t0) = self.begin();
+        let r = self.0.client.set_times(&ctx, path, time).await;
+        let what = match time {
+            Some(ns) => format!("client={ns}"),
+            None => "server-now".to_string(),
+        };
+        self.end(ctx, t0, "utime", format!("{path:?} {what}"), &r, |_| String::new());
+        self.after().await;
+        r
+    }
+
+    // ---- processes ----
+
+    pub async fn spawn(&self, program: &str, args: &[String]) -> Res<u32> {
+        self.gate().await;
+        let (ctx, t0) = self.begin();
+        let r = self.0.world.spawn(&self.0.host, Some(self.0.pid), program, args.to_vec());
+        self.end(ctx, t0, "spawn", format!("{program} {args:?}"), &r, |pid| format!("pid={pid}"));
+        r
+    }
+
+    pub async fn wait(&self, pid: u32) -> Res<ProcStatus> {
+        self.gate().await;
+        let (ctx, t0) = self.begin();
+        let r = loop {
+            let Some(notify) = self.0.world.exit_notify(&self.0.host, pid) else { break Err(libc::ECHILD) };
+            let notified = notify.notified();
+            match self.0.world.status(&self.0.host, pid) {
+                Some(Some(status)) => break Ok(status),
+                Some(None) => notified.await,
+                None => break Err(libc::ECHILD),
+            }
+        };
+        self.end(ctx, t0, "wait", format!("pid={pid}"), &r, |s| s.describe());
+        self.after().await;
+        r
+    }
+
+    pub async fn kill(&self, pid: u32, signal: i32) -> Res<()> {
+        self.gate().await;
+        let (ctx, t0) = self.begin();
+        let r = self.0.world.signal(&self.0.host, pid, signal);
+        self.end(ctx, t0, "kill", format!("pid={pid} sig={signal}"), &r, |_| String::new());
+        self.after().await;
+        r
+    }
+
+    pub async fn alive(&self, pid: u32) -> bool {
+        self.gate().await;
+        matches!(self.0.world.status(&self.0.host, pid), Some(None))
+    }
+
+    // ---- network ----
+
+    pub async fn tcp_listen(&self, port: u16) -> Res<TcpListener> {
+        self.gate().await;
+        let (ctx, t0) = self.begin();
+        let r = turmoil::net::TcpListener::bind(("0.0.0.0", port)).await.map(TcpListener).map_err(|e| io_errno(&e));
+        self.end(ctx, t0, "listen", format!("port={port}"), &r, |_| String::new());
+        self.after().await;
+        r
+    }
+
+    pub async fn tcp_accept(&self, listener: &TcpListener) -> Res<(TcpStream, String)> {
+        self.gate().await;
+        let (ctx, t0) = self.begin();
+        let r = listener
+            .0
+            .accept()
+            .await
+            .map(|(s, addr)| (TcpStream(s), turmoil::reverse_lookup(addr.ip()).unwrap_or_else(|| addr.ip().to_string())))
+            .map_err(|e| io_errno(&e));
+        self.end(ctx, t0, "accept", String::new(), &r, |(_, peer)| format!("peer={peer}"));
+        self.after().await;
+        r
+    }
+
+    pub async fn tcp_connect(&self, host: &str, port: u16) -> Res<TcpStream> {
+        self.gate().await;
+        let (ctx, t0) = self.begin();
+        let r = turmoil::net::TcpStream::connect((host, port)).await.map(TcpStream).map_err(|e| io_errno(&e));
+        self.end(ctx, t0, "connect", format!("{host}:{port}"), &r, |_| String::new());
+        self.after().await;
+        r
+    }
+
+    pub async fn tcp_read(&self, stream: &mut TcpStream, buf: &mut [u8]) -> Res<usize> {
+        self.gate().await;
+        let (ctx, t0) = self.begin();
+        let r = stream.0.read(buf).await.map_err(|e| io_errno(&e));
+        self.end(ctx, t0, "recv", String::new(), &r, |n| format!("n={n}"));
+        self.after().await;
+        r
+    }
+
+    pub async fn tcp_write(&self, stream: &mut TcpStream, data: &[u8]) -> Res<()> {
+        self.gate().await;
+        let (ctx, t0) = self.begin();
+        let r = stream.0.write_all(data).await.map_err(|e| io_errno(&e));
+        self.end(ctx, t0, "send", format!("n={}", data.len()), &r, |_| String::new());
+        self.after().await;
+        r
+    }
+
+    // ---- annotations ----
+
+    /// Records what the program believes, as canonical text plus a typed payload
+    /// that checkers in other crates can downcast.
+    pub fn note(&self, text: String, payload: Rc<dyn Any>) {
+        self.0.world.note(&self.0.host, self.0.pid, text, payload);
+    }
+}
+
+fn flags_text(f: Flags) -> String {
+    let mut s = String::new();
+    for (on, name) in [
+        (f.read && !f.write, "RDONLY"),
+        (f.write && !f.read, "WRONLY"),
+        (f.read && f.write, "RDWR"),
+        (f.create, "CREAT"),
+        (f.exclusive, "EXCL"),
+        (f.truncate, "TRUNC"),
+        (f.append, "APPEND"),
+    ] {
+        if on {
+            if !s.is_empty() {
+                s.push('|');
+            }
+            s.push_str(name);
+        }
+    }
+    s
+}

@@ -1,0 +1,253 @@
+//! The RPC layer: NFS calls over turmoil UDP, with each transmission's fate
+//! drawn from its link's own random stream.
+//!
+//! turmoil's own latency and `fail_rate` draw from one RNG shared by the whole
+//! world in global send order (spec/determinism.md §4.2, §5), so the world keeps
+//! turmoil's latency fixed and its `fail_rate` at 0. Instead every transmission
+//! draws its fate here, from the stream `link/<client>-><server>`: deliver, drop
+//! the request, drop the reply, duplicate the request, or add a whole-millisecond
+//! delay. The reply's fate travels with the request, so the server honours it
+//! without drawing itself.
+//!
+//! A call retransmits with the **same xid** after `timeo`, doubling up to
+//! `timeo_max_ms` (spec/nfs.md §5). After `retrans` retransmissions a hard
+//! mount logs "server not responding" and goes on forever; a soft mount fails
+//! with EIO, or ETIMEDOUT under `softerr`.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+use turmoil::net::UdpSocket;
+
+use crate::nfs::proto::{Reply, Request};
+use crate::rng::Rng;
+use crate::world::World;
+
+pub const NFS_PORT: u16 = 2049;
+/// The client's source port: a reserved port, as the Linux client uses.
+pub const CLIENT_PORT: u16 = 800;
+/// Large enough for any READ or WRITE of the largest rsize/wsize.
+pub const DATAGRAM_BYTES_MAX: usize = 1 << 20;
+
+/// Per-link fault rates, in parts per million of transmissions.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LinkFaults {
+    pub drop_request_ppm: u32,
+    pub drop_reply_ppm: u32,
+    pub duplicate_ppm: u32,
+    /// Chance that a request (and, separately, its reply) is held back.
+    pub delay_ppm: u32,
+    /// A held-back message waits a uniform 1..=delay_ms_max whole milliseconds.
+    pub delay_ms_max: u32,
+}
+
+/// The transport part of a mount (nfs(5) `timeo`, `retrans`, `hard`/`soft`, `softerr`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransportOptions {
+    /// First retransmission timeout. UDP default 1.1 s.
+    pub timeo_ms: u64,
+    pub timeo_max_ms: u64,
+    /// Retransmissions before a major timeout. UDP default 3.
+    pub retrans: u32,
+    pub mount: MountKind,
+}
+
+impl Default for TransportOptions {
+    fn default() -> Self {
+        TransportOptions { timeo_ms: 1100, timeo_max_ms: 60_000, retrans: 3, mount: MountKind::Hard }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MountKind {
+    /// Retry forever; the caller blocks through an outage.
+    #[default]
+    Hard,
+    /// Fail with EIO after a major timeout.
+    Soft,
+    /// Fail with ETIMEDOUT after a major timeout (`soft,softerr`).
+    SoftErr,
+}
+
+/// What happens to a reply, decided by the client's link stream when it sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReplyFate {
+    Deliver,
+    Drop,
+    DelayMs(u32),
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct CallMsg {
+    pub xid: u32,
+    pub reply_fate: ReplyFate,
+    pub request: Request,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct ReplyMsg {
+    pub xid: u32,
+    pub reply: Reply,
+}
+
+/// How a call went, for `served_by` and the counters.
+pub struct CallInfo {
+    pub xid: u32,
+    pub retransmits: u32,
+}
+
+/// One client host's RPC transport. Shared by the host's processes; dies with the host.
+pub struct Transport {
+    world: World,
+    host: Rc<str>,
+    socket: Rc<UdpSocket>,
+    server: SocketAddr,
+    pending: RefCell<BTreeMap<u32, oneshot::Sender<Reply>>>,
+    xid_next: Cell<u32>,
+    link: RefCell<Rng>,
+    faults: LinkFaults,
+    options: TransportOptions,
+}
+
+impl Transport {
+    /// Binds the client socket and starts the task that routes replies to callers.
+    pub async fn bind(world: World, host: Rc<str>, server: &str, incarnation: u32, faults: LinkFaults, options: TransportOptions) -> Rc<Transport> {
+        let socket = UdpSocket::bind(("0.0.0.0", CLIENT_PORT)).await.expect("bind NFS client port");
+        let server = SocketAddr::new(turmoil::lookup(server), NFS_PORT);
+        let link = Rng::stream(world.seed(), &format!("link/{host}->{}", turmoil::reverse_lookup(server.ip()).unwrap_or_default()));
+        let transport = Rc::new(Transport {
+            world,
+            host,
+            socket: Rc::new(socket),
+            server,
+            pending: RefCell::new(BTreeMap::new()),
+            // xids start at a per-incarnation base, as a rebooted client picks a new one.
+            xid_next: Cell::new(incarnation.wrapping_mul(0x0100_0000) + 1),
+            link: RefCell::new(link),
+            faults,
+            options,
+        });
+        let receiver = transport.clone();
+        tokio::task::spawn_local(async move { receiver.receive_loop().await });
+        transport
+    }
+
+    async fn receive_loop(self: Rc<Self>) {
+        let mut buf = vec![0u8; DATAGRAM_BYTES_MAX];
+        loop {
+            let Ok((n, _from)) = self.socket.recv_from(&mut buf).await else { continue };
+            let Ok(msg) = postcard::from_bytes::<ReplyMsg>(&buf[..n]) else { continue };
+            // A reply to an xid nobody waits for (a duplicate, or one that arrives after a
+            // soft timeout) is dropped, as the kernel drops it.
+            let waiter = self.pending.borrow_mut().remove(&msg.xid);
+            if let Some(tx) = waiter {
+                let _ = tx.send(msg.reply);
+            }
+        }
+    }
+
+    fn draw_delay(&self, rng: &mut Rng) -> u32 {
+        if self.faults.delay_ms_max > 0 && rng.chance_ppm(self.faults.delay_ppm) {
+            rng.between(1, self.faults.delay_ms_max as u64) as u32
+        } else {
+            0
+        }
+    }
+
+    /// Sends one transmission of `xid` with a freshly drawn fate.
+    fn transmit(&self, xid: u32, request: &Request) {
+        let (copies, request_delay, reply_fate) = {
+            let mut rng = self.link.borrow_mut();
+            let drop_request = rng.chance_ppm(self.faults.drop_request_ppm);
+            let duplicate = rng.chance_ppm(self.faults.duplicate_ppm);
+            let request_delay = self.draw_delay(&mut rng);
+            let reply_fate = if rng.chance_ppm(self.faults.drop_reply_ppm) {
+                ReplyFate::Drop
+            } else {
+                match self.draw_delay(&mut rng) {
+                    0 => ReplyFate::Deliver,
+                    ms => ReplyFate::DelayMs(ms),
+                }
+            };
+            let copies = if drop_request { 0 } else if duplicate { 2 } else { 1 };
+            (copies, request_delay, reply_fate)
+        };
+        if copies == 0 {
+            self.world.count(|c| c.requests_dropped += 1);
+            return;
+        }
+        if copies == 2 {
+            self.world.count(|c| c.requests_duplicated += 1);
+        }
+        let bytes = postcard::to_allocvec(&CallMsg { xid, reply_fate, request: request.clone() }).expect("encode call");
+        let socket = self.socket.clone();
+        let server = self.server;
+        if request_delay == 0 {
+            for _ in 0..copies {
+                let _ = socket.try_send_to(&bytes, server);
+            }
+        } else {
+            tokio::task::spawn_local(async move {
+                tokio::time::sleep(Duration::from_millis(request_delay as u64)).await;
+                for _ in 0..copies {
+                    let _ = socket.try_send_to(&bytes, server);
+                }
+            });
+        }
+    }
+
+    /// Performs one RPC. `span` links the RPC events to the `Os` call that caused them.
+    pub async fn call(&self, span: u64, request: &Request) -> Result<(Reply, CallInfo), i32> {
+        let xid = self.xid_next.get();
+        self.xid_next.set(xid.wrapping_add(1));
+        let proc = request.proc();
+        let (tx, mut rx) = oneshot::channel();
+        self.pending.borrow_mut().insert(xid, tx);
+        self.world.count(|c| *c.rpcs.entry(proc.name()).or_default() += 1);
+        let mut timeo = Duration::from_millis(self.options.timeo_ms.max(1));
+        let timeo_max = Duration::from_millis(self.options.timeo_max_ms.max(self.options.timeo_ms).max(1));
+        let mut retransmit = 0u32;
+        let mut minor = 0u32;
+        loop {
+            self.transmit(xid, request);
+            match tokio::time::timeout(timeo, &mut rx).await {
+                Ok(Ok(reply)) => {
+                    let outcome = match &reply.status {
+                        Ok(_) => "OK",
+                        Err(stat) => stat.name(),
+                    };
+                    self.world.record_rpc(span, &self.host, xid, proc.name(), retransmit, outcome);
+                    return Ok((reply, CallInfo { xid, retransmits: retransmit }));
+                }
+                Ok(Err(_)) => unreachable!("the reply router never drops a waiter it holds"),
+                Err(_elapsed) => {
+                    self.world.record_rpc(span, &self.host, xid, proc.name(), retransmit, "timeout");
+                    retransmit += 1;
+                    minor += 1;
+                    if minor > self.options.retrans {
+                        minor = 0;
+                        match self.options.mount {
+                            MountKind::Hard => {
+                                self.world.fault(format!("nfs: server not responding, still trying ({} x{xid} {})", self.host, proc.name()));
+                            }
+                            MountKind::Soft | MountKind::SoftErr => {
+                                self.pending.borrow_mut().remove(&xid);
+                                return Err(if self.options.mount == MountKind::Soft { libc::EIO } else { libc::ETIMEDOUT });
+                            }
+                        }
+                    }
+                    self.world.count(|c| c.retransmissions += 1);
+                    timeo = (timeo * 2).min(timeo_max);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! The trace: every call, RPC, annotation and fault of a run, in order, and its hash.
+//!
+//! Two levels of event are linked by a span id: a `Call` (one `Os` call of one
+//! process) and the `Rpc`s it caused. The server's side of each RPC is an
+//! `Apply`. Annotations (`Note`), process starts and exits, crashes and faults
+//! are events too.
+//!
+//! The trace hash is XXH3-64 (seed 0), computed incrementally over the
+//! canonical text of each event, one line per event terminated by `\n`. The
+//! canonical text is hand-written (see [`EventKind::canonical`]): errnos appear
+//! as symbols (`ENOENT`), hosts by name (never by IP), times as true simulated
+//! microseconds; it contains no tokio task ids, no wall time, no pointer and no
+//! OS error text. It is therefore the same on every machine and in debug and
+//! release builds, for one toolchain and one `Cargo.lock`.
+
+use std::any::Any;
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::rc::Rc;
+use std::time::Duration;
+
+use serde_json::json;
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::errno::errno_name;
+
+/// How a call ended: a short rendering of the value, or an errno.
+pub type Outcome = Result<String, i32>;
+
+pub enum EventKind {
+    Call { span: u64, host: Rc<str>, pid: u32, op: &'static str, args: String, outcome: Outcome, served_by: String, started: Duration },
+    Rpc { span: u64, host: Rc<str>, xid: u32, proc: &'static str, retransmit: u32, outcome: String },
+    Apply { client: Rc<str>, xid: u32, proc: &'static str, args: String, status: &'static str, replay: bool },
+    Note { host: Rc<str>, pid: u32, text: String, payload: Rc<dyn Any> },
+    Start { host: Rc<str>, pid: u32, incarnation: u32, program: String, args: Vec<String>, parent: Option<u32> },
+    Exit { host: Rc<str>, pid: u32, status: String },
+    Crash { host: Rc<str>, pid: Option<u32> },
+    Fault { text: String },
+}
+
+pub struct Event {
+    pub seq: u64,
+    /// True simulated time.
+    pub t: Duration,
+    pub kind: EventKind,
+}
+
+fn render_outcome(out: &mut String, outcome: &Outcome) {
+    match outcome {
+        Ok(v) if v.is_empty() => out.push_str("ok"),
+        Ok(v) => {
+            let _ = write!(out, "ok {v}");
+        }
+        Err(e) => out.push_str(errno_name(*e)),
+    }
+}
+
+impl EventKind {
+    pub fn tag(&self) -> &'static str {
+        match self {
+            EventKind::Call { .. } => "call",
+            EventKind::Rpc { .. } => "rpc",
+            EventKind::Apply { .. } => "apply",
+            EventKind::Note { .. } => "note",
+            EventKind::Start { .. } => "start",
+            EventKind::Exit { .. } => "exit",
+            EventKind::Crash { .. } => "crash",
+            EventKind::Fault { .. } => "fault",
+        }
+    }
+
+    /// The canonical text of the event (without time and sequence number).
+    /// Columns, by tag:
+    /// - `call span host/pid op args -> outcome by=served_by`
+    /// - `rpc span host xid PROC #retransmit outcome`
+    /// - `apply client xid PROC args status [replay]`
+    /// - `note host/pid text`
+    /// - `start host/pid incarnation program args [parent]`
+    /// - `exit host/pid status`, `crash host[/pid]`, `fault text`
+    pub fn canonical(&self, out: &mut String) {
+        out.push_str(self.tag());
+        out.push(' ');
+        match self {
+            EventKind::Call { span, host, pid, op, args, outcome, served_by, .. } => {
+                let _ = write!(out, "{span} {host}/{pid} {op} {args} -> ");
+                render_outcome(out, outcome);
+                let _ = write!(out, " by={served_by}");
+            }
+            EventKind::Rpc { span, host, xid, proc, retransmit, outcome } => {
+                let _ = write!(out, "{span} {host} x{xid} {proc} #{retransmit} {outcome}");
+            }
+            EventKind::Apply { client, xid, proc, args, status, replay } => {
+                let _ = write!(out, "{client} x{xid} {proc} {args} {status}");
+                if *replay {
+                    out.push_str(" replay");
+                }
+            }
+            EventKind::Note { host, pid, text, .. } => {
+                let _ = write!(out, "{host}/{pid} {text}");
+            }
+            EventKind::Start { host, pid, incarnation, program, args, parent } => {
+                let _ = write!(out, "{host}/{pid} i{incarnation} {program} {args:?}");
+                if let Some(p) = parent {
+                    let _ = write!(out, " parent={p}");
+                }
+            }
+            EventKind::Exit { host, pid, status } => {
+                let _ = write!(out, "{host}/{pid} {status}");
+            }
+            EventKind::Crash { host, pid } => match pid {
+                Some(pid) => {
+                    let _ = write!(out, "{host}/{pid}");
+                }
+                None => out.push_str(host),
+            },
+            EventKind::Fault { text } => out.push_str(text),
+        }
+    }
+
+    pub fn host(&self) -> Option<&str> {
+        match self {
+            EventKind::Call { host, .. }
+            | EventKind::Rpc { host, .. }
+            | EventKind::Note { host, .. }
+            | EventKind::Start { host, .. }
+            | EventKind::Exit { host, .. }
+            | EventKind::Crash { host, .. } => Some(host),
+            EventKind::Apply { client, .. } => Some(client),
+            EventKind::Fault { .. } => None,
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        match self {
+            EventKind::Call { pid, .. } | EventKind::Note { pid, .. } | EventKind::Start { pid, .. } | EventKind::Exit { pid, .. } => Some(*pid),
+            EventKind::Crash { pid, .. } => *pid,
+            _ => None,
+        }
+    }
+}
+
+impl Event {
+    /// The full canonical line: `seq t_us canonical`.
+    pub fn line(&self) -> String {
+        let mut s = String::new();
+        self.write_line(&mut s);
+        s
+    }
+
+    fn write_line(&self, out: &mut String) {
+        let _ = write!(out, "{} {} ", self.seq, self.t.as_micros());
+        self.kind.canonical(out);
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = json!({ "seq": self.seq, "t_us": self.t.as_micros() as u64, "kind": self.kind.tag() });
+        let m = v.as_object_mut().expect("object");
+        let mut put = |k: &str, val: serde_json::Value| {
+            m.insert(k.to_string(), val);
+        };
+        match &self.kind {
+            EventKind::Call { span, host, pid, op, args, outcome, served_by, started } => {
+                put("span", json!(span));
+                put("host", json!(&**host));
+                put("pid", json!(pid));
+                put("op", json!(op));
+                put("args", json!(args));
+                match outcome {
+                    Ok(v) => put("ok", json!(v)),
+                    Err(e) => put("errno", json!(errno_name(*e))),
+                }
+                put("served_by", json!(served_by));
+                put("started_us", json!(started.as_micros() as u64));
+            }
+            EventKind::Rpc { span, host, xid, proc, retransmit, outcome } => {
+                put("span", json!(span));
+                put("host", json!(&**host));
+                put("xid", json!(xid));
+                put("proc", json!(proc));
+                put("retransmit", json!(retransmit));
+                put("outcome", json!(outcome));
+            }
+            EventKind::Apply { client, xid, proc, args, status, replay } => {
+                put("client", json!(&**client));
+                put("xid", json!(xid));
+                put("proc", json!(proc));
+                put("args", json!(args));
+                put("status", json!(status));
+                put("replay", json!(replay));
+            }
+            EventKind::Note { host, pid, text, .. } => {
+                put("host", json!(&**host));
+                put("pid", json!(pid));
+                put("note", serde_json::from_str(text).unwrap_or_else(|_| json!(text)));
+            }
+            EventKind::Start { host, pid, incarnation, program, args, parent } => {
+                put("host", json!(&**host));
+                put("pid", json!(pid));
+                put("incarnation", json!(incarnation));
+                put("program", json!(program));
+                put("args", json!(args));
+                put("parent", json!(parent));
+            }
+            EventKind::Exit { host, pid, status } => {
+                put("host", json!(&**host));
+                put("pid", json!(pid));
+                put("status", json!(status));
+            }
+            EventKind::Crash { host, pid } => {
+                put("host", json!(&**host));
+                put("pid", json!(pid));
+            }
+            EventKind::Fault { text } => put("fault", json!(text)),
+        }
+        v
+    }
+}
+
+/// The recorded history of one run.
+pub struct Trace {
+    events: Vec<Event>,
+    /// XXH3-64 of each event's line, to find the first divergence between two runs.
+    line_hashes: Vec<u64>,
+    hasher: Xxh3,
+    scratch: String,
+}
+
+impl Default for Trace {
+    fn default() -> Self {
+        Trace { events: Vec::new(), line_hashes: Vec::new(), hasher: Xxh3::new(), scratch: String::new() }
+    }
+}
+
+impl Trace {
+    pub fn push(&mut self, t: Duration, kind: EventKind) -> u64 {
+        let seq = self.events.len() as u64;
+        let event = Event { seq, t, kind };
+        self.scratch.clear();
+        event.write_line(&mut self.scratch);
+        self.scratch.push('\n');
+        self.hasher.update(self.scratch.as_bytes());
+        self.line_hashes.push(xxhash_rust::xxh3::xxh3_64(self.scratch.as_bytes()));
+        self.events.push(event);
+        seq
+    }
+
+    pub fn hash(&self) -> u64 {
+        self.hasher.digest()
+    }
+
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    pub fn line_hashes(&self) -> &[u64] {
+        &self.line_hashes
+    }
+
+    pub fn write_jsonl(&self, out: &mut dyn Write, keep: &dyn Fn(&Event) -> bool) -> io::Result<()> {
+        for e in self.events.iter().filter(|e| keep(e)) {
+            serde_json::to_writer(&mut *out, &e.to_json())?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+}
+
+/// The first index at which two runs' traces differ, if any.
+pub fn first_divergence(a: &[u64], b: &[u64]) -> Option<usize> {
+    let n = a.len().min(b.len());
+    (0..n).find(|&i| a[i] != b[i]).or(if a.len() != b.len() { Some(n) } else { None })
+}

@@ -1,0 +1,479 @@
+//! The world: hosts, their processes and NFS clients, the NFS server's state,
+//! the program table, the trace and the counters, behind one shared handle.
+//!
+//! Everything runs on turmoil's single thread, so the world is an
+//! `Rc<RefCell<…>>` and no borrow is ever held across an `.await`.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::clock::{true_now, ClockConfig};
+use crate::nfs::client::{MountOptions, NfsClient};
+use crate::nfs::server::{ServerConfig, ServerState};
+use crate::process::Proc;
+use crate::rpc::{LinkFaults, Transport};
+use crate::trace::{EventKind, Trace};
+
+/// A program: an entry point a process runs, given its handle and argv.
+pub type Program = Rc<dyn Fn(Proc, Vec<String>) -> Pin<Box<dyn Future<Output = i32>>>>;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootProgram {
+    pub program: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    pub name: String,
+    #[serde(default)]
+    pub clock: ClockConfig,
+    #[serde(default)]
+    pub mount: MountOptions,
+    /// Fault rates on this host's link to the NFS server.
+    #[serde(default)]
+    pub link: LinkFaults,
+    /// Programs started when the host boots, in order.
+    #[serde(default)]
+    pub boot: Vec<BootProgram>,
+}
+
+/// The sim gate's settings (see [`crate::process`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GateConfig {
+    /// CPU time charged to a process for each `Os` call. A process whose charge
+    /// reaches 1 ms sleeps 1 ms, so a loop over cached answers cannot freeze time.
+    pub cpu_cost_us_per_call: u64,
+    /// `Os` calls allowed in one 1 ms step, across all processes. Past it the run
+    /// ends with a liveness verdict instead of hanging.
+    pub ops_per_step_max: u64,
+}
+
+impl Default for GateConfig {
+    fn default() -> Self {
+        GateConfig { cpu_cost_us_per_call: 10, ops_per_step_max: 20_000 }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorldConfig {
+    pub seed: u64,
+    /// turmoil's one-way link latency, fixed (jitter comes from [`LinkFaults`]).
+    pub latency_ms: u64,
+    pub server: ServerConfig,
+    pub hosts: Vec<HostConfig>,
+    pub gate: GateConfig,
+}
+
+/// Counters every report shows.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Counters {
+    pub rpcs: BTreeMap<&'static str, u64>,
+    pub retransmissions: u64,
+    pub requests_dropped: u64,
+    pub requests_duplicated: u64,
+    pub replies_dropped: u64,
+    pub calls: u64,
+    pub processes_started: u64,
+    pub process_crashes: u64,
+    pub host_crashes: u64,
+}
+
+/// How a process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum ProcStatus {
+    Code(i32),
+    /// Killed by this signal number.
+    Signaled(i32),
+}
+
+impl ProcStatus {
+    pub fn describe(self) -> String {
+        match self {
+            ProcStatus::Code(c) => format!("code={c}"),
+            ProcStatus::Signaled(s) => format!("signal={s}"),
+        }
+    }
+}
+
+struct ProcSlot {
+    proc: Proc,
+    program: String,
+    status: Option<ProcStatus>,
+    exited: Rc<Notify>,
+    join: Option<JoinHandle<()>>,
+}
+
+struct HostState {
+    name: Rc<str>,
+    config: HostConfig,
+    incarnation: u32,
+    pid_next: u32,
+    procs: BTreeMap<u32, ProcSlot>,
+    client: Option<Rc<NfsClient>>,
+    /// Pids whose files the kernel must close (after a crash or kill).
+    reap: VecDeque<u32>,
+    reap_wake: Rc<Notify>,
+}
+
+struct Inner {
+    config: WorldConfig,
+    trace: RefCell<Trace>,
+    programs: RefCell<IndexMap<String, Program>>,
+    hosts: RefCell<IndexMap<Rc<str>, HostState>>,
+    server: RefCell<ServerState>,
+    counters: RefCell<Counters>,
+    span_next: Cell<u64>,
+    step: Cell<u64>,
+    ops_step: Cell<u64>,
+    ops_in_step: Cell<u64>,
+    livelock: RefCell<Option<String>>,
+}
+
+/// A cheap handle to the world.
+#[derive(Clone)]
+pub struct World(Rc<Inner>);
+
+impl World {
+    pub fn new(config: WorldConfig) -> World {
+        let server = ServerState::new(config.seed, config.server.clone());
+        let hosts = config
+            .hosts
+            .iter()
+            .map(|h| {
+                let name: Rc<str> = h.name.as_str().into();
+                let state = HostState {
+                    name: name.clone(),
+                    config: h.clone(),
+                    incarnation: 0,
+                    pid_next: 1,
+                    procs: BTreeMap::new(),
+                    client: None,
+                    reap: VecDeque::new(),
+                    reap_wake: Rc::new(Notify::new()),
+                };
+                (name, state)
+            })
+            .collect();
+        World(Rc::new(Inner {
+            config,
+            trace: RefCell::new(Trace::default()),
+            programs: RefCell::new(IndexMap::new()),
+            hosts: RefCell::new(hosts),
+            server: RefCell::new(server),
+            counters: RefCell::new(Counters::default()),
+            span_next: Cell::new(1),
+            step: Cell::new(0),
+            ops_step: Cell::new(0),
+            ops_in_step: Cell::new(0),
+            livelock: RefCell::new(None),
+        }))
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.0.config.seed
+    }
+
+    pub fn config(&self) -> &WorldConfig {
+        &self.0.config
+    }
+
+    pub fn register_program(&self, name: &str, program: Program) {
+        self.0.programs.borrow_mut().insert(name.to_string(), program);
+    }
+
+    // ---- trace and counters ----
+
+    pub fn record(&self, kind: EventKind) -> u64 {
+        self.0.trace.borrow_mut().push(true_now(), kind)
+    }
+
+    pub fn record_rpc(&self, span: u64, host: &Rc<str>, xid: u32, proc: &'static str, retransmit: u32, outcome: &str) {
+        self.record(EventKind::Rpc { span, host: host.clone(), xid, proc, retransmit, outcome: outcome.to_string() });
+    }
+
+    pub fn record_apply(&self, client: Rc<str>, xid: u32, proc: &'static str, args: String, status: &'static str, replay: bool) {
+        self.record(EventKind::Apply { client, xid, proc, args, status, replay });
+    }
+
+    pub fn note(&self, host: &Rc<str>, pid: u32, text: String, payload: Rc<dyn Any>) {
+        self.record(EventKind::Note { host: host.clone(), pid, text, payload });
+    }
+
+    pub fn fault(&self, text: String) {
+        self.record(EventKind::Fault { text });
+    }
+
+    pub fn trace(&self) -> std::cell::Ref<'_, Trace> {
+        self.0.trace.borrow()
+    }
+
+    pub fn count(&self, f: impl FnOnce(&mut Counters)) {
+        f(&mut self.0.counters.borrow_mut())
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.0.counters.borrow().clone()
+    }
+
+    pub(crate) fn next_span(&self) -> u64 {
+        let s = self.0.span_next.get();
+        self.0.span_next.set(s + 1);
+        s
+    }
+
+    // ---- the server ----
+
+    pub fn with_server<R>(&self, f: impl FnOnce(&mut ServerState) -> R) -> R {
+        f(&mut self.0.server.borrow_mut())
+    }
+
+    // ---- steps and the op cap ----
+
+    pub(crate) fn set_step(&self, step: u64) {
+        self.0.step.set(step);
+    }
+
+    /// Counts one `Os` call against the per-step cap. False once the cap is passed.
+    pub(crate) fn charge_op(&self, host: &str, pid: u32) -> bool {
+        let step = self.0.step.get();
+        if self.0.ops_step.get() != step {
+            self.0.ops_step.set(step);
+            self.0.ops_in_step.set(0);
+        }
+        let n = self.0.ops_in_step.get() + 1;
+        self.0.ops_in_step.set(n);
+        self.0.counters.borrow_mut().calls += 1;
+        if n > self.0.config.gate.ops_per_step_max {
+            let mut livelock = self.0.livelock.borrow_mut();
+            if livelock.is_none() {
+                *livelock = Some(format!(
+                    "more than {} Os calls in the 1 ms step {step} (last by {host}/{pid}): a livelock",
+                    self.0.config.gate.ops_per_step_max
+                ));
+            }
+            return false;
+        }
+        true
+    }
+
+    /// Set once a process has passed the per-step op cap.
+    pub fn livelock(&self) -> Option<String> {
+        self.0.livelock.borrow().clone()
+    }
+
+    // ---- hosts ----
+
+    pub fn host_names(&self) -> Vec<String> {
+        self.0.hosts.borrow().keys().map(|k| k.to_string()).collect()
+    }
+
+    /// Called by a host's software when it (re)boots: a new incarnation with a fresh client.
+    pub(crate) async fn boot_host(&self, name: &Rc<str>) {
+        let (incarnation, config) = {
+            let mut hosts = self.0.hosts.borrow_mut();
+            let h = hosts.get_mut(name).expect("registered host");
+            h.incarnation += 1;
+            h.procs.clear();
+            h.reap.clear();
+            h.client = None;
+            (h.incarnation, h.config.clone())
+        };
+        let transport = Transport::bind(self.clone(), name.clone(), crate::SERVER_HOST, incarnation, config.link.clone(), config.mount.transport.clone()).await;
+        let client = Rc::new(NfsClient::new(transport, config.mount.clone()));
+        self.0.hosts.borrow_mut().get_mut(name).expect("registered host").client = Some(client);
+        for boot in &config.boot {
+            if let Err(e) = self.spawn(name, None, &boot.program, boot.args.clone()) {
+                self.fault(format!("boot of {} on {name} failed: {}", boot.program, crate::errno::errno_name(e)));
+            }
+        }
+    }
+
+    /// The host kernel's loop after boot: closes the files of killed processes.
+    pub(crate) async fn reaper(&self, name: &Rc<str>) {
+        loop {
+            let wake = self.0.hosts.borrow()[name].reap_wake.clone();
+            wake.notified().await;
+            loop {
+                let (pid, client) = {
+                    let mut hosts = self.0.hosts.borrow_mut();
+                    let h = hosts.get_mut(name).expect("registered host");
+                    match h.reap.pop_front() {
+                        Some(pid) => (pid, h.client.clone()),
+                        None => break,
+                    }
+                };
+                if let Some(client) = client {
+                    let ctx = crate::nfs::client::Ctx::new(self.next_span(), pid);
+                    client.close_all(&ctx).await;
+                }
+            }
+        }
+    }
+
+    pub(crate) fn host_clock(&self, host: &str) -> ClockConfig {
+        self.0.hosts.borrow()[host].config.clock.clone()
+    }
+
+    /// Starts `program` as a new process on `host`. Must run inside that host's
+    /// runtime (its boot, or one of its processes). Returns the pid, or ENOENT for
+    /// an unknown program.
+    pub fn spawn(&self, host: &Rc<str>, parent: Option<u32>, program: &str, args: Vec<String>) -> Result<u32, i32> {
+        let entry = self.0.programs.borrow().get(program).cloned().ok_or(libc::ENOENT)?;
+        let (pid, incarnation, client) = {
+            let mut hosts = self.0.hosts.borrow_mut();
+            let h = hosts.get_mut(host).ok_or(libc::ENOENT)?;
+            let pid = h.pid_next;
+            h.pid_next += 1;
+            (pid, h.incarnation, h.client.clone().ok_or(libc::EIO)?)
+        };
+        let proc = Proc::new(self.clone(), host.clone(), pid, incarnation, client);
+        self.record(EventKind::Start { host: host.clone(), pid, incarnation, program: program.to_string(), args: args.clone(), parent });
+        self.count(|c| c.processes_started += 1);
+        let exited = Rc::new(Notify::new());
+        self.0.hosts.borrow_mut().get_mut(host).expect("host").procs.insert(
+            pid,
+            ProcSlot { proc: proc.clone(), program: program.to_string(), status: None, exited, join: None },
+        );
+        let world = self.clone();
+        let child = proc.clone();
+        let join = tokio::task::spawn_local(async move {
+            let code = entry(child.clone(), args).await;
+            world.exited(&child, ProcStatus::Code(code));
+        });
+        if let Some(slot) = self.0.hosts.borrow_mut().get_mut(host).expect("host").procs.get_mut(&pid) {
+            slot.join = Some(join);
+        }
+        Ok(pid)
+    }
+
+    fn exited(&self, proc: &Proc, status: ProcStatus) {
+        let host = proc.host_rc();
+        let notify = {
+            let mut hosts = self.0.hosts.borrow_mut();
+            let h = hosts.get_mut(&host).expect("host");
+            if h.incarnation != proc.incarnation() {
+                return;
+            }
+            let Some(slot) = h.procs.get_mut(&proc.pid()) else { return };
+            if slot.status.is_some() {
+                return;
+            }
+            slot.status = Some(status);
+            slot.join = None;
+            h.reap.push_back(proc.pid());
+            h.reap_wake.notify_one();
+            slot.exited.clone()
+        };
+        proc.revoke();
+        self.record(EventKind::Exit { host: host.clone(), pid: proc.pid(), status: status.describe() });
+        notify.notify_waiters();
+    }
+
+    /// Kills a process at once (SIGKILL, or a crash). Its `Os` is revoked
+    /// synchronously, so no call issued after this gets through; its task is
+    /// aborted, and the host's kernel closes its files.
+    pub fn crash_process(&self, host: &str, pid: u32) -> bool {
+        let (proc, join) = {
+            let mut hosts = self.0.hosts.borrow_mut();
+            let Some(h) = hosts.get_mut(host) else { return false };
+            let Some(slot) = h.procs.get_mut(&pid) else { return false };
+            if slot.status.is_some() {
+                return false;
+            }
+            (slot.proc.clone(), slot.join.take())
+        };
+        proc.revoke();
+        if let Some(join) = join {
+            join.abort();
+        }
+        self.count(|c| c.process_crashes += 1);
+        self.record(EventKind::Crash { host: proc.host_rc(), pid: Some(pid) });
+        self.exited(&proc, ProcStatus::Signaled(libc::SIGKILL));
+        true
+    }
+
+    /// Delivers a catchable signal, or kills for SIGKILL.
+    pub fn signal(&self, host: &str, pid: u32, signal: i32) -> Result<(), i32> {
+        if signal == libc::SIGKILL {
+            return if self.crash_process(host, pid) { Ok(()) } else { Err(libc::ESRCH) };
+        }
+        let hosts = self.0.hosts.borrow();
+        let slot = hosts.get(host).and_then(|h| h.procs.get(&pid)).ok_or(libc::ESRCH)?;
+        if slot.status.is_some() {
+            return Err(libc::ESRCH);
+        }
+        slot.proc.deliver_signal(signal);
+        Ok(())
+    }
+
+    /// Marks every process of a host dead and drops its client, for a host crash.
+    /// The caller crashes the turmoil host, which drops its tasks.
+    pub fn host_crashed(&self, host: &str) {
+        let procs: Vec<Proc> = {
+            let mut hosts = self.0.hosts.borrow_mut();
+            let Some(h) = hosts.get_mut(host) else { return };
+            h.client = None;
+            h.procs.values().filter(|s| s.status.is_none()).map(|s| s.proc.clone()).collect()
+        };
+        for p in &procs {
+            p.revoke();
+        }
+        self.count(|c| c.host_crashes += 1);
+        self.record(EventKind::Crash { host: host.into(), pid: None });
+    }
+
+    pub fn status(&self, host: &str, pid: u32) -> Option<Option<ProcStatus>> {
+        self.0.hosts.borrow().get(host).and_then(|h| h.procs.get(&pid)).map(|s| s.status)
+    }
+
+    pub(crate) fn exit_notify(&self, host: &str, pid: u32) -> Option<Rc<Notify>> {
+        self.0.hosts.borrow().get(host).and_then(|h| h.procs.get(&pid)).map(|s| s.exited.clone())
+    }
+
+    /// Live processes: (host, pid, program).
+    pub fn live_processes(&self) -> Vec<(String, u32, String)> {
+        let hosts = self.0.hosts.borrow();
+        let mut out = Vec::new();
+        for h in hosts.values() {
+            for (pid, slot) in &h.procs {
+                if slot.status.is_none() {
+                    out.push((h.name.to_string(), *pid, slot.program.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Each host's open files: (host, pid, fd, path).
+    pub fn open_files(&self) -> Vec<(String, u32, u32, String)> {
+        let hosts = self.0.hosts.borrow();
+        let mut out = Vec::new();
+        for h in hosts.values() {
+            if let Some(client) = &h.client {
+                for (pid, fd, path) in client.open_files() {
+                    out.push((h.name.to_string(), pid, fd, path));
+                }
+            }
+        }
+        out
+    }
+
+    pub(crate) fn cpu_cost(&self) -> Duration {
+        Duration::from_micros(self.0.config.gate.cpu_cost_us_per_call)
+    }
+}

@@ -1,0 +1,23 @@
+//! Joins the model and the simulated world: scenario files, the `SimOs`
+//! adapter, the program table, oracles, coverage marks, reports, and the
+//! `mmsim` CLI (in `main.rs`).
+//!
+//! Map:
+//! - `scenario`: the TOML format, `--set`, validation, the builtin scenarios.
+//! - `sim_os`: `model::Os` on a `sim::Proc`.
+//! - `programs`: which model entry points a simulated host can run.
+//! - `run`: [`run`] and [`run_full`], the [`Report`], exit codes.
+//! - `oracle/`: one property per file. `marks`: coverage marks.
+//!
+//! This is the only crate that sees both `model` and `sim`.
+
+pub mod marks;
+pub mod oracle;
+pub mod programs;
+mod run;
+pub mod scenario;
+mod sim_os;
+
+pub use run::{exit, fingerprint, run, run_full, Ending, Fingerprint, Report, RunOutput};
+pub use scenario::{InputError, Scenario};
+pub use sim_os::SimOs;

@@ -222,6 +222,11 @@ impl World {
         self.0.trace.borrow()
     }
 
+    /// Takes the trace out of the world, at the end of a run.
+    pub fn take_trace(&self) -> Trace {
+        std::mem::take(&mut *self.0.trace.borrow_mut())
+    }
+
     pub fn count(&self, f: impl FnOnce(&mut Counters)) {
         f(&mut self.0.counters.borrow_mut())
     }
@@ -294,7 +299,8 @@ impl World {
             (h.incarnation, h.config.clone())
         };
         let transport = Transport::bind(self.clone(), name.clone(), crate::SERVER_HOST, incarnation, config.link.clone(), config.mount.transport.clone()).await;
-        let client = Rc::new(NfsClient::new(transport, config.mount.clone()));
+        let jiffies_base = crate::rng::Rng::stream(self.seed(), &format!("host/{name}/{incarnation}/jiffies")).below(1 << 31);
+        let client = Rc::new(NfsClient::new(transport, config.mount.clone(), jiffies_base));
         self.0.hosts.borrow_mut().get_mut(name).expect("registered host").client = Some(client);
         for boot in &config.boot {
             if let Err(e) = self.spawn(name, None, &boot.program, boot.args.clone()) {
@@ -443,6 +449,12 @@ impl World {
 
     pub(crate) fn exit_notify(&self, host: &str, pid: u32) -> Option<Rc<Notify>> {
         self.0.hosts.borrow().get(host).and_then(|h| h.procs.get(&pid)).map(|s| s.exited.clone())
+    }
+
+    /// Whether any live process runs one of `programs`.
+    pub fn any_live(&self, programs: &[&str]) -> bool {
+        let hosts = self.0.hosts.borrow();
+        hosts.values().any(|h| h.procs.values().any(|s| s.status.is_none() && programs.contains(&s.program.as_str())))
     }
 
     /// Live processes: (host, pid, program).

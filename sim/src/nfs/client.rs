@@ -99,6 +99,9 @@ pub type Res<T> = Result<T, i32>;
 
 pub struct NfsClient {
     transport: Rc<Transport>,
+    /// `jiffies` at the start of the run: Linux starts each boot's counter at
+    /// a different value, so two hosts' `{jiffies, pid}` verifiers differ.
+    jiffies_base: u64,
     options: MountOptions,
     files: RefCell<BTreeMap<(u32, u32), OpenFile>>,
 }
@@ -112,8 +115,8 @@ fn split_path(path: &str) -> Res<Vec<&str>> {
 }
 
 impl NfsClient {
-    pub fn new(transport: Rc<Transport>, options: MountOptions) -> NfsClient {
-        NfsClient { transport, options, files: RefCell::new(BTreeMap::new()) }
+    pub fn new(transport: Rc<Transport>, options: MountOptions, jiffies_base: u64) -> NfsClient {
+        NfsClient { transport, jiffies_base, options, files: RefCell::new(BTreeMap::new()) }
     }
 
     pub fn options(&self) -> &MountOptions {
@@ -224,7 +227,7 @@ impl NfsClient {
     /// `O_CREAT|O_EXCL` on v3: CREATE EXCLUSIVE, then SETATTR of the times,
     /// because the server keeps the verifier in them (spec/nfs.md §9).
     async fn create_exclusive(&self, ctx: &Ctx, dir: Fh, name: &str) -> Res<Attr> {
-        let jiffies = (true_now().as_millis() / 4) as u64;
+        let jiffies = self.jiffies_base.wrapping_add((true_now().as_millis() / 4) as u64) & 0xffff_ffff;
         let verifier = (jiffies << 32) | ctx.pid as u64;
         let (body, _) = self.rpc_ok(ctx, Request::Create { dir, name: name.to_string(), mode: CreateMode::Exclusive(verifier) }).await?;
         let Body::Handle(fh) = body else { return Err(libc::EIO) };

@@ -1,0 +1,210 @@
+//! Running a scenario under a seed, and the report it produces.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+use sim::{Simulation, Trace};
+
+use crate::oracle::{self, History, OracleResult, Status};
+use crate::scenario::Scenario;
+use crate::{marks, programs};
+
+/// Exit codes, the same for every command.
+pub mod exit {
+    pub const PASS: i32 = 0;
+    pub const SAFETY: i32 = 1;
+    pub const BAD_INPUT: i32 = 2;
+    pub const LIVENESS: i32 = 3;
+    pub const VACUOUS: i32 = 4;
+    pub const NONDETERMINISM: i32 = 5;
+    pub const PANIC: i32 = 6;
+}
+
+/// How the run ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ending {
+    /// Every process the scenario waits for exited.
+    Completed,
+    /// The simulated-time budget ran out first.
+    BudgetExhausted,
+    /// A step passed the sim gate's op cap.
+    Livelock(String),
+    /// A host's software failed (a bug in the sim).
+    SimError(String),
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Fingerprint {
+    pub git_revision: String,
+    pub rustc: String,
+    /// XXH3-64 of the committed Cargo.lock.
+    pub cargo_lock: String,
+    /// XXH3-64 of the canonical scenario TOML (after `--set`).
+    pub scenario: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub scenario: String,
+    pub seed: u64,
+    pub exit_code: i32,
+    pub verdict: String,
+    pub ending: Ending,
+    pub sim_time_ms: u64,
+    pub wall_ms: f64,
+    pub steps: u64,
+    pub steps_per_s: f64,
+    pub sim_to_wall: f64,
+    pub events: u64,
+    pub trace_hash: String,
+    pub oracles: Vec<OracleResult>,
+    pub marks: BTreeMap<String, u64>,
+    pub counters: sim::Counters,
+    pub fingerprint: Fingerprint,
+    pub replay: String,
+}
+
+/// Everything a run leaves behind.
+pub struct RunOutput {
+    pub report: Report,
+    pub trace: Trace,
+}
+
+pub fn fingerprint(canonical: &str) -> Fingerprint {
+    Fingerprint {
+        git_revision: env!("MMSIM_GIT_REV").to_string(),
+        rustc: env!("MMSIM_RUSTC").to_string(),
+        cargo_lock: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(include_bytes!("../../Cargo.lock"))),
+        scenario: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(canonical.as_bytes())),
+    }
+}
+
+/// The library entry point: runs `scenario` under `seed`.
+pub fn run(scenario: &Scenario, seed: u64) -> Report {
+    run_full(scenario, seed, "").report
+}
+
+/// Runs and keeps the trace. `replay_args` are appended to the replay command.
+pub fn run_full(scenario: &Scenario, seed: u64, replay_args: &str) -> RunOutput {
+    #[allow(clippy::disallowed_methods)] // wall time is reported, never fed to the world
+    let started = std::time::Instant::now();
+    let mut simulation = Simulation::new(scenario.world_config(seed));
+    programs::register(simulation.world());
+    let budget = Duration::from_secs(scenario.run.duration_s_max);
+    let wait_for: Vec<&str> = scenario.run.wait_for.iter().map(String::as_str).collect();
+    let ending = loop {
+        if let Err(e) = simulation.step() {
+            break Ending::SimError(e);
+        }
+        if let Some(why) = simulation.world().livelock() {
+            break Ending::Livelock(why);
+        }
+        if !wait_for.is_empty() && simulation.steps() > 1 && !simulation.world().any_live(&wait_for) {
+            break Ending::Completed;
+        }
+        if simulation.elapsed() >= budget {
+            break Ending::BudgetExhausted;
+        }
+    };
+    let wall = started.elapsed();
+    let steps = simulation.steps();
+    let sim_time = simulation.elapsed();
+    let world = simulation.world().clone();
+    let store = world.with_server(|s| s.store.clone());
+    let counters = world.counters();
+    drop(simulation);
+    let trace = world.take_trace();
+    let history = History { events: trace.events(), store: &store };
+    let oracles: Vec<OracleResult> = scenario.oracles.enabled.iter().map(|name| oracle::check(name, &history)).collect();
+    let marks = marks::count(trace.events());
+    let missing: Vec<&String> = scenario.run.require_marks.iter().filter(|m| marks.get(*m).copied().unwrap_or(0) == 0).collect();
+    let failed: Vec<&str> = oracles.iter().filter(|o| o.status == Status::Fail).map(|o| o.name.as_str()).collect();
+    let (exit_code, verdict) = if !failed.is_empty() {
+        (exit::SAFETY, format!("safety violation: {}", failed.join(", ")))
+    } else {
+        match &ending {
+            Ending::SimError(e) => (exit::PANIC, format!("internal error: {e}")),
+            Ending::Livelock(why) => (exit::LIVENESS, format!("liveness: {why}")),
+            Ending::BudgetExhausted => (exit::LIVENESS, format!("liveness: the {}s simulated-time budget ran out", scenario.run.duration_s_max)),
+            Ending::Completed if !missing.is_empty() => {
+                (exit::VACUOUS, format!("vacuous: required marks never hit: {}", missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")))
+            }
+            Ending::Completed => (exit::PASS, "pass".to_string()),
+        }
+    };
+    let canonical = toml::to_string(scenario).unwrap_or_default();
+    let wall_s = wall.as_secs_f64().max(1e-9);
+    let report = Report {
+        scenario: scenario.name.clone(),
+        seed,
+        exit_code,
+        verdict,
+        ending,
+        sim_time_ms: sim_time.as_millis() as u64,
+        wall_ms: wall.as_secs_f64() * 1000.0,
+        steps,
+        steps_per_s: steps as f64 / wall_s,
+        sim_to_wall: sim_time.as_secs_f64() / wall_s,
+        events: trace.len() as u64,
+        trace_hash: format!("{:016x}", trace.hash()),
+        oracles,
+        marks,
+        counters,
+        fingerprint: fingerprint(&canonical),
+        replay: format!("mmsim run {} --seed {seed}{replay_args}", scenario.name),
+    };
+    RunOutput { report, trace }
+}
+
+impl Report {
+    /// The human report.
+    pub fn render(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        let _ = writeln!(s, "scenario    {}", self.scenario);
+        let _ = writeln!(s, "seed        {}", self.seed);
+        let _ = writeln!(s, "verdict     {} (exit {})", self.verdict, self.exit_code);
+        let _ = writeln!(
+            s,
+            "time        {:.3} s simulated, {:.1} ms wall, {:.0}x",
+            self.sim_time_ms as f64 / 1000.0,
+            self.wall_ms,
+            self.sim_to_wall
+        );
+        let _ = writeln!(s, "steps       {} ({:.0} steps/s)", self.steps, self.steps_per_s);
+        let _ = writeln!(s, "events      {}", self.events);
+        let _ = writeln!(s, "trace hash  {}", self.trace_hash);
+        let _ = writeln!(s, "oracles");
+        for o in &self.oracles {
+            let status = match o.status {
+                Status::Pass => "pass",
+                Status::Fail => "FAIL",
+            };
+            let _ = writeln!(s, "  {:<22} {status} ({} checked)", o.name, o.checked);
+            for v in &o.violations {
+                let _ = writeln!(s, "      {v}");
+            }
+        }
+        let marks: Vec<String> = self.marks.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(s, "marks       {}", marks.join(" "));
+        let rpcs: Vec<String> = self.counters.rpcs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(s, "rpcs        {}", rpcs.join(" "));
+        let c = &self.counters;
+        let _ = writeln!(
+            s,
+            "transport   retransmissions={} requests_dropped={} requests_duplicated={} replies_dropped={}",
+            c.retransmissions, c.requests_dropped, c.requests_duplicated, c.replies_dropped
+        );
+        let _ = writeln!(
+            s,
+            "build       git {} | {} | Cargo.lock {} | scenario {}",
+            self.fingerprint.git_revision, self.fingerprint.rustc, self.fingerprint.cargo_lock, self.fingerprint.scenario
+        );
+        if self.exit_code != exit::PASS {
+            let _ = writeln!(s, "replay      {}", self.replay);
+        }
+        s
+    }
+}

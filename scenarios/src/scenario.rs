@@ -1,0 +1,315 @@
+//! Scenario files: a deployment, a workload and a budget, in TOML.
+//!
+//! A scenario is loaded by name (the files shipped in `scenarios/files/`) or
+//! from a path. Unknown keys are errors (`deny_unknown_fields`). `--set
+//! key=value` edits the fully defaulted scenario tree, so it can reach any key
+//! that exists, whether or not the file spells it out, and refuses any key that
+//! does not. Every error is one line that names the key and what was expected.
+//! The format is documented key by key in `docs/scenario-format.md`.
+
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::programs;
+
+/// Scenarios shipped with mmsim: (name, TOML text).
+pub const BUILTIN: &[(&str, &str)] = &[("smoke", include_str!("../files/smoke.toml"))];
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    #[serde(default)]
+    pub run: RunSettings,
+    #[serde(default)]
+    pub network: NetworkSettings,
+    #[serde(default)]
+    pub gate: sim::GateConfig,
+    #[serde(default)]
+    pub server: sim::ServerConfig,
+    /// Mount options of every client host (a host may override them).
+    #[serde(default)]
+    pub mount: sim::MountOptions,
+    pub hosts: Vec<HostSpec>,
+    #[serde(default)]
+    pub oracles: OracleSettings,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunSettings {
+    /// Simulated-time budget. Exhausting it is a liveness verdict.
+    pub duration_s_max: u64,
+    /// The run is complete when no process running one of these programs is alive.
+    pub wait_for: Vec<String>,
+    /// Coverage marks the run must hit; a run that misses one is vacuous (exit 4).
+    pub require_marks: Vec<String>,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        RunSettings { duration_s_max: 3600, wait_for: Vec::new(), require_marks: Vec::new() }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkSettings {
+    /// One-way latency of every link, whole milliseconds (turmoil's, fixed).
+    pub latency_ms: u64,
+    /// Fault rates of every client's link to the NFS server (a host may override them).
+    pub faults: sim::LinkFaults,
+}
+
+impl Default for NetworkSettings {
+    fn default() -> Self {
+        NetworkSettings { latency_ms: 1, faults: sim::LinkFaults::default() }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostSpec {
+    pub name: String,
+    #[serde(default)]
+    pub clock: sim::ClockConfig,
+    #[serde(default)]
+    pub boot: Vec<sim::BootProgram>,
+    #[serde(default)]
+    pub mount: Option<sim::MountOptions>,
+    #[serde(default)]
+    pub faults: Option<sim::LinkFaults>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OracleSettings {
+    /// Oracles to run, by name (`mmsim list` shows them).
+    pub enabled: Vec<String>,
+}
+
+impl Default for OracleSettings {
+    fn default() -> Self {
+        OracleSettings { enabled: crate::oracle::NAMES.iter().map(|s| s.to_string()).collect() }
+    }
+}
+
+/// A bad-input error: one line, exit code 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputError(pub String);
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InputError {}
+
+fn bad(msg: impl Into<String>) -> InputError {
+    InputError(msg.into())
+}
+
+/// Loads a scenario by builtin name or path, applies `--set` overrides and validates it.
+pub fn load(name_or_path: &str, sets: &[String]) -> Result<(Scenario, String), InputError> {
+    let text = if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
+        text.to_string()
+    } else if name_or_path.ends_with(".toml") || Path::new(name_or_path).exists() {
+        std::fs::read_to_string(name_or_path).map_err(|e| bad(format!("cannot read scenario file {name_or_path:?}: {}", e.kind())))?
+    } else {
+        let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
+        return Err(bad(format!("unknown scenario {name_or_path:?}; expected one of: {} (or a path to a .toml file)", names.join(", "))));
+    };
+    parse(&text, sets)
+}
+
+/// Parses TOML text, applies overrides, validates. Returns the scenario and its
+/// canonical TOML (what the scenario hash covers).
+pub fn parse(text: &str, sets: &[String]) -> Result<(Scenario, String), InputError> {
+    let scenario: Scenario = toml::from_str(text).map_err(|e| bad(format!("scenario: {}", one_line(&e.to_string()))))?;
+    let mut tree = toml::Value::try_from(&scenario).map_err(|e| bad(format!("scenario: {e}")))?;
+    for set in sets {
+        apply_set(&mut tree, set)?;
+    }
+    let scenario: Scenario = tree.clone().try_into().map_err(|e: toml::de::Error| bad(format!("--set: {}", one_line(&e.to_string()))))?;
+    validate(&scenario)?;
+    let canonical = toml::to_string(&scenario).map_err(|e| bad(format!("scenario: {e}")))?;
+    Ok((scenario, canonical))
+}
+
+fn one_line(s: &str) -> String {
+    s.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('|') && !l.chars().all(|c| c == '^' || c == ' ')).collect::<Vec<_>>().join(": ")
+}
+
+/// Applies one `key=value`. The key is a dotted path into the defaulted tree;
+/// array elements are addressed by index (`hosts.0.clock.offset_ms`).
+fn apply_set(tree: &mut toml::Value, set: &str) -> Result<(), InputError> {
+    let Some((key, raw)) = set.split_once('=') else {
+        return Err(bad(format!("--set {set:?}: expected key=value")));
+    };
+    let key = key.trim();
+    let mut node = &mut *tree;
+    let mut walked = Vec::new();
+    for part in key.split('.') {
+        walked.push(part);
+        let here = walked.join(".");
+        node = match node {
+            toml::Value::Table(t) => {
+                let known: Vec<String> = t.keys().cloned().collect();
+                t.get_mut(part).ok_or_else(|| bad(format!("--set {here}: no such key; expected one of: {}", known.join(", "))))?
+            }
+            toml::Value::Array(a) => {
+                let len = a.len();
+                let i: usize = part.parse().map_err(|_| bad(format!("--set {here}: expected an index below {len}")))?;
+                a.get_mut(i).ok_or_else(|| bad(format!("--set {here}: expected an index below {len}")))?
+            }
+            _ => return Err(bad(format!("--set {here}: {} is not a table", walked[..walked.len() - 1].join(".")))),
+        };
+    }
+    let parsed: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+        Ok(mut t) => t.remove("v").expect("v"),
+        Err(_) => toml::Value::String(raw.to_string()),
+    };
+    let expected = type_name(node);
+    let value = match (&*node, parsed) {
+        (toml::Value::Float(_), toml::Value::Integer(i)) => toml::Value::Float(i as f64),
+        (toml::Value::String(_), v @ toml::Value::String(_)) => v,
+        // A string key keeps the raw text, so `--set x=linux-2.2` works unquoted.
+        (toml::Value::String(_), _) => toml::Value::String(raw.trim().to_string()),
+        (old, v) if std::mem::discriminant(old) == std::mem::discriminant(&v) => v,
+        (_, v) => return Err(bad(format!("--set {key}: expected {expected}, got {} {raw:?}", type_name(&v)))),
+    };
+    *node = value;
+    Ok(())
+}
+
+fn type_name(v: &toml::Value) -> &'static str {
+    match v {
+        toml::Value::String(_) => "a string",
+        toml::Value::Integer(_) => "an integer",
+        toml::Value::Float(_) => "a number",
+        toml::Value::Boolean(_) => "true or false",
+        toml::Value::Datetime(_) => "a datetime",
+        toml::Value::Array(_) => "an array",
+        toml::Value::Table(_) => "a table",
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 63 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && !s.starts_with('-')
+}
+
+fn validate(s: &Scenario) -> Result<(), InputError> {
+    if s.hosts.is_empty() {
+        return Err(bad("hosts: expected at least one host"));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, h) in s.hosts.iter().enumerate() {
+        if !valid_name(&h.name) || h.name == sim::SERVER_HOST {
+            return Err(bad(format!("hosts.{i}.name: expected letters, digits and '-' (not {:?}, and not the server's name {:?})", h.name, sim::SERVER_HOST)));
+        }
+        if !seen.insert(h.name.clone()) {
+            return Err(bad(format!("hosts.{i}.name: duplicate host {:?}", h.name)));
+        }
+        for (j, b) in h.boot.iter().enumerate() {
+            if !programs::is_program(&b.program) {
+                return Err(bad(format!("hosts.{i}.boot.{j}.program: unknown program {:?}; expected one of: {}", b.program, program_names())));
+            }
+        }
+        if let Some(m) = &h.mount {
+            validate_mount(&format!("hosts.{i}.mount"), m)?;
+        }
+        if let Some(f) = &h.faults {
+            validate_faults(&format!("hosts.{i}.faults"), f)?;
+        }
+    }
+    if s.run.duration_s_max == 0 {
+        return Err(bad("run.duration_s_max: expected a positive number of seconds"));
+    }
+    for p in &s.run.wait_for {
+        if !programs::is_program(p) {
+            return Err(bad(format!("run.wait_for: unknown program {p:?}; expected one of: {}", program_names())));
+        }
+    }
+    for m in &s.run.require_marks {
+        if !crate::marks::NAMES.contains(&m.as_str()) {
+            return Err(bad(format!("run.require_marks: unknown mark {m:?}; expected one of: {}", crate::marks::NAMES.join(", "))));
+        }
+    }
+    for o in &s.oracles.enabled {
+        if !crate::oracle::NAMES.contains(&o.as_str()) {
+            return Err(bad(format!("oracles.enabled: unknown oracle {o:?}; expected one of: {}", crate::oracle::NAMES.join(", "))));
+        }
+    }
+    if s.network.latency_ms == 0 || s.network.latency_ms > 10_000 {
+        return Err(bad("network.latency_ms: expected 1..=10000 whole milliseconds"));
+    }
+    validate_faults("network.faults", &s.network.faults)?;
+    validate_mount("mount", &s.mount)?;
+    if s.gate.ops_per_step_max == 0 {
+        return Err(bad("gate.ops_per_step_max: expected a positive count"));
+    }
+    if s.server.timestamp_granularity_ms == 0 {
+        return Err(bad("server.timestamp_granularity_ms: expected a positive number of milliseconds"));
+    }
+    Ok(())
+}
+
+fn validate_faults(key: &str, f: &sim::LinkFaults) -> Result<(), InputError> {
+    for (name, v) in [
+        ("drop_request_ppm", f.drop_request_ppm),
+        ("drop_reply_ppm", f.drop_reply_ppm),
+        ("duplicate_ppm", f.duplicate_ppm),
+        ("delay_ppm", f.delay_ppm),
+    ] {
+        if v > 1_000_000 {
+            return Err(bad(format!("{key}.{name}: expected 0..=1000000 parts per million, got {v}")));
+        }
+    }
+    if f.delay_ms_max > 60_000 {
+        return Err(bad(format!("{key}.delay_ms_max: expected 0..=60000 milliseconds")));
+    }
+    Ok(())
+}
+
+fn validate_mount(key: &str, m: &sim::MountOptions) -> Result<(), InputError> {
+    for (name, v) in [("rsize", m.rsize), ("wsize", m.wsize)] {
+        if !(512..=65536).contains(&v) {
+            return Err(bad(format!("{key}.{name}: expected 512..=65536 bytes, got {v}")));
+        }
+    }
+    if m.transport.timeo_ms == 0 || m.transport.timeo_ms > m.transport.timeo_max_ms {
+        return Err(bad(format!("{key}.transport.timeo_ms: expected 1..=timeo_max_ms milliseconds")));
+    }
+    Ok(())
+}
+
+fn program_names() -> String {
+    programs::PROGRAMS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+}
+
+impl Scenario {
+    /// The world this scenario describes, under `seed`.
+    pub fn world_config(&self, seed: u64) -> sim::WorldConfig {
+        sim::WorldConfig {
+            seed,
+            latency_ms: self.network.latency_ms,
+            server: self.server.clone(),
+            gate: self.gate.clone(),
+            hosts: self
+                .hosts
+                .iter()
+                .map(|h| sim::HostConfig {
+                    name: h.name.clone(),
+                    clock: h.clock.clone(),
+                    mount: h.mount.clone().unwrap_or_else(|| self.mount.clone()),
+                    link: h.faults.clone().unwrap_or_else(|| self.network.faults.clone()),
+                    boot: h.boot.clone(),
+                })
+                .collect(),
+        }
+    }
+}

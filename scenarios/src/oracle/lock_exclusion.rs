@@ -37,10 +37,8 @@ pub fn check(history: &History) -> OracleResult {
                 }
                 holders.insert(lock, (who, claim.clone(), event.t));
             }
-            ModelEvent::LockReleasing { lock, .. } => {
-                if holders.get(lock.as_str()).is_some_and(|(h, _, _)| *h == who) {
-                    holders.remove(lock.as_str());
-                }
+            ModelEvent::LockReleasing { lock, .. } if holders.get(lock.as_str()).is_some_and(|(h, _, _)| *h == who) => {
+                holders.remove(lock.as_str());
             }
             _ => {}
         }

@@ -108,7 +108,7 @@ pub struct NfsClient {
 
 fn split_path(path: &str) -> Res<Vec<&str>> {
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
-    if parts.iter().any(|p| *p == "..") {
+    if parts.contains(&"..") {
         return Err(libc::EINVAL);
     }
     Ok(parts)

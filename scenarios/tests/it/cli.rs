@@ -1,0 +1,80 @@
+//! The CLI's contract: bad input gets one clear line and exit code 2, never a
+//! panic or a backtrace; the seed comes from --seed, then MMSIM_SEED.
+
+use std::process::{Command, Output};
+
+fn mmsim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mmsim")).args(args).env_remove("MMSIM_SEED").output().unwrap()
+}
+
+/// Asserts exit 2 and a single stderr line containing `needle`.
+fn check_bad_input(args: &[&str], needle: &str) {
+    let out = mmsim(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: one line expected, got {stderr:?}");
+    assert!(stderr.contains(needle), "{args:?}: {stderr:?} lacks {needle:?}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn bad_input_gets_one_line_and_exit_code_2() {
+    check_bad_input(&["run", "nosuch"], "expected one of: smoke");
+    check_bad_input(&["run", "smoke", "--seed", "x"], "--seed");
+    check_bad_input(&["run", "smoke", "--seed", "-1"], "-1");
+    check_bad_input(&["run", "smoke", "--set", "network.nosuch=1"], "no such key; expected one of:");
+    check_bad_input(&["run", "smoke", "--set", "network.latency_ms=fast"], "expected an integer");
+    check_bad_input(&["run", "smoke", "--set", "network.latency_ms=0"], "network.latency_ms");
+    check_bad_input(&["run", "smoke", "--set", "hosts.9.name=x"], "expected an index below 2");
+    check_bad_input(&["run", "smoke", "--set", "noequals"], "expected key=value");
+    check_bad_input(&["run", "smoke", "--bogus"], "--bogus");
+    check_bad_input(&["frobnicate"], "frobnicate");
+    check_bad_input(&["run", "smoke", "--trace", "/nonexistent-dir/x.jsonl"], "--trace");
+}
+
+#[test]
+fn a_malformed_or_unknown_key_scenario_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad_toml = dir.path().join("bad.toml");
+    std::fs::write(&bad_toml, "name = \n").unwrap();
+    check_bad_input(&["run", bad_toml.to_str().unwrap()], "scenario:");
+    let unknown = dir.path().join("unknown.toml");
+    std::fs::write(&unknown, "name='x'\ndescription='y'\ncolour='red'\n[[hosts]]\nname='a'\n").unwrap();
+    check_bad_input(&["run", unknown.to_str().unwrap()], "colour");
+    let program = dir.path().join("program.toml");
+    std::fs::write(&program, "name='x'\ndescription='y'\n[[hosts]]\nname='a'\nboot=[{program='nope'}]\n").unwrap();
+    check_bad_input(&["run", program.to_str().unwrap()], "unknown program \"nope\"");
+    check_bad_input(&["run", dir.path().join("missing.toml").to_str().unwrap()], "cannot read");
+}
+
+#[test]
+fn mmsim_seed_is_used_when_no_seed_flag_is_given_and_a_bad_one_is_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_mmsim")).args(["run", "smoke", "--json"]).env("MMSIM_SEED", "8").output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["seed"], 8);
+    let out = Command::new(env!("CARGO_BIN_EXE_mmsim")).args(["run", "smoke"]).env("MMSIM_SEED", "eight").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn the_report_names_seed_fingerprint_and_verdicts_and_the_trace_is_jsonl() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.jsonl");
+    let out = mmsim(&["run", "smoke", "--seed", "5", "--json", "--trace", trace.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in ["scenario", "seed", "sim_time_ms", "wall_ms", "steps", "steps_per_s", "events", "trace_hash", "oracles", "fingerprint"] {
+        assert!(v.get(key).is_some(), "report lacks {key}");
+    }
+    for key in ["git_revision", "rustc", "cargo_lock", "scenario"] {
+        assert!(v["fingerprint"].get(key).is_some(), "fingerprint lacks {key}");
+    }
+    let lines = std::fs::read_to_string(&trace).unwrap();
+    assert_eq!(lines.lines().count() as u64, v["events"].as_u64().unwrap());
+    for line in lines.lines() {
+        let e: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(e.get("kind").is_some());
+    }
+    let human = String::from_utf8(mmsim(&["run", "smoke", "--seed", "5"]).stdout).unwrap();
+    assert!(human.contains("seed        5") && human.contains("trace hash"), "{human}");
+}

@@ -1,0 +1,4 @@
+//! sim's integration tests: the server's inode semantics, the gate, and determinism.
+
+mod gate;
+mod store;

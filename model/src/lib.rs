@@ -5,14 +5,14 @@
 //! - `os`: the seam. Everything the model may touch.
 //! - `event`: annotations, what the model believes it did.
 //! - `real`: `RealOs`, the trait on the real kernel.
-//! - `smoke`: the Foundation's smoke workload (an exclusive-create lock and appends).
 //!
 //! The model knows nothing of simulation: no fault injection, no `cfg(test)`
 //! behaviour, no randomness but `Os::random`, no clock but `Os::now`.
 
 mod event;
 mod os;
-pub mod smoke;
+mod real;
 
-pub use event::ModelEvent;
-pub use os::{err, errno, ExitStatus, Fd, FileType, Metadata, OpenFlags, Os, Pid, SetTime, Signal};
+pub use event::{ListLoadOutcome, ModelEvent};
+pub use os::{err, errno, errno_name, ExitStatus, Fd, FileType, Metadata, OpenFlags, Os, Pid, SetTime, Signal};
+pub use real::{RealOs, SpawnConfig};

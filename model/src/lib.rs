@@ -5,14 +5,17 @@
 //! - `os`: the seam. Everything the model may touch.
 //! - `event`: annotations, what the model believes it did.
 //! - `real`: `RealOs`, the trait on the real kernel.
+//! - `lockfile`: Mailman's `LockFile` (spec/mailman.md §1) and its variants.
 //!
 //! The model knows nothing of simulation: no fault injection, no `cfg(test)`
 //! behaviour, no randomness but `Os::random`, no clock but `Os::now`.
 
 mod event;
+mod lockfile;
 mod os;
 mod real;
 
 pub use event::{ListLoadOutcome, ModelEvent};
+pub use lockfile::{Condition, LockCounter, LockError, LockFile, LockLogging, LockSettings, LockVariant};
 pub use os::{err, errno, errno_name, ExitStatus, Fd, FileType, Metadata, OpenFlags, Os, Pid, SetTime, Signal};
 pub use real::{RealOs, SpawnConfig};

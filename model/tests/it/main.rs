@@ -6,4 +6,6 @@
 //! - `lockfile`: `LockFile`, step by step for each variant, and on `RealOs`.
 //! - `mlist`: `MailList`: Save, Load, the fallback chain, repair, list_exists.
 
+mod fake_os;
+mod lockfile;
 mod real_os;

@@ -24,6 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::event::ModelEvent;
 use crate::os::{errno, errno_name, OpenFlags, Os, SetTime};
+use crate::python::{read_to_end, whole_seconds};
 
 /// Which lock algorithm runs. Everything not listed here is Mailman 2.1's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -421,21 +422,7 @@ impl<O: Os> LockFile<O> {
     async fn read_whole(&self, path: &str) -> io::Result<Vec<u8>> {
         const READ_CHUNK_BYTES: usize = 8192;
         let fd = self.os.open(path, OpenFlags::read_only()).await?;
-        let mut content = Vec::new();
-        loop {
-            match self.os.read(fd, READ_CHUNK_BYTES).await {
-                Ok(chunk) if chunk.is_empty() => break,
-                Ok(chunk) => content.extend(chunk),
-                Err(e) => {
-                    // Python's file object closes when it is collected; the
-                    // read error is what propagates.
-                    let _ = self.os.close(fd).await;
-                    return Err(e);
-                }
-            }
-        }
-        self.os.close(fd).await?;
-        Ok(content)
+        read_to_end(&*self.os, fd, READ_CHUNK_BYTES).await
     }
 
     /// `__touch(f)`: `utime(f, (t, t))` with `t = now + lifetime` from the
@@ -499,13 +486,5 @@ impl<O: Os> LockFile<O> {
             self.os
                 .event(ModelEvent::Log { log: "locks".to_string(), message: format!("{} {message}", self.log_prefix) });
         }
-    }
-}
-
-/// Truncates to whole seconds, as `int(st_mtime)` does (toward zero).
-fn whole_seconds(t: SystemTime) -> SystemTime {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => UNIX_EPOCH + Duration::from_secs(d.as_secs()),
-        Err(e) => UNIX_EPOCH - Duration::from_secs(e.duration().as_secs()),
     }
 }

@@ -8,4 +8,5 @@
 
 mod fake_os;
 mod lockfile;
+mod mlist;
 mod real_os;

@@ -18,4 +18,62 @@ pub enum ModelEvent {
     Appended { path: String, record: String },
     /// Free-form log line, as Mailman writes to `logs/<log>`.
     Log { log: String, message: String },
+
+    // --- lockfile / mlist events ---
+    // Errno values are symbols (`"ENOENT"`, `"ESTALE"`), made by `errno_name`.
+    /// The first `link()` of one `lock()` call that failed with EEXIST: another
+    /// claim held `lock` (spec/mailman.md §1.4 step 3.1).
+    LockContended { lock: String, claim: String },
+    /// `__break()` ran to its end (spec §1.5). `winner` is the claim read from
+    /// the lock file before it was unlinked, `None` when the read found ENOENT.
+    LockBroken { lock: String, claim: String, winner: Option<String> },
+    /// flufl refused to break: the lock file's content is not a four-field claim
+    /// name (spec §1.8).
+    LockBreakRefused { lock: String, claim: String, content: String },
+    /// `lock()` raised TimeOutError after unlinking its claim (spec §1.4 step 3.2).
+    LockTimedOut { lock: String, claim: String },
+    /// `link()` failed with EEXIST and the lock file's link count was not 2
+    /// (spec §1.4 step 3.1). `nlink` is −1 when the stat found ENOENT.
+    LockUnexpectedLinkcount { lock: String, claim: String, nlink: i64 },
+    /// `link()` failed with an errno the variant does not tolerate; the claim is
+    /// unlinked and the error raised out of `lock()` (spec §1.4 step 3.1).
+    LockLinkError { lock: String, claim: String, errno: String },
+    /// `refresh()` asked `locked()`; `held` is the answer. `false` means
+    /// `refresh()` raises NotLockedError unless it was unconditional (spec §1.6).
+    LockRefreshed { lock: String, claim: String, held: bool },
+    /// `__load(file)` finished for one file of the fallback chain
+    /// (spec §2.4). `errno` is set for `missing`; `post_id` for `loaded`.
+    ListFileLoad { list: String, file: String, outcome: ListLoadOutcome, errno: Option<String>, post_id: Option<u64> },
+    /// `Load()` took its state from `file`, which is not the primary config
+    /// file (spec §2.5 step 2).
+    ListFallbackUsed { list: String, file: String },
+    /// Every file of the fallback chain failed: MMCorruptListDatabaseError
+    /// (spec §2.5 step 2).
+    ListCorrupt { list: String },
+    /// The repair of spec §2.5 step 3 starts, copying from `from`. `mode` is
+    /// `copy_unlocked` or `rename_corrupt_then_copy`.
+    ListRepairStarted { list: String, from: String, mode: String },
+    /// The repair of spec §2.5 step 3 finished without error.
+    ListRepairFinished { list: String, from: String },
+    /// `Save()` renamed its temporary file over `file` (spec §2.3 step 3.4):
+    /// from now on the server holds `post_id`.
+    ListSaved { list: String, file: String, post_id: u64 },
+    /// `list_exists()` concluded that `list` does not exist (spec §2.6).
+    /// `errnos[i]` is what the stat of `files[i]` failed with; an empty
+    /// `files` means the name itself was refused as hostile (2.1.23+).
+    ListMissing { list: String, files: Vec<String>, errnos: Vec<String> },
+}
+
+/// What `__load(file)` made of one file (spec/mailman.md §2.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListLoadOutcome {
+    /// Decoded: `(dict, None)`.
+    Loaded,
+    /// The "already current" mtime shortcut: `(None, None)`; `Load()` returns at once.
+    ShortcutSkip,
+    /// Opened but failed to decode (a truncated or partial file): `(None, e)`.
+    Corrupt,
+    /// ENOENT from `stat` or `open`: `(None, e)`.
+    Missing,
 }

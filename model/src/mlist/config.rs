@@ -1,0 +1,108 @@
+//! The list's stored state: the public attributes `Save()` writes to
+//! `config.pck`/`config.db` (spec/mailman.md §2.3 step 2).
+//!
+//! Models a realistic subset of Mailman's attributes: identity, posting
+//! counters, members with their per-member dictionaries, and bounce records,
+//! so that the file has Mailman's size and shape. A list of 200 members
+//! serialises to about 32 KiB, four 8 KiB writes. Leaves out the several
+//! hundred other configuration variables, whose only effect here would be size.
+//!
+//! Pickle and marshal are replaced by serde JSON. What matters is kept: the
+//! encoding is one stream written front to back, and a truncated or partial
+//! file fails to decode, which is Mailman's "corrupt" path (spec §2.4).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// One entry of `bounce_info` (Mailman's `_BounceInfo`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BounceRecord {
+    pub score: f64,
+    /// Date of the last bounce as `(year, month, day)`, as Mailman stores it.
+    pub date: (i32, u32, u32),
+    pub notices_left: u32,
+    pub last_notice: (i32, u32, u32),
+    pub cookie: String,
+}
+
+/// The public attributes of one `MailList`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ListConfig {
+    /// The list's name as Mailman stores it (`real_name`).
+    pub real_name: String,
+    pub host_name: String,
+    pub web_page_url: String,
+    pub description: String,
+    pub info: String,
+    pub owner: Vec<String>,
+    pub moderator: Vec<String>,
+    /// `"[%s %d] "`-style: the `%d` is replaced by `post_id` when a message is
+    /// posted (CookHeaders).
+    pub subject_prefix: String,
+    /// The next post's number; the lost-update races repeat a value.
+    pub post_id: u64,
+    /// `time.time()` of the last post, seconds since the epoch.
+    pub last_post_time: f64,
+    pub created_at: f64,
+    /// Regular members' addresses.
+    pub members: Vec<String>,
+    pub digest_members: Vec<String>,
+    pub passwords: BTreeMap<String, String>,
+    pub user_options: BTreeMap<String, u32>,
+    pub language: BTreeMap<String, String>,
+    pub usernames: BTreeMap<String, String>,
+    pub bounce_info: BTreeMap<String, BounceRecord>,
+}
+
+impl ListConfig {
+    /// A list named `real_name` with `member_count` regular members named
+    /// `member0000@<host_name>`, …; every tenth member has a bounce record.
+    /// Deterministic: the same arguments give the same bytes.
+    pub fn new(real_name: &str, host_name: &str, member_count: usize) -> Self {
+        let members: Vec<String> = (0..member_count).map(|i| format!("member{i:04}@{host_name}")).collect();
+        let per_member = |f: &dyn Fn(usize) -> String| -> BTreeMap<String, String> {
+            members.iter().enumerate().map(|(i, m)| (m.clone(), f(i))).collect()
+        };
+        let bounce_info = members
+            .iter()
+            .step_by(10)
+            .enumerate()
+            .map(|(i, m)| {
+                let record = BounceRecord {
+                    score: 1.0,
+                    date: (2002, 1, 15),
+                    notices_left: 3,
+                    last_notice: (2002, 1, 1),
+                    cookie: format!("{:040x}", i),
+                };
+                (m.clone(), record)
+            })
+            .collect();
+        ListConfig {
+            real_name: real_name.to_string(),
+            host_name: host_name.to_string(),
+            web_page_url: format!("http://{host_name}/mailman/"),
+            description: format!("The {real_name} mailing list"),
+            info: String::new(),
+            owner: vec![format!("{real_name}-admin@{host_name}")],
+            moderator: Vec::new(),
+            subject_prefix: format!("[{real_name} %d] "),
+            post_id: 1,
+            last_post_time: 0.0,
+            created_at: 1_000_000_000.0,
+            passwords: per_member(&|i| format!("pw{i:06}")),
+            user_options: members.iter().map(|m| (m.clone(), 0)).collect(),
+            language: per_member(&|_| "en".to_string()),
+            usernames: per_member(&|i| format!("Member {i}")),
+            members,
+            digest_members: Vec::new(),
+            bounce_info,
+        }
+    }
+
+    /// The Subject prefix of the next post, as CookHeaders renders it.
+    pub fn rendered_subject_prefix(&self) -> String {
+        self.subject_prefix.replace("%d", &self.post_id.to_string())
+    }
+}

@@ -18,6 +18,7 @@ mod mlist;
 mod os;
 mod python;
 mod real;
+pub mod smoke;
 
 pub use event::{ListLoadOutcome, ModelEvent};
 pub use lockfile::{Condition, LockCounter, LockError, LockFile, LockLogging, LockSettings, LockVariant};

@@ -59,7 +59,12 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;
-            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
@@ -127,7 +132,8 @@ fn main() -> ExitCode {
                 let a = first.trace.line_hashes();
                 let b = second.trace.line_hashes();
                 if let Some(i) = sim::first_divergence(a, b) {
-                    let line = |t: &sim::Trace| t.events().get(i).map(|e| e.line()).unwrap_or_else(|| "(end of trace)".into());
+                    let line =
+                        |t: &sim::Trace| t.events().get(i).map(|e| e.line()).unwrap_or_else(|| "(end of trace)".into());
                     eprintln!("mmsim: nondeterminism: the two runs diverge at event {i}");
                     eprintln!("  first:  {}", line(&first.trace));
                     eprintln!("  second: {}", line(&second.trace));

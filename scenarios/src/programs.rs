@@ -7,7 +7,8 @@ use sim::{Proc, World};
 use crate::sim_os::SimOs;
 
 /// (name, one-line description) of every program a scenario may boot or spawn.
-pub const PROGRAMS: &[(&str, &str)] = &[("smoke-worker", "the smoke workload: an O_EXCL lock file and appends to a shared file")];
+pub const PROGRAMS: &[(&str, &str)] =
+    &[("smoke-worker", "the smoke workload: an O_EXCL lock file and appends to a shared file")];
 
 pub fn is_program(name: &str) -> bool {
     PROGRAMS.iter().any(|(n, _)| *n == name)

@@ -117,9 +117,11 @@ pub fn run_full(scenario: &Scenario, seed: u64, replay_args: &str) -> RunOutput 
     drop(simulation);
     let trace = world.take_trace();
     let history = History { events: trace.events(), store: &store };
-    let oracles: Vec<OracleResult> = scenario.oracles.enabled.iter().map(|name| oracle::check(name, &history)).collect();
+    let oracles: Vec<OracleResult> =
+        scenario.oracles.enabled.iter().map(|name| oracle::check(name, &history)).collect();
     let marks = marks::count(trace.events());
-    let missing: Vec<&String> = scenario.run.require_marks.iter().filter(|m| marks.get(*m).copied().unwrap_or(0) == 0).collect();
+    let missing: Vec<&String> =
+        scenario.run.require_marks.iter().filter(|m| marks.get(*m).copied().unwrap_or(0) == 0).collect();
     let failed: Vec<&str> = oracles.iter().filter(|o| o.status == Status::Fail).map(|o| o.name.as_str()).collect();
     let (exit_code, verdict) = if !failed.is_empty() {
         (exit::SAFETY, format!("safety violation: {}", failed.join(", ")))
@@ -127,10 +129,17 @@ pub fn run_full(scenario: &Scenario, seed: u64, replay_args: &str) -> RunOutput 
         match &ending {
             Ending::SimError(e) => (exit::PANIC, format!("internal error: {e}")),
             Ending::Livelock(why) => (exit::LIVENESS, format!("liveness: {why}")),
-            Ending::BudgetExhausted => (exit::LIVENESS, format!("liveness: the {}s simulated-time budget ran out", scenario.run.duration_s_max)),
-            Ending::Completed if !missing.is_empty() => {
-                (exit::VACUOUS, format!("vacuous: required marks never hit: {}", missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")))
-            }
+            Ending::BudgetExhausted => (
+                exit::LIVENESS,
+                format!("liveness: the {}s simulated-time budget ran out", scenario.run.duration_s_max),
+            ),
+            Ending::Completed if !missing.is_empty() => (
+                exit::VACUOUS,
+                format!(
+                    "vacuous: required marks never hit: {}",
+                    missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            ),
             Ending::Completed => (exit::PASS, "pass".to_string()),
         }
     };
@@ -200,7 +209,10 @@ impl Report {
         let _ = writeln!(
             s,
             "build       git {} | {} | Cargo.lock {} | scenario {}",
-            self.fingerprint.git_revision, self.fingerprint.rustc, self.fingerprint.cargo_lock, self.fingerprint.scenario
+            self.fingerprint.git_revision,
+            self.fingerprint.rustc,
+            self.fingerprint.cargo_lock,
+            self.fingerprint.scenario
         );
         if self.exit_code != exit::PASS {
             let _ = writeln!(s, "replay      {}", self.replay);

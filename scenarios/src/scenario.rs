@@ -118,10 +118,14 @@ pub fn load(name_or_path: &str, sets: &[String]) -> Result<(Scenario, String), I
     let text = if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
         text.to_string()
     } else if name_or_path.ends_with(".toml") || Path::new(name_or_path).exists() {
-        std::fs::read_to_string(name_or_path).map_err(|e| bad(format!("cannot read scenario file {name_or_path:?}: {}", e.kind())))?
+        std::fs::read_to_string(name_or_path)
+            .map_err(|e| bad(format!("cannot read scenario file {name_or_path:?}: {}", e.kind())))?
     } else {
         let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
-        return Err(bad(format!("unknown scenario {name_or_path:?}; expected one of: {} (or a path to a .toml file)", names.join(", "))));
+        return Err(bad(format!(
+            "unknown scenario {name_or_path:?}; expected one of: {} (or a path to a .toml file)",
+            names.join(", ")
+        )));
     };
     parse(&text, sets)
 }
@@ -129,19 +133,25 @@ pub fn load(name_or_path: &str, sets: &[String]) -> Result<(Scenario, String), I
 /// Parses TOML text, applies overrides, validates. Returns the scenario and its
 /// canonical TOML (what the scenario hash covers).
 pub fn parse(text: &str, sets: &[String]) -> Result<(Scenario, String), InputError> {
-    let scenario: Scenario = toml::from_str(text).map_err(|e| bad(format!("scenario: {}", one_line(&e.to_string()))))?;
+    let scenario: Scenario =
+        toml::from_str(text).map_err(|e| bad(format!("scenario: {}", one_line(&e.to_string()))))?;
     let mut tree = toml::Value::try_from(&scenario).map_err(|e| bad(format!("scenario: {e}")))?;
     for set in sets {
         apply_set(&mut tree, set)?;
     }
-    let scenario: Scenario = tree.clone().try_into().map_err(|e: toml::de::Error| bad(format!("--set: {}", one_line(&e.to_string()))))?;
+    let scenario: Scenario =
+        tree.clone().try_into().map_err(|e: toml::de::Error| bad(format!("--set: {}", one_line(&e.to_string()))))?;
     validate(&scenario)?;
     let canonical = toml::to_string(&scenario).map_err(|e| bad(format!("scenario: {e}")))?;
     Ok((scenario, canonical))
 }
 
 fn one_line(s: &str) -> String {
-    s.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('|') && !l.chars().all(|c| c == '^' || c == ' ')).collect::<Vec<_>>().join(": ")
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('|') && !l.chars().all(|c| c == '^' || c == ' '))
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 /// Applies one `key=value`. The key is a dotted path into the defaulted tree;
@@ -159,7 +169,8 @@ fn apply_set(tree: &mut toml::Value, set: &str) -> Result<(), InputError> {
         node = match node {
             toml::Value::Table(t) => {
                 let known: Vec<String> = t.keys().cloned().collect();
-                t.get_mut(part).ok_or_else(|| bad(format!("--set {here}: no such key; expected one of: {}", known.join(", "))))?
+                t.get_mut(part)
+                    .ok_or_else(|| bad(format!("--set {here}: no such key; expected one of: {}", known.join(", "))))?
             }
             toml::Value::Array(a) => {
                 let len = a.len();
@@ -209,14 +220,22 @@ fn validate(s: &Scenario) -> Result<(), InputError> {
     let mut seen = std::collections::BTreeSet::new();
     for (i, h) in s.hosts.iter().enumerate() {
         if !valid_name(&h.name) || h.name == sim::SERVER_HOST {
-            return Err(bad(format!("hosts.{i}.name: expected letters, digits and '-' (not {:?}, and not the server's name {:?})", h.name, sim::SERVER_HOST)));
+            return Err(bad(format!(
+                "hosts.{i}.name: expected letters, digits and '-' (not {:?}, and not the server's name {:?})",
+                h.name,
+                sim::SERVER_HOST
+            )));
         }
         if !seen.insert(h.name.clone()) {
             return Err(bad(format!("hosts.{i}.name: duplicate host {:?}", h.name)));
         }
         for (j, b) in h.boot.iter().enumerate() {
             if !programs::is_program(&b.program) {
-                return Err(bad(format!("hosts.{i}.boot.{j}.program: unknown program {:?}; expected one of: {}", b.program, program_names())));
+                return Err(bad(format!(
+                    "hosts.{i}.boot.{j}.program: unknown program {:?}; expected one of: {}",
+                    b.program,
+                    program_names()
+                )));
             }
         }
         if let Some(m) = &h.mount {
@@ -236,12 +255,18 @@ fn validate(s: &Scenario) -> Result<(), InputError> {
     }
     for m in &s.run.require_marks {
         if !crate::marks::NAMES.contains(&m.as_str()) {
-            return Err(bad(format!("run.require_marks: unknown mark {m:?}; expected one of: {}", crate::marks::NAMES.join(", "))));
+            return Err(bad(format!(
+                "run.require_marks: unknown mark {m:?}; expected one of: {}",
+                crate::marks::NAMES.join(", ")
+            )));
         }
     }
     for o in &s.oracles.enabled {
         if !crate::oracle::NAMES.contains(&o.as_str()) {
-            return Err(bad(format!("oracles.enabled: unknown oracle {o:?}; expected one of: {}", crate::oracle::NAMES.join(", "))));
+            return Err(bad(format!(
+                "oracles.enabled: unknown oracle {o:?}; expected one of: {}",
+                crate::oracle::NAMES.join(", ")
+            )));
         }
     }
     if s.network.latency_ms == 0 || s.network.latency_ms > 10_000 {

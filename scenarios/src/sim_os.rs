@@ -37,7 +37,14 @@ fn metadata(a: Attr) -> Metadata {
 }
 
 fn flags(f: OpenFlags) -> Flags {
-    Flags { read: f.read, write: f.write, create: f.create, exclusive: f.exclusive, truncate: f.truncate, append: f.append }
+    Flags {
+        read: f.read,
+        write: f.write,
+        create: f.create,
+        exclusive: f.exclusive,
+        truncate: f.truncate,
+        append: f.append,
+    }
 }
 
 pub fn signal_number(s: Signal) -> i32 {

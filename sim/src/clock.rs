@@ -91,11 +91,8 @@ mod tests {
 
     #[test]
     fn offset_drift_and_steps_add_up() {
-        let c = ClockConfig {
-            offset_ms: 1500,
-            drift_ppm: 1000,
-            steps: vec![ClockStep { at_ms: 10_000, delta_ms: -3000 }],
-        };
+        let c =
+            ClockConfig { offset_ms: 1500, drift_ppm: 1000, steps: vec![ClockStep { at_ms: 10_000, delta_ms: -3000 }] };
         let base = EPOCH_UNIX_S as i64 * 1_000_000_000;
         assert_eq!(c.wall_ns(Duration::ZERO), base + 1_500_000_000);
         // 1000 ppm over 5 s is 5 ms.

@@ -182,7 +182,15 @@ impl Proc {
         (Ctx::new(self.0.world.next_span(), self.0.pid), true_now())
     }
 
-    fn end<T>(&self, ctx: Ctx, started: Duration, op: &'static str, args: String, result: &Res<T>, render: impl Fn(&T) -> String) {
+    fn end<T>(
+        &self,
+        ctx: Ctx,
+        started: Duration,
+        op: &'static str,
+        args: String,
+        result: &Res<T>,
+        render: impl Fn(&T) -> String,
+    ) {
         let outcome: Outcome = match result {
             Ok(v) => Ok(render(v)),
             Err(e) => Err(*e),
@@ -431,7 +439,9 @@ impl Proc {
             .0
             .accept()
             .await
-            .map(|(s, addr)| (TcpStream(s), turmoil::reverse_lookup(addr.ip()).unwrap_or_else(|| addr.ip().to_string())))
+            .map(|(s, addr)| {
+                (TcpStream(s), turmoil::reverse_lookup(addr.ip()).unwrap_or_else(|| addr.ip().to_string()))
+            })
             .map_err(|e| io_errno(&e));
         self.end(ctx, t0, "accept", String::new(), &r, |(_, peer)| format!("peer={peer}"));
         self.after().await;

@@ -119,10 +119,20 @@ pub struct Transport {
 
 impl Transport {
     /// Binds the client socket and starts the task that routes replies to callers.
-    pub async fn bind(world: World, host: Rc<str>, server: &str, incarnation: u32, faults: LinkFaults, options: TransportOptions) -> Rc<Transport> {
+    pub async fn bind(
+        world: World,
+        host: Rc<str>,
+        server: &str,
+        incarnation: u32,
+        faults: LinkFaults,
+        options: TransportOptions,
+    ) -> Rc<Transport> {
         let socket = UdpSocket::bind(("0.0.0.0", CLIENT_PORT)).await.expect("bind NFS client port");
         let server = SocketAddr::new(turmoil::lookup(server), NFS_PORT);
-        let link = Rng::stream(world.seed(), &format!("link/{host}->{}", turmoil::reverse_lookup(server.ip()).unwrap_or_default()));
+        let link = Rng::stream(
+            world.seed(),
+            &format!("link/{host}->{}", turmoil::reverse_lookup(server.ip()).unwrap_or_default()),
+        );
         let transport = Rc::new(Transport {
             world,
             host,
@@ -177,7 +187,13 @@ impl Transport {
                     ms => ReplyFate::DelayMs(ms),
                 }
             };
-            let copies = if drop_request { 0 } else if duplicate { 2 } else { 1 };
+            let copies = if drop_request {
+                0
+            } else if duplicate {
+                2
+            } else {
+                1
+            };
             (copies, request_delay, reply_fate)
         };
         if copies == 0 {
@@ -236,11 +252,19 @@ impl Transport {
                         minor = 0;
                         match self.options.mount {
                             MountKind::Hard => {
-                                self.world.fault(format!("nfs: server not responding, still trying ({} x{xid} {})", self.host, proc.name()));
+                                self.world.fault(format!(
+                                    "nfs: server not responding, still trying ({} x{xid} {})",
+                                    self.host,
+                                    proc.name()
+                                ));
                             }
                             MountKind::Soft | MountKind::SoftErr => {
                                 self.pending.borrow_mut().remove(&xid);
-                                return Err(if self.options.mount == MountKind::Soft { libc::EIO } else { libc::ETIMEDOUT });
+                                return Err(if self.options.mount == MountKind::Soft {
+                                    libc::EIO
+                                } else {
+                                    libc::ETIMEDOUT
+                                });
                             }
                         }
                     }

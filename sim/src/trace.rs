@@ -28,14 +28,58 @@ use crate::errno::errno_name;
 pub type Outcome = Result<String, i32>;
 
 pub enum EventKind {
-    Call { span: u64, host: Rc<str>, pid: u32, op: &'static str, args: String, outcome: Outcome, served_by: String, started: Duration },
-    Rpc { span: u64, host: Rc<str>, xid: u32, proc: &'static str, retransmit: u32, outcome: String },
-    Apply { client: Rc<str>, xid: u32, proc: &'static str, args: String, status: &'static str, replay: bool },
-    Note { host: Rc<str>, pid: u32, text: String, payload: Rc<dyn Any> },
-    Start { host: Rc<str>, pid: u32, incarnation: u32, program: String, args: Vec<String>, parent: Option<u32> },
-    Exit { host: Rc<str>, pid: u32, status: String },
-    Crash { host: Rc<str>, pid: Option<u32> },
-    Fault { text: String },
+    Call {
+        span: u64,
+        host: Rc<str>,
+        pid: u32,
+        op: &'static str,
+        args: String,
+        outcome: Outcome,
+        served_by: String,
+        started: Duration,
+    },
+    Rpc {
+        span: u64,
+        host: Rc<str>,
+        xid: u32,
+        proc: &'static str,
+        retransmit: u32,
+        outcome: String,
+    },
+    Apply {
+        client: Rc<str>,
+        xid: u32,
+        proc: &'static str,
+        args: String,
+        status: &'static str,
+        replay: bool,
+    },
+    Note {
+        host: Rc<str>,
+        pid: u32,
+        text: String,
+        payload: Rc<dyn Any>,
+    },
+    Start {
+        host: Rc<str>,
+        pid: u32,
+        incarnation: u32,
+        program: String,
+        args: Vec<String>,
+        parent: Option<u32>,
+    },
+    Exit {
+        host: Rc<str>,
+        pid: u32,
+        status: String,
+    },
+    Crash {
+        host: Rc<str>,
+        pid: Option<u32>,
+    },
+    Fault {
+        text: String,
+    },
 }
 
 pub struct Event {
@@ -132,7 +176,10 @@ impl EventKind {
 
     pub fn pid(&self) -> Option<u32> {
         match self {
-            EventKind::Call { pid, .. } | EventKind::Note { pid, .. } | EventKind::Start { pid, .. } | EventKind::Exit { pid, .. } => Some(*pid),
+            EventKind::Call { pid, .. }
+            | EventKind::Note { pid, .. }
+            | EventKind::Start { pid, .. }
+            | EventKind::Exit { pid, .. } => Some(*pid),
             EventKind::Crash { pid, .. } => *pid,
             _ => None,
         }

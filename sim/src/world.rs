@@ -206,7 +206,15 @@ impl World {
         self.record(EventKind::Rpc { span, host: host.clone(), xid, proc, retransmit, outcome: outcome.to_string() });
     }
 
-    pub fn record_apply(&self, client: Rc<str>, xid: u32, proc: &'static str, args: String, status: &'static str, replay: bool) {
+    pub fn record_apply(
+        &self,
+        client: Rc<str>,
+        xid: u32,
+        proc: &'static str,
+        args: String,
+        status: &'static str,
+        replay: bool,
+    ) {
         self.record(EventKind::Apply { client, xid, proc, args, status, replay });
     }
 
@@ -298,8 +306,17 @@ impl World {
             h.client = None;
             (h.incarnation, h.config.clone())
         };
-        let transport = Transport::bind(self.clone(), name.clone(), crate::SERVER_HOST, incarnation, config.link.clone(), config.mount.transport.clone()).await;
-        let jiffies_base = crate::rng::Rng::stream(self.seed(), &format!("host/{name}/{incarnation}/jiffies")).below(1 << 31);
+        let transport = Transport::bind(
+            self.clone(),
+            name.clone(),
+            crate::SERVER_HOST,
+            incarnation,
+            config.link.clone(),
+            config.mount.transport.clone(),
+        )
+        .await;
+        let jiffies_base =
+            crate::rng::Rng::stream(self.seed(), &format!("host/{name}/{incarnation}/jiffies")).below(1 << 31);
         let client = Rc::new(NfsClient::new(transport, config.mount.clone(), jiffies_base));
         self.0.hosts.borrow_mut().get_mut(name).expect("registered host").client = Some(client);
         for boot in &config.boot {
@@ -348,7 +365,14 @@ impl World {
             (pid, h.incarnation, h.client.clone().ok_or(libc::EIO)?)
         };
         let proc = Proc::new(self.clone(), host.clone(), pid, incarnation, client);
-        self.record(EventKind::Start { host: host.clone(), pid, incarnation, program: program.to_string(), args: args.clone(), parent });
+        self.record(EventKind::Start {
+            host: host.clone(),
+            pid,
+            incarnation,
+            program: program.to_string(),
+            args: args.clone(),
+            parent,
+        });
         self.count(|c| c.processes_started += 1);
         let exited = Rc::new(Notify::new());
         self.0.hosts.borrow_mut().get_mut(host).expect("host").procs.insert(

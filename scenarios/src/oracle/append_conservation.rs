@@ -22,7 +22,8 @@ pub fn check(history: &History) -> OracleResult {
     let mut violations = Vec::new();
     let mut checked = 0u64;
     for (path, records) in &ledger {
-        let content = history.store.read_file(path).map(|d| String::from_utf8_lossy(d).into_owned()).unwrap_or_default();
+        let content =
+            history.store.read_file(path).map(|d| String::from_utf8_lossy(d).into_owned()).unwrap_or_default();
         let mut seen: BTreeMap<&str, u32> = BTreeMap::new();
         for line in content.lines() {
             *seen.entry(line).or_default() += 1;
@@ -31,9 +32,17 @@ pub fn check(history: &History) -> OracleResult {
             checked += 1;
             let found = seen.get(record).copied().unwrap_or(0);
             if found < *appended {
-                violations.push((*seq, format!("{path}: record {record:?} appended {appended}x but found {found}x (lost) [event {seq}]")));
+                violations.push((
+                    *seq,
+                    format!("{path}: record {record:?} appended {appended}x but found {found}x (lost) [event {seq}]"),
+                ));
             } else if found > *appended {
-                violations.push((*seq, format!("{path}: record {record:?} appended {appended}x but found {found}x (duplicated) [event {seq}]")));
+                violations.push((
+                    *seq,
+                    format!(
+                        "{path}: record {record:?} appended {appended}x but found {found}x (duplicated) [event {seq}]"
+                    ),
+                ));
             }
         }
         for (line, n) in &seen {

@@ -16,8 +16,14 @@ pub const NAMES: &[&str] = &["lock_exclusion", "append_conservation"];
 
 /// One-line descriptions, for `mmsim list`.
 pub const DESCRIPTIONS: &[(&str, &str)] = &[
-    ("lock_exclusion", "no two holders of one lock between lock() returning and unlock() starting, in true simulated time"),
-    ("append_conservation", "every record a process appended inside its critical section is in the final file, exactly once"),
+    (
+        "lock_exclusion",
+        "no two holders of one lock between lock() returning and unlock() starting, in true simulated time",
+    ),
+    (
+        "append_conservation",
+        "every record a process appended inside its critical section is in the final file, exactly once",
+    ),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -66,7 +72,9 @@ impl History<'_> {
     /// Model annotations, with their events.
     pub fn notes(&self) -> impl Iterator<Item = (&Event, &str, u32, &ModelEvent)> {
         self.events.iter().filter_map(|e| match &e.kind {
-            sim::EventKind::Note { host, pid, payload, .. } => payload.downcast_ref::<ModelEvent>().map(|m| (e, &**host, *pid, m)),
+            sim::EventKind::Note { host, pid, payload, .. } => {
+                payload.downcast_ref::<ModelEvent>().map(|m| (e, &**host, *pid, m))
+            }
             _ => None,
         })
     }

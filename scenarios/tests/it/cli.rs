@@ -49,10 +49,15 @@ fn a_malformed_or_unknown_key_scenario_file_is_refused() {
 
 #[test]
 fn mmsim_seed_is_used_when_no_seed_flag_is_given_and_a_bad_one_is_refused() {
-    let out = Command::new(env!("CARGO_BIN_EXE_mmsim")).args(["run", "smoke", "--json"]).env("MMSIM_SEED", "8").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mmsim"))
+        .args(["run", "smoke", "--json"])
+        .env("MMSIM_SEED", "8")
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["seed"], 8);
-    let out = Command::new(env!("CARGO_BIN_EXE_mmsim")).args(["run", "smoke"]).env("MMSIM_SEED", "eight").output().unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_mmsim")).args(["run", "smoke"]).env("MMSIM_SEED", "eight").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -63,7 +68,18 @@ fn the_report_names_seed_fingerprint_and_verdicts_and_the_trace_is_jsonl() {
     let out = mmsim(&["run", "smoke", "--seed", "5", "--json", "--trace", trace.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    for key in ["scenario", "seed", "sim_time_ms", "wall_ms", "steps", "steps_per_s", "events", "trace_hash", "oracles", "fingerprint"] {
+    for key in [
+        "scenario",
+        "seed",
+        "sim_time_ms",
+        "wall_ms",
+        "steps",
+        "steps_per_s",
+        "events",
+        "trace_hash",
+        "oracles",
+        "fingerprint",
+    ] {
         assert!(v.get(key).is_some(), "report lacks {key}");
     }
     for key in ["git_revision", "rustc", "cargo_lock", "scenario"] {

@@ -12,7 +12,8 @@ fn check(name: &str, seed: u64) {
     let r = scenarios::run(&scenario, seed);
     let mut s = String::new();
     let _ = writeln!(s, "{} seed={} exit={} verdict={}", r.scenario, r.seed, r.exit_code, r.verdict);
-    let _ = writeln!(s, "sim_time_ms={} steps={} events={} trace_hash={}", r.sim_time_ms, r.steps, r.events, r.trace_hash);
+    let _ =
+        writeln!(s, "sim_time_ms={} steps={} events={} trace_hash={}", r.sim_time_ms, r.steps, r.events, r.trace_hash);
     for o in &r.oracles {
         let _ = writeln!(s, "oracle {} {:?} checked={} violations={}", o.name, o.status, o.checked, o.violations.len());
     }

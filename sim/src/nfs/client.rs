@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::proto::{Body, CreateMode, Fattr, Fh, Ftype, Reply, Request, Sattr, SetTime, Stable};
 use super::store::ROOT;
 use crate::clock::true_now;
-use crate::rpc::{TransportOptions, Transport};
+use crate::rpc::{Transport, TransportOptions};
 
 /// `open(2)` flags as the client sees them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -199,7 +199,9 @@ impl NfsClient {
                 match self.lookup(ctx, dir, name).await {
                     Ok(a) => a,
                     Err(libc::ENOENT) => {
-                        let (body, reply) = self.rpc_ok(ctx, Request::Create { dir, name: name.to_string(), mode: CreateMode::Unchecked }).await?;
+                        let (body, reply) = self
+                            .rpc_ok(ctx, Request::Create { dir, name: name.to_string(), mode: CreateMode::Unchecked })
+                            .await?;
                         let Body::Handle(fh) = body else { return Err(libc::EIO) };
                         match reply.obj {
                             Some(attr) => Attr { fh, attr },
@@ -216,7 +218,11 @@ impl NfsClient {
             return Err(libc::EISDIR);
         }
         if flags.truncate && flags.write && attr.attr.size > 0 {
-            self.rpc_ok(ctx, Request::Setattr { fh: attr.fh, sattr: Sattr { size: Some(0), atime: None, mtime: None } }).await?;
+            self.rpc_ok(
+                ctx,
+                Request::Setattr { fh: attr.fh, sattr: Sattr { size: Some(0), atime: None, mtime: None } },
+            )
+            .await?;
         }
         let mut files = self.files.borrow_mut();
         let fd = (3..).find(|fd| !files.contains_key(&(ctx.pid, *fd))).expect("a free fd");
@@ -229,7 +235,9 @@ impl NfsClient {
     async fn create_exclusive(&self, ctx: &Ctx, dir: Fh, name: &str) -> Res<Attr> {
         let jiffies = self.jiffies_base.wrapping_add((true_now().as_millis() / 4) as u64) & 0xffff_ffff;
         let verifier = (jiffies << 32) | ctx.pid as u64;
-        let (body, _) = self.rpc_ok(ctx, Request::Create { dir, name: name.to_string(), mode: CreateMode::Exclusive(verifier) }).await?;
+        let (body, _) = self
+            .rpc_ok(ctx, Request::Create { dir, name: name.to_string(), mode: CreateMode::Exclusive(verifier) })
+            .await?;
         let Body::Handle(fh) = body else { return Err(libc::EIO) };
         let sattr = Sattr { size: None, atime: Some(SetTime::ServerTime), mtime: Some(SetTime::ServerTime) };
         let (_, reply) = self.rpc_ok(ctx, Request::Setattr { fh, sattr }).await?;
@@ -340,7 +348,11 @@ impl NfsClient {
     pub async fn rename(&self, ctx: &Ctx, from: &str, to: &str) -> Res<()> {
         let (from_dir, from_name) = self.resolve_parent(ctx, from).await?;
         let (to_dir, to_name) = self.resolve_parent(ctx, to).await?;
-        self.rpc_ok(ctx, Request::Rename { from_dir, from_name: from_name.to_string(), to_dir, to_name: to_name.to_string() }).await?;
+        self.rpc_ok(
+            ctx,
+            Request::Rename { from_dir, from_name: from_name.to_string(), to_dir, to_name: to_name.to_string() },
+        )
+        .await?;
         Ok(())
     }
 
@@ -379,8 +391,11 @@ impl NfsClient {
             Some(ns) => SetTime::ClientTime(ns),
             None => SetTime::ServerTime,
         };
-        self.rpc_ok(ctx, Request::Setattr { fh: a.fh, sattr: Sattr { size: None, atime: Some(how), mtime: Some(how) } }).await?;
+        self.rpc_ok(
+            ctx,
+            Request::Setattr { fh: a.fh, sattr: Sattr { size: None, atime: Some(how), mtime: Some(how) } },
+        )
+        .await?;
         Ok(())
     }
 }
-

@@ -148,7 +148,14 @@ impl Proc {
     pub fn is_non_idempotent(self) -> bool {
         matches!(
             self,
-            Proc::Setattr | Proc::Write | Proc::Create | Proc::Mkdir | Proc::Remove | Proc::Rmdir | Proc::Rename | Proc::Link
+            Proc::Setattr
+                | Proc::Write
+                | Proc::Create
+                | Proc::Mkdir
+                | Proc::Remove
+                | Proc::Rmdir
+                | Proc::Rename
+                | Proc::Link
         )
     }
 }
@@ -249,9 +256,16 @@ pub enum Body {
     None,
     /// LOOKUP, CREATE, MKDIR: the object's handle.
     Handle(Fh),
-    Read { data: Vec<u8>, eof: bool },
+    Read {
+        data: Vec<u8>,
+        eof: bool,
+    },
     /// WRITE and COMMIT: the server's write verifier (changes on reboot).
-    Write { count: u32, committed: Stable, verf: u64 },
+    Write {
+        count: u32,
+        committed: Stable,
+        verf: u64,
+    },
     /// READDIR: names in the server's directory order.
     Entries(Vec<String>),
 }

@@ -35,7 +35,11 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { clock: ClockConfig::default(), timestamp_granularity_ms: 4, readdir_order: ReaddirOrder::Creation }
+        ServerConfig {
+            clock: ClockConfig::default(),
+            timestamp_granularity_ms: 4,
+            readdir_order: ReaddirOrder::Creation,
+        }
     }
 }
 
@@ -51,12 +55,20 @@ impl ServerState {
     pub fn new(seed: u64, config: ServerConfig) -> ServerState {
         let now = config.clock.wall_ns(Duration::ZERO);
         let order_seed = Rng::stream(seed, "server/readdir").u64();
-        let store = Store::new(now, config.timestamp_granularity_ms.max(1) as i64 * 1_000_000, config.readdir_order, order_seed);
+        let store = Store::new(
+            now,
+            config.timestamp_granularity_ms.max(1) as i64 * 1_000_000,
+            config.readdir_order,
+            order_seed,
+        );
         ServerState { store, config, order: Rng::stream(seed, "server/order"), names: BTreeMap::new() }
     }
 
     fn client_name(&mut self, ip: IpAddr) -> Rc<str> {
-        self.names.entry(ip).or_insert_with(|| turmoil::reverse_lookup(ip).unwrap_or_else(|| ip.to_string()).into()).clone()
+        self.names
+            .entry(ip)
+            .or_insert_with(|| turmoil::reverse_lookup(ip).unwrap_or_else(|| ip.to_string()).into())
+            .clone()
     }
 }
 

@@ -100,7 +100,15 @@ impl Store {
         let t = store.stamp(now);
         store.inodes.insert(
             ROOT.ino,
-            Inode { gen: ROOT.gen, kind: Kind::Dir(IndexMap::new()), nlink: 2, atime: t, mtime: t, ctime: t, change: 0 },
+            Inode {
+                gen: ROOT.gen,
+                kind: Kind::Dir(IndexMap::new()),
+                nlink: 2,
+                atime: t,
+                mtime: t,
+                ctime: t,
+                change: 0,
+            },
         );
         store
     }
@@ -199,7 +207,12 @@ impl Store {
                     let start = (*offset as usize).min(data.len());
                     let end = (start + *count as usize).min(data.len());
                     let eof = end == data.len();
-                    Reply { status: Ok(Body::Read { data: data[start..end].to_vec(), eof }), obj: self.attrs(*fh), dir: None, dir2: None }
+                    Reply {
+                        status: Ok(Body::Read { data: data[start..end].to_vec(), eof }),
+                        obj: self.attrs(*fh),
+                        dir: None,
+                        dir2: None,
+                    }
                 }
                 Ok(Kind::Dir(_)) => Reply::err(NfsStat::Isdir),
                 Err(e) => Reply::err(e),
@@ -219,10 +232,20 @@ impl Store {
                 inode.ctime = t;
                 inode.change += 1;
                 let count = data.len() as u32;
-                Reply { status: Ok(Body::Write { count, committed: Stable::FileSync, verf: 0 }), obj: self.attrs(*fh), dir: None, dir2: None }
+                Reply {
+                    status: Ok(Body::Write { count, committed: Stable::FileSync, verf: 0 }),
+                    obj: self.attrs(*fh),
+                    dir: None,
+                    dir2: None,
+                }
             }
             Request::Commit { fh } => match self.attrs(*fh) {
-                Some(a) => Reply { status: Ok(Body::Write { count: 0, committed: Stable::FileSync, verf: 0 }), obj: Some(a), dir: None, dir2: None },
+                Some(a) => Reply {
+                    status: Ok(Body::Write { count: 0, committed: Stable::FileSync, verf: 0 }),
+                    obj: Some(a),
+                    dir: None,
+                    dir2: None,
+                },
                 None => Reply::err(NfsStat::Stale),
             },
             Request::Create { dir, name, mode } => self.create(*dir, name, *mode, t),
@@ -244,7 +267,9 @@ impl Store {
             }
             Request::Remove { dir, name } => self.remove(*dir, name, false, t),
             Request::Rmdir { dir, name } => self.remove(*dir, name, true, t),
-            Request::Rename { from_dir, from_name, to_dir, to_name } => self.rename(*from_dir, from_name, *to_dir, to_name, t),
+            Request::Rename { from_dir, from_name, to_dir, to_name } => {
+                self.rename(*from_dir, from_name, *to_dir, to_name, t)
+            }
             Request::Link { fh, dir, name } => {
                 let before = self.get(*dir).map(|i| i.wcc_before(dir.ino));
                 let status = (|| {
@@ -279,7 +304,13 @@ impl Store {
         }
     }
 
-    fn dir_reply(&self, status: Result<Body, NfsStat>, obj: Option<Fh>, dir: Fh, before: Option<(u64, Nanos, Nanos)>) -> Reply {
+    fn dir_reply(
+        &self,
+        status: Result<Body, NfsStat>,
+        obj: Option<Fh>,
+        dir: Fh,
+        before: Option<(u64, Nanos, Nanos)>,
+    ) -> Reply {
         Reply {
             status,
             obj: obj.and_then(|fh| self.attrs(fh)),
@@ -455,7 +486,14 @@ impl Store {
             let inode = &self.inodes[&child];
             let a = inode.attrs(child);
             let dir = matches!(inode.kind, Kind::Dir(_));
-            out.push(DumpEntry { path: path.clone(), ino: child, nlink: a.nlink, size: a.size, dir, mtime_ns: a.mtime });
+            out.push(DumpEntry {
+                path: path.clone(),
+                ino: child,
+                nlink: a.nlink,
+                size: a.size,
+                dir,
+                mtime_ns: a.mtime,
+            });
             if dir {
                 self.dump_dir(child, &format!("{path}/"), out);
             }

@@ -60,7 +60,11 @@ fn rename_over_an_existing_file_is_atomic_and_frees_the_target() {
     let mut s = store();
     let tmp = create(&mut s, "config.tmp");
     let old = create(&mut s, "config");
-    status(s.apply(&Request::Rename { from_dir: ROOT, from_name: "config.tmp".into(), to_dir: ROOT, to_name: "config".into() }, 0)).unwrap();
+    status(s.apply(
+        &Request::Rename { from_dir: ROOT, from_name: "config.tmp".into(), to_dir: ROOT, to_name: "config".into() },
+        0,
+    ))
+    .unwrap();
     assert_eq!(s.resolve("config"), Some(tmp));
     assert_eq!(s.resolve("config.tmp"), None);
     assert_eq!(s.apply(&Request::Getattr { fh: old }, 0).status, Err(NfsStat::Stale));
@@ -72,7 +76,11 @@ fn rename_keeps_an_old_inode_alive_through_another_link() {
     let old = create(&mut s, "config");
     status(s.apply(&Request::Link { fh: old, dir: ROOT, name: "config.last".into() }, 0)).unwrap();
     create(&mut s, "tmp");
-    status(s.apply(&Request::Rename { from_dir: ROOT, from_name: "tmp".into(), to_dir: ROOT, to_name: "config".into() }, 0)).unwrap();
+    status(s.apply(
+        &Request::Rename { from_dir: ROOT, from_name: "tmp".into(), to_dir: ROOT, to_name: "config".into() },
+        0,
+    ))
+    .unwrap();
     assert_eq!(s.apply(&Request::Getattr { fh: old }, 0).obj.map(|a| a.nlink), Some(1));
 }
 

@@ -17,6 +17,7 @@ pub mod programs;
 mod run;
 pub mod scenario;
 mod sim_os;
+pub mod sweep;
 
 pub use run::{exit, fingerprint, run, run_full, Ending, Fingerprint, Report, RunOutput};
 pub use scenario::{InputError, Scenario};

@@ -1,0 +1,331 @@
+//! Seed sweeps: many seeds of one scenario, in isolated worker processes.
+//!
+//! Each job owns a worker subprocess (`mmsim worker …`, a re-exec of this
+//! binary) that reads seeds on stdin and answers one JSON line per seed. A
+//! wall-clock watchdog kills a worker stuck on one seed; a worker that dies (a
+//! stack overflow, an abort, out of memory) is replaced. Either way that seed is
+//! recorded as a failure with exit 6 and the sweep goes on.
+//!
+//! Lines are written in seed order and contain no wall time, so the output is
+//! byte-identical for any `--jobs` and any `--shard` split (after `merge`).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::oracle::Status;
+use crate::run::exit;
+use crate::scenario::InputError;
+
+/// One seed's result: the JSON line a sweep writes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeedLine {
+    pub seed: u64,
+    pub exit_code: i32,
+    pub verdict: String,
+    /// Oracle name → "pass" or "fail".
+    pub oracles: BTreeMap<String, String>,
+    pub trace_hash: String,
+    pub sim_time_ms: u64,
+    pub steps: u64,
+    pub events: u64,
+    pub marks: BTreeMap<String, u64>,
+    /// The first violation line of the first failing oracle.
+    pub first_violation: Option<String>,
+}
+
+impl SeedLine {
+    pub fn from_report(r: &crate::Report) -> SeedLine {
+        let oracles = r
+            .oracles
+            .iter()
+            .map(|o| (o.name.clone(), if o.status == Status::Pass { "pass" } else { "fail" }.to_string()))
+            .collect();
+        let first_violation = r.oracles.iter().find(|o| o.status == Status::Fail).and_then(|o| o.violations.first().map(|v| format!("{}: {v}", o.name)));
+        SeedLine {
+            seed: r.seed,
+            exit_code: r.exit_code,
+            verdict: r.verdict.clone(),
+            oracles,
+            trace_hash: r.trace_hash.clone(),
+            sim_time_ms: r.sim_time_ms,
+            steps: r.steps,
+            events: r.events,
+            marks: r.marks.clone(),
+            first_violation,
+        }
+    }
+
+    fn crashed(seed: u64, why: String) -> SeedLine {
+        SeedLine {
+            seed,
+            exit_code: exit::PANIC,
+            verdict: why,
+            oracles: BTreeMap::new(),
+            trace_hash: String::new(),
+            sim_time_ms: 0,
+            steps: 0,
+            events: 0,
+            marks: BTreeMap::new(),
+            first_violation: None,
+        }
+    }
+}
+
+/// `A..B`, half-open.
+pub fn parse_seed_range(s: &str) -> Result<(u64, u64), InputError> {
+    let bad = || InputError(format!("--seeds {s:?}: expected A..B with A < B (half-open), e.g. 0..1000"));
+    let (a, b) = s.split_once("..").ok_or_else(bad)?;
+    let a: u64 = a.trim().parse().map_err(|_| bad())?;
+    let b: u64 = b.trim().parse().map_err(|_| bad())?;
+    if a >= b {
+        return Err(bad());
+    }
+    Ok((a, b))
+}
+
+/// `K/N` with K < N: this shard's contiguous part of the range.
+pub fn parse_shard(s: &str) -> Result<(u64, u64), InputError> {
+    let bad = || InputError(format!("--shard {s:?}: expected K/N with 0 <= K < N, e.g. 0/4"));
+    let (k, n) = s.split_once('/').ok_or_else(bad)?;
+    let k: u64 = k.trim().parse().map_err(|_| bad())?;
+    let n: u64 = n.trim().parse().map_err(|_| bad())?;
+    if n == 0 || k >= n {
+        return Err(bad());
+    }
+    Ok((k, n))
+}
+
+/// The seeds of shard `k` of `n` over `[a, b)`: contiguous, sizes differing by at most one.
+pub fn shard_seeds(a: u64, b: u64, shard: Option<(u64, u64)>) -> (u64, u64) {
+    let Some((k, n)) = shard else { return (a, b) };
+    let len = b - a;
+    let start = a + len * k / n;
+    let end = a + len * (k + 1) / n;
+    (start, end)
+}
+
+pub struct Options {
+    pub exe: PathBuf,
+    /// Arguments after `worker`: the scenario and its `--set`s, and `--check-determinism`.
+    pub worker_args: Vec<String>,
+    pub seeds: (u64, u64),
+    pub jobs: usize,
+    pub out: Option<PathBuf>,
+    pub stop_on_first: bool,
+    pub timeout: Duration,
+    pub progress: bool,
+}
+
+struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Receiver<String>,
+}
+
+fn start_worker(exe: &Path, args: &[String]) -> std::io::Result<Worker> {
+    let mut child = Command::new(exe).arg("worker").args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
+    let stdin = child.stdin.take().expect("piped stdin");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(Worker { child, stdin, lines })
+}
+
+/// Runs one seed on a worker, replacing the worker if it dies or hangs.
+fn run_seed(worker: &mut Option<Worker>, exe: &Path, args: &[String], seed: u64, timeout: Duration) -> SeedLine {
+    if worker.is_none() {
+        match start_worker(exe, args) {
+            Ok(w) => *worker = Some(w),
+            Err(e) => return SeedLine::crashed(seed, format!("cannot start a worker: {}", e.kind())),
+        }
+    }
+    let w = worker.as_mut().expect("started");
+    if writeln!(w.stdin, "{seed}").and_then(|_| w.stdin.flush()).is_err() {
+        let _ = w.child.kill();
+        let _ = w.child.wait();
+        *worker = None;
+        return SeedLine::crashed(seed, "worker died before the seed was sent".into());
+    }
+    match w.lines.recv_timeout(timeout) {
+        Ok(line) => match serde_json::from_str::<SeedLine>(&line) {
+            Ok(result) if result.seed == seed => result,
+            _ => SeedLine::crashed(seed, format!("worker answered garbage: {line:.80}")),
+        },
+        Err(RecvTimeoutError::Timeout) => {
+            let _ = w.child.kill();
+            let _ = w.child.wait();
+            *worker = None;
+            SeedLine::crashed(seed, format!("timeout: no answer within {} s of wall time", timeout.as_secs()))
+        }
+        Err(RecvTimeoutError::Disconnected) => {
+            let status = w.child.wait().map(|s| s.to_string()).unwrap_or_else(|_| "unknown".into());
+            *worker = None;
+            SeedLine::crashed(seed, format!("worker died ({status})"))
+        }
+    }
+}
+
+/// Runs the sweep; returns every seed's line, in seed order.
+pub fn sweep(opts: &Options) -> std::io::Result<Vec<SeedLine>> {
+    let (a, b) = opts.seeds;
+    let queue: Arc<Mutex<VecDeque<u64>>> = Arc::new(Mutex::new((a..b).collect()));
+    let (tx, rx) = mpsc::channel::<SeedLine>();
+    let mut handles = Vec::new();
+    for _ in 0..opts.jobs.max(1) {
+        let queue = queue.clone();
+        let tx = tx.clone();
+        let exe = opts.exe.clone();
+        let args = opts.worker_args.clone();
+        let timeout = opts.timeout;
+        handles.push(std::thread::spawn(move || {
+            let mut worker: Option<Worker> = None;
+            loop {
+                let Some(seed) = queue.lock().expect("queue").pop_front() else { break };
+                let line = run_seed(&mut worker, &exe, &args, seed, timeout);
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+            if let Some(mut w) = worker {
+                drop(w.stdin);
+                let _ = w.child.wait();
+            }
+        }));
+    }
+    drop(tx);
+    let bar = indicatif::ProgressBar::new(b - a);
+    if opts.progress {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} seeds  {per_sec}  eta {eta}  {msg}").expect("template"),
+        );
+    } else {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let mut out: Option<Box<dyn Write>> = match &opts.out {
+        Some(path) => Some(Box::new(std::io::BufWriter::new(std::fs::File::create(path)?))),
+        None => None,
+    };
+    let mut pending: BTreeMap<u64, SeedLine> = BTreeMap::new();
+    let mut next = a;
+    let mut done = Vec::new();
+    let mut failures = 0u64;
+    for line in rx {
+        if line.exit_code != exit::PASS {
+            failures += 1;
+            bar.set_message(format!("{failures} failing"));
+            if opts.stop_on_first {
+                queue.lock().expect("queue").clear();
+            }
+        }
+        bar.inc(1);
+        pending.insert(line.seed, line);
+        while let Some(line) = pending.remove(&next) {
+            if let Some(out) = out.as_mut() {
+                serde_json::to_writer(&mut *out, &line)?;
+                out.write_all(b"\n")?;
+            }
+            done.push(line);
+            next += 1;
+        }
+    }
+    // With --stop-on-first, seeds after a gap were never run; keep the rest in order.
+    done.extend(pending.into_values());
+    if let Some(out) = out.as_mut() {
+        for line in done.iter().filter(|l| l.seed >= next) {
+            serde_json::to_writer(&mut *out, line)?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()?;
+    }
+    bar.finish_and_clear();
+    for h in handles {
+        let _ = h.join();
+    }
+    Ok(done)
+}
+
+/// Wilson score interval at 95 % for `k` successes out of `n`.
+pub fn wilson(k: u64, n: u64) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    let z = 1.959_963_984_540_054_f64;
+    let (k, n) = (k as f64, n as f64);
+    let p = k / n;
+    let denom = 1.0 + z * z / n;
+    let centre = (p + z * z / (2.0 * n)) / denom;
+    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / denom;
+    ((centre - half).max(0.0), (centre + half).min(1.0))
+}
+
+/// The human summary of a sweep: per-oracle failure rates with 95 % intervals,
+/// then the first failing seeds with their replay commands.
+pub fn summary(lines: &[SeedLine], scenario: &str, replay_args: &str) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let n = lines.len() as u64;
+    let passed = lines.iter().filter(|l| l.exit_code == exit::PASS).count() as u64;
+    let _ = writeln!(s, "{scenario}: {n} seeds, {passed} passed, {} failed", n - passed);
+    let mut by_oracle: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for l in lines {
+        for (name, status) in &l.oracles {
+            let e = by_oracle.entry(name).or_default();
+            e.0 += 1;
+            if status == "fail" {
+                e.1 += 1;
+            }
+        }
+    }
+    for (name, (runs, fails)) in &by_oracle {
+        let (lo, hi) = wilson(*fails, *runs);
+        let _ = writeln!(s, "  {name:<24} {fails}/{runs} failed ({:.2}%, 95% CI {:.2}–{:.2}%)", 100.0 * *fails as f64 / *runs as f64, 100.0 * lo, 100.0 * hi);
+    }
+    let mut by_exit: BTreeMap<i32, u64> = BTreeMap::new();
+    for l in lines {
+        *by_exit.entry(l.exit_code).or_default() += 1;
+    }
+    let exits: Vec<String> = by_exit.iter().map(|(k, v)| format!("exit {k}: {v}")).collect();
+    let _ = writeln!(s, "  {}", exits.join(", "));
+    let failing: Vec<&SeedLine> = lines.iter().filter(|l| l.exit_code != exit::PASS).take(5).collect();
+    if !failing.is_empty() {
+        let _ = writeln!(s, "first failing seeds:");
+        for l in failing {
+            let _ = writeln!(s, "  seed {} exit {}: {}", l.seed, l.exit_code, l.first_violation.as_deref().unwrap_or(&l.verdict));
+            let _ = writeln!(s, "    mmsim run {scenario} --seed {}{replay_args}", l.seed);
+        }
+    }
+    s
+}
+
+/// Reads and combines shard outputs: sorted by seed, one line per seed.
+pub fn merge(paths: &[PathBuf]) -> Result<Vec<SeedLine>, InputError> {
+    let mut all: BTreeMap<u64, SeedLine> = BTreeMap::new();
+    for path in paths {
+        let text = std::fs::read_to_string(path).map_err(|e| InputError(format!("merge: cannot read {}: {}", path.display(), e.kind())))?;
+        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let parsed: SeedLine = serde_json::from_str(line).map_err(|e| InputError(format!("merge: {}:{}: not a sweep line ({e})", path.display(), i + 1)))?;
+            if let Some(prev) = all.get(&parsed.seed) {
+                if prev != &parsed {
+                    return Err(InputError(format!("merge: seed {} appears twice with different results", parsed.seed)));
+                }
+            }
+            all.insert(parsed.seed, parsed);
+        }
+    }
+    Ok(all.into_values().collect())
+}

@@ -19,8 +19,8 @@
 use std::io;
 use std::time::Duration;
 
-use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 use crate::fileio::{self, Sync};
 use crate::os::{errno, Os};
@@ -55,7 +55,10 @@ pub struct ListStoreSettings {
 
 impl Default for ListStoreSettings {
     fn default() -> Self {
-        ListStoreSettings { config_format: ConfigFormat::ConfigPck, lists_dir: "lists".to_string() }
+        ListStoreSettings {
+            config_format: ConfigFormat::ConfigPck,
+            lists_dir: "lists".to_string(),
+        }
     }
 }
 
@@ -74,7 +77,7 @@ pub struct ListConfig {
     pub host_name: String,
     pub post_id: u64,
     pub members: Vec<String>,
-    pub bounce_info: IndexMap<String, BounceInfo>,
+    pub bounce_info: BTreeMap<String, BounceInfo>,
     pub last_post_time: f64,
     pub subject_prefix: String,
     pub archive: bool,
@@ -88,7 +91,7 @@ impl Default for ListConfig {
             host_name: "lists.example.com".to_string(),
             post_id: 1,
             members: Vec::new(),
-            bounce_info: IndexMap::new(),
+            bounce_info: BTreeMap::new(),
             last_post_time: 0.0,
             subject_prefix: String::new(),
             archive: true,
@@ -124,7 +127,10 @@ impl ListError {
 
     /// `MMListError` subclasses, which `_open_list` turns into "missing list".
     pub fn is_mm_list_error(&self) -> bool {
-        matches!(self, ListError::UnknownList(_) | ListError::CorruptDatabase(_))
+        matches!(
+            self,
+            ListError::UnknownList(_) | ListError::CorruptDatabase(_)
+        )
     }
 
     pub fn errno_name(&self) -> String {
@@ -143,7 +149,9 @@ pub fn acceptable_list_name(name: &str) -> bool {
         && name != "."
         && name != ".."
         && !name.contains("..")
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 /// `Utils.list_exists(name)` (spec/mailman.md §2.6): any of the config
@@ -154,10 +162,24 @@ pub async fn list_exists<O: Os>(os: &O, name: &str, settings: &ListStoreSettings
     }
     let candidates: &[&str] = match settings.config_format {
         ConfigFormat::ConfigDb => &["config.db", "config.db.last"],
-        ConfigFormat::ConfigPck => &["config.pck", "config.pck.last", "config.db", "config.db.last"],
+        ConfigFormat::ConfigPck => &[
+            "config.pck",
+            "config.pck.last",
+            "config.db",
+            "config.db.last",
+        ],
     };
     for file in candidates {
-        if os.stat(&format!("{}/{}/{}", settings.lists_dir, name.to_lowercase(), file)).await.is_ok() {
+        if os
+            .stat(&format!(
+                "{}/{}/{}",
+                settings.lists_dir,
+                name.to_lowercase(),
+                file
+            ))
+            .await
+            .is_ok()
+        {
             return true;
         }
     }
@@ -176,7 +198,13 @@ pub struct MailList<'a, O: Os> {
 impl<'a, O: Os> MailList<'a, O> {
     /// `MailList(name, lock=0)` without the Load: no I/O.
     pub fn open(os: &'a O, name: &str, settings: &ListStoreSettings) -> Self {
-        MailList { os, name: name.to_lowercase(), settings: settings.clone(), config: ListConfig::default(), locked: false }
+        MailList {
+            os,
+            name: name.to_lowercase(),
+            settings: settings.clone(),
+            config: ListConfig::default(),
+            locked: false,
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -184,7 +212,12 @@ impl<'a, O: Os> MailList<'a, O> {
     }
 
     fn config_path(&self) -> String {
-        format!("{}/{}/{}", self.settings.lists_dir, self.name, self.settings.config_format.file_name())
+        format!(
+            "{}/{}/{}",
+            self.settings.lists_dir,
+            self.name,
+            self.settings.config_format.file_name()
+        )
     }
 
     /// `Load()`: `list_exists` check, then read the config.
@@ -194,10 +227,14 @@ impl<'a, O: Os> MailList<'a, O> {
         }
         match fileio::read_file(self.os, &self.config_path()).await {
             Ok(bytes) => {
-                self.config = serde_json::from_slice(&bytes).map_err(|e| ListError::CorruptDatabase(e.to_string()))?;
+                self.config = serde_json::from_slice(&bytes)
+                    .map_err(|e| ListError::CorruptDatabase(e.to_string()))?;
                 Ok(())
             }
-            Err(e) if errno(&e) == libc::ENOENT => Err(ListError::CorruptDatabase(format!("{}: {e}", self.config_path()))),
+            Err(e) if errno(&e) == libc::ENOENT => Err(ListError::CorruptDatabase(format!(
+                "{}: {e}",
+                self.config_path()
+            ))),
             Err(e) => Err(ListError::Io(e)),
         }
     }
@@ -233,7 +270,11 @@ impl<'a, O: Os> MailList<'a, O> {
 
     /// `registerBounce(addr, msg)`: a simplified score increment.
     pub fn register_bounce(&mut self, address: &str, now_s: f64) {
-        let info = self.config.bounce_info.entry(address.to_string()).or_default();
+        let info = self
+            .config
+            .bounce_info
+            .entry(address.to_string())
+            .or_default();
         info.score += 1.0;
         info.last_bounce_time_s = now_s;
     }
@@ -241,9 +282,19 @@ impl<'a, O: Os> MailList<'a, O> {
 
 /// Creates a list directory and its first config (a test and scenario helper,
 /// standing in for `bin/newlist`).
-pub async fn create_list<O: Os>(os: &O, name: &str, settings: &ListStoreSettings, config: &ListConfig) -> io::Result<()> {
+pub async fn create_list<O: Os>(
+    os: &O,
+    name: &str,
+    settings: &ListStoreSettings,
+    config: &ListConfig,
+) -> io::Result<()> {
     fileio::makedirs(os, &format!("{}/{}", settings.lists_dir, name)).await?;
-    let path = format!("{}/{}/{}", settings.lists_dir, name, settings.config_format.file_name());
+    let path = format!(
+        "{}/{}/{}",
+        settings.lists_dir,
+        name,
+        settings.config_format.file_name()
+    );
     let bytes = serde_json::to_vec(config).expect("a list config always serialises");
     fileio::write_file(os, &path, &bytes, Sync::NoFsync).await
 }
@@ -261,14 +312,22 @@ pub struct LockFile<'a, O: Os> {
 
 impl<'a, O: Os> LockFile<'a, O> {
     pub fn new(os: &'a O, path: &str, _lifetime: Duration) -> Self {
-        LockFile { os, path: path.to_string(), held: false }
+        LockFile {
+            os,
+            path: path.to_string(),
+            held: false,
+        }
     }
 
     /// `lock(timeout)`; `None` blocks forever.
     pub async fn lock(&mut self, timeout: Option<Duration>) -> Result<(), ListError> {
         let deadline = timeout.map(|t| self.os.now() + t);
         loop {
-            match self.os.open(&self.path, crate::os::OpenFlags::create_exclusive()).await {
+            match self
+                .os
+                .open(&self.path, crate::os::OpenFlags::create_exclusive())
+                .await
+            {
                 Ok(fd) => {
                     let claim = format!("{}.{}.{}", self.path, self.os.hostname(), self.os.pid());
                     let written = self.os.write(fd, claim.as_bytes()).await;
@@ -284,7 +343,9 @@ impl<'a, O: Os> LockFile<'a, O> {
                     return Err(ListError::TimeOut);
                 }
             }
-            self.os.sleep(crate::pytime::duration_s(self.os.random() * 2.0 + 0.01)).await;
+            self.os
+                .sleep(crate::pytime::duration_s(self.os.random() * 2.0 + 0.01))
+                .await;
         }
     }
 

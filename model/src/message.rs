@@ -42,7 +42,11 @@ impl Message {
                         v.push(' ');
                         v.push_str(line.trim());
                     }
-                    None => return Err(MessageParseError(format!("continuation without header: {line:?}"))),
+                    None => {
+                        return Err(MessageParseError(format!(
+                            "continuation without header: {line:?}"
+                        )))
+                    }
                 }
                 continue;
             }
@@ -72,14 +76,21 @@ impl Message {
 
     /// The first header called `name` (case-insensitive), as `msg[name]`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// Replaces every header called `name` by one with `value`, in the place of
     /// the first (or at the end), as `del msg[name]; msg[name] = value` would
     /// except that it keeps the position.
     pub fn set(&mut self, name: &str, value: &str) {
-        match self.headers.iter().position(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        match self
+            .headers
+            .iter()
+            .position(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
             Some(i) => {
                 self.headers[i].1 = value.to_string();
                 let mut k = 0;
@@ -102,7 +113,11 @@ impl Message {
 
 /// Normalises a `Message-Id` value: trims it and drops the angle brackets.
 pub fn message_id_of(value: &str) -> String {
-    value.trim().trim_start_matches('<').trim_end_matches('>').to_string()
+    value
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_string()
 }
 
 /// Finds the `Message-Id` in raw text without a full parse; the MTA uses it to

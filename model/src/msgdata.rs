@@ -39,7 +39,11 @@ pub struct MsgData {
     #[serde(rename = "_parsemsg", default, skip_serializing_if = "is_false")]
     pub parsemsg: bool,
     /// `_bak_count`: how often this entry was recovered from `.bak` (2.1.10+).
-    #[serde(rename = "_bak_count", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "_bak_count",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub bak_count: Option<u32>,
     /// Keys the model does not interpret, kept for round trips.
     #[serde(flatten)]

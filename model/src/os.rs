@@ -34,27 +34,69 @@ pub struct OpenFlags {
 impl OpenFlags {
     /// Python `'r'` / `'rb'`: `O_RDONLY`.
     pub const fn read_only() -> Self {
-        OpenFlags { read: true, write: false, create: false, exclusive: false, truncate: false, append: false }
+        OpenFlags {
+            read: true,
+            write: false,
+            create: false,
+            exclusive: false,
+            truncate: false,
+            append: false,
+        }
     }
     /// Python `'rb+'`: `O_RDWR`.
     pub const fn read_write() -> Self {
-        OpenFlags { read: true, write: true, create: false, exclusive: false, truncate: false, append: false }
+        OpenFlags {
+            read: true,
+            write: true,
+            create: false,
+            exclusive: false,
+            truncate: false,
+            append: false,
+        }
     }
     /// Python `'w'` / `'wb'`: `O_WRONLY|O_CREAT|O_TRUNC`.
     pub const fn write_truncate() -> Self {
-        OpenFlags { read: false, write: true, create: true, exclusive: false, truncate: true, append: false }
+        OpenFlags {
+            read: false,
+            write: true,
+            create: true,
+            exclusive: false,
+            truncate: true,
+            append: false,
+        }
     }
     /// Python `'a'` / `'ab'`: `O_WRONLY|O_CREAT|O_APPEND`.
     pub const fn append() -> Self {
-        OpenFlags { read: false, write: true, create: true, exclusive: false, truncate: false, append: true }
+        OpenFlags {
+            read: false,
+            write: true,
+            create: true,
+            exclusive: false,
+            truncate: false,
+            append: true,
+        }
     }
     /// Python `'a+b'`: `O_RDWR|O_CREAT|O_APPEND`.
     pub const fn read_append() -> Self {
-        OpenFlags { read: true, write: true, create: true, exclusive: false, truncate: false, append: true }
+        OpenFlags {
+            read: true,
+            write: true,
+            create: true,
+            exclusive: false,
+            truncate: false,
+            append: true,
+        }
     }
     /// `O_WRONLY|O_CREAT|O_EXCL`.
     pub const fn create_exclusive() -> Self {
-        OpenFlags { read: false, write: true, create: true, exclusive: true, truncate: false, append: false }
+        OpenFlags {
+            read: false,
+            write: true,
+            create: true,
+            exclusive: true,
+            truncate: false,
+            append: false,
+        }
     }
 }
 
@@ -84,7 +126,9 @@ pub enum SetTime {
     Explicit(SystemTime),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Signal {
     /// Stop without restart (mailmanctl).
     Term,

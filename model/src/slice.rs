@@ -104,7 +104,9 @@ pub fn in_slice(digest: &[u8; 20], slice: Slice, rule: SliceRule) -> bool {
         return true;
     }
     let lower = Wide::pow160_times(slice.index).div_small(slice.count);
-    let upper = Wide::pow160_times(slice.index.saturating_add(1)).div_small(slice.count).minus_one();
+    let upper = Wide::pow160_times(slice.index.saturating_add(1))
+        .div_small(slice.count)
+        .minus_one();
     let d = Wide::from_digest(digest);
     match rule {
         SliceRule::SliceZeroTakesAll => lower.is_zero() || (lower <= d && d < upper),

@@ -27,7 +27,10 @@ pub struct Reply {
 
 impl Reply {
     pub fn new(code: u16, text: impl Into<String>) -> Reply {
-        Reply { code, text: text.into() }
+        Reply {
+            code,
+            text: text.into(),
+        }
     }
 }
 
@@ -40,7 +43,11 @@ pub struct SmtpConn<'a, O: Os> {
 
 impl<'a, O: Os> SmtpConn<'a, O> {
     pub fn new(os: &'a O, stream: O::Stream) -> Self {
-        SmtpConn { os, stream, buf: Vec::new() }
+        SmtpConn {
+            os,
+            stream,
+            buf: Vec::new(),
+        }
     }
 
     /// Reads one line without its line end. `Ok(None)` when the peer closed.
@@ -74,7 +81,8 @@ impl<'a, O: Os> SmtpConn<'a, O> {
     }
 
     pub async fn reply(&mut self, reply: &Reply) -> io::Result<()> {
-        self.write_line(&format!("{} {}", reply.code, reply.text)).await
+        self.write_line(&format!("{} {}", reply.code, reply.text))
+            .await
     }
 
     /// Reads a (possibly multi-line) reply. A closed connection is
@@ -84,10 +92,16 @@ impl<'a, O: Os> SmtpConn<'a, O> {
             let Some(line) = self.read_line(LINE_BYTES_MAX).await? else {
                 return Err(crate::os::err(libc::ECONNRESET));
             };
-            let code: u16 = line.get(..3).and_then(|c| c.parse().ok()).ok_or_else(|| crate::os::err(libc::EPROTO))?;
+            let code: u16 = line
+                .get(..3)
+                .and_then(|c| c.parse().ok())
+                .ok_or_else(|| crate::os::err(libc::EPROTO))?;
             let more = line.as_bytes().get(3) == Some(&b'-');
             if !more {
-                return Ok(Reply { code, text: line.get(4..).unwrap_or("").to_string() });
+                return Ok(Reply {
+                    code,
+                    text: line.get(4..).unwrap_or("").to_string(),
+                });
             }
         }
     }
@@ -134,9 +148,15 @@ impl<'a, O: Os> SmtpClient<'a, O> {
         let mut conn = SmtpConn::new(os, stream);
         let greeting = conn.read_reply().await?;
         if greeting.code != 220 {
-            return Err(SmtpError::Response { code: greeting.code, text: greeting.text });
+            return Err(SmtpError::Response {
+                code: greeting.code,
+                text: greeting.text,
+            });
         }
-        Ok(SmtpClient { conn, helo_done: false })
+        Ok(SmtpClient {
+            conn,
+            helo_done: false,
+        })
     }
 
     pub async fn command(&mut self, line: &str) -> Result<Reply, SmtpError> {
@@ -152,7 +172,10 @@ impl<'a, O: Os> SmtpClient<'a, O> {
         if !(200..300).contains(&r.code) {
             let r = self.command(&format!("HELO {name}")).await?;
             if !(200..300).contains(&r.code) {
-                return Err(SmtpError::Response { code: r.code, text: r.text });
+                return Err(SmtpError::Response {
+                    code: r.code,
+                    text: r.text,
+                });
             }
         }
         self.helo_done = true;
@@ -161,12 +184,21 @@ impl<'a, O: Os> SmtpClient<'a, O> {
 
     /// `sendmail(from, to_addrs, msg)`: returns the refused recipients when at
     /// least one was accepted and the data went through.
-    pub async fn sendmail(&mut self, helo_name: &str, from: &str, rcpts: &[String], text: &str) -> Result<IndexMap<String, Reply>, SmtpError> {
+    pub async fn sendmail(
+        &mut self,
+        helo_name: &str,
+        from: &str,
+        rcpts: &[String],
+        text: &str,
+    ) -> Result<IndexMap<String, Reply>, SmtpError> {
         self.ehlo_or_helo(helo_name).await?;
         let r = self.command(&format!("MAIL FROM:<{from}>")).await?;
         if r.code != 250 {
             self.rset().await;
-            return Err(SmtpError::Response { code: r.code, text: r.text });
+            return Err(SmtpError::Response {
+                code: r.code,
+                text: r.text,
+            });
         }
         let mut refused = IndexMap::new();
         for rcpt in rcpts {
@@ -182,13 +214,19 @@ impl<'a, O: Os> SmtpClient<'a, O> {
         let r = self.command("DATA").await?;
         if r.code != 354 {
             self.rset().await;
-            return Err(SmtpError::Response { code: r.code, text: r.text });
+            return Err(SmtpError::Response {
+                code: r.code,
+                text: r.text,
+            });
         }
         self.conn.write_data(text).await?;
         let r = self.conn.read_reply().await?;
         if r.code != 250 {
             self.rset().await;
-            return Err(SmtpError::Response { code: r.code, text: r.text });
+            return Err(SmtpError::Response {
+                code: r.code,
+                text: r.text,
+            });
         }
         Ok(refused)
     }
@@ -207,6 +245,8 @@ impl<'a, O: Os> SmtpClient<'a, O> {
 /// The decisions a server session delegates.
 #[allow(async_fn_in_trait)]
 pub trait SmtpHandler {
+    /// A new transaction starts (`HELO`, `MAIL FROM`, `RSET`): forget recipients.
+    fn reset(&mut self) {}
     /// The reply to `RCPT TO:<rcpt>`.
     async fn rcpt(&mut self, rcpt: &str) -> Reply;
     /// The reply after the final `.` of `DATA`, for the accepted recipients.
@@ -223,8 +263,14 @@ pub struct ServerLimits {
 }
 
 /// Runs one server session until `QUIT`, EOF or an error.
-pub async fn serve_session<O: Os, H: SmtpHandler>(conn: &mut SmtpConn<'_, O>, hostname: &str, limits: ServerLimits, handler: &mut H) -> io::Result<()> {
-    conn.reply(&Reply::new(220, format!("{hostname} ESMTP mmsim"))).await?;
+pub async fn serve_session<O: Os, H: SmtpHandler>(
+    conn: &mut SmtpConn<'_, O>,
+    hostname: &str,
+    limits: ServerLimits,
+    handler: &mut H,
+) -> io::Result<()> {
+    conn.reply(&Reply::new(220, format!("{hostname} ESMTP mmsim")))
+        .await?;
     let mut from: Option<String> = None;
     let mut rcpts: Vec<String> = Vec::new();
     for _ in 0..limits.commands_max {
@@ -238,14 +284,20 @@ pub async fn serve_session<O: Os, H: SmtpHandler>(conn: &mut SmtpConn<'_, O>, ho
             Err(e) => return Err(e),
         };
         let upper = line.to_ascii_uppercase();
-        let reply = if upper.starts_with("HELO ") || upper.starts_with("EHLO ") || upper == "HELO" || upper == "EHLO" {
+        let reply = if upper.starts_with("HELO ")
+            || upper.starts_with("EHLO ")
+            || upper == "HELO"
+            || upper == "EHLO"
+        {
             from = None;
             rcpts.clear();
+            handler.reset();
             Reply::new(250, hostname)
         } else if let Some(rest) = upper.strip_prefix("MAIL FROM:") {
             let _ = rest;
             from = Some(angle_address(&line["MAIL FROM:".len()..]));
             rcpts.clear();
+            handler.reset();
             Reply::new(250, "OK")
         } else if upper.starts_with("RCPT TO:") {
             if from.is_none() {
@@ -262,11 +314,17 @@ pub async fn serve_session<O: Os, H: SmtpHandler>(conn: &mut SmtpConn<'_, O>, ho
             if rcpts.is_empty() {
                 Reply::new(503, "valid RCPT command must precede DATA")
             } else {
-                conn.reply(&Reply::new(354, "Enter message, ending with \".\" on a line by itself")).await?;
+                conn.reply(&Reply::new(
+                    354,
+                    "Enter message, ending with \".\" on a line by itself",
+                ))
+                .await?;
                 let mut text = String::new();
                 let mut too_big = false;
                 loop {
-                    let Some(l) = conn.read_line(LINE_BYTES_MAX).await? else { return Ok(()) };
+                    let Some(l) = conn.read_line(LINE_BYTES_MAX).await? else {
+                        return Ok(());
+                    };
                     if l == "." {
                         break;
                     }
@@ -281,7 +339,9 @@ pub async fn serve_session<O: Os, H: SmtpHandler>(conn: &mut SmtpConn<'_, O>, ho
                 let r = if too_big {
                     Reply::new(552, "Message size exceeds maximum permitted")
                 } else {
-                    handler.data(from.as_deref().unwrap_or(""), &rcpts, &text).await
+                    handler
+                        .data(from.as_deref().unwrap_or(""), &rcpts, &text)
+                        .await
                 };
                 from = None;
                 rcpts.clear();
@@ -290,11 +350,13 @@ pub async fn serve_session<O: Os, H: SmtpHandler>(conn: &mut SmtpConn<'_, O>, ho
         } else if upper == "RSET" {
             from = None;
             rcpts.clear();
+            handler.reset();
             Reply::new(250, "Reset OK")
         } else if upper == "NOOP" {
             Reply::new(250, "OK")
         } else if upper == "QUIT" {
-            conn.reply(&Reply::new(221, format!("{hostname} closing connection"))).await?;
+            conn.reply(&Reply::new(221, format!("{hostname} closing connection")))
+                .await?;
             return Ok(());
         } else {
             Reply::new(500, "unrecognized command")

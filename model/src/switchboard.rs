@@ -27,8 +27,8 @@ use std::io;
 use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 
-use crate::event::ModelEvent;
 use crate::errno_name::io_errno_name;
+use crate::event::ModelEvent;
 use crate::fileio::{self, close_after, makedirs, read_to_end, Sync};
 use crate::message::{Message, MessageParseError};
 use crate::msgdata::MsgData;
@@ -154,7 +154,9 @@ impl QueuedMessage {
     fn to_value(&self) -> serde_json::Value {
         match self {
             QueuedMessage::Text(t) => serde_json::Value::String(t.clone()),
-            QueuedMessage::Parsed(m) => serde_json::to_value(m).expect("a message always serialises"),
+            QueuedMessage::Parsed(m) => {
+                serde_json::to_value(m).expect("a message always serialises")
+            }
         }
     }
 
@@ -225,11 +227,22 @@ impl<'a, O: Os> Switchboard<'a, O> {
             QueueFormat::Flat20 => settings.queue_dir.clone(),
             _ => format!("{}/{}", settings.queue_dir, whichq),
         };
-        Switchboard { os, settings, whichq: whichq.to_string(), dir, slice }
+        Switchboard {
+            os,
+            settings,
+            whichq: whichq.to_string(),
+            dir,
+            slice,
+        }
     }
 
     /// `Switchboard.__init__`: the above plus `os.makedirs(whichq)` (EEXIST ignored).
-    pub async fn open(os: &'a O, settings: &'a SwitchboardSettings, whichq: &str, slice: Slice) -> io::Result<Self> {
+    pub async fn open(
+        os: &'a O,
+        settings: &'a SwitchboardSettings,
+        whichq: &str,
+        slice: Slice,
+    ) -> io::Result<Self> {
         let sb = Switchboard::new(os, settings, whichq, slice);
         makedirs(os, &sb.dir).await?;
         Ok(sb)
@@ -262,8 +275,14 @@ impl<'a, O: Os> Switchboard<'a, O> {
         let message_id = msg.message_id();
         let filebase = match self.settings.format {
             QueueFormat::Flat20 => self.enqueue_flat20(&msg, &mut data, now, &listname).await?,
-            QueueFormat::TwoFile21Early => self.enqueue_two_file(&msg, &mut data, now, &listname).await?,
-            QueueFormat::OnePck => self.enqueue_one_pck(&msg, &mut data, now, &listname).await?,
+            QueueFormat::TwoFile21Early => {
+                self.enqueue_two_file(&msg, &mut data, now, &listname)
+                    .await?
+            }
+            QueueFormat::OnePck => {
+                self.enqueue_one_pck(&msg, &mut data, now, &listname)
+                    .await?
+            }
         };
         self.os.event(ModelEvent::QueueEnqueued {
             queue: self.whichq.clone(),
@@ -283,7 +302,13 @@ impl<'a, O: Os> Switchboard<'a, O> {
     }
 
     /// 2.1.5+ (spec/mailman.md §3.3, right column).
-    async fn enqueue_one_pck(&self, msg: &QueuedMessage, data: &mut MsgData, now: f64, listname: &str) -> io::Result<String> {
+    async fn enqueue_one_pck(
+        &self,
+        msg: &QueuedMessage,
+        data: &mut MsgData,
+        now: f64,
+        listname: &str,
+    ) -> io::Result<String> {
         let rcvtime = *data.received_time.get_or_insert(now);
         let msgsave = serde_json::to_vec(&msg.to_value()).expect("a JSON value always serialises");
         let filebase = Self::filebase_21(&msgsave, listname, now, rcvtime);
@@ -302,17 +327,32 @@ impl<'a, O: Os> Switchboard<'a, O> {
     }
 
     /// 2.1.0–2.1.4: message file in place, then `.db` through `.db.tmp`.
-    async fn enqueue_two_file(&self, msg: &QueuedMessage, data: &mut MsgData, now: f64, listname: &str) -> io::Result<String> {
+    async fn enqueue_two_file(
+        &self,
+        msg: &QueuedMessage,
+        data: &mut MsgData,
+        now: f64,
+        listname: &str,
+    ) -> io::Result<String> {
         let rcvtime = *data.received_time.get_or_insert(now);
         let (ext, msgsave) = match msg {
             QueuedMessage::Text(t) if data.plaintext => ("msg", t.clone().into_bytes()),
-            _ => ("pck", serde_json::to_vec(&msg.to_value()).expect("a JSON value always serialises")),
+            _ => (
+                "pck",
+                serde_json::to_vec(&msg.to_value()).expect("a JSON value always serialises"),
+            ),
         };
         let filebase = Self::filebase_21(&msgsave, listname, now, rcvtime);
         let mut out = data.without_private_keys();
         out.version = Some(3);
         *data = out.clone();
-        fileio::write_file(self.os, &self.path(&format!("{filebase}.{ext}")), &msgsave, Sync::NoFsync).await?;
+        fileio::write_file(
+            self.os,
+            &self.path(&format!("{filebase}.{ext}")),
+            &msgsave,
+            Sync::NoFsync,
+        )
+        .await?;
         let db = self.path(&format!("{filebase}.db"));
         let tmp = format!("{db}.tmp");
         let meta = serde_json::to_vec(&out).expect("msgdata always serialises");
@@ -322,7 +362,13 @@ impl<'a, O: Os> Switchboard<'a, O> {
     }
 
     /// 2.0 `Message.Enqueue`: `<sha>.db` in place, then `<sha>.msg` via `.msg.tmp`.
-    async fn enqueue_flat20(&self, msg: &QueuedMessage, data: &mut MsgData, now: f64, listname: &str) -> io::Result<String> {
+    async fn enqueue_flat20(
+        &self,
+        msg: &QueuedMessage,
+        data: &mut MsgData,
+        now: f64,
+        listname: &str,
+    ) -> io::Result<String> {
         let text = msg.text_for_plain_file();
         let mut h = Sha1::new();
         h.update(text.as_bytes());
@@ -331,7 +377,13 @@ impl<'a, O: Os> Switchboard<'a, O> {
         let sha = hex::encode(h.finalize());
         data.received_time.get_or_insert(now);
         let meta = serde_json::to_vec(&*data).expect("msgdata always serialises");
-        fileio::write_file(self.os, &self.path(&format!("{sha}.db")), &meta, Sync::NoFsync).await?;
+        fileio::write_file(
+            self.os,
+            &self.path(&format!("{sha}.db")),
+            &meta,
+            Sync::NoFsync,
+        )
+        .await?;
         let msgfile = self.path(&format!("{sha}.msg"));
         let tmp = format!("{msgfile}.tmp");
         fileio::write_file(self.os, &tmp, text.as_bytes(), Sync::NoFsync).await?;
@@ -346,7 +398,10 @@ impl<'a, O: Os> Switchboard<'a, O> {
         let trigger = match self.settings.format {
             QueueFormat::Flat20 => {
                 let names = self.os.read_dir(&self.dir).await?;
-                return Ok(names.iter().filter_map(|n| n.strip_suffix(".db").map(str::to_string)).collect());
+                return Ok(names
+                    .iter()
+                    .filter_map(|n| n.strip_suffix(".db").map(str::to_string))
+                    .collect());
             }
             QueueFormat::TwoFile21Early => "db",
             QueueFormat::OnePck => "pck",
@@ -360,16 +415,24 @@ impl<'a, O: Os> Switchboard<'a, O> {
         // of the Python dict (a later entry with an equal key replaces the earlier).
         let mut times: Vec<(f64, String)> = Vec::new();
         for name in names {
-            let Some((filebase, ext)) = name.rsplit_once('.') else { continue };
+            let Some((filebase, ext)) = name.rsplit_once('.') else {
+                continue;
+            };
             if ext != extension {
                 continue;
             }
             // Mailman raises ValueError on a name without `+` or with a bad
             // float; the model skips such names so that a stray file cannot
             // kill a runner (a documented departure).
-            let Some((when, digest)) = filebase.split_once('+') else { continue };
-            let Some(digest) = parse_digest(digest) else { continue };
-            let Ok(mut key) = when.parse::<f64>() else { continue };
+            let Some((when, digest)) = filebase.split_once('+') else {
+                continue;
+            };
+            let Some(digest) = parse_digest(digest) else {
+                continue;
+            };
+            let Ok(mut key) = when.parse::<f64>() else {
+                continue;
+            };
             if !in_slice(&digest, self.slice, self.settings.slice_rule) {
                 continue;
             }
@@ -424,9 +487,13 @@ impl<'a, O: Os> Switchboard<'a, O> {
         let body = async {
             match self.settings.dequeue_mode {
                 DequeueMode::OpenThenRenameToBak => {
-                    self.os.rename(&pck, &self.path(&format!("{filebase}.bak"))).await?
+                    self.os
+                        .rename(&pck, &self.path(&format!("{filebase}.bak")))
+                        .await?
                 }
-                DequeueMode::OpenThenUnlink | DequeueMode::ReadThenUnlink => self.os.unlink(&pck).await?,
+                DequeueMode::OpenThenUnlink | DequeueMode::ReadThenUnlink => {
+                    self.os.unlink(&pck).await?
+                }
             }
             read_to_end(self.os, fd).await
         }
@@ -434,7 +501,10 @@ impl<'a, O: Os> Switchboard<'a, O> {
         let bytes = close_after(self.os, fd, body).await?;
         let (msg_value, data, _) = decode_pair(&bytes)?;
         let msg = message_from_value(msg_value, data.parsemsg)?;
-        Ok(Dequeued { msg: Some(msg), data })
+        Ok(Dequeued {
+            msg: Some(msg),
+            data,
+        })
     }
 
     /// Tag 2.1.2 `dequeue`: `.db` first (ENOENT → `{}`), then `.pck`, then `.msg`.
@@ -442,7 +512,8 @@ impl<'a, O: Os> Switchboard<'a, O> {
         let db = self.path(&format!("{filebase}.db"));
         let data = match fileio::read_file(self.os, &db).await {
             Ok(bytes) => {
-                let data: MsgData = serde_json::from_slice(&bytes).map_err(|e| DequeueError::Decode(e.to_string()))?;
+                let data: MsgData = serde_json::from_slice(&bytes)
+                    .map_err(|e| DequeueError::Decode(e.to_string()))?;
                 self.os.unlink(&db).await?;
                 data
             }
@@ -452,11 +523,14 @@ impl<'a, O: Os> Switchboard<'a, O> {
         let pck = self.path(&format!("{filebase}.pck"));
         match fileio::read_file(self.os, &pck).await {
             Ok(bytes) => {
-                let value: serde_json::Value =
-                    serde_json::from_slice(&bytes).map_err(|e| DequeueError::Decode(e.to_string()))?;
+                let value: serde_json::Value = serde_json::from_slice(&bytes)
+                    .map_err(|e| DequeueError::Decode(e.to_string()))?;
                 self.os.unlink(&pck).await?;
                 let msg = message_from_value(value, true)?;
-                return Ok(Dequeued { msg: Some(msg), data });
+                return Ok(Dequeued {
+                    msg: Some(msg),
+                    data,
+                });
             }
             Err(e) if errno(&e) == libc::ENOENT => {}
             Err(e) => return Err(e.into()),
@@ -468,13 +542,22 @@ impl<'a, O: Os> Switchboard<'a, O> {
                 match Message::parse(&text) {
                     Ok(msg) => {
                         self.os.unlink(&msgfile).await?;
-                        Ok(Dequeued { msg: Some(msg), data })
+                        Ok(Dequeued {
+                            msg: Some(msg),
+                            data,
+                        })
                     }
                     Err(e) => {
                         // Tag 2.1.2: an unparsable `.msg` goes to `bad/<fb>.txt`.
-                        syslog(self.os, "error", format!("message is unparsable: {filebase}: {e}"));
+                        syslog(
+                            self.os,
+                            "error",
+                            format!("message is unparsable: {filebase}: {e}"),
+                        );
                         fileio::mkdir_exist_ok(self.os, &self.bad_dir()).await?;
-                        self.os.rename(&msgfile, &format!("{}/{filebase}.txt", self.bad_dir())).await?;
+                        self.os
+                            .rename(&msgfile, &format!("{}/{filebase}.txt", self.bad_dir()))
+                            .await?;
                         Ok(Dequeued { msg: None, data })
                     }
                 }
@@ -487,17 +570,27 @@ impl<'a, O: Os> Switchboard<'a, O> {
     /// 2.0: read `<sha>.db` and `<sha>.msg` without removing them.
     pub async fn read_flat(&self, sha: &str) -> Result<Dequeued, DequeueError> {
         let db = fileio::read_file(self.os, &self.path(&format!("{sha}.db"))).await?;
-        let data: MsgData = serde_json::from_slice(&db).map_err(|e| DequeueError::Decode(e.to_string()))?;
+        let data: MsgData =
+            serde_json::from_slice(&db).map_err(|e| DequeueError::Decode(e.to_string()))?;
         let text = fileio::read_file(self.os, &self.path(&format!("{sha}.msg"))).await?;
         let msg = Message::parse(&String::from_utf8_lossy(&text))?;
-        Ok(Dequeued { msg: Some(msg), data })
+        Ok(Dequeued {
+            msg: Some(msg),
+            data,
+        })
     }
 
     /// 2.0 re-queue of a kept message: rewrite `<sha>.db` in place (the
     /// `.msg` is left as it is).
     pub async fn rewrite_flat_db(&self, sha: &str, data: &MsgData) -> io::Result<()> {
         let meta = serde_json::to_vec(data).expect("msgdata always serialises");
-        fileio::write_file(self.os, &self.path(&format!("{sha}.db")), &meta, Sync::NoFsync).await
+        fileio::write_file(
+            self.os,
+            &self.path(&format!("{sha}.db")),
+            &meta,
+            Sync::NoFsync,
+        )
+        .await
     }
 
     /// 2.0 `dequeue(root)`: unlink `.db`, then `.msg`. Errors propagate.
@@ -509,15 +602,20 @@ impl<'a, O: Os> Switchboard<'a, O> {
     /// `finish(filebase, preserve)`: only the `.bak` format has anything to
     /// finish. Errors are logged and swallowed, as in Mailman.
     pub async fn finish(&self, filebase: &str, how: Finish) {
-        if self.settings.dequeue_mode != DequeueMode::OpenThenRenameToBak || self.settings.format != QueueFormat::OnePck {
+        if self.settings.dequeue_mode != DequeueMode::OpenThenRenameToBak
+            || self.settings.format != QueueFormat::OnePck
+        {
             return;
         }
         let bak = self.path(&format!("{filebase}.bak"));
-        let preserve = how == Finish::Preserve && self.settings.bad_messages == BadMessages::Preserve;
+        let preserve =
+            how == Finish::Preserve && self.settings.bad_messages == BadMessages::Preserve;
         let result = async {
             if preserve {
                 fileio::mkdir_exist_ok(self.os, &self.bad_dir()).await?;
-                self.os.rename(&bak, &format!("{}/{filebase}.psv", self.bad_dir())).await
+                self.os
+                    .rename(&bak, &format!("{}/{filebase}.psv", self.bad_dir()))
+                    .await
             } else {
                 self.os.unlink(&bak).await
             }
@@ -527,7 +625,11 @@ impl<'a, O: Os> Switchboard<'a, O> {
             Ok(()) if preserve => ("preserved", "none".to_string()),
             Ok(()) => ("removed", "none".to_string()),
             Err(e) => {
-                syslog(self.os, "error", format!("Failed to unlink/preserve backup file: {bak}: {e}"));
+                syslog(
+                    self.os,
+                    "error",
+                    format!("Failed to unlink/preserve backup file: {bak}: {e}"),
+                );
                 ("failed", io_errno_name(e))
             }
         };
@@ -543,7 +645,9 @@ impl<'a, O: Os> Switchboard<'a, O> {
     /// I/O errors other than decode failures propagate, as they do out of
     /// `Runner.__init__`.
     pub async fn recover_backup_files(&self) -> io::Result<()> {
-        if self.settings.bak_recovery == BakRecovery::None || self.settings.format != QueueFormat::OnePck {
+        if self.settings.bak_recovery == BakRecovery::None
+            || self.settings.format != QueueFormat::OnePck
+        {
             return Ok(());
         }
         for filebase in self.files_with_extension("bak").await? {
@@ -573,12 +677,20 @@ impl<'a, O: Os> Switchboard<'a, O> {
             .await;
             match close_after(self.os, fd, rewritten).await? {
                 None => {
-                    syslog(self.os, "error", format!("Unable to recover {src}, preserving"));
+                    syslog(
+                        self.os,
+                        "error",
+                        format!("Unable to recover {src}, preserving"),
+                    );
                     self.finish(&filebase, Finish::Preserve).await;
                     self.bak_event(&filebase, 0, "preserved_undecodable");
                 }
                 Some(count) if count >= self.settings.max_bak_count => {
-                    syslog(self.os, "error", format!(".bak file max count, preserving file: {filebase}"));
+                    syslog(
+                        self.os,
+                        "error",
+                        format!(".bak file max count, preserving file: {filebase}"),
+                    );
                     self.finish(&filebase, Finish::Preserve).await;
                     self.bak_event(&filebase, count, "preserved_max_count");
                 }
@@ -617,7 +729,8 @@ fn decode_pair(bytes: &[u8]) -> Result<(serde_json::Value, MsgData, usize), Dequ
         Some(Err(e)) => return Err(DequeueError::Decode(e.to_string())),
         None => return Err(DequeueError::Decode("EOFError: no metadata".to_string())),
     };
-    let data: MsgData = serde_json::from_value(data).map_err(|e| DequeueError::Decode(e.to_string()))?;
+    let data: MsgData =
+        serde_json::from_value(data).map_err(|e| DequeueError::Decode(e.to_string()))?;
     Ok((msg, data, data_pos))
 }
 

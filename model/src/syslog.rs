@@ -9,5 +9,8 @@ use crate::os::Os;
 
 /// Records one log line in `logs/<log>`.
 pub fn syslog<O: Os>(os: &O, log: &str, message: impl Into<String>) {
-    os.event(ModelEvent::Log { log: log.to_string(), message: message.into() });
+    os.event(ModelEvent::Log {
+        log: log.to_string(),
+        message: message.into(),
+    });
 }

@@ -26,7 +26,9 @@ pub struct ArchSettings {
 
 impl Default for ArchSettings {
     fn default() -> Self {
-        ArchSettings { private_archive_dir: "archives/private".to_string() }
+        ArchSettings {
+            private_archive_dir: "archives/private".to_string(),
+        }
     }
 }
 
@@ -42,7 +44,13 @@ impl<'a, O: Os> Dispose<'a, O> for ArchRunner {
         "archive"
     }
 
-    async fn dispose(&mut self, ctx: &RunnerCtx<'a, O>, mlist: &mut MailList<'a, O>, msg: &mut Message, _data: &mut MsgData) -> Result<Keep, Raised> {
+    async fn dispose(
+        &mut self,
+        ctx: &RunnerCtx<'a, O>,
+        mlist: &mut MailList<'a, O>,
+        msg: &mut Message,
+        _data: &mut MsgData,
+    ) -> Result<Keep, Raised> {
         match mlist.lock(Some(ctx.list_lock_timeout())).await {
             Ok(()) => {}
             Err(e) if e.is_timeout() => return Ok(Keep::Requeue),
@@ -52,13 +60,19 @@ impl<'a, O: Os> Dispose<'a, O> for ArchRunner {
             let name = mlist.name().to_string();
             let dir = format!("{}/{name}.mbox", ctx.settings.arch.private_archive_dir);
             makedirs(ctx.os, &dir).await?;
-            let fd = ctx.os.open(&format!("{dir}/{name}.mbox"), OpenFlags::append()).await?;
+            let fd = ctx
+                .os
+                .open(&format!("{dir}/{name}.mbox"), OpenFlags::append())
+                .await?;
             let mut text = format!("From {} \n", msg.get("From").unwrap_or("mailman")).into_bytes();
             text.extend(msg.to_text().into_bytes());
             text.push(b'\n');
             let written = ctx.os.write(fd, &text).await;
             close_after(ctx.os, fd, written).await?;
-            ctx.os.event(ModelEvent::Archived { list: name, message_id: msg.message_id() });
+            ctx.os.event(ModelEvent::Archived {
+                list: name,
+                message_id: msg.message_id(),
+            });
             mlist.save().await?;
             Ok::<(), Raised>(())
         }

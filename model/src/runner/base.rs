@@ -76,9 +76,27 @@ pub struct RunnerSettings {
 
 /// 2.1.39 `GLOBAL_PIPELINE` (spec/mailman.md §4.3).
 pub const GLOBAL_PIPELINE_2_1_39: &[&str] = &[
-    "SpamDetect", "Approve", "Replybot", "Moderate", "Hold", "MimeDel", "Scrubber", "Emergency", "Tagger",
-    "CalcRecips", "AvoidDuplicates", "Cleanse", "CleanseDKIM", "CookHeaders", "ToDigest", "ToArchive",
-    "ToUsenet", "AfterDelivery", "Acknowledge", "WrapMessage", "ToOutgoing",
+    "SpamDetect",
+    "Approve",
+    "Replybot",
+    "Moderate",
+    "Hold",
+    "MimeDel",
+    "Scrubber",
+    "Emergency",
+    "Tagger",
+    "CalcRecips",
+    "AvoidDuplicates",
+    "Cleanse",
+    "CleanseDKIM",
+    "CookHeaders",
+    "ToDigest",
+    "ToArchive",
+    "ToUsenet",
+    "AfterDelivery",
+    "Acknowledge",
+    "WrapMessage",
+    "ToOutgoing",
 ];
 
 impl Default for RunnerSettings {
@@ -89,7 +107,10 @@ impl Default for RunnerSettings {
             dequeue_errors: DequeueErrors::PreserveAny,
             shunt_failure: ShuntFailure::PreserveOriginal,
             site_list: "mailman".to_string(),
-            global_pipeline: GLOBAL_PIPELINE_2_1_39.iter().map(|s| s.to_string()).collect(),
+            global_pipeline: GLOBAL_PIPELINE_2_1_39
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             passes_max: u64::MAX,
         }
     }
@@ -114,19 +135,28 @@ pub struct Raised {
 
 impl From<ListError> for Raised {
     fn from(e: ListError) -> Self {
-        Raised { errno: e.errno_name(), reason: e.to_string() }
+        Raised {
+            errno: e.errno_name(),
+            reason: e.to_string(),
+        }
     }
 }
 
 impl From<io::Error> for Raised {
     fn from(e: io::Error) -> Self {
-        Raised { errno: io_errno_name(&e), reason: e.to_string() }
+        Raised {
+            errno: io_errno_name(&e),
+            reason: e.to_string(),
+        }
     }
 }
 
 impl From<DequeueError> for Raised {
     fn from(e: DequeueError) -> Self {
-        Raised { errno: e.errno_name(), reason: e.to_string() }
+        Raised {
+            errno: e.errno_name(),
+            reason: e.to_string(),
+        }
     }
 }
 
@@ -140,12 +170,22 @@ pub struct RunnerCtx<'a, O: Os> {
 
 impl<'a, O: Os> RunnerCtx<'a, O> {
     pub fn new(os: &'a O, settings: &'a Settings) -> Self {
-        RunnerCtx { os, settings, opened: RefCell::new(BTreeSet::new()), stop: Cell::new(None) }
+        RunnerCtx {
+            os,
+            settings,
+            opened: RefCell::new(BTreeSet::new()),
+            stop: Cell::new(None),
+        }
     }
 
     /// `get_switchboard(whichq).enqueue(msg, data)`; the queue directory is
     /// created on first use in this process, as Mailman's `_sbcache` does.
-    pub async fn enqueue_to(&self, whichq: &str, msg: QueuedMessage, data: MsgData) -> io::Result<String> {
+    pub async fn enqueue_to(
+        &self,
+        whichq: &str,
+        msg: QueuedMessage,
+        data: MsgData,
+    ) -> io::Result<String> {
         let first = !self.opened.borrow().contains(whichq);
         let sb = if first {
             let sb = Switchboard::open(self.os, &self.settings.queue, whichq, Slice::WHOLE).await?;
@@ -195,7 +235,13 @@ pub trait Dispose<'a, O: Os> {
     fn queue(&self) -> &str;
     /// Called once after the Switchboard exists (BounceMixin's `__init__`).
     async fn start(&mut self, _ctx: &RunnerCtx<'a, O>) {}
-    async fn dispose(&mut self, ctx: &RunnerCtx<'a, O>, mlist: &mut MailList<'a, O>, msg: &mut Message, data: &mut MsgData) -> Result<Keep, Raised>;
+    async fn dispose(
+        &mut self,
+        ctx: &RunnerCtx<'a, O>,
+        mlist: &mut MailList<'a, O>,
+        msg: &mut Message,
+        data: &mut MsgData,
+    ) -> Result<Keep, Raised>;
     async fn doperiodic(&mut self, _ctx: &RunnerCtx<'a, O>) -> Result<(), Raised> {
         Ok(())
     }
@@ -207,12 +253,26 @@ pub trait Dispose<'a, O: Os> {
 }
 
 /// Runs one runner slice until stopped; returns the process exit status.
-pub async fn run_runner<'a, O: Os, D: Dispose<'a, O>>(os: &'a O, settings: &'a Settings, slice: Slice, mut runner: D) -> i32 {
+pub async fn run_runner<'a, O: Os, D: Dispose<'a, O>>(
+    os: &'a O,
+    settings: &'a Settings,
+    slice: Slice,
+    mut runner: D,
+) -> i32 {
     let ctx = RunnerCtx::new(os, settings);
     let name = runner.name().to_string();
-    os.event(ModelEvent::RunnerStarted { runner: name.clone(), slice: slice.index, count: slice.count });
+    os.event(ModelEvent::RunnerStarted {
+        runner: name.clone(),
+        slice: slice.index,
+        count: slice.count,
+    });
     let exited = |reason: String| {
-        os.event(ModelEvent::RunnerExited { runner: name.clone(), slice: slice.index, count: slice.count, reason });
+        os.event(ModelEvent::RunnerExited {
+            runner: name.clone(),
+            slice: slice.index,
+            count: slice.count,
+            reason,
+        });
     };
     // `Runner.__init__`: the Switchboard (with `recover=True` from 2.1.9).
     let sb = match Switchboard::open(os, &settings.queue, runner.queue(), slice).await {
@@ -252,7 +312,11 @@ pub async fn run_runner<'a, O: Os, D: Dispose<'a, O>>(os: &'a O, settings: &'a S
     runner.cleanup(&ctx).await;
     match (result, ctx.stop_signal()) {
         (Err(e), _) => {
-            syslog(os, "error", format!("Uncaught runner exception: {}", e.reason));
+            syslog(
+                os,
+                "error",
+                format!("Uncaught runner exception: {}", e.reason),
+            );
             exited(format!("error: {} ({})", e.reason, e.errno));
             1
         }
@@ -272,24 +336,40 @@ pub async fn run_runner<'a, O: Os, D: Dispose<'a, O>>(os: &'a O, settings: &'a S
 }
 
 /// `_oneloop()`: returns `len(files)`.
-async fn oneloop<'a, O: Os, D: Dispose<'a, O>>(ctx: &RunnerCtx<'a, O>, sb: &Switchboard<'a, O>, runner: &mut D) -> Result<usize, Raised> {
+async fn oneloop<'a, O: Os, D: Dispose<'a, O>>(
+    ctx: &RunnerCtx<'a, O>,
+    sb: &Switchboard<'a, O>,
+    runner: &mut D,
+) -> Result<usize, Raised> {
     let files = sb.files().await?;
     for filebase in &files {
         match sb.dequeue(filebase).await {
             Ok(entry) => match entry.msg {
                 Some(msg) => process_one(ctx, sb, runner, filebase, msg, entry.data).await?,
-                None => syslog(ctx.os, "error", format!("lost data files for filebase: {filebase}")),
+                None => syslog(
+                    ctx.os,
+                    "error",
+                    format!("lost data files for filebase: {filebase}"),
+                ),
             },
             Err(e) => match ctx.settings.runner.dequeue_errors {
                 DequeueErrors::Escape => return Err(e.into()),
                 DequeueErrors::CatchParseOnly => match e {
                     DequeueError::Parse(_) => {
-                        syslog(ctx.os, "error", format!("Ignoring unparseable message: {filebase}"));
+                        syslog(
+                            ctx.os,
+                            "error",
+                            format!("Ignoring unparseable message: {filebase}"),
+                        );
                     }
                     other => return Err(other.into()),
                 },
                 DequeueErrors::PreserveAny => {
-                    syslog(ctx.os, "error", format!("Skipping and preserving unparseable message: {filebase}: {e}"));
+                    syslog(
+                        ctx.os,
+                        "error",
+                        format!("Skipping and preserving unparseable message: {filebase}: {e}"),
+                    );
                     sb.finish(filebase, Finish::Preserve).await;
                 }
             },
@@ -318,11 +398,18 @@ async fn process_one<'a, O: Os, D: Dispose<'a, O>>(
             Ok(())
         }
         Err(e) => {
-            syslog(ctx.os, "error", format!("Uncaught runner exception: {}", e.reason));
+            syslog(
+                ctx.os,
+                "error",
+                format!("Uncaught runner exception: {}", e.reason),
+            );
             data.whichq = Some(sb.whichq().to_string());
             let list = data.listname.clone().unwrap_or_default();
             let message_id = msg.message_id();
-            match ctx.enqueue_to("shunt", QueuedMessage::Parsed(msg), data).await {
+            match ctx
+                .enqueue_to("shunt", QueuedMessage::Parsed(msg), data)
+                .await
+            {
                 Ok(_) => {
                     ctx.os.event(ModelEvent::Shunted {
                         queue: sb.whichq().to_string(),
@@ -338,7 +425,11 @@ async fn process_one<'a, O: Os, D: Dispose<'a, O>>(
                 Err(shunt_err) => match ctx.settings.runner.shunt_failure {
                     ShuntFailure::Escape => Err(shunt_err.into()),
                     ShuntFailure::PreserveOriginal => {
-                        syslog(ctx.os, "error", format!("SHUNTING FAILED, preserving original entry: {filebase}"));
+                        syslog(
+                            ctx.os,
+                            "error",
+                            format!("SHUNTING FAILED, preserving original entry: {filebase}"),
+                        );
                         sb.finish(filebase, Finish::Preserve).await;
                         Ok(())
                     }
@@ -357,17 +448,30 @@ async fn onefile<'a, O: Os, D: Dispose<'a, O>>(
     msg: &mut Message,
     data: &mut MsgData,
 ) -> Result<(), Raised> {
-    let listname = data.listname.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| ctx.settings.runner.site_list.clone());
+    let listname = data
+        .listname
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| ctx.settings.runner.site_list.clone());
     // `_open_list`: `MailList(name, lock=False)`; an MMListError gives None,
     // anything else (ESTALE, EIO) escapes and so shunts.
     let mut mlist = ctx.list(&listname);
     match mlist.load().await {
         Ok(()) => {}
         Err(e) if e.is_mm_list_error() => {
-            syslog(ctx.os, "error", format!("error opening list: {listname}\n{e}"));
-            syslog(ctx.os, "error", format!("Dequeuing message destined for missing list: {listname}"));
+            syslog(
+                ctx.os,
+                "error",
+                format!("error opening list: {listname}\n{e}"),
+            );
+            syslog(
+                ctx.os,
+                "error",
+                format!("Dequeuing message destined for missing list: {listname}"),
+            );
             let message_id = msg.message_id();
-            ctx.enqueue_to("shunt", QueuedMessage::Parsed(msg.clone()), data.clone()).await?;
+            ctx.enqueue_to("shunt", QueuedMessage::Parsed(msg.clone()), data.clone())
+                .await?;
             ctx.os.event(ModelEvent::Shunted {
                 queue: sb.whichq().to_string(),
                 filebase: filebase.to_string(),
@@ -383,7 +487,8 @@ async fn onefile<'a, O: Os, D: Dispose<'a, O>>(
     match runner.dispose(ctx, &mut mlist, msg, data).await? {
         Keep::Done => Ok(()),
         Keep::Requeue => {
-            sb.enqueue(QueuedMessage::Parsed(msg.clone()), data.clone()).await?;
+            sb.enqueue(QueuedMessage::Parsed(msg.clone()), data.clone())
+                .await?;
             Ok(())
         }
     }

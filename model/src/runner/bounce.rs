@@ -44,7 +44,10 @@ pub struct BounceSettings {
 
 impl Default for BounceSettings {
     fn default() -> Self {
-        BounceSettings { registration: BounceRegistration::EventsFile, register_bounces_every_s: 900.0 }
+        BounceSettings {
+            registration: BounceRegistration::EventsFile,
+            register_bounces_every_s: 900.0,
+        }
     }
 }
 
@@ -60,7 +63,12 @@ pub fn failed_recipients(msg: &Message) -> Vec<String> {
     msg.headers
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case("X-Failed-Recipients"))
-        .flat_map(|(_, v)| v.split(',').map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect::<Vec<_>>())
+        .flat_map(|(_, v)| {
+            v.split(',')
+                .map(|a| a.trim().to_string())
+                .filter(|a| !a.is_empty())
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
@@ -74,7 +82,10 @@ impl BounceRunner {
                 let now = time_s(ctx.os);
                 for addr in self.batched.get(&listname).into_iter().flatten() {
                     mlist.register_bounce(addr, now);
-                    ctx.os.event(ModelEvent::BounceRegistered { list: listname.clone(), address: addr.clone() });
+                    ctx.os.event(ModelEvent::BounceRegistered {
+                        list: listname.clone(),
+                        address: addr.clone(),
+                    });
                 }
                 mlist.save().await
             }
@@ -101,17 +112,34 @@ impl<'a, O: Os> Dispose<'a, O> for BounceRunner {
         let s = &ctx.settings.bounce;
         self.nextaction_s = time_s(ctx.os) + duration_s(s.register_bounces_every_s).as_secs_f64();
         if s.registration == BounceRegistration::EventsFile {
-            self.events = Some(BounceEvents::new(ctx, &ctx.settings.outgoing.data_dir, s.register_bounces_every_s));
+            self.events = Some(BounceEvents::new(
+                ctx,
+                &ctx.settings.outgoing.data_dir,
+                s.register_bounces_every_s,
+            ));
         }
     }
 
-    async fn dispose(&mut self, ctx: &RunnerCtx<'a, O>, mlist: &mut MailList<'a, O>, msg: &mut Message, _data: &mut MsgData) -> Result<Keep, Raised> {
+    async fn dispose(
+        &mut self,
+        ctx: &RunnerCtx<'a, O>,
+        mlist: &mut MailList<'a, O>,
+        msg: &mut Message,
+        _data: &mut MsgData,
+    ) -> Result<Keep, Raised> {
         if !mlist.config.bounce_processing {
             return Ok(Keep::Done);
         }
         let addrs = failed_recipients(msg);
         if addrs.is_empty() {
-            syslog(ctx.os, "bounce", format!("bounce message w/no discernable addresses: {}", msg.message_id()));
+            syslog(
+                ctx.os,
+                "bounce",
+                format!(
+                    "bounce message w/no discernable addresses: {}",
+                    msg.message_id()
+                ),
+            );
             return Ok(Keep::Done);
         }
         match ctx.settings.bounce.registration {
@@ -125,7 +153,10 @@ impl<'a, O: Os> Dispose<'a, O> for BounceRunner {
                     let now = time_s(ctx.os);
                     for addr in &addrs {
                         mlist.register_bounce(addr, now);
-                        ctx.os.event(ModelEvent::BounceRegistered { list: mlist.name().to_string(), address: addr.clone() });
+                        ctx.os.event(ModelEvent::BounceRegistered {
+                            list: mlist.name().to_string(),
+                            address: addr.clone(),
+                        });
                     }
                     mlist.save().await
                 }
@@ -135,7 +166,10 @@ impl<'a, O: Os> Dispose<'a, O> for BounceRunner {
                 unlocked?;
             }
             BounceRegistration::InMemoryBatch => {
-                self.batched.entry(mlist.name().to_string()).or_default().extend(addrs);
+                self.batched
+                    .entry(mlist.name().to_string())
+                    .or_default()
+                    .extend(addrs);
             }
             BounceRegistration::EventsFile => {
                 if let Some(events) = &mut self.events {
@@ -155,7 +189,8 @@ impl<'a, O: Os> Dispose<'a, O> for BounceRunner {
             if now < self.nextaction_s {
                 return Ok(());
             }
-            self.nextaction_s = now + duration_s(ctx.settings.bounce.register_bounces_every_s).as_secs_f64();
+            self.nextaction_s =
+                now + duration_s(ctx.settings.bounce.register_bounces_every_s).as_secs_f64();
             return self.register_batch(ctx).await;
         }
         Ok(())
@@ -167,7 +202,11 @@ impl<'a, O: Os> Dispose<'a, O> for BounceRunner {
             None => self.register_batch(ctx).await,
         };
         if let Err(e) = result {
-            syslog(ctx.os, "error", format!("bounce registration at cleanup failed: {}", e.reason));
+            syslog(
+                ctx.os,
+                "error",
+                format!("bounce registration at cleanup failed: {}", e.reason),
+            );
         }
     }
 }

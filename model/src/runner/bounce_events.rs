@@ -44,7 +44,13 @@ impl BounceEvents {
     }
 
     /// `_queue_bounces(listname, addrs, msg)`.
-    pub async fn queue_bounces<O: Os>(&mut self, ctx: &RunnerCtx<'_, O>, listname: &str, addrs: &[String], msg: &Message) -> Result<(), Raised> {
+    pub async fn queue_bounces<O: Os>(
+        &mut self,
+        ctx: &RunnerCtx<'_, O>,
+        listname: &str,
+        addrs: &[String],
+        msg: &Message,
+    ) -> Result<(), Raised> {
         if addrs.is_empty() {
             return Ok(());
         }
@@ -95,7 +101,11 @@ impl BounceEvents {
         for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
             match serde_json::from_slice::<(String, String, (i64, u32, u32), String)>(line) {
                 Ok((list, addr, _, _)) => events.entry(list).or_default().push(addr),
-                Err(e) => syslog(ctx.os, "bounce", format!("undecodable bounce event in {}: {e}", self.path)),
+                Err(e) => syslog(
+                    ctx.os,
+                    "bounce",
+                    format!("undecodable bounce event in {}: {e}", self.path),
+                ),
             }
         }
         for (listname, addrs) in events {
@@ -106,7 +116,10 @@ impl BounceEvents {
                 let now = time_s(ctx.os);
                 for addr in &addrs {
                     mlist.register_bounce(addr, now);
-                    ctx.os.event(ModelEvent::BounceRegistered { list: listname.clone(), address: addr.clone() });
+                    ctx.os.event(ModelEvent::BounceRegistered {
+                        list: listname.clone(),
+                        address: addr.clone(),
+                    });
                 }
                 mlist.save().await
             }

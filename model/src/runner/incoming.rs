@@ -39,12 +39,20 @@ pub struct IncomingRunner {
 
 impl IncomingRunner {
     pub fn new() -> Self {
-        IncomingRunner { name: "Incoming".to_string(), queue: "in".to_string(), pipeline: PipelineSource::MsgDataOrGlobal }
+        IncomingRunner {
+            name: "Incoming".to_string(),
+            queue: "in".to_string(),
+            pipeline: PipelineSource::MsgDataOrGlobal,
+        }
     }
 
     /// The same runner on another queue with another pipeline (VirginRunner).
     pub fn with_pipeline(name: &str, queue: &str, pipeline: PipelineSource) -> Self {
-        IncomingRunner { name: name.to_string(), queue: queue.to_string(), pipeline }
+        IncomingRunner {
+            name: name.to_string(),
+            queue: queue.to_string(),
+            pipeline,
+        }
     }
 }
 
@@ -63,7 +71,13 @@ impl<'a, O: Os> Dispose<'a, O> for IncomingRunner {
         &self.queue
     }
 
-    async fn dispose(&mut self, ctx: &RunnerCtx<'a, O>, mlist: &mut MailList<'a, O>, msg: &mut Message, data: &mut MsgData) -> Result<Keep, Raised> {
+    async fn dispose(
+        &mut self,
+        ctx: &RunnerCtx<'a, O>,
+        mlist: &mut MailList<'a, O>,
+        msg: &mut Message,
+        data: &mut MsgData,
+    ) -> Result<Keep, Raised> {
         match mlist.lock(Some(ctx.list_lock_timeout())).await {
             Ok(()) => {}
             Err(e) if e.is_timeout() => return Ok(Keep::Requeue),
@@ -73,9 +87,10 @@ impl<'a, O: Os> Dispose<'a, O> for IncomingRunner {
             let fasttrack = matches!(self.pipeline, PipelineSource::FastTrack(_));
             let pipeline = match &self.pipeline {
                 PipelineSource::FastTrack(p) => p.clone(),
-                PipelineSource::MsgDataOrGlobal => {
-                    data.pipeline.clone().unwrap_or_else(|| ctx.settings.runner.global_pipeline.clone())
-                }
+                PipelineSource::MsgDataOrGlobal => data
+                    .pipeline
+                    .clone()
+                    .unwrap_or_else(|| ctx.settings.runner.global_pipeline.clone()),
             };
             data.pipeline = Some(pipeline);
             let more = dopipeline(ctx, mlist, msg, data, fasttrack).await?;
@@ -100,7 +115,13 @@ impl<'a, O: Os> Dispose<'a, O> for IncomingRunner {
 }
 
 /// `_dopipeline`: pops handlers off `msgdata['pipeline']`.
-async fn dopipeline<'a, O: Os>(ctx: &RunnerCtx<'a, O>, mlist: &mut MailList<'a, O>, msg: &mut Message, data: &mut MsgData, fasttrack: bool) -> Result<Keep, Raised> {
+async fn dopipeline<'a, O: Os>(
+    ctx: &RunnerCtx<'a, O>,
+    mlist: &mut MailList<'a, O>,
+    msg: &mut Message,
+    data: &mut MsgData,
+    fasttrack: bool,
+) -> Result<Keep, Raised> {
     loop {
         let handler = match data.pipeline.as_mut() {
             Some(p) if !p.is_empty() => p.remove(0),
@@ -116,11 +137,22 @@ async fn dopipeline<'a, O: Os>(ctx: &RunnerCtx<'a, O>, mlist: &mut MailList<'a, 
 }
 
 /// One handler's `process(mlist, msg, msgdata)`.
-async fn process<'a, O: Os>(ctx: &RunnerCtx<'a, O>, handler: &str, mlist: &mut MailList<'a, O>, msg: &mut Message, data: &mut MsgData, fasttrack: bool) -> Result<(), Raised> {
+async fn process<'a, O: Os>(
+    ctx: &RunnerCtx<'a, O>,
+    handler: &str,
+    mlist: &mut MailList<'a, O>,
+    msg: &mut Message,
+    data: &mut MsgData,
+    fasttrack: bool,
+) -> Result<(), Raised> {
     match handler {
         "CookHeaders" => {
             if !fasttrack {
-                cook_subject(mlist.config.subject_prefix.as_str(), mlist.config.post_id, msg);
+                cook_subject(
+                    mlist.config.subject_prefix.as_str(),
+                    mlist.config.post_id,
+                    msg,
+                );
             }
             ctx.os.event(ModelEvent::PostNumbered {
                 list: mlist.name().to_string(),
@@ -128,16 +160,16 @@ async fn process<'a, O: Os>(ctx: &RunnerCtx<'a, O>, handler: &str, mlist: &mut M
                 post_id: mlist.config.post_id,
             });
         }
-        "CalcRecips" => {
-            if data.recips.is_none() {
-                data.recips = Some(mlist.config.members.clone());
-            }
+        "CalcRecips" if data.recips.is_none() => {
+            data.recips = Some(mlist.config.members.clone());
         }
-        "ToArchive" => {
-            if mlist.config.archive {
-                let archive_data = MsgData { listname: Some(mlist.name().to_string()), ..MsgData::default() };
-                ctx.enqueue_to("archive", QueuedMessage::Parsed(msg.clone()), archive_data).await?;
-            }
+        "ToArchive" if mlist.config.archive => {
+            let archive_data = MsgData {
+                listname: Some(mlist.name().to_string()),
+                ..MsgData::default()
+            };
+            ctx.enqueue_to("archive", QueuedMessage::Parsed(msg.clone()), archive_data)
+                .await?;
         }
         "AfterDelivery" => {
             mlist.config.last_post_time = time_s(ctx.os);
@@ -147,7 +179,8 @@ async fn process<'a, O: Os>(ctx: &RunnerCtx<'a, O>, handler: &str, mlist: &mut M
             let mut out = data.clone();
             out.pipeline = None;
             out.listname = Some(mlist.name().to_string());
-            ctx.enqueue_to("out", QueuedMessage::Parsed(msg.clone()), out).await?;
+            ctx.enqueue_to("out", QueuedMessage::Parsed(msg.clone()), out)
+                .await?;
         }
         _ => {}
     }
@@ -164,7 +197,10 @@ pub fn cook_subject(subject_prefix: &str, post_id: u64, msg: &mut Message) {
     let subject = msg.get("Subject").unwrap_or("(no subject)").to_string();
     let stripped = match prefix.split_once("%d") {
         Some((before, after)) => strip_numbered_prefix(&subject, before, after),
-        None => subject.strip_prefix(prefix).map(str::to_string).unwrap_or(subject.clone()),
+        None => subject
+            .strip_prefix(prefix)
+            .map(str::to_string)
+            .unwrap_or(subject.clone()),
     };
     let numbered = prefix.replacen("%d", &post_id.to_string(), 1);
     msg.set("Subject", &format!("{numbered} {}", stripped.trim_start()));
@@ -180,13 +216,4 @@ fn strip_numbered_prefix(subject: &str, before: &str, after: &str) -> String {
         }
     }
     subject.to_string()
-}
-
-/// The post number a subject carries after CookHeaders: the digits after the
-/// prefix's text before `%d`. The sink uses it to record what it received.
-pub fn post_number_in_subject(subject: &str) -> Option<u64> {
-    let start = subject.find('[')?;
-    let inner = &subject[start + 1..subject[start..].find(']').map(|e| start + e)?];
-    let digits: String = inner.chars().rev().take_while(|c| c.is_ascii_digit()).collect::<Vec<_>>().into_iter().rev().collect();
-    digits.parse().ok()
 }

@@ -23,11 +23,15 @@ mod retry;
 mod virgin;
 
 pub use arch::{ArchRunner, ArchSettings};
-pub use base::{run_runner, Dispose, Keep, Raised, RunnerCtx, RunnerSettings, DequeueErrors, ShuntFailure};
+pub use base::{
+    run_runner, DequeueErrors, Dispose, Keep, Raised, RunnerCtx, RunnerSettings, ShuntFailure,
+};
 pub use bounce::{BounceRegistration, BounceRunner, BounceSettings};
 pub use incoming::{IncomingRunner, PipelineSource};
 pub use mailmanctl::{mailmanctl, MailmanctlSettings, QrunnerSpec};
-pub use outgoing::{OutgoingRunner, OutgoingSettings, PermFailures, PermFailuresOnCleanup, TempFailures};
+pub use outgoing::{
+    OutgoingRunner, OutgoingSettings, PermFailures, PermFailuresOnCleanup, TempFailures,
+};
 pub use qrunner20::{qrunner20, Qrunner20Settings};
 pub use retry::{RetryRunner, RetrySettings, RetryWait};
 pub use virgin::virgin_runner;

@@ -119,11 +119,19 @@ pub struct OutgoingRunner {
 
 impl OutgoingRunner {
     pub fn new() -> Self {
-        OutgoingRunner { permfailures: IndexMap::new(), permfail_counter: 0, events: None, logged_connect_failure: false }
+        OutgoingRunner {
+            permfailures: IndexMap::new(),
+            permfail_counter: 0,
+            events: None,
+            logged_connect_failure: false,
+        }
     }
 
     /// 2.1.0–2.1.4 `_doperiodic` body after the counter check.
-    async fn deal_with_permfailures<O: Os>(&mut self, ctx: &RunnerCtx<'_, O>) -> Result<(), Raised> {
+    async fn deal_with_permfailures<O: Os>(
+        &mut self,
+        ctx: &RunnerCtx<'_, O>,
+    ) -> Result<(), Raised> {
         let lists: Vec<String> = self.permfailures.keys().cloned().collect();
         for listname in lists {
             let mut mlist = ctx.list(&listname);
@@ -137,7 +145,10 @@ impl OutgoingRunner {
                 let now = time_s(ctx.os);
                 for (recip, _msg) in self.permfailures.get(&listname).into_iter().flatten() {
                     mlist.register_bounce(recip, now);
-                    ctx.os.event(ModelEvent::BounceRegistered { list: listname.clone(), address: recip.clone() });
+                    ctx.os.event(ModelEvent::BounceRegistered {
+                        list: listname.clone(),
+                        address: recip.clone(),
+                    });
                 }
                 self.permfailures.shift_remove(&listname);
                 mlist.save().await
@@ -161,7 +172,10 @@ impl Default for OutgoingRunner {
 pub(super) enum Delivery {
     AllDelivered,
     /// `SomeRecipientsFailed(tempfailures, permfailures)`.
-    SomeFailed { temp: Vec<String>, perm: Vec<String> },
+    SomeFailed {
+        temp: Vec<String>,
+        perm: Vec<String>,
+    },
     /// `socket.error` from connecting.
     CannotConnect(Raised),
 }
@@ -178,11 +192,21 @@ impl<'a, O: Os> Dispose<'a, O> for OutgoingRunner {
     async fn start(&mut self, ctx: &RunnerCtx<'a, O>) {
         let s = &ctx.settings.outgoing;
         if s.perm_failures == PermFailures::BounceEventsFile {
-            self.events = Some(BounceEvents::new(ctx, &s.data_dir, s.register_bounces_every_s));
+            self.events = Some(BounceEvents::new(
+                ctx,
+                &s.data_dir,
+                s.register_bounces_every_s,
+            ));
         }
     }
 
-    async fn dispose(&mut self, ctx: &RunnerCtx<'a, O>, mlist: &mut MailList<'a, O>, msg: &mut Message, data: &mut MsgData) -> Result<Keep, Raised> {
+    async fn dispose(
+        &mut self,
+        ctx: &RunnerCtx<'a, O>,
+        mlist: &mut MailList<'a, O>,
+        msg: &mut Message,
+        data: &mut MsgData,
+    ) -> Result<Keep, Raised> {
         let s = &ctx.settings.outgoing;
         if time_s(ctx.os) < data.deliver_after.unwrap_or(0.0) {
             return Ok(Keep::Requeue);
@@ -192,19 +216,33 @@ impl<'a, O: Os> Dispose<'a, O> for OutgoingRunner {
             Delivery::AllDelivered => return Ok(Keep::Done),
             Delivery::CannotConnect(e) => {
                 if !self.logged_connect_failure {
-                    syslog(ctx.os, "error", format!("Cannot connect to SMTP server {} on port {}: {}", s.smtp_host, s.smtp_port, e.reason));
+                    syslog(
+                        ctx.os,
+                        "error",
+                        format!(
+                            "Cannot connect to SMTP server {} on port {}: {}",
+                            s.smtp_host, s.smtp_port, e.reason
+                        ),
+                    );
                     self.logged_connect_failure = true;
                 }
-                ctx.os.sleep(duration_s(ctx.settings.runner.qrunner_sleep_time_s)).await;
+                ctx.os
+                    .sleep(duration_s(ctx.settings.runner.qrunner_sleep_time_s))
+                    .await;
                 return Ok(Keep::Requeue);
             }
             Delivery::SomeFailed { temp, perm } => (temp, perm),
         };
         if !perm.is_empty() {
             match (&mut self.events, s.perm_failures) {
-                (Some(events), PermFailures::BounceEventsFile) => events.queue_bounces(ctx, mlist.name(), &perm, msg).await?,
+                (Some(events), PermFailures::BounceEventsFile) => {
+                    events.queue_bounces(ctx, mlist.name(), &perm, msg).await?
+                }
                 _ => {
-                    let entry = self.permfailures.entry(mlist.name().to_string()).or_default();
+                    let entry = self
+                        .permfailures
+                        .entry(mlist.name().to_string())
+                        .or_default();
                     entry.extend(perm.iter().map(|r| (r.clone(), msg.clone())));
                 }
             }
@@ -231,12 +269,14 @@ impl<'a, O: Os> Dispose<'a, O> for OutgoingRunner {
                 Ok(Keep::Requeue)
             }
             TempFailures::RetryQueue => {
-                ctx.enqueue_to("retry", QueuedMessage::Parsed(msg.clone()), data.clone()).await?;
+                ctx.enqueue_to("retry", QueuedMessage::Parsed(msg.clone()), data.clone())
+                    .await?;
                 Ok(Keep::Done)
             }
             TempFailures::RetryQueueWithDeliverAfter => {
                 data.deliver_after = Some(now + s.delivery_retry_wait_s);
-                ctx.enqueue_to("retry", QueuedMessage::Parsed(msg.clone()), data.clone()).await?;
+                ctx.enqueue_to("retry", QueuedMessage::Parsed(msg.clone()), data.clone())
+                    .await?;
                 Ok(Keep::Done)
             }
         }
@@ -263,7 +303,11 @@ impl<'a, O: Os> Dispose<'a, O> for OutgoingRunner {
             },
         };
         if let Err(e) = result {
-            syslog(ctx.os, "error", format!("bounce registration at cleanup failed: {}", e.reason));
+            syslog(
+                ctx.os,
+                "error",
+                format!("bounce registration at cleanup failed: {}", e.reason),
+            );
         }
     }
 }
@@ -274,7 +318,12 @@ pub fn is_permanent(code: i32) -> bool {
 }
 
 /// SMTPDirect `process` + `bulkdeliver` over the chunks.
-pub(super) async fn smtp_direct<O: Os>(ctx: &RunnerCtx<'_, O>, mlist: &MailList<'_, O>, msg: &Message, data: &mut MsgData) -> Delivery {
+pub(super) async fn smtp_direct<O: Os>(
+    ctx: &RunnerCtx<'_, O>,
+    mlist: &MailList<'_, O>,
+    msg: &Message,
+    data: &mut MsgData,
+) -> Delivery {
     let s = &ctx.settings.outgoing;
     let recips = data.recips.clone().unwrap_or_default();
     if recips.is_empty() {
@@ -282,7 +331,10 @@ pub(super) async fn smtp_direct<O: Os>(ctx: &RunnerCtx<'_, O>, mlist: &MailList<
     }
     let mut chunks: Vec<Vec<String>> = match data.undelivered.take() {
         Some(c) if !c.is_empty() => c,
-        _ => recips.chunks(s.smtp_max_rcpts.max(1)).map(<[String]>::to_vec).collect(),
+        _ => recips
+            .chunks(s.smtp_max_rcpts.max(1))
+            .map(<[String]>::to_vec)
+            .collect(),
     };
     let envsender = format!("{}-bounces@{}", mlist.name(), mlist.config.host_name);
     let text = msg.to_text();
@@ -306,34 +358,46 @@ pub(super) async fn smtp_direct<O: Os>(ctx: &RunnerCtx<'_, O>, mlist: &MailList<
                     for r in &chunk {
                         refused.insert(r.clone(), -1);
                     }
-                    syslog(ctx.os, "smtp-failure", format!("SMTP session failure: {other}"));
+                    syslog(
+                        ctx.os,
+                        "smtp-failure",
+                        format!("SMTP session failure: {other}"),
+                    );
                     continue;
                 }
             }
         }
         let client = conn.as_mut().expect("connected above");
-        let chunk_refused: IndexMap<String, i32> = match client.sendmail(&helo, &envsender, &chunk, &text).await {
-            Ok(r) => r.into_iter().map(|(k, v): (String, Reply)| (k, i32::from(v.code))).collect(),
-            Err(SmtpError::RecipientsRefused(r)) => {
-                conn = None;
-                r.into_iter().map(|(k, v)| (k, i32::from(v.code))).collect()
-            }
-            Err(SmtpError::Response { code, text: resp }) => {
-                conn = None;
-                syslog(ctx.os, "smtp-failure", format!("SMTP session failure: {code}, {resp}"));
-                if code < 500 || code == 552 {
-                    chunk.iter().map(|r| (r.clone(), i32::from(code))).collect()
-                } else {
-                    // A permanent session failure marks nobody (§4.4).
-                    IndexMap::new()
+        let chunk_refused: IndexMap<String, i32> =
+            match client.sendmail(&helo, &envsender, &chunk, &text).await {
+                Ok(r) => r
+                    .into_iter()
+                    .map(|(k, v): (String, Reply)| (k, i32::from(v.code)))
+                    .collect(),
+                Err(SmtpError::RecipientsRefused(r)) => {
+                    conn = None;
+                    r.into_iter().map(|(k, v)| (k, i32::from(v.code))).collect()
                 }
-            }
-            Err(SmtpError::Io(e)) => {
-                conn = None;
-                syslog(ctx.os, "smtp-failure", format!("Low level smtp error: {e}"));
-                chunk.iter().map(|r| (r.clone(), -1)).collect()
-            }
-        };
+                Err(SmtpError::Response { code, text: resp }) => {
+                    conn = None;
+                    syslog(
+                        ctx.os,
+                        "smtp-failure",
+                        format!("SMTP session failure: {code}, {resp}"),
+                    );
+                    if code < 500 || code == 552 {
+                        chunk.iter().map(|r| (r.clone(), i32::from(code))).collect()
+                    } else {
+                        // A permanent session failure marks nobody (§4.4).
+                        IndexMap::new()
+                    }
+                }
+                Err(SmtpError::Io(e)) => {
+                    conn = None;
+                    syslog(ctx.os, "smtp-failure", format!("Low level smtp error: {e}"));
+                    chunk.iter().map(|r| (r.clone(), -1)).collect()
+                }
+            };
         for r in &chunk {
             let code = chunk_refused.get(r).copied();
             let (code, outcome) = match code {

@@ -60,8 +60,20 @@ impl Default for Qrunner20Settings {
             qrunner_process_lifetime_s: 900.0,
             qrunner_max_messages: 300,
             list_pipeline: [
-                "SpamDetect", "Approve", "Replybot", "Hold", "Cleanse", "CookHeaders", "ToDigest", "ToArchive",
-                "ToUsenet", "CalcRecips", "Decorate", "SMTPDirect", "AfterDelivery", "Acknowledge",
+                "SpamDetect",
+                "Approve",
+                "Replybot",
+                "Hold",
+                "Cleanse",
+                "CookHeaders",
+                "ToDigest",
+                "ToArchive",
+                "ToUsenet",
+                "CalcRecips",
+                "Decorate",
+                "SMTPDirect",
+                "AfterDelivery",
+                "Acknowledge",
             ]
             .iter()
             .map(|s| s.to_string())
@@ -75,17 +87,35 @@ impl Default for Qrunner20Settings {
 pub async fn qrunner20<O: Os>(os: &O, settings: &Settings) -> i32 {
     let s = &settings.qrunner20;
     let ctx = RunnerCtx::new(os, settings);
-    os.event(ModelEvent::RunnerStarted { runner: "qrunner20".to_string(), slice: 0, count: 1 });
-    let mut lock = LockFile::new(os, &format!("{}/qrunner.lock", s.lock_dir), duration_s(s.qrunner_lock_lifetime_s));
+    os.event(ModelEvent::RunnerStarted {
+        runner: "qrunner20".to_string(),
+        slice: 0,
+        count: 1,
+    });
+    let mut lock = LockFile::new(
+        os,
+        &format!("{}/qrunner.lock", s.lock_dir),
+        duration_s(s.qrunner_lock_lifetime_s),
+    );
     match lock.lock(Some(duration_s(s.qrunner_lock_timeout_s))).await {
         Ok(()) => {}
         Err(ListError::TimeOut) => {
             syslog(os, "qrunner", "Could not acquire qrunner lock");
-            os.event(ModelEvent::RunnerExited { runner: "qrunner20".to_string(), slice: 0, count: 1, reason: "lock busy".to_string() });
+            os.event(ModelEvent::RunnerExited {
+                runner: "qrunner20".to_string(),
+                slice: 0,
+                count: 1,
+                reason: "lock busy".to_string(),
+            });
             return 0;
         }
         Err(e) => {
-            os.event(ModelEvent::RunnerExited { runner: "qrunner20".to_string(), slice: 0, count: 1, reason: format!("error: {e}") });
+            os.event(ModelEvent::RunnerExited {
+                runner: "qrunner20".to_string(),
+                slice: 0,
+                count: 1,
+                reason: format!("error: {e}"),
+            });
             return 1;
         }
     }
@@ -96,11 +126,19 @@ pub async fn qrunner20<O: Os>(os: &O, settings: &Settings) -> i32 {
         (Ok(()), Err(e)) => (1, format!("error: {e}")),
         (Ok(()), Ok(())) => (0, "done".to_string()),
     };
-    os.event(ModelEvent::RunnerExited { runner: "qrunner20".to_string(), slice: 0, count: 1, reason });
+    os.event(ModelEvent::RunnerExited {
+        runner: "qrunner20".to_string(),
+        slice: 0,
+        count: 1,
+        reason,
+    });
     code
 }
 
-async fn run_locked<O: Os>(ctx: &RunnerCtx<'_, O>, lock: &mut LockFile<'_, O>) -> Result<(), Raised> {
+async fn run_locked<O: Os>(
+    ctx: &RunnerCtx<'_, O>,
+    lock: &mut LockFile<'_, O>,
+) -> Result<(), Raised> {
     let os = ctx.os;
     let s = &ctx.settings.qrunner20;
     let sb = Switchboard::new(os, &ctx.settings.queue, "qfiles", Slice::WHOLE);
@@ -112,13 +150,19 @@ async fn run_locked<O: Os>(ctx: &RunnerCtx<'_, O>, lock: &mut LockFile<'_, O>) -
         if time_s(os) - start > s.qrunner_process_lifetime_s || count >= s.qrunner_max_messages {
             break;
         }
-        let Some((root, ext)) = name.rsplit_once('.') else { continue };
+        let Some((root, ext)) = name.rsplit_once('.') else {
+            continue;
+        };
         if ext != "msg" {
             continue;
         }
         if let Err(e) = os.stat(&format!("{}/{root}.db", sb.dir())).await {
             if crate::os::errno(&e) == libc::ENOENT {
-                syslog(os, "qrunner", format!("Unlinking orphaned .msg file: {name}"));
+                syslog(
+                    os,
+                    "qrunner",
+                    format!("Unlinking orphaned .msg file: {name}"),
+                );
                 let _ = os.unlink(&format!("{}/{name}", sb.dir())).await;
             }
             continue;
@@ -126,7 +170,11 @@ async fn run_locked<O: Os>(ctx: &RunnerCtx<'_, O>, lock: &mut LockFile<'_, O>) -
         let entry = match sb.read_flat(root).await {
             Ok(e) => e,
             Err(e) => {
-                syslog(os, "qrunner", format!("error reading queue entry {root}: {e}"));
+                syslog(
+                    os,
+                    "qrunner",
+                    format!("error reading queue entry {root}: {e}"),
+                );
                 continue;
             }
         };
@@ -139,7 +187,11 @@ async fn run_locked<O: Os>(ctx: &RunnerCtx<'_, O>, lock: &mut LockFile<'_, O>) -
             lists.insert(listname.clone(), loaded.ok().map(|()| mlist));
         }
         let Some(Some(mlist)) = lists.get_mut(&listname) else {
-            syslog(os, "qrunner", format!("Dequeuing message destined for missing list: {listname}"));
+            syslog(
+                os,
+                "qrunner",
+                format!("Dequeuing message destined for missing list: {listname}"),
+            );
             sb.remove_flat(root).await?;
             os.event(ModelEvent::MessageDeleted {
                 queue: "qfiles".to_string(),
@@ -164,7 +216,11 @@ async fn run_locked<O: Os>(ctx: &RunnerCtx<'_, O>, lock: &mut LockFile<'_, O>) -
         };
         let saved = mlist.save().await;
         if saved.is_ok() {
-            os.event(ModelEvent::ListSaved { list: mlist.name().to_string(), post_id: mlist.config.post_id, by: "qrunner20".to_string() });
+            os.event(ModelEvent::ListSaved {
+                list: mlist.name().to_string(),
+                post_id: mlist.config.post_id,
+                by: "qrunner20".to_string(),
+            });
         }
         let unlocked = mlist.unlock().await;
         kept?;
@@ -176,19 +232,29 @@ async fn run_locked<O: Os>(ctx: &RunnerCtx<'_, O>, lock: &mut LockFile<'_, O>) -
 
 /// `DeliverToList` through `msgdata['pipeline']` or `LIST_PIPELINE`;
 /// returns whether the message is kept (re-queued).
-async fn dispose_message<'a, O: Os>(ctx: &RunnerCtx<'a, O>, mlist: &mut MailList<'a, O>, msg: &mut Message, data: &mut MsgData) -> Result<bool, Raised> {
-    let mut pipeline = data.pipeline.take().unwrap_or_else(|| ctx.settings.qrunner20.list_pipeline.clone());
+async fn dispose_message<'a, O: Os>(
+    ctx: &RunnerCtx<'a, O>,
+    mlist: &mut MailList<'a, O>,
+    msg: &mut Message,
+    data: &mut MsgData,
+) -> Result<bool, Raised> {
+    let mut pipeline = data
+        .pipeline
+        .take()
+        .unwrap_or_else(|| ctx.settings.qrunner20.list_pipeline.clone());
     while !pipeline.is_empty() {
         let handler = pipeline.remove(0);
         match handler.as_str() {
             "CookHeaders" => {
                 cook_subject(&mlist.config.subject_prefix, mlist.config.post_id, msg);
-                ctx.os.event(ModelEvent::PostNumbered { list: mlist.name().to_string(), message_id: msg.message_id(), post_id: mlist.config.post_id });
+                ctx.os.event(ModelEvent::PostNumbered {
+                    list: mlist.name().to_string(),
+                    message_id: msg.message_id(),
+                    post_id: mlist.config.post_id,
+                });
             }
-            "CalcRecips" => {
-                if data.recips.is_none() {
-                    data.recips = Some(mlist.config.members.clone());
-                }
+            "CalcRecips" if data.recips.is_none() => {
+                data.recips = Some(mlist.config.members.clone());
             }
             "SMTPDirect" => {
                 if let Some(temp) = smtp_direct_20(ctx, mlist, msg, data).await? {
@@ -199,7 +265,8 @@ async fn dispose_message<'a, O: Os>(ctx: &RunnerCtx<'a, O>, mlist: &mut MailList
                         continue;
                     }
                     if !no_progress {
-                        data.deliver_until = Some(now + ctx.settings.outgoing.delivery_retry_period_s);
+                        data.deliver_until =
+                            Some(now + ctx.settings.outgoing.delivery_retry_period_s);
                     }
                     data.last_recip_count = Some(temp.len());
                     data.recips = Some(temp);
@@ -221,7 +288,12 @@ async fn dispose_message<'a, O: Os>(ctx: &RunnerCtx<'a, O>, mlist: &mut MailList
 /// 2.0 SMTPDirect: `Save()`, `Unlock()`, deliver, then `Lock()` with no
 /// timeout in `finally`; permanent failures are registered at once.
 /// Returns the temporary failures, if any.
-async fn smtp_direct_20<'a, O: Os>(ctx: &RunnerCtx<'a, O>, mlist: &mut MailList<'a, O>, msg: &Message, data: &mut MsgData) -> Result<Option<Vec<String>>, Raised> {
+async fn smtp_direct_20<'a, O: Os>(
+    ctx: &RunnerCtx<'a, O>,
+    mlist: &mut MailList<'a, O>,
+    msg: &Message,
+    data: &mut MsgData,
+) -> Result<Option<Vec<String>>, Raised> {
     mlist.save().await?;
     mlist.unlock().await?;
     let delivery = smtp_direct(ctx, mlist, msg, data).await;
@@ -234,7 +306,10 @@ async fn smtp_direct_20<'a, O: Os>(ctx: &RunnerCtx<'a, O>, mlist: &mut MailList<
     let now = time_s(ctx.os);
     for addr in perm {
         mlist.register_bounce(&addr, now);
-        ctx.os.event(ModelEvent::BounceRegistered { list: mlist.name().to_string(), address: addr });
+        ctx.os.event(ModelEvent::BounceRegistered {
+            list: mlist.name().to_string(),
+            address: addr,
+        });
     }
     Ok((!temp.is_empty()).then_some(temp))
 }

@@ -37,7 +37,10 @@ pub struct RetrySettings {
 
 impl Default for RetrySettings {
     fn default() -> Self {
-        RetrySettings { sleep_time_s: 900.0, wait: RetryWait::HonourDeliverAfter }
+        RetrySettings {
+            sleep_time_s: 900.0,
+            wait: RetryWait::HonourDeliverAfter,
+        }
     }
 }
 
@@ -53,11 +56,20 @@ impl<'a, O: Os> Dispose<'a, O> for RetryRunner {
         "retry"
     }
 
-    async fn dispose(&mut self, ctx: &RunnerCtx<'a, O>, _mlist: &mut MailList<'a, O>, msg: &mut Message, data: &mut MsgData) -> Result<Keep, Raised> {
-        if ctx.settings.retry.wait == RetryWait::HonourDeliverAfter && time_s(ctx.os) < data.deliver_after.unwrap_or(0.0) {
+    async fn dispose(
+        &mut self,
+        ctx: &RunnerCtx<'a, O>,
+        _mlist: &mut MailList<'a, O>,
+        msg: &mut Message,
+        data: &mut MsgData,
+    ) -> Result<Keep, Raised> {
+        if ctx.settings.retry.wait == RetryWait::HonourDeliverAfter
+            && time_s(ctx.os) < data.deliver_after.unwrap_or(0.0)
+        {
             return Ok(Keep::Requeue);
         }
-        ctx.enqueue_to("out", QueuedMessage::Parsed(msg.clone()), data.clone()).await?;
+        ctx.enqueue_to("out", QueuedMessage::Parsed(msg.clone()), data.clone())
+            .await?;
         Ok(Keep::Done)
     }
 

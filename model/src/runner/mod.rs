@@ -30,7 +30,8 @@ pub use bounce::{BounceRegistration, BounceRunner, BounceSettings};
 pub use incoming::{IncomingRunner, PipelineSource};
 pub use mailmanctl::{mailmanctl, MailmanctlSettings, QrunnerSpec};
 pub use outgoing::{
-    is_permanent, OutgoingRunner, OutgoingSettings, PermFailures, PermFailuresOnCleanup, TempFailures,
+    is_permanent, OutgoingRunner, OutgoingSettings, PermFailures, PermFailuresOnCleanup,
+    TempFailures,
 };
 pub use qrunner20::{qrunner20, Qrunner20Settings};
 pub use retry::{RetryRunner, RetrySettings, RetryWait};

@@ -59,14 +59,20 @@ impl TestOs {
             stat_faults: RefCell::new(BTreeMap::new()),
             stat_log: RefCell::new(Vec::new()),
         };
-        TestOs { world: Rc::new(world), pid: 1 }
+        TestOs {
+            world: Rc::new(world),
+            pid: 1,
+        }
     }
 
     /// Another process on the same host.
     pub fn fork(&self) -> TestOs {
         let pid = self.world.next_pid.get();
         self.world.next_pid.set(pid + 1);
-        TestOs { world: self.world.clone(), pid }
+        TestOs {
+            world: self.world.clone(),
+            pid,
+        }
     }
 
     pub fn path(&self, p: &str) -> PathBuf {
@@ -79,7 +85,9 @@ impl TestOs {
 
     pub fn names(&self, dir: &str) -> Vec<String> {
         let mut v: Vec<String> = match fs::read_dir(self.path(dir)) {
-            Ok(rd) => rd.map(|e| e.expect("entry").file_name().to_string_lossy().into_owned()).collect(),
+            Ok(rd) => rd
+                .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .collect(),
             Err(_) => Vec::new(),
         };
         v.sort();
@@ -91,11 +99,21 @@ impl TestOs {
     }
 
     pub fn events(&self) -> Vec<ModelEvent> {
-        self.world.events.borrow().iter().map(|(_, e)| e.clone()).collect()
+        self.world
+            .events
+            .borrow()
+            .iter()
+            .map(|(_, e)| e.clone())
+            .collect()
     }
 
     pub fn send_signal(&self, pid: Pid, sig: Signal) {
-        self.world.signals.borrow_mut().entry(pid).or_default().push(sig);
+        self.world
+            .signals
+            .borrow_mut()
+            .entry(pid)
+            .or_default()
+            .push(sig);
     }
 }
 
@@ -106,7 +124,11 @@ fn meta(m: &fs::Metadata) -> Metadata {
         size: m.size(),
         mtime: m.modified().unwrap_or(UNIX_EPOCH),
         ctime: UNIX_EPOCH + Duration::from_secs(m.ctime().max(0) as u64),
-        file_type: if m.is_dir() { FileType::Dir } else { FileType::File },
+        file_type: if m.is_dir() {
+            FileType::Dir
+        } else {
+            FileType::File
+        },
     }
 }
 
@@ -122,7 +144,10 @@ impl Os for TestOs {
 
     async fn open(&self, path: &str, flags: OpenFlags) -> io::Result<Fd> {
         let mut o = OpenOptions::new();
-        o.read(flags.read).write(flags.write).append(flags.append).truncate(flags.truncate);
+        o.read(flags.read)
+            .write(flags.write)
+            .append(flags.append)
+            .truncate(flags.truncate);
         if flags.exclusive {
             o.create_new(true);
         } else {
@@ -148,7 +173,11 @@ impl Os for TestOs {
     }
     async fn seek(&self, fd: Fd, pos: u64) -> io::Result<()> {
         let mut files = self.world.files.borrow_mut();
-        files.get_mut(&fd).ok_or_else(ebadf)?.seek(SeekFrom::Start(pos)).map(|_| ())
+        files
+            .get_mut(&fd)
+            .ok_or_else(ebadf)?
+            .seek(SeekFrom::Start(pos))
+            .map(|_| ())
     }
     async fn set_len(&self, fd: Fd, len: u64) -> io::Result<()> {
         let files = self.world.files.borrow();
@@ -163,7 +192,12 @@ impl Os for TestOs {
         files.get(&fd).ok_or_else(ebadf)?.sync_all()
     }
     async fn close(&self, fd: Fd) -> io::Result<()> {
-        self.world.files.borrow_mut().remove(&fd).map(|_| ()).ok_or_else(ebadf)
+        self.world
+            .files
+            .borrow_mut()
+            .remove(&fd)
+            .map(|_| ())
+            .ok_or_else(ebadf)
     }
     async fn stat(&self, path: &str) -> io::Result<Metadata> {
         self.world.stat_log.borrow_mut().push(path.to_string());
@@ -199,7 +233,10 @@ impl Os for TestOs {
             SetTime::ServerNow => self.world.clock.get(),
             SetTime::Explicit(t) => t,
         };
-        File::options().write(true).open(self.path(path))?.set_modified(t)
+        File::options()
+            .write(true)
+            .open(self.path(path))?
+            .set_modified(t)
     }
     fn now(&self) -> SystemTime {
         self.world.clock.get()
@@ -227,7 +264,10 @@ impl Os for TestOs {
         let child = self.fork();
         let pid = child.pid;
         let (program, args) = (program.to_string(), args.to_vec());
-        let handle = tokio::task::spawn_local(async move { model::programs::run(child, &program, &args).await });
+        let handle =
+            tokio::task::spawn_local(
+                async move { model::programs::run(child, &program, &args).await },
+            );
         self.world.children.borrow_mut().insert(pid, handle);
         Ok(pid)
     }
@@ -242,7 +282,11 @@ impl Os for TestOs {
         Ok(())
     }
     async fn alive(&self, pid: Pid) -> bool {
-        self.world.children.borrow().get(&pid).is_some_and(|h| !h.is_finished())
+        self.world
+            .children
+            .borrow()
+            .get(&pid)
+            .is_some_and(|h| !h.is_finished())
     }
     fn take_signal(&self) -> Option<Signal> {
         let mut s = self.world.signals.borrow_mut();
@@ -264,13 +308,16 @@ impl Os for TestOs {
     }
     async fn tcp_accept(&self, listener: &Listener) -> io::Result<DuplexStream> {
         let mut rx = listener.0.lock().await;
-        rx.recv().await.ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))
+        rx.recv()
+            .await
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))
     }
     async fn tcp_connect(&self, _host: &str, port: u16) -> io::Result<DuplexStream> {
         let tx = self.world.listeners.borrow().get(&port).cloned();
         let tx = tx.ok_or_else(|| io::Error::from_raw_os_error(libc::ECONNREFUSED))?;
         let (a, b) = tokio::io::duplex(1 << 16);
-        tx.send(b).map_err(|_| io::Error::from_raw_os_error(libc::ECONNREFUSED))?;
+        tx.send(b)
+            .map_err(|_| io::Error::from_raw_os_error(libc::ECONNREFUSED))?;
         Ok(a)
     }
     async fn tcp_read(&self, stream: &mut DuplexStream, buf: &mut [u8]) -> io::Result<usize> {
@@ -286,7 +333,9 @@ impl Os for TestOs {
 
 /// Runs a future on a current-thread runtime inside a `LocalSet`.
 pub fn block_on<F: Future>(f: F) -> F::Output {
-    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, f)
 }

@@ -86,7 +86,9 @@ pub enum ModelEvent {
         by: String,
     },
     /// SMTPDirect's verdict for one recipient (§4.4): `code` is the SMTP code or -1,
-    /// `outcome` is `delivered`, `permanent` or `temporary`.
+    /// `outcome` is `delivered`, `permanent`, `temporary`, or `dropped_session_refused`
+    /// (a 5xx other than 552 for MAIL FROM/DATA: Mailman marks nobody, so the
+    /// recipient is neither delivered nor retried).
     SmtpRecipient {
         list: String,
         message_id: String,

@@ -368,6 +368,7 @@ pub(super) async fn smtp_direct<O: Os>(
             }
         }
         let client = conn.as_mut().expect("connected above");
+        let mut session_refused: Option<i32> = None;
         let chunk_refused: IndexMap<String, i32> =
             match client.sendmail(&helo, &envsender, &chunk, &text).await {
                 Ok(r) => r
@@ -388,7 +389,9 @@ pub(super) async fn smtp_direct<O: Os>(
                     if code < 500 || code == 552 {
                         chunk.iter().map(|r| (r.clone(), i32::from(code))).collect()
                     } else {
-                        // A permanent session failure marks nobody (§4.4).
+                        // A permanent session failure marks nobody (§4.4):
+                        // the chunk counts as done although nothing was sent.
+                        session_refused = Some(i32::from(code));
                         IndexMap::new()
                     }
                 }
@@ -401,7 +404,10 @@ pub(super) async fn smtp_direct<O: Os>(
         for r in &chunk {
             let code = chunk_refused.get(r).copied();
             let (code, outcome) = match code {
-                None => (250, "delivered"),
+                None => match session_refused {
+                    Some(c) => (c, "dropped_session_refused"),
+                    None => (250, "delivered"),
+                },
                 Some(c) if is_permanent(c) => (c, "permanent"),
                 Some(c) => (c, "temporary"),
             };

@@ -62,6 +62,62 @@ pub enum ModelEvent {
     /// `errnos[i]` is what the stat of `files[i]` failed with; an empty
     /// `files` means the name itself was refused as hostile (2.1.23+).
     ListMissing { list: String, files: Vec<String>, errnos: Vec<String> },
+
+    // --- queue / runner / mta events ---
+    /// A Switchboard wrote an entry (spec/mailman.md §3.3). `filebase` names
+    /// the entry inside `queue`; `message_id` is the ledger key.
+    QueueEnqueued { queue: String, filebase: String, message_id: String, list: String },
+    /// A Switchboard took an entry for processing (§3.5).
+    QueueDequeued { queue: String, filebase: String, message_id: String, list: String },
+    /// A dequeue failed; `reason` says how (`io`, `decode`, `parse`, `lost data files`).
+    QueueDequeueFailed { queue: String, filebase: String, reason: String, errno: String },
+    /// `finish()` ran: `outcome` is `removed`, `preserved` (to `bad/`) or `failed`.
+    QueueFinished { queue: String, filebase: String, outcome: String, errno: String },
+    /// A message was moved to `shunt` after processing raised (§4.1).
+    Shunted { queue: String, filebase: String, message_id: String, list: String, reason: String, errno: String },
+    /// A message was deleted without delivery (2.0 "dequeue for missing list", §4.9).
+    MessageDeleted { queue: String, filebase: String, message_id: String, list: String, reason: String },
+    /// A `.bak` entry was recovered (renamed back to `.pck`) or preserved at start-up (§3.5).
+    BakRecovered { queue: String, filebase: String, bak_count: u32, outcome: String },
+    /// IncomingRunner's pipeline numbered a post: the subject carried `post_id` (§4.3).
+    PostNumbered { list: String, message_id: String, post_id: u64 },
+    /// A list config was saved after the pipeline (§4.3 step 5); `post_id` is the saved value.
+    ListSavedPlaceholder { list: String, post_id: u64, by: String },
+    /// SMTPDirect's verdict for one recipient (§4.4): `code` is the SMTP code or -1,
+    /// `outcome` is `delivered`, `permanent`, `temporary`, or `dropped_session_refused`
+    /// (a 5xx other than 552 for MAIL FROM/DATA: Mailman marks nobody, so the
+    /// recipient is neither delivered nor retried).
+    SmtpRecipient { list: String, message_id: String, recipient: String, code: i32, outcome: String },
+    /// A bounce was registered on a list under its lock (§4.5, §4.7).
+    BounceRegistered { list: String, address: String },
+    /// A message was appended to a list archive (ArchRunner).
+    Archived { list: String, message_id: String },
+    /// The MTA router's decision for a list address (spec/mailman.md §5.1):
+    /// `accepted`, `deferred`, `bounced_unknown_list` or `refused_bad_name`.
+    MtaRouted { list: String, recipient: String, decision: String, errno: String },
+    /// The MTA's pipe transport saw `post` exit (§5.2): `outcome` is `delivered`,
+    /// `deferred` or `bounced`; `exit_code` is -1 for a signal.
+    MtaPiped { list: String, message_id: String, program: String, exit_code: i32, outcome: String },
+    /// The `post` program exits with `exit_code` (§5.2).
+    PostExited { list: String, message_id: String, exit_code: i32, reason: String },
+    /// A runner process started serving `queue` slice `slice` of `count`.
+    RunnerStarted { runner: String, slice: u32, count: u32 },
+    /// A runner process is exiting; `reason` is `sigterm`, `error: ...` or `done`.
+    RunnerExited { runner: String, slice: u32, count: u32, reason: String },
+    /// mailmanctl started (or restarted) a runner child.
+    RunnerSpawned { runner: String, slice: u32, count: u32, pid: u32, restarts: u32 },
+    /// The downstream sink accepted a delivery; `post_number` is parsed from the subject prefix.
+    SinkReceived { recipient: String, message_id: String, post_number: Option<u64>, subject: String },
+    /// The downstream sink refused a recipient with `code`.
+    SinkRefused { recipient: String, message_id: String, code: u16 },
+    /// The sender injected a message to `recipient` (first attempt).
+    SenderInjected { message_id: String, recipient: String },
+    /// The server accepted the sender's message.
+    SenderAccepted { message_id: String, recipient: String, code: u16 },
+    /// The server deferred (4xx) or the connection failed (`code` 0); the sender will retry.
+    SenderDeferred { message_id: String, recipient: String, code: u16, attempt: u32 },
+    /// The server refused permanently (5xx), or the sender gave up (`code` 0).
+    SenderBounced { message_id: String, recipient: String, code: u16 },
 }
 
 /// What `__load(file)` made of one file (spec/mailman.md §2.4).

@@ -8,17 +8,46 @@
 //! - `lockfile`: Mailman's `LockFile` (spec/mailman.md §1) and its variants.
 //! - `mlist`: the list config store, `MailList` (spec/mailman.md §2).
 //! - `python`: Python file and time idioms shared by the two above.
+//! - `smoke`: the Foundation's smoke workload (an O_EXCL lock and appends).
+//! - `errno_name`, `pytime`, `fileio`, `syslog`, `task_set`: small helpers.
+//! - `message`, `msgdata`: a queued message and its metadata dict.
+//! - `slice`: 160-bit hash-space slices of a queue.
+//! - `switchboard`: queue directories in the 2.0, 2.1-early and 2.1.5+ formats.
+//! - `list_access`: the narrow list-store interface the runners use
+//!   (a placeholder until `mlist`/`lockfile` are merged).
+//! - `runner`: the 2.1 runners, mailmanctl and the 2.0 cron qrunner.
+//! - `smtp`, `mta`, `post`: SMTP, the Exim-like MTA and the `post` script.
+//! - `peers`: the downstream sink and the sender.
+//! - `profile`: version profiles and the `Settings` struct.
+//! - `programs`: entry points by name, for `Os::spawn`.
 //!
 //! The model knows nothing of simulation: no fault injection, no `cfg(test)`
 //! behaviour, no randomness but `Os::random`, no clock but `Os::now`.
 
+mod errno_name;
 mod event;
+mod fileio;
+pub mod list_access;
 mod lockfile;
+pub mod message;
 mod mlist;
+pub mod msgdata;
+pub mod mta;
 mod os;
+pub mod peers;
+pub mod post;
+pub mod profile;
+pub mod programs;
 mod python;
+mod pytime;
 mod real;
+pub mod runner;
+pub mod slice;
 pub mod smoke;
+pub mod smtp;
+pub mod switchboard;
+mod syslog;
+mod task_set;
 
 pub use event::{ListLoadOutcome, ModelEvent};
 pub use lockfile::{Condition, LockCounter, LockError, LockFile, LockLogging, LockSettings, LockVariant};
@@ -27,4 +56,5 @@ pub use mlist::{
     LoadFailureUnlock, LoadShortcut, MailList, MailListSettings, RepairMode, SaveProtocol, SyncAfterWrite,
 };
 pub use os::{err, errno, errno_name, ExitStatus, Fd, FileType, Metadata, OpenFlags, Os, Pid, SetTime, Signal};
+pub use profile::{MailmanProfile, Settings};
 pub use real::{RealOs, SpawnConfig};

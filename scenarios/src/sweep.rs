@@ -47,7 +47,11 @@ impl SeedLine {
             .iter()
             .map(|o| (o.name.clone(), if o.status == Status::Pass { "pass" } else { "fail" }.to_string()))
             .collect();
-        let first_violation = r.oracles.iter().find(|o| o.status == Status::Fail).and_then(|o| o.violations.first().map(|v| format!("{}: {v}", o.name)));
+        let first_violation = r
+            .oracles
+            .iter()
+            .find(|o| o.status == Status::Fail)
+            .and_then(|o| o.violations.first().map(|v| format!("{}: {v}", o.name)));
         SeedLine {
             seed: r.seed,
             exit_code: r.exit_code,
@@ -130,7 +134,13 @@ struct Worker {
 }
 
 fn start_worker(exe: &Path, args: &[String]) -> std::io::Result<Worker> {
-    let mut child = Command::new(exe).arg("worker").args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
+    let mut child = Command::new(exe)
+        .arg("worker")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
     let stdin = child.stdin.take().expect("piped stdin");
     let stdout = child.stdout.take().expect("piped stdout");
     let (tx, lines) = mpsc::channel();
@@ -211,7 +221,8 @@ pub fn sweep(opts: &Options) -> std::io::Result<Vec<SeedLine>> {
     if opts.progress {
         bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} seeds  {per_sec}  eta {eta}  {msg}").expect("template"),
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} seeds  {per_sec}  eta {eta}  {msg}")
+                .expect("template"),
         );
     } else {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -293,7 +304,13 @@ pub fn summary(lines: &[SeedLine], scenario: &str, replay_args: &str) -> String 
     }
     for (name, (runs, fails)) in &by_oracle {
         let (lo, hi) = wilson(*fails, *runs);
-        let _ = writeln!(s, "  {name:<24} {fails}/{runs} failed ({:.2}%, 95% CI {:.2}–{:.2}%)", 100.0 * *fails as f64 / *runs as f64, 100.0 * lo, 100.0 * hi);
+        let _ = writeln!(
+            s,
+            "  {name:<24} {fails}/{runs} failed ({:.2}%, 95% CI {:.2}–{:.2}%)",
+            100.0 * *fails as f64 / *runs as f64,
+            100.0 * lo,
+            100.0 * hi
+        );
     }
     let mut by_exit: BTreeMap<i32, u64> = BTreeMap::new();
     for l in lines {
@@ -305,7 +322,13 @@ pub fn summary(lines: &[SeedLine], scenario: &str, replay_args: &str) -> String 
     if !failing.is_empty() {
         let _ = writeln!(s, "first failing seeds:");
         for l in failing {
-            let _ = writeln!(s, "  seed {} exit {}: {}", l.seed, l.exit_code, l.first_violation.as_deref().unwrap_or(&l.verdict));
+            let _ = writeln!(
+                s,
+                "  seed {} exit {}: {}",
+                l.seed,
+                l.exit_code,
+                l.first_violation.as_deref().unwrap_or(&l.verdict)
+            );
             let _ = writeln!(s, "    mmsim run {scenario} --seed {}{replay_args}", l.seed);
         }
     }
@@ -316,12 +339,17 @@ pub fn summary(lines: &[SeedLine], scenario: &str, replay_args: &str) -> String 
 pub fn merge(paths: &[PathBuf]) -> Result<Vec<SeedLine>, InputError> {
     let mut all: BTreeMap<u64, SeedLine> = BTreeMap::new();
     for path in paths {
-        let text = std::fs::read_to_string(path).map_err(|e| InputError(format!("merge: cannot read {}: {}", path.display(), e.kind())))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| InputError(format!("merge: cannot read {}: {}", path.display(), e.kind())))?;
         for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            let parsed: SeedLine = serde_json::from_str(line).map_err(|e| InputError(format!("merge: {}:{}: not a sweep line ({e})", path.display(), i + 1)))?;
+            let parsed: SeedLine = serde_json::from_str(line)
+                .map_err(|e| InputError(format!("merge: {}:{}: not a sweep line ({e})", path.display(), i + 1)))?;
             if let Some(prev) = all.get(&parsed.seed) {
                 if prev != &parsed {
-                    return Err(InputError(format!("merge: seed {} appears twice with different results", parsed.seed)));
+                    return Err(InputError(format!(
+                        "merge: seed {} appears twice with different results",
+                        parsed.seed
+                    )));
                 }
             }
             all.insert(parsed.seed, parsed);

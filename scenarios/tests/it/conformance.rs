@@ -53,7 +53,11 @@ async fn cases<O: Os>(a: &O, b: &O, log: &mut Log) {
     write_file(a, "t/new", b"new").await;
     write_file(a, "t/old", b"old").await;
     log.push(format!("rename over {}", outcome(&a.rename("t/new", "t/old").await)));
-    log.push(format!("after rename old={:?} new={}", read_file(a, "t/old").await.unwrap(), outcome(&a.stat("t/new").await)));
+    log.push(format!(
+        "after rename old={:?} new={}",
+        read_file(a, "t/old").await.unwrap(),
+        outcome(&a.stat("t/new").await)
+    ));
 
     // EEXIST and ENOENT.
     log.push(format!("link onto existing {}", outcome(&a.link("t/b", "t/old").await)));
@@ -80,7 +84,8 @@ async fn cases<O: Os>(a: &O, b: &O, log: &mut Log) {
     log.push(format!("utime missing {}", outcome(&a.set_times("t/missing", SetTime::ServerNow).await)));
 
     // read_dir contents (sorted: order is the filesystem's business).
-    let mut names: Vec<String> = a.read_dir("t").await.unwrap().into_iter().filter(|n| !n.starts_with(".nfs")).collect();
+    let mut names: Vec<String> =
+        a.read_dir("t").await.unwrap().into_iter().filter(|n| !n.starts_with(".nfs")).collect();
     names.sort();
     log.push(format!("read_dir {names:?}"));
 

@@ -1,0 +1,109 @@
+//! The `post` entry script (and its `bounces` sibling) that the MTA's pipe
+//! transport runs (spec/mailman.md §5.2, §4.9).
+//!
+//! Models, per version: 2.1 `scripts/post`: `list_exists` (false → "post
+//! script, list not found", exit 1), then `inq.enqueue(text, listname=...,
+//! tolist=1, _plaintext=1)`, exit 0; an uncaught exception (ESTALE while
+//! writing into `qfiles/in`) exits 1. 2.0 `post`: `MailList(name, lock=0)`,
+//! a full unlocked Load (the real store's Load includes the unlocked fallback
+//! copy of §2.5), an `MMListError` ("Mailman error: post got bad listname")
+//! or an IOError exits 1, then the flat 2.0 enqueue. `bounces` is the same
+//! as 2.1 `post` but enqueues to `bounces` without `tolist`.
+//!
+//! The message arrives as an argument (`--stdin=<text>`) because `Os` has no
+//! pipes; this stands for the pipe to the wrapper's stdin and touches no file.
+//! Left out: the mail wrapper's group check and its own exit codes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::ModelEvent;
+use crate::list_access::{list_exists, ListError};
+use crate::message::message_id_in_text;
+use crate::msgdata::MsgData;
+use crate::os::Os;
+use crate::profile::Settings;
+use crate::slice::Slice;
+use crate::switchboard::{QueuedMessage, Switchboard};
+use crate::syslog::syslog;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PostVariant {
+    /// 2.0: full unlocked Load, then the flat enqueue.
+    V20FullLoad,
+    /// 2.1: `list_exists`, then enqueue to `in`.
+    V21ListExists,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostSettings {
+    pub variant: PostVariant,
+}
+
+impl Default for PostSettings {
+    fn default() -> Self {
+        PostSettings { variant: PostVariant::V21ListExists }
+    }
+}
+
+/// Which script runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryScript {
+    /// `post`: to the list (`in`, `tolist=1`).
+    Post,
+    /// `bounces`: to `bounces`.
+    Bounces,
+}
+
+/// Runs the script for `listname` with `text` on stdin; returns the exit code.
+pub async fn post<O: Os>(os: &O, settings: &Settings, script: EntryScript, listname: &str, text: &str) -> i32 {
+    let message_id = message_id_in_text(text);
+    let (code, reason) = match settings.post.variant {
+        PostVariant::V21ListExists => post_21(os, settings, script, listname, text).await,
+        PostVariant::V20FullLoad => post_20(os, settings, listname, text).await,
+    };
+    if code != 0 {
+        syslog(os, "stderr", reason.clone());
+    }
+    os.event(ModelEvent::PostExited { list: listname.to_string(), message_id, exit_code: code, reason });
+    code
+}
+
+async fn post_21<O: Os>(os: &O, settings: &Settings, script: EntryScript, listname: &str, text: &str) -> (i32, String) {
+    let listname = listname.to_lowercase();
+    if !list_exists(os, &listname, &settings.list_store).await {
+        return (1, format!("post script, list not found: {listname}"));
+    }
+    let (queue, tolist) = match script {
+        EntryScript::Post => ("in", true),
+        EntryScript::Bounces => ("bounces", false),
+    };
+    let data = MsgData { listname: Some(listname), tolist, plaintext: true, ..MsgData::default() };
+    let result = async {
+        let sb = Switchboard::open(os, &settings.queue, queue, Slice::WHOLE).await?;
+        sb.enqueue(QueuedMessage::Text(text.to_string()), data).await
+    }
+    .await;
+    match result {
+        Ok(_) => (0, "ok".to_string()),
+        Err(e) => (1, format!("Traceback: {e}")),
+    }
+}
+
+async fn post_20<O: Os>(os: &O, settings: &Settings, listname: &str, text: &str) -> (i32, String) {
+    let mut mlist = crate::list_access::MailList::open(os, listname, &settings.list_store);
+    match mlist.load().await {
+        Ok(()) => {}
+        Err(e @ (ListError::UnknownList(_) | ListError::CorruptDatabase(_))) => {
+            return (1, format!("Mailman error: post got bad listname: {listname} ({e})"));
+        }
+        Err(e) => return (1, format!("Traceback: {e}")),
+    }
+    let data = MsgData { listname: Some(mlist.name().to_string()), tolist: true, ..MsgData::default() };
+    let sb = Switchboard::new(os, &settings.queue, "qfiles", Slice::WHOLE);
+    match sb.enqueue(QueuedMessage::Text(text.to_string()), data).await {
+        Ok(_) => (0, "ok".to_string()),
+        Err(e) => (1, format!("Traceback: {e}")),
+    }
+}

@@ -1,0 +1,234 @@
+//! Version profiles: one consistent, version-exact set of every variant
+//! setting (spec/mailman.md §0), and the [`Settings`] struct that carries them.
+//!
+//! Models the three profiles the testbed replays: [`MailmanProfile::V2_0`]
+//! (2.0.13), [`MailmanProfile::V2_1Early`] (exactly tag 2.1.2) and
+//! [`MailmanProfile::V2_1_39`]. Every choice can be overridden: a JSON
+//! object merged over the profile's settings is deserialised with
+//! `deny_unknown_fields`, so a misspelt key is an error, not a silent default.
+//!
+//! The list-store and lock variants are named here ([`ListVariants`]) so that
+//! a profile picks them too; the real `lockfile`/`mlist` modules own their
+//! behaviour and should read these values (or replace these enums with their
+//! own on merge).
+
+use serde::{Deserialize, Serialize};
+
+use crate::list_access::{ConfigFormat, ListStoreSettings};
+use crate::mta::MtaSettings;
+use crate::post::{PostSettings, PostVariant};
+use crate::runner::{
+    ArchSettings, BounceRegistration, BounceSettings, DequeueErrors, MailmanctlSettings, OutgoingSettings,
+    PermFailures, PermFailuresOnCleanup, Qrunner20Settings, QrunnerSpec, RetrySettings, RetryWait, RunnerSettings,
+    ShuntFailure, TempFailures,
+};
+use crate::slice::SliceRule;
+use crate::switchboard::{BadMessages, BakRecovery, DequeueMode, KeyCollision, QueueFormat, SwitchboardSettings};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MailmanProfile {
+    /// 2.0.13.
+    #[serde(rename = "2.0")]
+    V2_0,
+    /// Exactly tag 2.1.2.
+    #[serde(rename = "2.1-early")]
+    V2_1Early,
+    /// 2.1.39.
+    #[serde(rename = "2.1.39")]
+    V2_1_39,
+}
+
+impl MailmanProfile {
+    pub const ALL: [MailmanProfile; 3] = [MailmanProfile::V2_0, MailmanProfile::V2_1Early, MailmanProfile::V2_1_39];
+
+    /// The profile's name as `--profile=` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            MailmanProfile::V2_0 => "2.0",
+            MailmanProfile::V2_1Early => "2.1-early",
+            MailmanProfile::V2_1_39 => "2.1.39",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<MailmanProfile> {
+        MailmanProfile::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// The profile's settings.
+    pub fn settings(self) -> Settings {
+        match self {
+            MailmanProfile::V2_1_39 => Settings::default(),
+            MailmanProfile::V2_1Early => v2_1_2(),
+            MailmanProfile::V2_0 => v2_0(),
+        }
+    }
+}
+
+/// LockFile variant (spec/mailman.md §1.2, §1.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LockVariant {
+    /// Claim `<lock>.<host>.<pid>`, `__del__` always unlocks, logging optional.
+    Mailman20,
+    /// Claim `<lock>.<host>.<pid>.<counter>`, important events always logged.
+    Mailman21,
+}
+
+/// `Save()` protocol (spec/mailman.md §2.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SaveProtocol {
+    /// tmp write, unlink `.last`, link to `.last`, rename tmp.
+    LinkRename,
+}
+
+/// Corrupt-config repair in `Load()` (spec/mailman.md §2.5 step 3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RepairMode {
+    /// 2.0, 2.1.0–2.1.4: unlocked `shutil.copy` of `.last`.
+    CopyUnlocked,
+    /// 2.1.5+: locked rename to `.corrupt`, then copy.
+    RenameCorruptThenCopy,
+}
+
+/// The "already current" shortcut of `__load` (spec/mailman.md §2.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadShortcut {
+    /// 2.0: every Load re-reads.
+    None,
+    /// 2.1.0–2.1.14: skip when `mtime <= __timestamp` (server clock).
+    MtimeNotNewer,
+    /// 2.1.15+: skip when `mtime < __timestamp` (local clock before the load).
+    MtimeOlderThanLocalTimestamp,
+}
+
+/// The list-store and lock choices, by name.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListVariants {
+    pub lock_variant: LockVariant,
+    pub save_protocol: SaveProtocol,
+    pub repair_mode: RepairMode,
+    pub load_shortcut: LoadShortcut,
+}
+
+impl Default for ListVariants {
+    fn default() -> Self {
+        ListVariants {
+            lock_variant: LockVariant::Mailman21,
+            save_protocol: SaveProtocol::LinkRename,
+            repair_mode: RepairMode::RenameCorruptThenCopy,
+            load_shortcut: LoadShortcut::MtimeOlderThanLocalTimestamp,
+        }
+    }
+}
+
+/// Every setting of the model; `Default` is 2.1.39.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub queue: SwitchboardSettings,
+    pub list_store: ListStoreSettings,
+    pub list_variants: ListVariants,
+    pub runner: RunnerSettings,
+    pub outgoing: OutgoingSettings,
+    pub bounce: BounceSettings,
+    pub retry: RetrySettings,
+    pub arch: ArchSettings,
+    pub qrunner20: Qrunner20Settings,
+    pub mailmanctl: MailmanctlSettings,
+    pub mta: MtaSettings,
+    pub post: PostSettings,
+}
+
+/// Tag 2.1.2 (the 2.1-early profile).
+#[allow(clippy::field_reassign_with_default)] // reads as a diff against 2.1.39
+fn v2_1_2() -> Settings {
+    let mut s = Settings::default();
+    s.queue = SwitchboardSettings {
+        format: QueueFormat::TwoFile21Early,
+        dequeue_mode: DequeueMode::ReadThenUnlink,
+        slice_rule: SliceRule::SliceZeroTakesAll,
+        key_collision: KeyCollision::DropUntilNextPass,
+        bak_recovery: BakRecovery::None,
+        bad_messages: BadMessages::Preserve,
+        ..SwitchboardSettings::default()
+    };
+    s.list_variants = ListVariants {
+        lock_variant: LockVariant::Mailman21,
+        save_protocol: SaveProtocol::LinkRename,
+        repair_mode: RepairMode::CopyUnlocked,
+        load_shortcut: LoadShortcut::MtimeNotNewer,
+    };
+    s.runner.dequeue_errors = DequeueErrors::Escape;
+    s.runner.shunt_failure = ShuntFailure::Escape;
+    s.outgoing.temp_failures = TempFailures::RequeueOutWithDeliverAfter;
+    s.outgoing.perm_failures = PermFailures::InMemory;
+    s.outgoing.deal_with_permfailures_every = 1;
+    s.outgoing.perm_failures_on_cleanup = PermFailuresOnCleanup::Lost;
+    s.bounce.registration = BounceRegistration::LockInDispose;
+    // No retry queue before 2.1.3.
+    s.retry.wait = RetryWait::IgnoreDeliverAfter;
+    s.mailmanctl.qrunners.retain(|q: &QrunnerSpec| q.name != "Retry");
+    s
+}
+
+/// 2.0.13.
+fn v2_0() -> Settings {
+    let mut s = v2_1_2();
+    s.queue.format = QueueFormat::Flat20;
+    s.list_store.config_format = ConfigFormat::ConfigDb;
+    s.list_variants = ListVariants {
+        lock_variant: LockVariant::Mailman20,
+        save_protocol: SaveProtocol::LinkRename,
+        repair_mode: RepairMode::CopyUnlocked,
+        load_shortcut: LoadShortcut::None,
+    };
+    s.mta.require_file = ConfigFormat::ConfigDb;
+    s.post.variant = PostVariant::V20FullLoad;
+    // 2.0 has no per-queue runners and no master: cron runs `qrunner20`.
+    s.mailmanctl.qrunners.clear();
+    s
+}
+
+/// Errors from [`settings_from`].
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("unknown profile {0:?} (known: 2.0, 2.1-early, 2.1.39)")]
+    UnknownProfile(String),
+    #[error("bad settings override: {0}")]
+    BadOverride(String),
+}
+
+/// The settings of `profile` with `overrides` (a JSON object, possibly
+/// partial) merged over them.
+pub fn settings_from(profile: &str, overrides: Option<&str>) -> Result<Settings, SettingsError> {
+    let p = MailmanProfile::from_name(profile).ok_or_else(|| SettingsError::UnknownProfile(profile.to_string()))?;
+    let base = p.settings();
+    let Some(text) = overrides else {
+        return Ok(base);
+    };
+    let patch: serde_json::Value = serde_json::from_str(text).map_err(|e| SettingsError::BadOverride(e.to_string()))?;
+    let mut value = serde_json::to_value(&base).expect("settings always serialise");
+    merge(&mut value, patch);
+    serde_json::from_value(value).map_err(|e| SettingsError::BadOverride(e.to_string()))
+}
+
+/// Recursive object merge; non-objects replace.
+fn merge(base: &mut serde_json::Value, patch: serde_json::Value) {
+    match (base, patch) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(p)) => {
+            for (k, v) in p {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}

@@ -1,0 +1,424 @@
+//! The 2.1 `Runner` loop (`Mailman/Queue/Runner.py`, spec/mailman.md §4.1)
+//! and its dequeue error handling per version (§3.5).
+//!
+//! Models: `run()` = { `_oneloop()`; `_doperiodic()`; stop?; `_snooze(n)` }
+//! with `_cleanup()` in `finally`; `_oneloop` over `files()` with dequeue,
+//! `_onefile`, shunting, `finish`, `_doperiodic()` after every file and the
+//! `_shortcircuit()` stop check; `_onefile`'s unlocked `_open_list` and the
+//! "Dequeuing message destined for missing list" shunt. Signals arrive
+//! through `Os::take_signal`: SIGTERM and SIGINT set the stop flag (exit
+//! status 15 and 2, which mailmanctl reads as "do not restart" and
+//! "restart"), SIGHUP is taken and ignored (log reopening is not modelled).
+//!
+//! Left out: the pre-2.1.15 `WeakValueDictionary` list cache (CPython frees
+//! the list object when `_onefile` returns, so a hit needs a reference cycle;
+//! every call here loads afresh, as 2.1.15+ does), `Utils.reap` of children,
+//! and per-list language setup.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeSet;
+use std::io;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::errno_name::io_errno_name;
+use crate::event::ModelEvent;
+use crate::list_access::{ListError, MailList};
+use crate::message::Message;
+use crate::msgdata::MsgData;
+use crate::os::{Os, Signal};
+use crate::profile::Settings;
+use crate::pytime::duration_s;
+use crate::slice::Slice;
+use crate::switchboard::{DequeueError, Finish, QueuedMessage, Switchboard};
+use crate::syslog::syslog;
+
+/// How `_oneloop` reacts when `dequeue` raises (spec/mailman.md §3.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DequeueErrors {
+    /// 2.1.0–2.1.4: nothing is caught; the runner process dies.
+    Escape,
+    /// 2.1.5–2.1.9: only `MessageParseError` is caught ("Ignoring unparseable message").
+    CatchParseOnly,
+    /// 2.1.10+: any exception → "Skipping and preserving unparseable message" + `finish(preserve)`.
+    PreserveAny,
+}
+
+/// What happens when `shunt.enqueue` itself fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShuntFailure {
+    /// Before 2.1.12: the exception escapes and the runner dies.
+    Escape,
+    /// 2.1.12+: "SHUNTING FAILED, preserving original entry" + `finish(preserve)`.
+    PreserveOriginal,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunnerSettings {
+    /// `QRUNNER_SLEEP_TIME`.
+    pub qrunner_sleep_time_s: f64,
+    /// `LIST_LOCK_TIMEOUT`.
+    pub list_lock_timeout_s: f64,
+    pub dequeue_errors: DequeueErrors,
+    pub shunt_failure: ShuntFailure,
+    /// `MAILMAN_SITE_LIST`.
+    pub site_list: String,
+    /// `GLOBAL_PIPELINE`; handlers the model does not implement pass through.
+    pub global_pipeline: Vec<String>,
+    /// Passes of `_oneloop` before a runner exits on its own (a bound for
+    /// runs without a master; Mailman has none, so the default is huge).
+    pub passes_max: u64,
+}
+
+/// 2.1.39 `GLOBAL_PIPELINE` (spec/mailman.md §4.3).
+pub const GLOBAL_PIPELINE_2_1_39: &[&str] = &[
+    "SpamDetect",
+    "Approve",
+    "Replybot",
+    "Moderate",
+    "Hold",
+    "MimeDel",
+    "Scrubber",
+    "Emergency",
+    "Tagger",
+    "CalcRecips",
+    "AvoidDuplicates",
+    "Cleanse",
+    "CleanseDKIM",
+    "CookHeaders",
+    "ToDigest",
+    "ToArchive",
+    "ToUsenet",
+    "AfterDelivery",
+    "Acknowledge",
+    "WrapMessage",
+    "ToOutgoing",
+];
+
+impl Default for RunnerSettings {
+    fn default() -> Self {
+        RunnerSettings {
+            qrunner_sleep_time_s: 1.0,
+            list_lock_timeout_s: 10.0,
+            dequeue_errors: DequeueErrors::PreserveAny,
+            shunt_failure: ShuntFailure::PreserveOriginal,
+            site_list: "mailman".to_string(),
+            global_pipeline: GLOBAL_PIPELINE_2_1_39.iter().map(|s| s.to_string()).collect(),
+            passes_max: u64::MAX,
+        }
+    }
+}
+
+/// `_dispose`'s return value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// False: the message is done here.
+    Done,
+    /// True: re-enqueue it to this runner's queue.
+    Requeue,
+}
+
+/// An exception raised out of `_dispose` or `_doperiodic`: it leads to a
+/// shunt (in `_onefile`) or out of `run()` (in `_doperiodic`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Raised {
+    pub reason: String,
+    pub errno: String,
+}
+
+impl From<ListError> for Raised {
+    fn from(e: ListError) -> Self {
+        Raised { errno: e.errno_name(), reason: e.to_string() }
+    }
+}
+
+impl From<io::Error> for Raised {
+    fn from(e: io::Error) -> Self {
+        Raised { errno: io_errno_name(&e), reason: e.to_string() }
+    }
+}
+
+impl From<DequeueError> for Raised {
+    fn from(e: DequeueError) -> Self {
+        Raised { errno: e.errno_name(), reason: e.to_string() }
+    }
+}
+
+/// What every runner can reach: the process, the settings, other queues.
+pub struct RunnerCtx<'a, O: Os> {
+    pub os: &'a O,
+    pub settings: &'a Settings,
+    opened: RefCell<BTreeSet<String>>,
+    stop: Cell<Option<Signal>>,
+}
+
+impl<'a, O: Os> RunnerCtx<'a, O> {
+    pub fn new(os: &'a O, settings: &'a Settings) -> Self {
+        RunnerCtx { os, settings, opened: RefCell::new(BTreeSet::new()), stop: Cell::new(None) }
+    }
+
+    /// `get_switchboard(whichq).enqueue(msg, data)`; the queue directory is
+    /// created on first use in this process, as Mailman's `_sbcache` does.
+    pub async fn enqueue_to(&self, whichq: &str, msg: QueuedMessage, data: MsgData) -> io::Result<String> {
+        let first = !self.opened.borrow().contains(whichq);
+        let sb = if first {
+            let sb = Switchboard::open(self.os, &self.settings.queue, whichq, Slice::WHOLE).await?;
+            self.opened.borrow_mut().insert(whichq.to_string());
+            sb
+        } else {
+            Switchboard::new(self.os, &self.settings.queue, whichq, Slice::WHOLE)
+        };
+        sb.enqueue(msg, data).await
+    }
+
+    /// A fresh unlocked list object (no I/O).
+    pub fn list(&self, name: &str) -> MailList<'a, O> {
+        MailList::open(self.os, name, &self.settings.list_store)
+    }
+
+    pub fn list_lock_timeout(&self) -> Duration {
+        duration_s(self.settings.runner.list_lock_timeout_s)
+    }
+
+    /// Takes pending signals; true once SIGTERM or SIGINT has arrived.
+    pub fn stopping(&self) -> bool {
+        while let Some(sig) = self.os.take_signal() {
+            match sig {
+                Signal::Term | Signal::Int => {
+                    if self.stop.get().is_none() {
+                        self.stop.set(Some(sig));
+                    }
+                }
+                Signal::Hup | Signal::Kill => {}
+            }
+        }
+        self.stop.get().is_some()
+    }
+
+    fn stop_signal(&self) -> Option<Signal> {
+        self.stop.get()
+    }
+}
+
+/// One runner's behaviour on top of the loop.
+#[allow(async_fn_in_trait)]
+pub trait Dispose<'a, O: Os> {
+    /// The class name without `Runner` (`Incoming`), as `--runner=` names it.
+    fn name(&self) -> &str;
+    /// The queue it serves (`in`).
+    fn queue(&self) -> &str;
+    /// Called once after the Switchboard exists (BounceMixin's `__init__`).
+    async fn start(&mut self, _ctx: &RunnerCtx<'a, O>) {}
+    async fn dispose(
+        &mut self,
+        ctx: &RunnerCtx<'a, O>,
+        mlist: &mut MailList<'a, O>,
+        msg: &mut Message,
+        data: &mut MsgData,
+    ) -> Result<Keep, Raised>;
+    async fn doperiodic(&mut self, _ctx: &RunnerCtx<'a, O>) -> Result<(), Raised> {
+        Ok(())
+    }
+    async fn cleanup(&mut self, _ctx: &RunnerCtx<'a, O>) {}
+    /// `_snooze(n)`: the sleep after a pass, if any.
+    fn snooze(&self, ctx: &RunnerCtx<'a, O>, files_found: usize) -> Option<Duration> {
+        (files_found == 0).then(|| duration_s(ctx.settings.runner.qrunner_sleep_time_s))
+    }
+}
+
+/// Runs one runner slice until stopped; returns the process exit status.
+pub async fn run_runner<'a, O: Os, D: Dispose<'a, O>>(
+    os: &'a O,
+    settings: &'a Settings,
+    slice: Slice,
+    mut runner: D,
+) -> i32 {
+    let ctx = RunnerCtx::new(os, settings);
+    let name = runner.name().to_string();
+    os.event(ModelEvent::RunnerStarted { runner: name.clone(), slice: slice.index, count: slice.count });
+    let exited = |reason: String| {
+        os.event(ModelEvent::RunnerExited { runner: name.clone(), slice: slice.index, count: slice.count, reason });
+    };
+    // `Runner.__init__`: the Switchboard (with `recover=True` from 2.1.9).
+    let sb = match Switchboard::open(os, &settings.queue, runner.queue(), slice).await {
+        Ok(sb) => sb,
+        Err(e) => {
+            exited(format!("error: {e}"));
+            return 1;
+        }
+    };
+    if let Err(e) = sb.recover_backup_files().await {
+        exited(format!("error: {e}"));
+        return 1;
+    }
+    runner.start(&ctx).await;
+    let mut result: Result<(), Raised> = Ok(());
+    let mut passes: u64 = 0;
+    loop {
+        let n = match oneloop(&ctx, &sb, &mut runner).await {
+            Ok(n) => n,
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        };
+        if let Err(e) = runner.doperiodic(&ctx).await {
+            result = Err(e);
+            break;
+        }
+        passes += 1;
+        if ctx.stopping() || passes >= settings.runner.passes_max {
+            break;
+        }
+        if let Some(d) = runner.snooze(&ctx, n) {
+            os.sleep(d).await;
+        }
+    }
+    runner.cleanup(&ctx).await;
+    match (result, ctx.stop_signal()) {
+        (Err(e), _) => {
+            syslog(os, "error", format!("Uncaught runner exception: {}", e.reason));
+            exited(format!("error: {} ({})", e.reason, e.errno));
+            1
+        }
+        (Ok(()), Some(Signal::Term)) => {
+            exited("sigterm".to_string());
+            15
+        }
+        (Ok(()), Some(_)) => {
+            exited("sigint".to_string());
+            2
+        }
+        (Ok(()), None) => {
+            exited("done".to_string());
+            0
+        }
+    }
+}
+
+/// `_oneloop()`: returns `len(files)`.
+async fn oneloop<'a, O: Os, D: Dispose<'a, O>>(
+    ctx: &RunnerCtx<'a, O>,
+    sb: &Switchboard<'a, O>,
+    runner: &mut D,
+) -> Result<usize, Raised> {
+    let files = sb.files().await?;
+    for filebase in &files {
+        match sb.dequeue(filebase).await {
+            Ok(entry) => match entry.msg {
+                Some(msg) => process_one(ctx, sb, runner, filebase, msg, entry.data).await?,
+                None => syslog(ctx.os, "error", format!("lost data files for filebase: {filebase}")),
+            },
+            Err(e) => match ctx.settings.runner.dequeue_errors {
+                DequeueErrors::Escape => return Err(e.into()),
+                DequeueErrors::CatchParseOnly => match e {
+                    DequeueError::Parse(_) => {
+                        syslog(ctx.os, "error", format!("Ignoring unparseable message: {filebase}"));
+                    }
+                    other => return Err(other.into()),
+                },
+                DequeueErrors::PreserveAny => {
+                    syslog(ctx.os, "error", format!("Skipping and preserving unparseable message: {filebase}: {e}"));
+                    sb.finish(filebase, Finish::Preserve).await;
+                }
+            },
+        }
+        runner.doperiodic(ctx).await?;
+        if ctx.stopping() {
+            break;
+        }
+    }
+    Ok(files.len())
+}
+
+/// The body of `_oneloop` for one dequeued message: `_onefile`, the shunt on
+/// error, and `finish` (a no-op before 2.1.9).
+async fn process_one<'a, O: Os, D: Dispose<'a, O>>(
+    ctx: &RunnerCtx<'a, O>,
+    sb: &Switchboard<'a, O>,
+    runner: &mut D,
+    filebase: &str,
+    mut msg: Message,
+    mut data: MsgData,
+) -> Result<(), Raised> {
+    match onefile(ctx, sb, runner, filebase, &mut msg, &mut data).await {
+        Ok(()) => {
+            sb.finish(filebase, Finish::Remove).await;
+            Ok(())
+        }
+        Err(e) => {
+            syslog(ctx.os, "error", format!("Uncaught runner exception: {}", e.reason));
+            data.whichq = Some(sb.whichq().to_string());
+            let list = data.listname.clone().unwrap_or_default();
+            let message_id = msg.message_id();
+            match ctx.enqueue_to("shunt", QueuedMessage::Parsed(msg), data).await {
+                Ok(_) => {
+                    ctx.os.event(ModelEvent::Shunted {
+                        queue: sb.whichq().to_string(),
+                        filebase: filebase.to_string(),
+                        message_id,
+                        list,
+                        reason: e.reason,
+                        errno: e.errno,
+                    });
+                    sb.finish(filebase, Finish::Remove).await;
+                    Ok(())
+                }
+                Err(shunt_err) => match ctx.settings.runner.shunt_failure {
+                    ShuntFailure::Escape => Err(shunt_err.into()),
+                    ShuntFailure::PreserveOriginal => {
+                        syslog(ctx.os, "error", format!("SHUNTING FAILED, preserving original entry: {filebase}"));
+                        sb.finish(filebase, Finish::Preserve).await;
+                        Ok(())
+                    }
+                },
+            }
+        }
+    }
+}
+
+/// `_onefile(msg, msgdata)`.
+async fn onefile<'a, O: Os, D: Dispose<'a, O>>(
+    ctx: &RunnerCtx<'a, O>,
+    sb: &Switchboard<'a, O>,
+    runner: &mut D,
+    filebase: &str,
+    msg: &mut Message,
+    data: &mut MsgData,
+) -> Result<(), Raised> {
+    let listname =
+        data.listname.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| ctx.settings.runner.site_list.clone());
+    // `_open_list`: `MailList(name, lock=False)`; an MMListError gives None,
+    // anything else (ESTALE, EIO) escapes and so shunts.
+    let mut mlist = ctx.list(&listname);
+    match mlist.load().await {
+        Ok(()) => {}
+        Err(e) if e.is_mm_list_error() => {
+            syslog(ctx.os, "error", format!("error opening list: {listname}\n{e}"));
+            syslog(ctx.os, "error", format!("Dequeuing message destined for missing list: {listname}"));
+            let message_id = msg.message_id();
+            ctx.enqueue_to("shunt", QueuedMessage::Parsed(msg.clone()), data.clone()).await?;
+            ctx.os.event(ModelEvent::Shunted {
+                queue: sb.whichq().to_string(),
+                filebase: filebase.to_string(),
+                message_id,
+                list: listname,
+                reason: "Dequeuing message destined for missing list".to_string(),
+                errno: e.errno_name(),
+            });
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    }
+    match runner.dispose(ctx, &mut mlist, msg, data).await? {
+        Keep::Done => Ok(()),
+        Keep::Requeue => {
+            sb.enqueue(QueuedMessage::Parsed(msg.clone()), data.clone()).await?;
+            Ok(())
+        }
+    }
+}

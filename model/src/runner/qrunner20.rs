@@ -1,0 +1,280 @@
+//! The Mailman 2.0 cron `qrunner` (spec/mailman.md §4.9).
+//!
+//! Models one cron run: the site-wide `locks/qrunner.lock` taken with a
+//! 0.5 s timeout (one qrunner across every host sharing `locks/`); the walk
+//! of `listdir(qfiles)` in directory order with `lock.refresh()` per entry;
+//! orphan `.msg` removal; the per-run list cache; **"Dequeuing message
+//! destined for missing list" deletes the message** (R24); `Lock(10 s)`
+//! with `continue` on timeout; `DeliverToList` through `LIST_PIPELINE` with
+//! the 2.0 SMTPDirect that saves, unlocks, delivers, then re-locks with no
+//! timeout and registers permanent failures at once; re-queue of temporary
+//! failures by rewriting the `.db` in place; `Save()`/`Unlock()` in
+//! `finally`; the `QRUNNER_PROCESS_LIFETIME` and `QRUNNER_MAX_MESSAGES` bounds.
+//!
+//! Left out: `toadmin`/`toowner`/`torequest` dispatch (every entry is treated
+//! as a `tolist` post) and the handlers other than CookHeaders, CalcRecips,
+//! SMTPDirect and AfterDelivery, which pass through.
+
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use crate::event::ModelEvent;
+use crate::list_access::{ListError, LockFile, MailList};
+use crate::message::Message;
+use crate::msgdata::MsgData;
+use crate::os::Os;
+use crate::profile::Settings;
+use crate::pytime::{duration_s, time_s};
+use crate::slice::Slice;
+use crate::switchboard::Switchboard;
+use crate::syslog::syslog;
+
+use super::base::{Raised, RunnerCtx};
+use super::incoming::cook_subject;
+use super::outgoing::{smtp_direct, Delivery};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Qrunner20Settings {
+    /// `QRUNNER_LOCK_LIFETIME`.
+    pub qrunner_lock_lifetime_s: f64,
+    /// The timeout of the cron run's lock attempt.
+    pub qrunner_lock_timeout_s: f64,
+    /// `QRUNNER_PROCESS_LIFETIME`.
+    pub qrunner_process_lifetime_s: f64,
+    /// `QRUNNER_MAX_MESSAGES`.
+    pub qrunner_max_messages: u32,
+    /// 2.0 `LIST_PIPELINE`.
+    pub list_pipeline: Vec<String>,
+    /// `LOCK_DIR`.
+    pub lock_dir: String,
+}
+
+impl Default for Qrunner20Settings {
+    fn default() -> Self {
+        Qrunner20Settings {
+            qrunner_lock_lifetime_s: 10.0 * 3_600.0,
+            qrunner_lock_timeout_s: 0.5,
+            qrunner_process_lifetime_s: 900.0,
+            qrunner_max_messages: 300,
+            list_pipeline: [
+                "SpamDetect",
+                "Approve",
+                "Replybot",
+                "Hold",
+                "Cleanse",
+                "CookHeaders",
+                "ToDigest",
+                "ToArchive",
+                "ToUsenet",
+                "CalcRecips",
+                "Decorate",
+                "SMTPDirect",
+                "AfterDelivery",
+                "Acknowledge",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            lock_dir: "locks".to_string(),
+        }
+    }
+}
+
+/// One cron run of the 2.0 qrunner. Returns the exit status.
+pub async fn qrunner20<O: Os>(os: &O, settings: &Settings) -> i32 {
+    let s = &settings.qrunner20;
+    let ctx = RunnerCtx::new(os, settings);
+    os.event(ModelEvent::RunnerStarted { runner: "qrunner20".to_string(), slice: 0, count: 1 });
+    let mut lock = LockFile::new(os, &format!("{}/qrunner.lock", s.lock_dir), duration_s(s.qrunner_lock_lifetime_s));
+    match lock.lock(Some(duration_s(s.qrunner_lock_timeout_s))).await {
+        Ok(()) => {}
+        Err(ListError::TimeOut) => {
+            syslog(os, "qrunner", "Could not acquire qrunner lock");
+            os.event(ModelEvent::RunnerExited {
+                runner: "qrunner20".to_string(),
+                slice: 0,
+                count: 1,
+                reason: "lock busy".to_string(),
+            });
+            return 0;
+        }
+        Err(e) => {
+            os.event(ModelEvent::RunnerExited {
+                runner: "qrunner20".to_string(),
+                slice: 0,
+                count: 1,
+                reason: format!("error: {e}"),
+            });
+            return 1;
+        }
+    }
+    let result = run_locked(&ctx, &mut lock).await;
+    let unlocked = lock.unlock().await;
+    let (code, reason) = match (result, unlocked) {
+        (Err(e), _) => (1, format!("error: {} ({})", e.reason, e.errno)),
+        (Ok(()), Err(e)) => (1, format!("error: {e}")),
+        (Ok(()), Ok(())) => (0, "done".to_string()),
+    };
+    os.event(ModelEvent::RunnerExited { runner: "qrunner20".to_string(), slice: 0, count: 1, reason });
+    code
+}
+
+async fn run_locked<O: Os>(ctx: &RunnerCtx<'_, O>, lock: &mut LockFile<'_, O>) -> Result<(), Raised> {
+    let os = ctx.os;
+    let s = &ctx.settings.qrunner20;
+    let sb = Switchboard::new(os, &ctx.settings.queue, "qfiles", Slice::WHOLE);
+    let start = time_s(os);
+    let mut count: u32 = 0;
+    let mut lists: IndexMap<String, Option<MailList<'_, O>>> = IndexMap::new();
+    for name in os.read_dir(sb.dir()).await? {
+        lock.refresh().await?;
+        if time_s(os) - start > s.qrunner_process_lifetime_s || count >= s.qrunner_max_messages {
+            break;
+        }
+        let Some((root, ext)) = name.rsplit_once('.') else {
+            continue;
+        };
+        if ext != "msg" {
+            continue;
+        }
+        if let Err(e) = os.stat(&format!("{}/{root}.db", sb.dir())).await {
+            if crate::os::errno(&e) == libc::ENOENT {
+                syslog(os, "qrunner", format!("Unlinking orphaned .msg file: {name}"));
+                let _ = os.unlink(&format!("{}/{name}", sb.dir())).await;
+            }
+            continue;
+        }
+        let entry = match sb.read_flat(root).await {
+            Ok(e) => e,
+            Err(e) => {
+                syslog(os, "qrunner", format!("error reading queue entry {root}: {e}"));
+                continue;
+            }
+        };
+        let Some(mut msg) = entry.msg else { continue };
+        let mut data = entry.data;
+        let listname = data.listname.clone().unwrap_or_default();
+        if !lists.contains_key(&listname) {
+            let mut mlist = ctx.list(&listname);
+            let loaded = mlist.load().await;
+            lists.insert(listname.clone(), loaded.ok().map(|()| mlist));
+        }
+        let Some(Some(mlist)) = lists.get_mut(&listname) else {
+            syslog(os, "qrunner", format!("Dequeuing message destined for missing list: {listname}"));
+            sb.remove_flat(root).await?;
+            os.event(ModelEvent::MessageDeleted {
+                queue: "qfiles".to_string(),
+                filebase: root.to_string(),
+                message_id: msg.message_id(),
+                list: listname,
+                reason: "Dequeuing message destined for missing list".to_string(),
+            });
+            continue;
+        };
+        count += 1;
+        match mlist.lock(Some(ctx.list_lock_timeout())).await {
+            Ok(()) => {}
+            Err(e) if e.is_timeout() => continue,
+            Err(e) => return Err(e.into()),
+        }
+        let body = dispose_message(ctx, mlist, &mut msg, &mut data).await;
+        let kept = match body {
+            Ok(true) => sb.rewrite_flat_db(root, &data).await.map_err(Raised::from),
+            Ok(false) => sb.remove_flat(root).await.map_err(Raised::from),
+            Err(e) => Err(e),
+        };
+        let saved = mlist.save().await;
+        if saved.is_ok() {
+            os.event(ModelEvent::ListSavedPlaceholder {
+                list: mlist.name().to_string(),
+                post_id: mlist.config.post_id,
+                by: "qrunner20".to_string(),
+            });
+        }
+        let unlocked = mlist.unlock().await;
+        kept?;
+        saved?;
+        unlocked?;
+    }
+    Ok(())
+}
+
+/// `DeliverToList` through `msgdata['pipeline']` or `LIST_PIPELINE`;
+/// returns whether the message is kept (re-queued).
+async fn dispose_message<'a, O: Os>(
+    ctx: &RunnerCtx<'a, O>,
+    mlist: &mut MailList<'a, O>,
+    msg: &mut Message,
+    data: &mut MsgData,
+) -> Result<bool, Raised> {
+    let mut pipeline = data.pipeline.take().unwrap_or_else(|| ctx.settings.qrunner20.list_pipeline.clone());
+    while !pipeline.is_empty() {
+        let handler = pipeline.remove(0);
+        match handler.as_str() {
+            "CookHeaders" => {
+                cook_subject(&mlist.config.subject_prefix, mlist.config.post_id, msg);
+                ctx.os.event(ModelEvent::PostNumbered {
+                    list: mlist.name().to_string(),
+                    message_id: msg.message_id(),
+                    post_id: mlist.config.post_id,
+                });
+            }
+            "CalcRecips" if data.recips.is_none() => {
+                data.recips = Some(mlist.config.members.clone());
+            }
+            "SMTPDirect" => {
+                if let Some(temp) = smtp_direct_20(ctx, mlist, msg, data).await? {
+                    let now = time_s(ctx.os);
+                    let no_progress = Some(temp.len()) == data.last_recip_count;
+                    if no_progress && now > data.deliver_until.unwrap_or(now) {
+                        // Give up on delivery; the rest of the pipeline runs.
+                        continue;
+                    }
+                    if !no_progress {
+                        data.deliver_until = Some(now + ctx.settings.outgoing.delivery_retry_period_s);
+                    }
+                    data.last_recip_count = Some(temp.len());
+                    data.recips = Some(temp);
+                    pipeline.insert(0, handler);
+                    data.pipeline = Some(pipeline);
+                    return Ok(true);
+                }
+            }
+            "AfterDelivery" => {
+                mlist.config.last_post_time = time_s(ctx.os);
+                mlist.config.post_id += 1;
+            }
+            _ => {}
+        }
+    }
+    Ok(false)
+}
+
+/// 2.0 SMTPDirect: `Save()`, `Unlock()`, deliver, then `Lock()` with no
+/// timeout in `finally`; permanent failures are registered at once.
+/// Returns the temporary failures, if any.
+async fn smtp_direct_20<'a, O: Os>(
+    ctx: &RunnerCtx<'a, O>,
+    mlist: &mut MailList<'a, O>,
+    msg: &Message,
+    data: &mut MsgData,
+) -> Result<Option<Vec<String>>, Raised> {
+    mlist.save().await?;
+    mlist.unlock().await?;
+    let delivery = smtp_direct(ctx, mlist, msg, data).await;
+    mlist.lock(None::<Duration>).await?;
+    let (temp, perm) = match delivery {
+        Delivery::AllDelivered => return Ok(None),
+        Delivery::CannotConnect(_) => (data.recips.clone().unwrap_or_default(), Vec::new()),
+        Delivery::SomeFailed { temp, perm } => (temp, perm),
+    };
+    let now = time_s(ctx.os);
+    for addr in perm {
+        mlist.register_bounce(&addr, now);
+        ctx.os.event(ModelEvent::BounceRegistered { list: mlist.name().to_string(), address: addr });
+    }
+    Ok((!temp.is_empty()).then_some(temp))
+}

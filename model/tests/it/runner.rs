@@ -1,0 +1,273 @@
+//! Runners (spec/mailman.md §4): numbering, shunting, corrupt entries,
+//! SMTP classification and per-version failure handling.
+
+use model::list_access::{create_list, ListConfig, ListStoreSettings, MailList};
+use model::msgdata::MsgData;
+use model::post::{post, EntryScript};
+use model::profile::{MailmanProfile, Settings};
+use model::runner::{run_runner, IncomingRunner, OutgoingRunner};
+use model::slice::Slice;
+use model::switchboard::{QueuedMessage, Switchboard};
+use model::ModelEvent;
+
+use crate::support::{args, block_on, TestOs};
+
+fn text(id: &str) -> String {
+    format!("From: a@example.org\nSubject: hello\nMessage-Id: <{id}>\n\nbody\n")
+}
+
+fn one_pass(mut s: Settings) -> Settings {
+    s.runner.passes_max = 1;
+    s
+}
+
+async fn make_list(os: &TestOs, s: &ListStoreSettings, members: &[&str]) {
+    let config = ListConfig {
+        real_name: "test".to_string(),
+        subject_prefix: "[test %d]".to_string(),
+        post_id: 7,
+        members: members.iter().map(|m| m.to_string()).collect(),
+        ..ListConfig::default()
+    };
+    create_list(os, "test", s, &config).await.unwrap();
+}
+
+async fn load(os: &TestOs, s: &Settings) -> ListConfig {
+    let mut l = MailList::open(os, "test", &s.list_store);
+    l.load().await.unwrap();
+    l.config
+}
+
+#[test]
+fn incoming_runner_puts_post_id_into_the_subject_and_increments_it() {
+    let os = TestOs::new(1);
+    let s = one_pass(Settings::default());
+    block_on(async {
+        make_list(&os, &s.list_store, &["alice@example.org"]).await;
+        assert_eq!(post(&os, &s, EntryScript::Post, "test", &text("p1@x")).await, 0);
+        assert_eq!(run_runner(&os, &s, Slice::WHOLE, IncomingRunner::new()).await, 0);
+        let out = Switchboard::new(&os, &s.queue, "out", Slice::WHOLE);
+        let files = out.files().await.unwrap();
+        assert_eq!(files.len(), 1);
+        let d = out.dequeue(&files[0]).await.unwrap();
+        assert_eq!(d.msg.unwrap().get("Subject"), Some("[test 7] hello"));
+        assert_eq!(d.data.recips, Some(vec!["alice@example.org".to_string()]));
+        assert_eq!(load(&os, &s).await.post_id, 8);
+        assert_eq!(Switchboard::new(&os, &s.queue, "archive", Slice::WHOLE).files().await.unwrap().len(), 1);
+        assert!(os.names("qfiles/in").is_empty());
+    });
+    let events = os.events();
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, ModelEvent::PostNumbered { post_id: 7, message_id, .. } if message_id == "p1@x")));
+    assert!(events.iter().any(|e| matches!(e, ModelEvent::ListSaved { post_id: 8, .. })));
+}
+
+#[test]
+fn a_second_post_gets_the_next_number_and_an_old_prefix_is_replaced() {
+    let os = TestOs::new(1);
+    let s = one_pass(Settings::default());
+    block_on(async {
+        make_list(&os, &s.list_store, &["alice@example.org"]).await;
+        post(&os, &s, EntryScript::Post, "test", &text("p1@x")).await;
+        run_runner(&os, &s, Slice::WHOLE, IncomingRunner::new()).await;
+        let reply = "From: b@example.org\nSubject: [test 7] hello\nMessage-Id: <p2@x>\n\nre\n";
+        post(&os, &s, EntryScript::Post, "test", reply).await;
+        run_runner(&os, &s, Slice::WHOLE, IncomingRunner::new()).await;
+        assert_eq!(load(&os, &s).await.post_id, 9);
+    });
+    let subjects: Vec<u64> = os
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            ModelEvent::PostNumbered { post_id, .. } => Some(post_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(subjects, vec![7, 8]);
+}
+
+#[test]
+fn a_message_for_a_missing_list_is_shunted_in_2_1() {
+    let os = TestOs::new(1);
+    let s = one_pass(Settings::default());
+    block_on(async {
+        let inq = Switchboard::open(&os, &s.queue, "in", Slice::WHOLE).await.unwrap();
+        let d = MsgData { listname: Some("nolist".to_string()), plaintext: true, ..MsgData::default() };
+        inq.enqueue(QueuedMessage::Text(text("lost@x")), d).await.unwrap();
+        assert_eq!(run_runner(&os, &s, Slice::WHOLE, IncomingRunner::new()).await, 0);
+        assert_eq!(Switchboard::new(&os, &s.queue, "shunt", Slice::WHOLE).files().await.unwrap().len(), 1);
+        assert!(os.names("qfiles/in").is_empty());
+    });
+    assert!(os
+        .events()
+        .iter()
+        .any(|e| matches!(e, ModelEvent::Shunted { reason, .. } if reason.contains("missing list"))));
+}
+
+#[test]
+fn a_truncated_entry_is_preserved_to_bad_in_2_1_39() {
+    let os = TestOs::new(1);
+    let s = one_pass(Settings::default());
+    block_on(async {
+        make_list(&os, &s.list_store, &[]).await;
+        post(&os, &s, EntryScript::Post, "test", &text("t@x")).await;
+        let name = os.names("qfiles/in").pop().unwrap();
+        std::fs::write(os.path(&format!("qfiles/in/{name}")), b"\"From: a").unwrap();
+        assert_eq!(run_runner(&os, &s, Slice::WHOLE, IncomingRunner::new()).await, 0);
+        assert_eq!(os.names("qfiles/bad").len(), 1);
+        assert!(os.names("qfiles/bad")[0].ends_with(".psv"));
+    });
+}
+
+#[test]
+fn a_corrupt_entry_kills_the_runner_in_2_1_early() {
+    let os = TestOs::new(1);
+    let s = one_pass(MailmanProfile::V2_1Early.settings());
+    block_on(async {
+        make_list(&os, &s.list_store, &[]).await;
+        post(&os, &s, EntryScript::Post, "test", &text("t@x")).await;
+        let db = os.names("qfiles/in").into_iter().find(|n| n.ends_with(".db")).unwrap();
+        std::fs::write(os.path(&format!("qfiles/in/{db}")), b"{\"listna").unwrap();
+        assert_eq!(run_runner(&os, &s, Slice::WHOLE, IncomingRunner::new()).await, 1);
+    });
+    assert!(os
+        .events()
+        .iter()
+        .any(|e| matches!(e, ModelEvent::RunnerExited { reason, .. } if reason.starts_with("error"))));
+}
+
+#[test]
+fn smtp_codes_of_500_and_up_except_552_are_permanent() {
+    use model::runner::is_permanent;
+    assert!(is_permanent(550) && is_permanent(554) && is_permanent(500));
+    assert!(!is_permanent(552) && !is_permanent(451) && !is_permanent(-1) && !is_permanent(250));
+}
+
+fn start_sink(os: &TestOs, port: u16) {
+    let sink = os.fork();
+    let a = args(&[&format!("--port={port}"), "--perm=bob@example.org", "--temp=carol@example.org"]);
+    tokio::task::spawn_local(async move { model::programs::run(sink, "smtp-sink", &a).await });
+}
+
+async fn enqueue_out(os: &TestOs, s: &Settings) {
+    let out = Switchboard::open(os, &s.queue, "out", Slice::WHOLE).await.unwrap();
+    let recips = ["alice@example.org", "bob@example.org", "carol@example.org"].iter().map(|r| r.to_string()).collect();
+    let d = MsgData { listname: Some("test".to_string()), recips: Some(recips), ..MsgData::default() };
+    let msg = model::message::Message::parse("Subject: [test 7] hi\nMessage-Id: <o@x>\n\nbody\n").unwrap();
+    out.enqueue(QueuedMessage::Parsed(msg), d).await.unwrap();
+}
+
+fn outcomes(os: &TestOs) -> Vec<String> {
+    os.events()
+        .into_iter()
+        .filter_map(|e| match e {
+            ModelEvent::SmtpRecipient { recipient, code, outcome, .. } => Some(format!("{recipient} {code} {outcome}")),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn outgoing_classifies_recipients_and_sends_tempfailures_to_retry_in_2_1_39() {
+    let os = TestOs::new(1);
+    let mut s = one_pass(Settings::default());
+    s.outgoing.smtp_port = 2525;
+    // `bin/install` creates DATA_DIR; nothing in the model does.
+    std::fs::create_dir_all(os.path("data")).unwrap();
+    block_on(async {
+        make_list(&os, &s.list_store, &[]).await;
+        start_sink(&os, 2525);
+        tokio::task::yield_now().await;
+        enqueue_out(&os, &s).await;
+        assert_eq!(run_runner(&os, &s, Slice::WHOLE, OutgoingRunner::new()).await, 0);
+        assert_eq!(Switchboard::new(&os, &s.queue, "retry", Slice::WHOLE).files().await.unwrap().len(), 1);
+        // The permanent failure waits in the events file until _cleanup registers it.
+        assert!(!os.exists("data") || os.names("data").is_empty());
+    });
+    assert_eq!(
+        outcomes(&os),
+        vec!["alice@example.org 250 delivered", "bob@example.org 550 permanent", "carol@example.org 451 temporary"]
+    );
+    assert!(os.events().iter().any(|e| matches!(e, ModelEvent::SinkReceived { post_number: Some(7), .. })));
+    assert!(os
+        .events()
+        .iter()
+        .any(|e| matches!(e, ModelEvent::BounceRegistered { address, .. } if address == "bob@example.org")));
+}
+
+#[test]
+fn outgoing_requeues_into_out_and_registers_permfailures_at_once_in_2_1_2() {
+    let os = TestOs::new(1);
+    let mut s = one_pass(MailmanProfile::V2_1Early.settings());
+    s.outgoing.smtp_port = 2526;
+    block_on(async {
+        make_list(&os, &s.list_store, &[]).await;
+        start_sink(&os, 2526);
+        tokio::task::yield_now().await;
+        enqueue_out(&os, &s).await;
+        assert_eq!(run_runner(&os, &s, Slice::WHOLE, OutgoingRunner::new()).await, 0);
+        let out = Switchboard::new(&os, &s.queue, "out", Slice::WHOLE);
+        let files = out.files().await.unwrap();
+        assert_eq!(files.len(), 1);
+        let d = out.dequeue(&files[0]).await.unwrap();
+        assert_eq!(d.data.recips, Some(vec!["carol@example.org".to_string()]));
+        assert!(d.data.deliver_after.is_some());
+        assert!(!os.exists("qfiles/retry"));
+        assert!(load(&os, &s).await.bounce_info.contains_key("bob@example.org"));
+    });
+}
+
+#[test]
+fn outgoing_keeps_the_message_when_the_smtp_server_is_down() {
+    let os = TestOs::new(1);
+    let mut s = one_pass(Settings::default());
+    s.outgoing.smtp_port = 2599;
+    block_on(async {
+        make_list(&os, &s.list_store, &[]).await;
+        enqueue_out(&os, &s).await;
+        assert_eq!(run_runner(&os, &s, Slice::WHOLE, OutgoingRunner::new()).await, 0);
+        assert_eq!(Switchboard::new(&os, &s.queue, "out", Slice::WHOLE).files().await.unwrap().len(), 1);
+    });
+    assert!(outcomes(&os).is_empty());
+}
+
+#[test]
+fn the_2_0_qrunner_deletes_a_message_for_a_missing_list() {
+    let os = TestOs::new(1);
+    let s = MailmanProfile::V2_0.settings();
+    block_on(async {
+        std::fs::create_dir_all(os.path("locks")).unwrap();
+        let q = Switchboard::open(&os, &s.queue, "qfiles", Slice::WHOLE).await.unwrap();
+        let d = MsgData { listname: Some("nolist".to_string()), tolist: true, ..MsgData::default() };
+        q.enqueue(QueuedMessage::Text(text("gone@x")), d).await.unwrap();
+        assert_eq!(model::runner::qrunner20(&os, &s).await, 0);
+        assert!(os.names("qfiles").is_empty());
+        assert!(!os.exists("locks/qrunner.lock"));
+    });
+    assert!(os
+        .events()
+        .iter()
+        .any(|e| matches!(e, ModelEvent::MessageDeleted { message_id, .. } if message_id == "gone@x")));
+}
+
+#[test]
+fn the_2_0_post_and_qrunner_number_a_post_and_deliver_it() {
+    let os = TestOs::new(1);
+    let mut s = MailmanProfile::V2_0.settings();
+    s.outgoing.smtp_port = 2527;
+    block_on(async {
+        make_list(&os, &s.list_store, &["alice@example.org"]).await;
+        assert!(os.exists("lists/test/config.db"));
+        // `bin/install` creates these in 2.0; nothing in the model does.
+        std::fs::create_dir_all(os.path("qfiles")).unwrap();
+        std::fs::create_dir_all(os.path("locks")).unwrap();
+        start_sink(&os, 2527);
+        tokio::task::yield_now().await;
+        assert_eq!(post(&os, &s, EntryScript::Post, "test", &text("old@x")).await, 0);
+        assert_eq!(model::runner::qrunner20(&os, &s).await, 0);
+        assert!(os.names("qfiles").is_empty());
+        assert_eq!(load(&os, &s).await.post_id, 8);
+    });
+    assert!(os.events().iter().any(|e| matches!(e, ModelEvent::SinkReceived { post_number: Some(7), .. })));
+}

@@ -37,6 +37,48 @@ enum Command {
     },
     /// List the builtin scenarios, programs and oracles.
     List,
+    /// Run a range of seeds in isolated worker processes.
+    Sweep {
+        scenario: String,
+        /// Half-open seed range, `A..B`.
+        #[arg(long)]
+        seeds: String,
+        /// Worker processes (default: the number of cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Run only shard K of N (`K/N`), a contiguous part of the range.
+        #[arg(long)]
+        shard: Option<String>,
+        /// Write one JSON line per seed, in seed order.
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Stop scheduling seeds after the first failure.
+        #[arg(long)]
+        stop_on_first: bool,
+        /// Run each seed twice and fail with exit 5 on any difference.
+        #[arg(long)]
+        check_determinism: bool,
+        /// Wall-clock seconds one seed may take before it counts as hung.
+        #[arg(long, default_value_t = 600)]
+        timeout_s: u64,
+    },
+    /// Combine sweep outputs (shards) into one, in seed order.
+    Merge {
+        files: Vec<std::path::PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+    },
+    /// Internal: a sweep worker; reads seeds on stdin, writes JSON lines.
+    #[command(hide = true)]
+    Worker {
+        scenario: String,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        #[arg(long)]
+        check_determinism: bool,
+    },
 }
 
 fn bad_input(msg: &str) -> ExitCode {
@@ -70,7 +112,7 @@ fn main() -> ExitCode {
             }
             let text = e.to_string();
             let first = text.lines().next().unwrap_or("bad arguments").trim_start_matches("error: ");
-            return bad_input(&format!("{first} (see `mmsim --help`; commands: run, list)"));
+            return bad_input(&format!("{first} (see `mmsim --help`; commands: run, sweep, merge, list)"));
         }
     };
     match cli.command {
@@ -87,6 +129,114 @@ fn main() -> ExitCode {
             println!("oracles:");
             for (name, description) in scenarios::oracle::DESCRIPTIONS {
                 println!("  {name:<24} {description}");
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Sweep { scenario: name, seeds, jobs, shard, out, sets, stop_on_first, check_determinism, timeout_s } => {
+            let range = match scenarios::sweep::parse_seed_range(&seeds) {
+                Ok(r) => r,
+                Err(e) => return bad_input(&e.to_string()),
+            };
+            let shard = match shard.as_deref().map(scenarios::sweep::parse_shard).transpose() {
+                Ok(s) => s,
+                Err(e) => return bad_input(&e.to_string()),
+            };
+            if let Err(e) = scenario::load(&name, &sets) {
+                return bad_input(&e.to_string());
+            }
+            if jobs == Some(0) {
+                return bad_input("--jobs: expected at least 1");
+            }
+            if let Some(path) = &out {
+                if let Err(e) = std::fs::File::create(path) {
+                    return bad_input(&format!("--out {}: cannot write: {}", path.display(), e.kind()));
+                }
+            }
+            let exe = match std::env::current_exe() {
+                Ok(exe) => exe,
+                Err(e) => return bad_input(&format!("cannot find this executable to re-run it: {}", e.kind())),
+            };
+            let mut worker_args = vec![name.clone()];
+            for s in &sets {
+                worker_args.push("--set".into());
+                worker_args.push(s.clone());
+            }
+            if check_determinism {
+                worker_args.push("--check-determinism".into());
+            }
+            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+            let opts = scenarios::sweep::Options {
+                exe,
+                worker_args,
+                seeds: scenarios::sweep::shard_seeds(range.0, range.1, shard),
+                jobs,
+                out: out.clone(),
+                stop_on_first,
+                timeout: std::time::Duration::from_secs(timeout_s.max(1)),
+                progress: true,
+            };
+            let lines = match scenarios::sweep::sweep(&opts) {
+                Ok(lines) => lines,
+                Err(e) => return bad_input(&format!("sweep: {}", e.kind())),
+            };
+            let replay_args: String = sets.iter().map(|s| format!(" --set {s}")).collect();
+            eprint!("{}", scenarios::sweep::summary(&lines, &name, &replay_args));
+            let worst = lines.iter().map(|l| l.exit_code).max().unwrap_or(0);
+            ExitCode::from(worst as u8)
+        }
+        Command::Merge { files, out } => {
+            if files.is_empty() {
+                return bad_input("merge: expected at least one results file");
+            }
+            let lines = match scenarios::sweep::merge(&files) {
+                Ok(lines) => lines,
+                Err(e) => return bad_input(&e.to_string()),
+            };
+            let mut text = String::new();
+            for l in &lines {
+                text.push_str(&serde_json::to_string(l).expect("line serialises"));
+                text.push('\n');
+            }
+            match &out {
+                Some(path) => {
+                    if let Err(e) = std::fs::write(path, text) {
+                        return bad_input(&format!("--out {}: {}", path.display(), e.kind()));
+                    }
+                }
+                None => print!("{text}"),
+            }
+            eprint!("{}", scenarios::sweep::summary(&lines, "merged", ""));
+            ExitCode::from(lines.iter().map(|l| l.exit_code).max().unwrap_or(0) as u8)
+        }
+        Command::Worker { scenario: name, sets, check_determinism } => {
+            let (scenario, _) = match scenario::load(&name, &sets) {
+                Ok(s) => s,
+                Err(e) => return bad_input(&e.to_string()),
+            };
+            let stdin = std::io::stdin();
+            let mut stdout = std::io::stdout();
+            let mut line = String::new();
+            while { line.clear(); std::io::BufRead::read_line(&mut stdin.lock(), &mut line).unwrap_or(0) > 0 } {
+                let Ok(seed) = line.trim().parse::<u64>() else { continue };
+                // Test hook for the sweep's own crash handling (never set by mmsim itself).
+                if std::env::var("MMSIM_WORKER_ABORT_ON_SEED").ok().and_then(|v| v.parse::<u64>().ok()) == Some(seed) {
+                    std::process::abort();
+                }
+                let result = std::panic::catch_unwind(|| {
+                    let first = scenarios::run_full(&scenario, seed, "");
+                    let mut result = scenarios::sweep::SeedLine::from_report(&first.report);
+                    if check_determinism {
+                        let second = scenarios::run_full(&scenario, seed, "");
+                        if let Some(i) = sim::first_divergence(first.trace.line_hashes(), second.trace.line_hashes()) {
+                            result.exit_code = exit::NONDETERMINISM;
+                            result.verdict = format!("nondeterminism at event {i}");
+                        }
+                    }
+                    result
+                });
+                let result = result.unwrap_or_else(|_| scenarios::sweep::SeedLine::crashed(seed, "internal panic".into()));
+                let _ = writeln!(stdout, "{}", serde_json::to_string(&result).expect("line serialises"));
+                let _ = stdout.flush();
             }
             ExitCode::SUCCESS
         }

@@ -66,7 +66,7 @@ impl SeedLine {
         }
     }
 
-    fn crashed(seed: u64, why: String) -> SeedLine {
+    pub fn crashed(seed: u64, why: String) -> SeedLine {
         SeedLine {
             seed,
             exit_code: exit::PANIC,

@@ -4,3 +4,4 @@ mod cli;
 mod conformance;
 mod determinism;
 mod snapshots;
+mod sweep;

@@ -126,6 +126,10 @@ fn main() -> ExitCode {
             for (name, description) in scenarios::programs::PROGRAMS {
                 println!("  {name:<24} {description}");
             }
+            println!("marks:");
+            for (name, description) in scenarios::marks::DESCRIPTIONS {
+                println!("  {name:<24} {description}");
+            }
             println!("oracles:");
             for (name, description) in scenarios::oracle::DESCRIPTIONS {
                 println!("  {name:<24} {description}");

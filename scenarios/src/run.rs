@@ -116,10 +116,16 @@ pub fn run_full(scenario: &Scenario, seed: u64, replay_args: &str) -> RunOutput 
     let counters = world.counters();
     drop(simulation);
     let trace = world.take_trace();
-    let history = History { events: trace.events(), store: &store };
+    let ending_problem = match &ending {
+        Ending::Completed => None,
+        Ending::BudgetExhausted => Some(format!("the {} s simulated-time budget ran out before the run drained", scenario.run.duration_s_max)),
+        Ending::Livelock(why) => Some(why.clone()),
+        Ending::SimError(e) => Some(e.clone()),
+    };
+    let history = History { events: trace.events(), store: &store, ending_problem, held_locks_must_be_free: true };
     let oracles: Vec<OracleResult> =
         scenario.oracles.enabled.iter().map(|name| oracle::check(name, &history)).collect();
-    let marks = marks::count(trace.events());
+    let marks = marks::count(trace.events(), &counters);
     let missing: Vec<&String> =
         scenario.run.require_marks.iter().filter(|m| marks.get(*m).copied().unwrap_or(0) == 0).collect();
     let failed: Vec<&str> = oracles.iter().filter(|o| o.status == Status::Fail).map(|o| o.name.as_str()).collect();

@@ -1,0 +1,35 @@
+//! `liveness`: after the fault phase, the system drains.
+//!
+//! Every non-terminal queue (everything but `shunt` and `bad`) is empty at the
+//! end, apart from entries held back on purpose (`deliver_after` beyond the
+//! budget shows as an entry in `retry`, which is therefore tolerated), and every
+//! lock is released. A run that ran out of budget or livelocked fails here too.
+
+use super::{History, OracleResult};
+
+/// Queue directories that must drain (2.1 layout, and 2.0's flat `qfiles/`).
+const DRAINING: &[&str] = &["qfiles/in", "qfiles/out", "qfiles/virgin", "qfiles/archive", "qfiles/bounces", "qfiles/commands", "qfiles/news"];
+
+pub fn check(history: &History) -> OracleResult {
+    let mut violations = Vec::new();
+    let mut checked = 0u64;
+    if let Some(why) = &history.ending_problem {
+        violations.push((u64::MAX, why.clone()));
+    }
+    for entry in history.store.dump() {
+        if entry.dir {
+            continue;
+        }
+        let (dir, name) = entry.path.rsplit_once('/').unwrap_or(("", &entry.path));
+        let queued = DRAINING.contains(&dir) || (dir == "qfiles" && (name.ends_with(".db") || name.ends_with(".msg")));
+        if queued && !name.starts_with(".nfs") {
+            checked += 1;
+            violations.push((u64::MAX, format!("{} is still queued at the end", entry.path)));
+        }
+        if dir == "locks" && (name.ends_with(".lock") || name == "master-qrunner" || name == "qrunner.lock") && history.held_locks_must_be_free {
+            checked += 1;
+            violations.push((u64::MAX, format!("{} is still held at the end", entry.path)));
+        }
+    }
+    OracleResult::new("liveness", checked, violations)
+}

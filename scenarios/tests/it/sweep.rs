@@ -68,3 +68,26 @@ fn bad_sweep_arguments_are_refused_with_exit_2() {
         assert_eq!(String::from_utf8_lossy(&out.stderr).trim().lines().count(), 1, "{args:?}");
     }
 }
+
+/// `MMSIM_TEST_SEEDS=A..B` (default `0..8`) and `MMSIM_TEST_JOBS=N` (default 2)
+/// let `cargo test` run a scenario over many seeds, in isolated workers.
+#[test]
+fn smoke_passes_over_the_test_seed_range() {
+    let seeds = std::env::var("MMSIM_TEST_SEEDS").unwrap_or_else(|_| "0..8".into());
+    let jobs: usize = std::env::var("MMSIM_TEST_JOBS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    let range = scenarios::sweep::parse_seed_range(&seeds).expect("MMSIM_TEST_SEEDS is A..B");
+    let opts = scenarios::sweep::Options {
+        exe: env!("CARGO_BIN_EXE_mmsim").into(),
+        worker_args: vec!["smoke".into()],
+        seeds: range,
+        jobs,
+        out: None,
+        stop_on_first: false,
+        timeout: std::time::Duration::from_secs(300),
+        progress: false,
+    };
+    let lines = scenarios::sweep::sweep(&opts).unwrap();
+    assert_eq!(lines.len() as u64, range.1 - range.0);
+    let failing: Vec<_> = lines.iter().filter(|l| l.exit_code != 0).collect();
+    assert!(failing.is_empty(), "{}", scenarios::sweep::summary(&lines, "smoke", ""));
+}

@@ -33,6 +33,9 @@ pub struct BootProgram {
     pub program: String,
     #[serde(default)]
     pub args: Vec<String>,
+    /// Simulated milliseconds after boot at which the program starts.
+    #[serde(default)]
+    pub start_ms: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -319,9 +322,21 @@ impl World {
             crate::rng::Rng::stream(self.seed(), &format!("host/{name}/{incarnation}/jiffies")).below(1 << 31);
         let client = Rc::new(NfsClient::new(transport, config.mount.clone(), jiffies_base));
         self.0.hosts.borrow_mut().get_mut(name).expect("registered host").client = Some(client);
-        for boot in &config.boot {
-            if let Err(e) = self.spawn(name, None, &boot.program, boot.args.clone()) {
-                self.fault(format!("boot of {} on {name} failed: {}", boot.program, crate::errno::errno_name(e)));
+        for boot in config.boot {
+            let world = self.clone();
+            let name = name.clone();
+            let start = move || {
+                if let Err(e) = world.spawn(&name, None, &boot.program, boot.args.clone()) {
+                    world.fault(format!("boot of {} on {name} failed: {}", boot.program, crate::errno::errno_name(e)));
+                }
+            };
+            if boot.start_ms == 0 {
+                start();
+            } else {
+                tokio::task::spawn_local(async move {
+                    tokio::time::sleep(Duration::from_millis(boot.start_ms)).await;
+                    start();
+                });
             }
         }
     }

@@ -128,8 +128,8 @@ fn sim_log() -> Log {
             mount: Default::default(),
             link: Default::default(),
             boot: vec![
-                BootProgram { program: "peer".into(), args: vec![] },
-                BootProgram { program: "table".into(), args: vec![] },
+                BootProgram { program: "peer".into(), args: vec![], start_ms: 0 },
+                BootProgram { program: "table".into(), args: vec![], start_ms: 0 },
             ],
         }],
     };

@@ -17,7 +17,7 @@ fn world(program: &str, gate: GateConfig) -> WorldConfig {
             clock: Default::default(),
             mount: Default::default(),
             link: Default::default(),
-            boot: vec![BootProgram { program: program.into(), args: vec![] }],
+            boot: vec![BootProgram { program: program.into(), args: vec![], start_ms: 0 }],
         }],
     }
 }

@@ -11,9 +11,12 @@
 //!
 //! This is the only crate that sees both `model` and `sim`.
 
+pub mod install;
+pub mod lock_worker;
 pub mod marks;
 pub mod oracle;
 pub mod programs;
+pub mod real;
 mod run;
 pub mod scenario;
 mod sim_os;

@@ -64,11 +64,29 @@ enum Command {
         #[arg(long, default_value_t = 600)]
         timeout_s: u64,
     },
+    /// Run the model on a real directory with real processes.
+    Real {
+        #[command(subcommand)]
+        command: RealCommand,
+    },
     /// Combine sweep outputs (shards) into one, in seed order.
     Merge {
         files: Vec<std::path::PathBuf>,
         #[arg(long, value_name = "FILE")]
         out: Option<std::path::PathBuf>,
+    },
+    /// Internal: run one program on the real OS (how `RealOs::spawn` re-executes mmsim).
+    #[command(hide = true)]
+    Exec {
+        /// The Mailman prefix: every path the program uses is relative to it.
+        #[arg(long)]
+        root: std::path::PathBuf,
+        /// The host name the program reports (claim files embed it).
+        #[arg(long)]
+        host: String,
+        program: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
     /// Internal: a sweep worker; reads seeds on stdin, writes JSON lines.
     #[command(hide = true)]
@@ -78,6 +96,33 @@ enum Command {
         sets: Vec<String>,
         #[arg(long)]
         check_determinism: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum RealCommand {
+    /// N processes contend for one Mailman LockFile in DIR; reports overlaps.
+    LockStress {
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        #[arg(long, default_value_t = 4)]
+        processes: u32,
+        #[arg(long, default_value_t = 200)]
+        rounds: u32,
+        /// mailman21, mailman20, flufl or open2.
+        #[arg(long, default_value = "mailman21")]
+        variant: String,
+        /// The retry sleep's random spread (Mailman: 2000 ms).
+        #[arg(long, default_value_t = 2000)]
+        retry_ms_spread: u64,
+        /// How long each critical section lasts.
+        #[arg(long, default_value_t = 0)]
+        hold_ms: u64,
+        /// The lock lifetime (Mailman's default: 15 s).
+        #[arg(long, default_value_t = 15.0)]
+        lifetime_s: f64,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -123,7 +168,7 @@ fn main() -> ExitCode {
                 println!("  {name:<24} {description}");
             }
             println!("programs:");
-            for (name, description) in scenarios::programs::PROGRAMS {
+            for (name, description) in scenarios::programs::programs() {
                 println!("  {name:<24} {description}");
             }
             println!("marks:");
@@ -211,6 +256,58 @@ fn main() -> ExitCode {
             }
             eprint!("{}", scenarios::sweep::summary(&lines, "merged", ""));
             ExitCode::from(lines.iter().map(|l| l.exit_code).max().unwrap_or(0) as u8)
+        }
+        Command::Real { command: RealCommand::LockStress { dir, processes, rounds, variant, retry_ms_spread, hold_ms, lifetime_s, json } } => {
+            if scenarios::lock_worker::variant(&variant).is_none() {
+                return bad_input(&format!("--variant {variant:?}: expected one of: mailman21, mailman20, flufl, open2"));
+            }
+            if processes == 0 || rounds == 0 {
+                return bad_input("--processes and --rounds: expected at least 1");
+            }
+            if !dir.is_dir() {
+                return bad_input(&format!("--dir {}: not a directory", dir.display()));
+            }
+            let exe = match std::env::current_exe() {
+                Ok(exe) => exe,
+                Err(e) => return bad_input(&format!("cannot find this executable: {}", e.kind())),
+            };
+            let params = scenarios::real::LockStress { dir, processes, rounds, variant, retry_ms_spread, hold_ms, lifetime_s };
+            let report = match scenarios::real::lock_stress(&exe, &params) {
+                Ok(r) => r,
+                Err(e) => return bad_input(&format!("lock-stress: {}", e.kind())),
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report).expect("report serialises"));
+            } else {
+                println!("dir           {}", report.dir);
+                println!("processes     {} x {} rounds ({}), {} failed", report.processes, report.rounds, report.variant, report.failed_processes);
+                println!("acquisitions  {}", report.acquisitions);
+                println!("waits         {}", report.waits);
+                println!("breaks        {}", report.breaks);
+                println!("overlaps      {}{}", report.overlaps, report.first_overlap.as_deref().map(|f| format!(" (first: {f})")).unwrap_or_default());
+                println!("wall          {:.2} s", report.wall_s);
+            }
+            let code = if report.overlaps > 0 { exit::SAFETY } else if report.failed_processes > 0 { exit::PANIC } else { exit::PASS };
+            ExitCode::from(code as u8)
+        }
+        Command::Exec { root, host, program, args } => {
+            if !scenarios::programs::is_program(&program) {
+                let known: Vec<&str> = scenarios::programs::programs().map(|(n, _)| n).collect();
+                return bad_input(&format!("exec: unknown program {program:?}; expected one of: {}", known.join(", ")));
+            }
+            let exe = match std::env::current_exe() {
+                Ok(exe) => exe,
+                Err(e) => return bad_input(&format!("cannot find this executable: {}", e.kind())),
+            };
+            let spawn = model::SpawnConfig {
+                exe,
+                args_prefix: vec!["exec".into(), "--root".into(), root.display().to_string(), "--host".into(), host.clone()],
+            };
+            let os = model::RealOs::new(root, host).with_spawn(spawn);
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+            let local = tokio::task::LocalSet::new();
+            let code = local.block_on(&runtime, scenarios::programs::run(os, &program, &args));
+            ExitCode::from(code.clamp(0, 255) as u8)
         }
         Command::Worker { scenario: name, sets, check_determinism } => {
             let (scenario, _) = match scenario::load(&name, &sets) {

@@ -1,28 +1,49 @@
-//! The program table: which model entry points a simulated host can run.
+//! The program table: which entry points a simulated host can run.
+//!
+//! Every program of `model::programs` (mailmanctl, the qrunners, post, the MTA,
+//! the sink and the sender), plus `install` (directories and `newlist`) and the
+//! Foundation's `smoke-worker`. The same table serves `mmsim exec`, which runs a
+//! program on the real OS for `RealOs::spawn`.
 
 use std::rc::Rc;
 
+use model::Os;
 use sim::{Proc, World};
 
 use crate::sim_os::SimOs;
 
+/// Programs this crate adds to the model's.
+const EXTRA: &[(&str, &str)] = &[
+    ("install", "creates Mailman's directories and one list with N members (bin/newlist)"),
+    ("lock-worker", "rounds of LockFile lock / append enter+exit marks / unlock on one lock"),
+    ("smoke-worker", "the smoke workload: an O_EXCL lock file and appends to a shared file"),
+];
+
 /// (name, one-line description) of every program a scenario may boot or spawn.
-pub const PROGRAMS: &[(&str, &str)] =
-    &[("smoke-worker", "the smoke workload: an O_EXCL lock file and appends to a shared file")];
+pub fn programs() -> impl Iterator<Item = (&'static str, &'static str)> {
+    model::programs::PROGRAMS.iter().chain(EXTRA).copied()
+}
 
 pub fn is_program(name: &str) -> bool {
-    PROGRAMS.iter().any(|(n, _)| *n == name)
+    programs().any(|(n, _)| n == name)
+}
+
+/// Runs a program by name on any `Os`; returns its exit code.
+pub async fn run<O: Os>(os: O, program: &str, args: &[String]) -> i32 {
+    match program {
+        "install" => crate::install::install(os, args).await,
+        "lock-worker" => crate::lock_worker::lock_worker(os, args).await,
+        "smoke-worker" => model::smoke::worker(&os, args).await,
+        _ => model::programs::run(os, program, args).await,
+    }
 }
 
 /// Registers every program on a world.
 pub fn register(world: &World) {
-    world.register_program(
-        "smoke-worker",
-        Rc::new(|proc: Proc, args: Vec<String>| {
-            Box::pin(async move {
-                let os = SimOs::new(proc);
-                model::smoke::worker(&os, &args).await
-            })
-        }),
-    );
+    for (name, _) in programs() {
+        world.register_program(
+            name,
+            Rc::new(move |proc: Proc, args: Vec<String>| Box::pin(async move { run(SimOs::new(proc), name, &args).await })),
+        );
+    }
 }

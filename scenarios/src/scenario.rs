@@ -313,7 +313,7 @@ fn validate_mount(key: &str, m: &sim::MountOptions) -> Result<(), InputError> {
 }
 
 fn program_names() -> String {
-    programs::PROGRAMS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+    programs::programs().map(|(n, _)| n).collect::<Vec<_>>().join(", ")
 }
 
 impl Scenario {

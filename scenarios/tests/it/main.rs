@@ -3,5 +3,6 @@
 mod cli;
 mod conformance;
 mod determinism;
+mod real;
 mod snapshots;
 mod sweep;

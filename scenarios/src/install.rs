@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use model::{errno, ListConfig, LockCounter, MailList, MailListSettings, Os};
 
-pub const USAGE: &str = "install --profile=2.0|2.1-early|2.1.39 --list=NAME --members=N [--host-name=H]";
+pub const USAGE: &str = "install --profile=2.0|2.1-early|2.1.39 --list=NAME --members=N [--host-name=H] [--dirs=D1,D2]";
 
 /// The list store settings of a profile name.
 pub fn list_settings(profile: &str) -> Option<MailListSettings> {
@@ -40,6 +40,9 @@ pub async fn install<O: Os>(os: O, args: &[String]) -> i32 {
         dirs.extend(["qfiles/in", "qfiles/out", "qfiles/commands", "qfiles/bounces", "qfiles/news", "qfiles/archive"]);
         dirs.extend(["qfiles/shunt", "qfiles/virgin", "qfiles/bad", "qfiles/retry"]);
     }
+    // Site-specific directories, such as one master-lock directory per host.
+    let extra: Vec<&str> = option(args, "dirs").map(|d| d.split(',').filter(|s| !s.is_empty()).collect()).unwrap_or_default();
+    dirs.extend(extra);
     for dir in dirs {
         match os.mkdir(dir).await {
             Err(e) if errno(&e) != libc::EEXIST => {

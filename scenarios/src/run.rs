@@ -66,6 +66,16 @@ pub struct Report {
     pub replay: String,
 }
 
+/// Whether every non-terminal queue directory on the server is empty.
+fn queues_empty(world: &sim::World) -> bool {
+    world.with_server(|s| {
+        s.store.dump().iter().all(|e| {
+            let (dir, name) = e.path.rsplit_once('/').unwrap_or(("", &e.path));
+            e.dir || name.starts_with(".nfs") || !crate::oracle::is_draining_queue(dir, name)
+        })
+    })
+}
+
 /// Everything a run leaves behind.
 pub struct RunOutput {
     pub report: Report,
@@ -94,6 +104,8 @@ pub fn run_full(scenario: &Scenario, seed: u64, replay_args: &str) -> RunOutput 
     programs::register(simulation.world());
     let budget = Duration::from_secs(scenario.run.duration_s_max);
     let wait_for: Vec<&str> = scenario.run.wait_for.iter().map(String::as_str).collect();
+    let quiet = Duration::from_secs(scenario.run.drain_quiet_s);
+    let mut drained_since: Option<Duration> = None;
     let ending = loop {
         if let Err(e) = simulation.step() {
             break Ending::SimError(e);
@@ -101,8 +113,19 @@ pub fn run_full(scenario: &Scenario, seed: u64, replay_args: &str) -> RunOutput 
         if let Some(why) = simulation.world().livelock() {
             break Ending::Livelock(why);
         }
-        if !wait_for.is_empty() && simulation.steps() > 1 && !simulation.world().any_live(&wait_for) {
-            break Ending::Completed;
+        // Checked every 100 steps: cheap, and the end time stays a function of the seed.
+        if !wait_for.is_empty() && simulation.steps() % 100 == 0 && !simulation.world().any_live(&wait_for) {
+            if !scenario.run.drain {
+                break Ending::Completed;
+            }
+            if queues_empty(simulation.world()) {
+                let since = *drained_since.get_or_insert(simulation.elapsed());
+                if simulation.elapsed() >= since + quiet {
+                    break Ending::Completed;
+                }
+            } else {
+                drained_since = None;
+            }
         }
         if simulation.elapsed() >= budget {
             break Ending::BudgetExhausted;

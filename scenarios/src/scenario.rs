@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use crate::programs;
 
 /// Scenarios shipped with mmsim: (name, TOML text).
-pub const BUILTIN: &[(&str, &str)] = &[("smoke", include_str!("../files/smoke.toml"))];
+pub const BUILTIN: &[(&str, &str)] =
+    &[("smoke", include_str!("../files/smoke.toml")), ("two-servers", include_str!("../files/two-servers.toml"))];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,11 +48,15 @@ pub struct RunSettings {
     pub wait_for: Vec<String>,
     /// Coverage marks the run must hit; a run that misses one is vacuous (exit 4).
     pub require_marks: Vec<String>,
+    /// After the awaited programs exit, keep running until every queue has
+    /// been empty for `drain_quiet_s` (the liveness phase).
+    pub drain: bool,
+    pub drain_quiet_s: u64,
 }
 
 impl Default for RunSettings {
     fn default() -> Self {
-        RunSettings { duration_s_max: 3600, wait_for: Vec::new(), require_marks: Vec::new() }
+        RunSettings { duration_s_max: 3600, wait_for: Vec::new(), require_marks: Vec::new(), drain: false, drain_quiet_s: 5 }
     }
 }
 

@@ -10,6 +10,11 @@ use super::{History, OracleResult};
 /// Queue directories that must drain (2.1 layout, and 2.0's flat `qfiles/`).
 const DRAINING: &[&str] = &["qfiles/in", "qfiles/out", "qfiles/virgin", "qfiles/archive", "qfiles/bounces", "qfiles/commands", "qfiles/news"];
 
+/// Whether `dir/name` is an entry of a queue that must drain.
+pub fn is_draining_queue(dir: &str, name: &str) -> bool {
+    DRAINING.contains(&dir) || (dir == "qfiles" && (name.ends_with(".db") || name.ends_with(".msg")))
+}
+
 pub fn check(history: &History) -> OracleResult {
     let mut violations = Vec::new();
     let mut checked = 0u64;
@@ -21,8 +26,7 @@ pub fn check(history: &History) -> OracleResult {
             continue;
         }
         let (dir, name) = entry.path.rsplit_once('/').unwrap_or(("", &entry.path));
-        let queued = DRAINING.contains(&dir) || (dir == "qfiles" && (name.ends_with(".db") || name.ends_with(".msg")));
-        if queued && !name.starts_with(".nfs") {
+        if is_draining_queue(dir, name) && !name.starts_with(".nfs") {
             checked += 1;
             violations.push((u64::MAX, format!("{} is still queued at the end", entry.path)));
         }

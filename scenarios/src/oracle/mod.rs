@@ -13,6 +13,8 @@ mod runner_errors;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub use liveness::is_draining_queue;
+
 use serde::Serialize;
 use sim::Event;
 

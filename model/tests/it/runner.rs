@@ -1,7 +1,7 @@
 //! Runners (spec/mailman.md §4): numbering, shunting, corrupt entries,
 //! SMTP classification and per-version failure handling.
 
-use model::list_access::{create_list, ListConfig, ListStoreSettings, MailList};
+use model::list_access::{ListConfig, MailListSettings};
 use model::msgdata::MsgData;
 use model::post::{post, EntryScript};
 use model::profile::{MailmanProfile, Settings};
@@ -21,21 +21,12 @@ fn one_pass(mut s: Settings) -> Settings {
     s
 }
 
-async fn make_list(os: &TestOs, s: &ListStoreSettings, members: &[&str]) {
-    let config = ListConfig {
-        real_name: "test".to_string(),
-        subject_prefix: "[test %d]".to_string(),
-        post_id: 7,
-        members: members.iter().map(|m| m.to_string()).collect(),
-        ..ListConfig::default()
-    };
-    create_list(os, "test", s, &config).await.unwrap();
+async fn make_list(os: &TestOs, s: &MailListSettings, members: &[&str]) {
+    crate::support::make_list(os, s, "test", members).await;
 }
 
 async fn load(os: &TestOs, s: &Settings) -> ListConfig {
-    let mut l = MailList::open(os, "test", &s.list_store);
-    l.load().await.unwrap();
-    l.config
+    crate::support::load_list(os, &s.list_store, "test").await
 }
 
 #[test]

@@ -294,3 +294,24 @@ pub fn block_on<F: Future>(f: F) -> F::Output {
 pub fn args(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
+
+/// `bin/newlist` for list `name` with `members`, `subject_prefix` `[name %d]`
+/// and `post_id` 7, through the real store.
+pub async fn make_list(os: &TestOs, settings: &model::MailListSettings, name: &str, members: &[&str]) {
+    let mut config = model::ListConfig::new(name, "lists.example.com", 0);
+    config.subject_prefix = format!("[{name} %d]");
+    config.post_id = 7;
+    config.members = members.iter().map(|m| m.to_string()).collect();
+    // `bin/install` makes LOCK_DIR; nothing in the model does.
+    fs::create_dir_all(os.path(model::LOCK_DIR)).expect("locks/");
+    model::newlist(os, &model::LockCounter::new(), name, settings, config).await.expect("newlist");
+}
+
+/// A fresh list object's unlocked `Load()`: what a reader now sees.
+pub async fn load_list(os: &TestOs, settings: &model::MailListSettings, name: &str) -> model::ListConfig {
+    let mut mlist = model::MailList::new(os, &model::LockCounter::new(), name, settings.clone()).expect("name");
+    mlist.load().await.expect("load");
+    let config = mlist.config().clone();
+    mlist.finalize().await.expect("finalize");
+    config
+}

@@ -53,6 +53,13 @@ pub async fn write_file<O: Os>(os: &O, path: &str, data: &[u8], sync: Sync) -> i
     close_after(os, fd, result).await
 }
 
+/// Writes `data` to `tmp` (`write_file`), then `rename(tmp, path)`: the
+/// atomic replace Mailman uses for queue entries.
+pub async fn write_then_rename<O: Os>(os: &O, tmp: &str, path: &str, data: &[u8], sync: Sync) -> io::Result<()> {
+    write_file(os, tmp, data, sync).await?;
+    os.rename(tmp, path).await
+}
+
 /// Whether a write is followed by `fsync` before `close`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sync {

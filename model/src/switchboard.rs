@@ -301,8 +301,7 @@ impl<'a, O: Os> Switchboard<'a, O> {
         bytes.extend(serde_json::to_vec(&out).expect("msgdata always serialises"));
         let pck = self.path(&format!("{filebase}.pck"));
         let tmp = format!("{pck}.tmp");
-        fileio::write_file(self.os, &tmp, &bytes, Sync::Fsync).await?;
-        self.os.rename(&tmp, &pck).await?;
+        fileio::write_then_rename(self.os, &tmp, &pck, &bytes, Sync::Fsync).await?;
         Ok(filebase)
     }
 
@@ -327,8 +326,7 @@ impl<'a, O: Os> Switchboard<'a, O> {
         let db = self.path(&format!("{filebase}.db"));
         let tmp = format!("{db}.tmp");
         let meta = serde_json::to_vec(&out).expect("msgdata always serialises");
-        fileio::write_file(self.os, &tmp, &meta, Sync::NoFsync).await?;
-        self.os.rename(&tmp, &db).await?;
+        fileio::write_then_rename(self.os, &tmp, &db, &meta, Sync::NoFsync).await?;
         Ok(filebase)
     }
 
@@ -351,8 +349,7 @@ impl<'a, O: Os> Switchboard<'a, O> {
         fileio::write_file(self.os, &self.path(&format!("{sha}.db")), &meta, Sync::NoFsync).await?;
         let msgfile = self.path(&format!("{sha}.msg"));
         let tmp = format!("{msgfile}.tmp");
-        fileio::write_file(self.os, &tmp, text.as_bytes(), Sync::NoFsync).await?;
-        self.os.rename(&tmp, &msgfile).await?;
+        fileio::write_then_rename(self.os, &tmp, &msgfile, text.as_bytes(), Sync::NoFsync).await?;
         Ok(sha)
     }
 

@@ -135,28 +135,13 @@ async fn process<'a, O: Os>(
     fasttrack: bool,
 ) -> Result<(), Raised> {
     match handler {
-        "CookHeaders" => {
-            if !fasttrack {
-                cook_subject(&mlist.config().subject_prefix, mlist.config().post_id, msg);
-            }
-            ctx.os.event(ModelEvent::PostNumbered {
-                list: mlist.name().to_string(),
-                message_id: msg.message_id(),
-                post_id: mlist.config().post_id,
-            });
-        }
-        "CalcRecips" if data.recips.is_none() => {
-            data.recips = Some(mlist.config().members.clone());
-        }
+        "CookHeaders" => cook_headers(ctx.os, mlist, msg, fasttrack),
+        "CalcRecips" => calc_recips(mlist, data),
         "ToArchive" if mlist.config().archive => {
             let archive_data = MsgData { listname: Some(mlist.name().to_string()), ..MsgData::default() };
             ctx.enqueue_to("archive", QueuedMessage::Parsed(msg.clone()), archive_data).await?;
         }
-        "AfterDelivery" => {
-            let config = mlist.config_mut();
-            config.last_post_time = time_s(ctx.os);
-            config.post_id += 1;
-        }
+        "AfterDelivery" => after_delivery(ctx.os, mlist),
         "ToOutgoing" => {
             let mut out = data.clone();
             out.pipeline = None;
@@ -166,6 +151,33 @@ async fn process<'a, O: Os>(
         _ => {}
     }
     Ok(())
+}
+
+/// CookHeaders: the subject prefix numbered with `post_id` (not when
+/// fast-tracked), and the `PostNumbered` annotation the post-numbering oracle reads.
+pub(super) fn cook_headers<O: Os>(os: &O, mlist: &MailList<'_, O>, msg: &mut Message, fasttrack: bool) {
+    if !fasttrack {
+        cook_subject(&mlist.config().subject_prefix, mlist.config().post_id, msg);
+    }
+    os.event(ModelEvent::PostNumbered {
+        list: mlist.name().to_string(),
+        message_id: msg.message_id(),
+        post_id: mlist.config().post_id,
+    });
+}
+
+/// CalcRecips: the list's members, unless msgdata already names recipients.
+pub(super) fn calc_recips<O: Os>(mlist: &MailList<'_, O>, data: &mut MsgData) {
+    if data.recips.is_none() {
+        data.recips = Some(mlist.config().members.clone());
+    }
+}
+
+/// AfterDelivery: `last_post_time = time.time()`, `post_id += 1` (spec §4.3 step 4).
+pub(super) fn after_delivery<O: Os>(os: &O, mlist: &mut MailList<'_, O>) {
+    let config = mlist.config_mut();
+    config.last_post_time = time_s(os);
+    config.post_id += 1;
 }
 
 /// CookHeaders' subject prefix: a `%d` becomes `post_id`; an old prefix

@@ -32,7 +32,7 @@ use crate::switchboard::Switchboard;
 use crate::syslog::syslog;
 
 use super::base::{Raised, RunnerCtx};
-use super::incoming::cook_subject;
+use super::incoming::{after_delivery, calc_recips, cook_headers};
 use super::outgoing::{smtp_direct, Delivery};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -229,17 +229,8 @@ async fn dispose_message<'a, O: Os>(
     while !pipeline.is_empty() {
         let handler = pipeline.remove(0);
         match handler.as_str() {
-            "CookHeaders" => {
-                cook_subject(&mlist.config().subject_prefix, mlist.config().post_id, msg);
-                ctx.os.event(ModelEvent::PostNumbered {
-                    list: mlist.name().to_string(),
-                    message_id: msg.message_id(),
-                    post_id: mlist.config().post_id,
-                });
-            }
-            "CalcRecips" if data.recips.is_none() => {
-                data.recips = Some(mlist.config().members.clone());
-            }
+            "CookHeaders" => cook_headers(ctx.os, mlist, msg, false),
+            "CalcRecips" => calc_recips(mlist, data),
             "SMTPDirect" => {
                 if let Some(temp) = smtp_direct_20(ctx, mlist, msg, data).await? {
                     let now = time_s(ctx.os);
@@ -258,11 +249,7 @@ async fn dispose_message<'a, O: Os>(
                     return Ok(true);
                 }
             }
-            "AfterDelivery" => {
-                let config = mlist.config_mut();
-                config.last_post_time = time_s(ctx.os);
-                config.post_id += 1;
-            }
+            "AfterDelivery" => after_delivery(ctx.os, mlist),
             _ => {}
         }
     }

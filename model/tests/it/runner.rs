@@ -224,25 +224,6 @@ fn outgoing_keeps_the_message_when_the_smtp_server_is_down() {
 }
 
 #[test]
-fn the_2_0_qrunner_deletes_a_message_for_a_missing_list() {
-    let os = TestOs::new(1);
-    let s = MailmanProfile::V2_0.settings();
-    block_on(async {
-        std::fs::create_dir_all(os.path("locks")).unwrap();
-        let q = Switchboard::open(&os, &s.queue, "qfiles", Slice::WHOLE).await.unwrap();
-        let d = MsgData { listname: Some("nolist".to_string()), tolist: true, ..MsgData::default() };
-        q.enqueue(QueuedMessage::Text(text("gone@x")), d).await.unwrap();
-        assert_eq!(model::runner::qrunner20(&os, &s).await, 0);
-        assert!(os.names("qfiles").is_empty());
-        assert!(!os.exists("locks/qrunner.lock"));
-    });
-    assert!(os
-        .events()
-        .iter()
-        .any(|e| matches!(e, ModelEvent::MessageDeleted { message_id, .. } if message_id == "gone@x")));
-}
-
-#[test]
 fn the_2_0_post_and_qrunner_number_a_post_and_deliver_it() {
     let os = TestOs::new(1);
     let mut s = MailmanProfile::V2_0.settings();

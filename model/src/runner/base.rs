@@ -25,7 +25,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::event::ModelEvent;
-use crate::list_access::{ListError, LockCounter, LockError, LockFile, LockSettings, MailList, LOCK_DIR};
+use crate::list_access::{ListError, LockCounter, LockError, LockFile, LockSettings, MailList};
 use crate::message::Message;
 use crate::msgdata::MsgData;
 use crate::os::{errno, errno_name, Os, Signal};
@@ -208,11 +208,11 @@ impl<'a, O: Os> RunnerCtx<'a, O> {
         }
     }
 
-    /// A site lock `locks/<name>` (`master-qrunner`, the 2.0 `qrunner.lock`):
-    /// the list lock's variant, `lifetime`, no `withlogging`.
-    pub fn site_lock(&self, name: &str, lifetime: Duration) -> LockFile<'a, O> {
+    /// A site lock at `path` (`locks/master-qrunner`, the 2.0
+    /// `locks/qrunner.lock`): the list lock's variant, `lifetime`, no `withlogging`.
+    pub fn site_lock(&self, path: &str, lifetime: Duration) -> LockFile<'a, O> {
         let settings = LockSettings::new(self.settings.list_store.lock.variant).with_lifetime(lifetime);
-        LockFile::new(self.os, &self.lock_counter, &format!("{LOCK_DIR}/{name}"), settings)
+        LockFile::new(self.os, &self.lock_counter, path, settings)
     }
 
     /// `LIST_LOCK_TIMEOUT`.

@@ -16,7 +16,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::ModelEvent;
-use crate::list_access::Condition;
+use crate::list_access::{Condition, LOCK_DIR};
 use crate::os::{ExitStatus, Os, Pid, Signal};
 use crate::profile::Settings;
 use crate::python::{duration_s, time_s};
@@ -48,6 +48,10 @@ pub struct MailmanctlSettings {
     pub snooze_s: f64,
     /// How often the waiting master looks for signals (model-only).
     pub signal_poll_s: f64,
+    /// The directory of `master-qrunner` (Mailman's `LOCK_DIR`). Only the
+    /// master lock reads it: list locks are always under `locks/`. A scenario
+    /// gives each host its own to run one master per host over shared lists.
+    pub lock_dir: String,
 }
 
 impl Default for MailmanctlSettings {
@@ -60,6 +64,7 @@ impl Default for MailmanctlSettings {
             lock_timeout_s: 0.1,
             snooze_s: 86_400.0,
             signal_poll_s: 1.0,
+            lock_dir: LOCK_DIR.to_string(),
         }
     }
 }
@@ -78,7 +83,7 @@ pub async fn mailmanctl<O: Os>(os: &O, settings: &Settings, child_args: &[String
     let s = &settings.mailmanctl;
     // The master is a process of its own: its context holds its lock counter.
     let ctx = RunnerCtx::new(os, settings);
-    let mut lock = ctx.site_lock("master-qrunner", duration_s(s.lock_lifetime_s));
+    let mut lock = ctx.site_lock(&format!("{}/master-qrunner", s.lock_dir), duration_s(s.lock_lifetime_s));
     if let Err(e) = lock.lock(Some(duration_s(s.lock_timeout_s))).await {
         syslog(os, "qrunner", format!("The master qrunner lock could not be acquired: {e}"));
         return 1;

@@ -21,7 +21,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use crate::event::ModelEvent;
-use crate::list_access::{Condition, LockError, LockFile, MailList};
+use crate::list_access::{Condition, LockError, LockFile, MailList, LOCK_DIR};
 use crate::message::Message;
 use crate::msgdata::MsgData;
 use crate::os::Os;
@@ -85,7 +85,7 @@ pub async fn qrunner20<O: Os>(os: &O, settings: &Settings) -> i32 {
     let s = &settings.qrunner20;
     let ctx = RunnerCtx::new(os, settings);
     os.event(ModelEvent::RunnerStarted { runner: "qrunner20".to_string(), slice: 0, count: 1 });
-    let mut lock = ctx.site_lock("qrunner.lock", duration_s(s.qrunner_lock_lifetime_s));
+    let mut lock = ctx.site_lock(&format!("{LOCK_DIR}/qrunner.lock"), duration_s(s.qrunner_lock_lifetime_s));
     match lock.lock(Some(duration_s(s.qrunner_lock_timeout_s))).await {
         Ok(()) => {}
         Err(LockError::TimeOut) => {

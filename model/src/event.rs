@@ -81,8 +81,6 @@ pub enum ModelEvent {
     BakRecovered { queue: String, filebase: String, bak_count: u32, outcome: String },
     /// IncomingRunner's pipeline numbered a post: the subject carried `post_id` (§4.3).
     PostNumbered { list: String, message_id: String, post_id: u64 },
-    /// A list config was saved after the pipeline (§4.3 step 5); `post_id` is the saved value.
-    ListSavedPlaceholder { list: String, post_id: u64, by: String },
     /// SMTPDirect's verdict for one recipient (§4.4): `code` is the SMTP code or -1,
     /// `outcome` is `delivered`, `permanent`, `temporary`, or `dropped_session_refused`
     /// (a 5xx other than 552 for MAIL FROM/DATA: Mailman marks nobody, so the

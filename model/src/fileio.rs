@@ -1,5 +1,6 @@
-//! Whole-file helpers over `Os` handles, in the shape of Python's `fp.read()`
-//! and `open(...).write(...)`.
+//! Python's file idioms over `Os` handles: `fp.read()`, `open(...).write(...)`,
+//! `os.makedirs`. The one home of these helpers, shared by the list store, the
+//! lock and the queues so that all read files in the same sequence of calls.
 //!
 //! Models the read and write loops only; every call still goes through `Os`
 //! one operation at a time, so faults land where they would in Python. A
@@ -11,14 +12,14 @@ use std::io;
 
 use crate::os::{Fd, OpenFlags, Os};
 
-/// Bytes per `read` call.
+/// Bytes per `read` call of the queue files (`read_file`).
 pub const READ_CHUNK_BYTES: usize = 64 * 1024;
 
-/// Reads from `fd` until EOF.
-pub async fn read_to_end<O: Os>(os: &O, fd: Fd) -> io::Result<Vec<u8>> {
+/// `fp.read()` without the close: reads from `fd` until EOF in `chunk_bytes` pieces.
+pub async fn read_to_end<O: Os>(os: &O, fd: Fd, chunk_bytes: usize) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
     loop {
-        let chunk = os.read(fd, READ_CHUNK_BYTES).await?;
+        let chunk = os.read(fd, chunk_bytes.max(1)).await?;
         if chunk.is_empty() {
             return Ok(out);
         }
@@ -26,10 +27,15 @@ pub async fn read_to_end<O: Os>(os: &O, fd: Fd) -> io::Result<Vec<u8>> {
     }
 }
 
-/// `open(path).read()`.
+/// `open(path).read()` in [`READ_CHUNK_BYTES`] pieces.
 pub async fn read_file<O: Os>(os: &O, path: &str) -> io::Result<Vec<u8>> {
+    read_file_chunked(os, path, READ_CHUNK_BYTES).await
+}
+
+/// `open(path).read()` in `chunk_bytes` pieces.
+pub async fn read_file_chunked<O: Os>(os: &O, path: &str, chunk_bytes: usize) -> io::Result<Vec<u8>> {
     let fd = os.open(path, OpenFlags::read_only()).await?;
-    let result = read_to_end(os, fd).await;
+    let result = read_to_end(os, fd, chunk_bytes).await;
     close_after(os, fd, result).await
 }
 
@@ -45,6 +51,13 @@ pub async fn write_file<O: Os>(os: &O, path: &str, data: &[u8], sync: Sync) -> i
     }
     .await;
     close_after(os, fd, result).await
+}
+
+/// Writes `data` to `tmp` (`write_file`), then `rename(tmp, path)`: the
+/// atomic replace Mailman uses for queue entries.
+pub async fn write_then_rename<O: Os>(os: &O, tmp: &str, path: &str, data: &[u8], sync: Sync) -> io::Result<()> {
+    write_file(os, tmp, data, sync).await?;
+    os.rename(tmp, path).await
 }
 
 /// Whether a write is followed by `fsync` before `close`.

@@ -7,14 +7,16 @@
 //! - `real`: `RealOs`, the trait on the real kernel.
 //! - `lockfile`: Mailman's `LockFile` (spec/mailman.md §1) and its variants.
 //! - `mlist`: the list config store, `MailList` (spec/mailman.md §2).
-//! - `python`: Python file and time idioms shared by the two above.
 //! - `smoke`: the Foundation's smoke workload (an O_EXCL lock and appends).
-//! - `errno_name`, `pytime`, `fileio`, `syslog`, `task_set`: small helpers.
+//! - `python`: Python's time and float idioms (`time.time()`, `repr(float)`,
+//!   seconds-valued settings).
+//! - `fileio`: Python's file idioms (`fp.read()`, `open().write()`, `makedirs`).
+//! - `syslog`, `task_set`: small helpers.
 //! - `message`, `msgdata`: a queued message and its metadata dict.
 //! - `slice`: 160-bit hash-space slices of a queue.
 //! - `switchboard`: queue directories in the 2.0, 2.1-early and 2.1.5+ formats.
-//! - `list_access`: the narrow list-store interface the runners use
-//!   (a placeholder until `mlist`/`lockfile` are merged).
+//! - `list_access`: the list store and lock as the runners, `post`, the 2.0
+//!   qrunner and mailmanctl import them (re-exports of `mlist`, `lockfile`).
 //! - `runner`: the 2.1 runners, mailmanctl and the 2.0 cron qrunner.
 //! - `smtp`, `mta`, `post`: SMTP, the Exim-like MTA and the `post` script.
 //! - `peers`: the downstream sink and the sender.
@@ -24,7 +26,6 @@
 //! The model knows nothing of simulation: no fault injection, no `cfg(test)`
 //! behaviour, no randomness but `Os::random`, no clock but `Os::now`.
 
-mod errno_name;
 mod event;
 mod fileio;
 pub mod list_access;
@@ -39,7 +40,6 @@ pub mod post;
 pub mod profile;
 pub mod programs;
 mod python;
-mod pytime;
 mod real;
 pub mod runner;
 pub mod slice;
@@ -50,10 +50,11 @@ mod syslog;
 mod task_set;
 
 pub use event::{ListLoadOutcome, ModelEvent};
-pub use lockfile::{Condition, LockCounter, LockError, LockFile, LockLogging, LockSettings, LockVariant};
+pub use lockfile::{Condition, LockCounter, LockError, LockFile, LockLogging, LockSettings, LockVariant, LOCK_DIR};
 pub use mlist::{
-    list_exists, validate_list_name, BounceRecord, ConfigFormat, ListConfig, ListError, ListNameValidation,
+    list_exists, newlist, validate_list_name, BounceRecord, ConfigFormat, ListConfig, ListError, ListNameValidation,
     LoadFailureUnlock, LoadShortcut, MailList, MailListSettings, RepairMode, SaveProtocol, SyncAfterWrite,
+    LIST_DATA_DIR,
 };
 pub use os::{err, errno, errno_name, ExitStatus, Fd, FileType, Metadata, OpenFlags, Os, Pid, SetTime, Signal};
 pub use profile::{MailmanProfile, Settings};

@@ -22,12 +22,20 @@ use std::io;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use serde::{Deserialize, Serialize};
+
 use crate::event::ModelEvent;
+use crate::fileio::read_file_chunked;
 use crate::os::{errno, errno_name, OpenFlags, Os, SetTime};
-use crate::python::{read_to_end, whole_seconds};
+use crate::python::whole_seconds;
+
+/// `LOCK_DIR`, relative to the Mailman prefix: list locks, `master-qrunner`
+/// and the 2.0 `qrunner.lock` live here (spec/mailman.md §1.1).
+pub const LOCK_DIR: &str = "locks";
 
 /// Which lock algorithm runs. Everything not listed here is Mailman 2.1's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LockVariant {
     /// Mailman 2.1.x, the reference text (spec §1.1–§1.7).
     Mailman21,
@@ -46,7 +54,8 @@ pub enum LockVariant {
 }
 
 /// Mailman's `withlogging` flag, as an enum.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LockLogging {
     /// `withlogging=False`: 2.1 and flufl still log the important lines
     /// (unexpected link error, unexpected linkcount, breaking); 2.0 logs nothing.
@@ -56,17 +65,23 @@ pub enum LockLogging {
 }
 
 /// The constants of `LockFile.py`, with Mailman's defaults from [`LockSettings::new`].
-#[derive(Clone, Debug, PartialEq)]
+/// Durations appear in settings JSON as float seconds with an `_s` suffix.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LockSettings {
     pub variant: LockVariant,
     /// `lifetime`: how far into the future each touch pushes the lease.
     /// `DEFAULT_LOCK_LIFETIME` is 15 s; list locks use `LIST_LOCK_LIFETIME`, 5 h.
+    #[serde(rename = "lifetime_s", with = "crate::python::serde_seconds")]
     pub lifetime: Duration,
     /// `CLOCK_SLOP`, 10 s: the lease counts as expired only this long after its mtime.
+    #[serde(rename = "clock_slop_s", with = "crate::python::serde_seconds")]
     pub clock_slop: Duration,
     /// The retry sleep is `random() * retry_sleep_spread + retry_sleep_min`:
     /// 2 s and 10 ms in `__sleep()` (spec §1.4 step 3.4).
+    #[serde(rename = "retry_sleep_min_s", with = "crate::python::serde_seconds")]
     pub retry_sleep_min: Duration,
+    #[serde(rename = "retry_sleep_spread_s", with = "crate::python::serde_seconds")]
     pub retry_sleep_spread: Duration,
     /// "waiting for claim" is logged on loops 0, N, 2N, …; N is 100.
     pub waiting_log_every_loops: u64,
@@ -156,9 +171,10 @@ enum Importance {
     Important,
 }
 
-/// One `LockFile` object: a claim on one global lock file.
-pub struct LockFile<O: Os> {
-    os: Rc<O>,
+/// One `LockFile` object: a claim on one global lock file. It borrows its
+/// process's `Os`, as every other model object does.
+pub struct LockFile<'a, O: Os> {
+    os: &'a O,
     settings: LockSettings,
     lock_path: String,
     claim: String,
@@ -166,10 +182,10 @@ pub struct LockFile<O: Os> {
     log_prefix: String,
 }
 
-impl<O: Os> LockFile<O> {
+impl<'a, O: Os> LockFile<'a, O> {
     /// `LockFile(lockfile, lifetime, withlogging)`. Names the claim (spec §1.2)
     /// and takes a counter value for the 2.1-style names; does no I/O.
-    pub fn new(os: Rc<O>, counter: &LockCounter, lock_path: &str, settings: LockSettings) -> Self {
+    pub fn new(os: &'a O, counter: &LockCounter, lock_path: &str, settings: LockSettings) -> Self {
         let (host, pid) = (os.hostname(), os.pid());
         let claim = match settings.variant {
             LockVariant::Mailman21 | LockVariant::Open2Recipe => {
@@ -421,8 +437,7 @@ impl<O: Os> LockFile<O> {
 
     async fn read_whole(&self, path: &str) -> io::Result<Vec<u8>> {
         const READ_CHUNK_BYTES: usize = 8192;
-        let fd = self.os.open(path, OpenFlags::read_only()).await?;
-        read_to_end(&*self.os, fd, READ_CHUNK_BYTES).await
+        read_file_chunked(self.os, path, READ_CHUNK_BYTES).await
     }
 
     /// `__touch(f)`: `utime(f, (t, t))` with `t = now + lifetime` from the

@@ -16,7 +16,6 @@ mod config;
 mod settings;
 
 use std::io;
-use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use config::{BounceRecord, ListConfig};
@@ -26,15 +25,19 @@ pub use settings::{
 };
 
 use crate::event::{ListLoadOutcome, ModelEvent};
-use crate::lockfile::{Condition, LockCounter, LockError, LockFile};
+use crate::fileio::{close_after, read_to_end};
+use crate::lockfile::{Condition, LockCounter, LockError, LockFile, LOCK_DIR};
 use crate::os::{errno, errno_name, OpenFlags, Os};
-use crate::python::{read_to_end, whole_seconds};
+use crate::python::{localtime_ymd, system_time_s, whole_seconds};
+
+/// `LIST_DATA_DIR`, relative to the Mailman prefix: `lists/<name>/config.*`.
+pub const LIST_DATA_DIR: &str = "lists";
 
 /// Mailman's list errors, plus the refusals of this API and the OS errors
 /// Mailman lets through (ESTALE, EIO, …).
 #[derive(Debug, thiserror::Error)]
 pub enum ListError {
-    /// Refused before any I/O: empty, `.`/`..`, or characters outside
+    /// Refused before any I/O: empty, `.`, containing `..`, or characters outside
     /// `[A-Za-z0-9._-]` (which would let the name escape `lists/`).
     #[error("bad list name {0:?}: use only A-Z, a-z, 0-9, '.', '_' and '-', and not '.' or '..'")]
     BadListName(String),
@@ -53,10 +56,39 @@ pub enum ListError {
     Io(#[from] io::Error),
 }
 
+impl ListError {
+    /// `LockFile.TimeOutError` out of `Lock(timeout)`: the caller's "try again later".
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, ListError::Lock(LockError::TimeOut))
+    }
+
+    /// An `MMListError`, which `_open_list` and the 2.0 scripts treat as a
+    /// missing list. A refused name counts: Mailman would not find the list.
+    pub fn is_mm_list_error(&self) -> bool {
+        matches!(
+            self,
+            ListError::BadListName(_)
+                | ListError::UnknownList(_)
+                | ListError::AlreadyExists(_)
+                | ListError::CorruptDatabase { .. }
+        )
+    }
+
+    /// The errno symbol of an OS error inside, `none` for Mailman's own errors.
+    pub fn errno_name(&self) -> String {
+        match self {
+            ListError::Io(e) | ListError::Lock(LockError::Io(e)) => errno_name(errno(e)),
+            _ => "none".to_string(),
+        }
+    }
+}
+
 /// Checks a list name against this API's rule (see [`ListError::BadListName`]).
 pub fn validate_list_name(name: &str) -> Result<(), ListError> {
     let charset_ok = name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if name.is_empty() || name == "." || name == ".." || !charset_ok {
+    // `..` anywhere is refused too: harmless without `/`, but the MTA's
+    // router refuses it before any stat, and one rule serves both.
+    if name.is_empty() || name.contains("..") || name == "." || !charset_ok {
         return Err(ListError::BadListName(name.to_string()));
     }
     Ok(())
@@ -77,7 +109,7 @@ pub async fn list_exists<O: Os>(os: &O, name: &str, settings: &MailListSettings)
     let mut files = Vec::new();
     let mut errnos = Vec::new();
     for file in settings.format.load_chain() {
-        let path = format!("lists/{name}/{file}");
+        let path = format!("{LIST_DATA_DIR}/{name}/{file}");
         match os.stat(&path).await {
             Ok(_) => return Ok(true),
             Err(e) => {
@@ -101,23 +133,23 @@ enum FileLoad {
 }
 
 /// One `MailList` object of one process: the in-memory state of list `name`
-/// and its lock.
-pub struct MailList<O: Os> {
-    os: Rc<O>,
+/// and its lock. It borrows its process's `Os`.
+pub struct MailList<'a, O: Os> {
+    os: &'a O,
     settings: MailListSettings,
     name: String,
-    lock: LockFile<O>,
+    lock: LockFile<'a, O>,
     /// `__timestamp`, 0 until the first load or save.
     timestamp: SystemTime,
     config: ListConfig,
 }
 
-impl<O: Os> MailList<O> {
+impl<'a, O: Os> MailList<'a, O> {
     /// `MailList(name, lock=0)` without the initial `Load()`: no I/O. The lock
     /// object is `locks/<name>.lock` and takes a value from `counter`.
-    pub fn new(os: Rc<O>, counter: &LockCounter, name: &str, settings: MailListSettings) -> Result<Self, ListError> {
+    pub fn new(os: &'a O, counter: &LockCounter, name: &str, settings: MailListSettings) -> Result<Self, ListError> {
         validate_list_name(name)?;
-        let lock = LockFile::new(Rc::clone(&os), counter, &format!("locks/{name}.lock"), settings.lock.clone());
+        let lock = LockFile::new(os, counter, &format!("{LOCK_DIR}/{name}.lock"), settings.lock.clone());
         let host_name = os.hostname();
         Ok(MailList {
             os,
@@ -146,7 +178,7 @@ impl<O: Os> MailList<O> {
         &mut self.config
     }
 
-    pub fn lock_file(&self) -> &LockFile<O> {
+    pub fn lock_file(&self) -> &LockFile<'a, O> {
         &self.lock
     }
 
@@ -155,10 +187,10 @@ impl<O: Os> MailList<O> {
     /// (not through `lock()`, which would load the missing config). The caller
     /// then calls `save()` and `unlock()`, as `bin/newlist` does.
     pub async fn create(&mut self, config: ListConfig) -> Result<(), ListError> {
-        if list_exists(&*self.os, &self.name, &self.settings).await? {
+        if list_exists(self.os, &self.name, &self.settings).await? {
             return Err(ListError::AlreadyExists(self.name.clone()));
         }
-        for dir in ["lists".to_string(), self.dir()] {
+        for dir in [LIST_DATA_DIR.to_string(), self.dir()] {
             match self.os.mkdir(&dir).await {
                 Err(e) if errno(&e) == libc::EEXIST => {}
                 result => result?,
@@ -239,7 +271,7 @@ impl<O: Os> MailList<O> {
     /// `Load()` (spec §2.5).
     pub async fn load(&mut self) -> Result<(), ListError> {
         // §2.5 step 1.
-        if !list_exists(&*self.os, &self.name, &self.settings).await? {
+        if !list_exists(self.os, &self.name, &self.settings).await? {
             return Err(ListError::UnknownList(self.name.clone()));
         }
         // §2.5 step 2.
@@ -288,6 +320,12 @@ impl<O: Os> MailList<O> {
         Ok(())
     }
 
+    /// `registerBounce(member, msg)` with today's date from the local clock.
+    pub fn register_bounce(&mut self, address: &str) {
+        let day = localtime_ymd(system_time_s(self.os.now()));
+        self.config.register_bounce(address, day);
+    }
+
     /// Mailman's `__del__` at normal exit: the lock's finalisation.
     pub async fn finalize(self) -> Result<(), ListError> {
         Ok(self.lock.finalize().await?)
@@ -321,7 +359,8 @@ impl<O: Os> MailList<O> {
         };
         // 2.1.15+: `now = int(time.time())` after the open, before the decode.
         let stamp = whole_seconds(self.os.now());
-        let bytes = read_to_end(&*self.os, fd, self.settings.read_chunk_bytes).await?;
+        let read = read_to_end(self.os, fd, self.settings.read_chunk_bytes).await;
+        let bytes = close_after(self.os, fd, read).await?;
         match serde_json::from_slice::<ListConfig>(&bytes) {
             Ok(config) => {
                 match shortcut {
@@ -485,11 +524,11 @@ impl<O: Os> MailList<O> {
     }
 
     fn dir(&self) -> String {
-        format!("lists/{}", self.name)
+        format!("{LIST_DATA_DIR}/{}", self.name)
     }
 
     fn file(&self, name: &str) -> String {
-        format!("lists/{}/{name}", self.name)
+        format!("{LIST_DATA_DIR}/{}/{name}", self.name)
     }
 
     fn emit_load(&self, path: &str, outcome: ListLoadOutcome, errno: Option<String>, post_id: Option<u64>) {
@@ -506,4 +545,24 @@ impl<O: Os> MailList<O> {
     fn log_error(&self, message: String) {
         self.os.event(ModelEvent::Log { log: "error".to_string(), message });
     }
+}
+
+/// `bin/newlist` reduced to the store: `Create()`, the first `Save()`, then
+/// `Unlock()` and the object's finalisation (spec §2.7 last row). A scenario
+/// and test helper; the runners never create lists.
+pub async fn newlist<O: Os>(
+    os: &O,
+    counter: &LockCounter,
+    name: &str,
+    settings: &MailListSettings,
+    config: ListConfig,
+) -> Result<(), ListError> {
+    let mut mlist = MailList::new(os, counter, name, settings.clone())?;
+    mlist.create(config).await?;
+    let saved = mlist.save().await;
+    let unlocked = mlist.unlock().await;
+    let finalized = mlist.finalize().await;
+    saved?;
+    unlocked?;
+    finalized
 }

@@ -27,11 +27,10 @@ use std::task::Poll;
 
 use serde::{Deserialize, Serialize};
 
-use crate::errno_name::io_errno_name;
 use crate::event::ModelEvent;
-use crate::list_access::{acceptable_list_name, ConfigFormat};
+use crate::list_access::{validate_list_name, ConfigFormat, LIST_DATA_DIR};
 use crate::message::message_id_in_text;
-use crate::os::{errno, ExitStatus, Os, Signal};
+use crate::os::{errno, errno_name, ExitStatus, Os, Signal};
 use crate::smtp::{serve_session, split_address, Reply, ServerLimits, SmtpConn, SmtpHandler};
 use crate::syslog::syslog;
 use crate::task_set::TaskSet;
@@ -40,9 +39,10 @@ use crate::task_set::TaskSet;
 #[serde(deny_unknown_fields)]
 pub struct MtaSettings {
     pub smtp_port: u16,
-    /// `MAILMAN_HOME/lists`, relative to the process root.
-    pub lists_dir: String,
-    /// Which file `require_files` names.
+    /// Which file `require_files = MAILMAN_HOME/lists/$local_part/<file>`
+    /// names: Exim's own configuration, not Mailman's, so it is a knob of its
+    /// own (the profiles set it to the store's primary file; a mismatch is a
+    /// misconfigured site).
     pub require_file: ConfigFormat,
     /// `local_part_suffix` values routed to the `bounces` script; a trailing
     /// `*` matches anything.
@@ -61,8 +61,7 @@ impl Default for MtaSettings {
     fn default() -> Self {
         MtaSettings {
             smtp_port: 25,
-            lists_dir: "lists".to_string(),
-            require_file: ConfigFormat::ConfigPck,
+            require_file: ConfigFormat::Pck21,
             bounces_suffixes: vec!["-bounces".to_string(), "-bounces+*".to_string()],
             temp_exit_codes: vec![75, 73],
             smtp_accept_max: 20,
@@ -88,10 +87,10 @@ pub async fn route<O: Os>(os: &O, settings: &MtaSettings, recipient: &str) -> Ro
     let (local, _domain) = split_address(recipient);
     let local = local.to_lowercase();
     let (list, program) = strip_suffix(&local, &settings.bounces_suffixes);
-    if !acceptable_list_name(&list) {
+    if validate_list_name(&list).is_err() {
         return Route::Unrouteable { list, errno: 0 };
     }
-    let path = format!("{}/{}/{}", settings.lists_dir, list, settings.require_file.file_name());
+    let path = format!("{LIST_DATA_DIR}/{list}/{}", settings.require_file.primary());
     match os.stat(&path).await {
         Ok(_) => Route::Pipe { list, program },
         Err(e) if errno(&e) == libc::ENOENT => Route::Unrouteable { list, errno: libc::ENOENT },
@@ -166,7 +165,7 @@ impl<O: Os> SmtpHandler for MtaSession<'_, O> {
             list: decision.1,
             recipient: rcpt.to_string(),
             decision: decision.0.to_string(),
-            errno: crate::errno_name::errno_name(errno_value),
+            errno: errno_name(errno_value),
         });
         reply
     }
@@ -184,7 +183,7 @@ impl<O: Os> SmtpHandler for MtaSession<'_, O> {
                     syslog(
                         self.os,
                         "exim-main",
-                        format!("Failed to create child process for {program} transport: {}", io_errno_name(&e)),
+                        format!("Failed to create child process for {program} transport: {}", errno_name(errno(&e))),
                     );
                     Err(e)
                 }

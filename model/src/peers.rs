@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use crate::event::ModelEvent;
 use crate::message::Message;
 use crate::os::{Os, Signal};
-use crate::pytime::{duration_s, time_s};
+use crate::python::{duration_s, time_s};
 use crate::smtp::{serve_session, Reply, ServerLimits, SmtpClient, SmtpConn, SmtpError, SmtpHandler};
 use crate::syslog::syslog;
 use crate::task_set::TaskSet;

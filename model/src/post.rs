@@ -17,7 +17,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::ModelEvent;
-use crate::list_access::{list_exists, ListError};
+use crate::list_access::{list_exists, LockCounter, MailList};
 use crate::message::message_id_in_text;
 use crate::msgdata::MsgData;
 use crate::os::Os;
@@ -72,7 +72,8 @@ pub async fn post<O: Os>(os: &O, settings: &Settings, script: EntryScript, listn
 
 async fn post_21<O: Os>(os: &O, settings: &Settings, script: EntryScript, listname: &str, text: &str) -> (i32, String) {
     let listname = listname.to_lowercase();
-    if !list_exists(os, &listname, &settings.list_store).await {
+    // A refused name (an error here) does not exist either.
+    if !list_exists(os, &listname, &settings.list_store).await.unwrap_or(false) {
         return (1, format!("post script, list not found: {listname}"));
     }
     let (queue, tolist) = match script {
@@ -92,18 +93,27 @@ async fn post_21<O: Os>(os: &O, settings: &Settings, script: EntryScript, listna
 }
 
 async fn post_20<O: Os>(os: &O, settings: &Settings, listname: &str, text: &str) -> (i32, String) {
-    let mut mlist = crate::list_access::MailList::open(os, listname, &settings.list_store);
-    match mlist.load().await {
-        Ok(()) => {}
-        Err(e @ (ListError::UnknownList(_) | ListError::CorruptDatabase(_))) => {
-            return (1, format!("Mailman error: post got bad listname: {listname} ({e})"));
-        }
-        Err(e) => return (1, format!("Traceback: {e}")),
-    }
-    let data = MsgData { listname: Some(mlist.name().to_string()), tolist: true, ..MsgData::default() };
-    let sb = Switchboard::new(os, &settings.queue, "qfiles", Slice::WHOLE);
-    match sb.enqueue(QueuedMessage::Text(text.to_string()), data).await {
-        Ok(_) => (0, "ok".to_string()),
+    // This process's `LockFile.COUNTER`; the list object is its only lock.
+    let counter = LockCounter::new();
+    // `MailList(name, lock=0)`: the full unlocked Load, with the fallback
+    // chain and the unlocked repair copy of spec §2.5.
+    let mut mlist = match MailList::new(os, &counter, listname, settings.list_store.clone()) {
+        Ok(mlist) => mlist,
+        Err(e) => return (1, format!("Mailman error: post got bad listname: {listname} ({e})")),
+    };
+    let outcome = match mlist.load().await {
+        Err(e) if e.is_mm_list_error() => (1, format!("Mailman error: post got bad listname: {listname} ({e})")),
         Err(e) => (1, format!("Traceback: {e}")),
-    }
+        Ok(()) => {
+            let data = MsgData { listname: Some(mlist.name().to_string()), tolist: true, ..MsgData::default() };
+            let sb = Switchboard::new(os, &settings.queue, "qfiles", Slice::WHOLE);
+            match sb.enqueue(QueuedMessage::Text(text.to_string()), data).await {
+                Ok(_) => (0, "ok".to_string()),
+                Err(e) => (1, format!("Traceback: {e}")),
+            }
+        }
+    };
+    // The list object's `__del__` at exit; Python ignores its errors.
+    let _ = mlist.finalize().await;
+    outcome
 }

@@ -7,14 +7,15 @@
 //! object merged over the profile's settings is deserialised with
 //! `deny_unknown_fields`, so a misspelt key is an error, not a silent default.
 //!
-//! The list-store and lock variants are named here ([`ListVariants`]) so that
-//! a profile picks them too; the real `lockfile`/`mlist` modules own their
-//! behaviour and should read these values (or replace these enums with their
-//! own on merge).
+//! The list store and its lock are configured by `mlist`'s own
+//! [`MailListSettings`] (with its [`crate::LockSettings`]), built by the
+//! version constructors `mailman_2_0_13()`, `mailman_2_1_2()` and
+//! `mailman_2_1_39()`; the 2.0 qrunner's and mailmanctl's site locks use the
+//! same lock variant with their own lifetimes. Each knob exists exactly once.
 
 use serde::{Deserialize, Serialize};
 
-use crate::list_access::{ConfigFormat, ListStoreSettings};
+use crate::list_access::{ConfigFormat, MailListSettings};
 use crate::mta::MtaSettings;
 use crate::post::{PostSettings, PostVariant};
 use crate::runner::{
@@ -64,74 +65,13 @@ impl MailmanProfile {
     }
 }
 
-/// LockFile variant (spec/mailman.md §1.2, §1.6).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LockVariant {
-    /// Claim `<lock>.<host>.<pid>`, `__del__` always unlocks, logging optional.
-    Mailman20,
-    /// Claim `<lock>.<host>.<pid>.<counter>`, important events always logged.
-    Mailman21,
-}
-
-/// `Save()` protocol (spec/mailman.md §2.3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SaveProtocol {
-    /// tmp write, unlink `.last`, link to `.last`, rename tmp.
-    LinkRename,
-}
-
-/// Corrupt-config repair in `Load()` (spec/mailman.md §2.5 step 3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RepairMode {
-    /// 2.0, 2.1.0–2.1.4: unlocked `shutil.copy` of `.last`.
-    CopyUnlocked,
-    /// 2.1.5+: locked rename to `.corrupt`, then copy.
-    RenameCorruptThenCopy,
-}
-
-/// The "already current" shortcut of `__load` (spec/mailman.md §2.4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LoadShortcut {
-    /// 2.0: every Load re-reads.
-    None,
-    /// 2.1.0–2.1.14: skip when `mtime <= __timestamp` (server clock).
-    MtimeNotNewer,
-    /// 2.1.15+: skip when `mtime < __timestamp` (local clock before the load).
-    MtimeOlderThanLocalTimestamp,
-}
-
-/// The list-store and lock choices, by name.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListVariants {
-    pub lock_variant: LockVariant,
-    pub save_protocol: SaveProtocol,
-    pub repair_mode: RepairMode,
-    pub load_shortcut: LoadShortcut,
-}
-
-impl Default for ListVariants {
-    fn default() -> Self {
-        ListVariants {
-            lock_variant: LockVariant::Mailman21,
-            save_protocol: SaveProtocol::LinkRename,
-            repair_mode: RepairMode::RenameCorruptThenCopy,
-            load_shortcut: LoadShortcut::MtimeOlderThanLocalTimestamp,
-        }
-    }
-}
-
 /// Every setting of the model; `Default` is 2.1.39.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub queue: SwitchboardSettings,
-    pub list_store: ListStoreSettings,
-    pub list_variants: ListVariants,
+    /// The list config store and the list lock (spec/mailman.md §1, §2).
+    pub list_store: MailListSettings,
     pub runner: RunnerSettings,
     pub outgoing: OutgoingSettings,
     pub bounce: BounceSettings,
@@ -156,12 +96,7 @@ fn v2_1_2() -> Settings {
         bad_messages: BadMessages::Preserve,
         ..SwitchboardSettings::default()
     };
-    s.list_variants = ListVariants {
-        lock_variant: LockVariant::Mailman21,
-        save_protocol: SaveProtocol::LinkRename,
-        repair_mode: RepairMode::CopyUnlocked,
-        load_shortcut: LoadShortcut::MtimeNotNewer,
-    };
+    s.list_store = MailListSettings::mailman_2_1_2();
     s.runner.dequeue_errors = DequeueErrors::Escape;
     s.runner.shunt_failure = ShuntFailure::Escape;
     s.outgoing.temp_failures = TempFailures::RequeueOutWithDeliverAfter;
@@ -179,14 +114,8 @@ fn v2_1_2() -> Settings {
 fn v2_0() -> Settings {
     let mut s = v2_1_2();
     s.queue.format = QueueFormat::Flat20;
-    s.list_store.config_format = ConfigFormat::ConfigDb;
-    s.list_variants = ListVariants {
-        lock_variant: LockVariant::Mailman20,
-        save_protocol: SaveProtocol::LinkRename,
-        repair_mode: RepairMode::CopyUnlocked,
-        load_shortcut: LoadShortcut::None,
-    };
-    s.mta.require_file = ConfigFormat::ConfigDb;
+    s.list_store = MailListSettings::mailman_2_0_13();
+    s.mta.require_file = ConfigFormat::Db20;
     s.post.variant = PostVariant::V20FullLoad;
     // 2.0 has no per-queue runners and no master: cron runs `qrunner20`.
     s.mailmanctl.qrunners.clear();

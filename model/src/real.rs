@@ -39,6 +39,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::event::ModelEvent;
 use crate::os::{err, ExitStatus, Fd, FileType, Metadata, OpenFlags, Os, Pid, SetTime, Signal};
+use crate::python::civil_from_days;
 
 /// How `RealOs::spawn` starts a model entry point: it runs
 /// `exe <args_prefix...> <program> <args...>` as a child process. The
@@ -428,19 +429,4 @@ fn mailman_timestamp(t: SystemTime) -> String {
     let (year, month, day) = civil_from_days(days);
     let (h, m, s) = (day_secs / 3600, day_secs % 3600 / 60, day_secs % 60);
     format!("{} {day:02} {h:02}:{m:02}:{s:02} {year}", MONTHS[month as usize - 1])
-}
-
-/// Proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }

@@ -27,13 +27,12 @@ use std::io;
 use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 
-use crate::errno_name::io_errno_name;
 use crate::event::ModelEvent;
 use crate::fileio::{self, close_after, makedirs, read_to_end, Sync};
 use crate::message::{Message, MessageParseError};
 use crate::msgdata::MsgData;
-use crate::os::{errno, OpenFlags, Os};
-use crate::pytime::{repr_f64, time_s};
+use crate::os::{errno, errno_name, OpenFlags, Os};
+use crate::python::{repr_f64, time_s};
 use crate::slice::{in_slice, parse_digest, Slice, SliceRule};
 use crate::syslog::syslog;
 
@@ -200,7 +199,7 @@ impl DequeueError {
     /// The errno symbol, `none` for decode and parse errors.
     pub fn errno_name(&self) -> String {
         match self {
-            DequeueError::Io(e) => io_errno_name(e),
+            DequeueError::Io(e) => errno_name(errno(e)),
             _ => "none".to_string(),
         }
     }
@@ -302,8 +301,7 @@ impl<'a, O: Os> Switchboard<'a, O> {
         bytes.extend(serde_json::to_vec(&out).expect("msgdata always serialises"));
         let pck = self.path(&format!("{filebase}.pck"));
         let tmp = format!("{pck}.tmp");
-        fileio::write_file(self.os, &tmp, &bytes, Sync::Fsync).await?;
-        self.os.rename(&tmp, &pck).await?;
+        fileio::write_then_rename(self.os, &tmp, &pck, &bytes, Sync::Fsync).await?;
         Ok(filebase)
     }
 
@@ -328,8 +326,7 @@ impl<'a, O: Os> Switchboard<'a, O> {
         let db = self.path(&format!("{filebase}.db"));
         let tmp = format!("{db}.tmp");
         let meta = serde_json::to_vec(&out).expect("msgdata always serialises");
-        fileio::write_file(self.os, &tmp, &meta, Sync::NoFsync).await?;
-        self.os.rename(&tmp, &db).await?;
+        fileio::write_then_rename(self.os, &tmp, &db, &meta, Sync::NoFsync).await?;
         Ok(filebase)
     }
 
@@ -352,8 +349,7 @@ impl<'a, O: Os> Switchboard<'a, O> {
         fileio::write_file(self.os, &self.path(&format!("{sha}.db")), &meta, Sync::NoFsync).await?;
         let msgfile = self.path(&format!("{sha}.msg"));
         let tmp = format!("{msgfile}.tmp");
-        fileio::write_file(self.os, &tmp, text.as_bytes(), Sync::NoFsync).await?;
-        self.os.rename(&tmp, &msgfile).await?;
+        fileio::write_then_rename(self.os, &tmp, &msgfile, text.as_bytes(), Sync::NoFsync).await?;
         Ok(sha)
     }
 
@@ -454,7 +450,7 @@ impl<'a, O: Os> Switchboard<'a, O> {
                 }
                 DequeueMode::OpenThenUnlink | DequeueMode::ReadThenUnlink => self.os.unlink(&pck).await?,
             }
-            read_to_end(self.os, fd).await
+            read_to_end(self.os, fd, fileio::READ_CHUNK_BYTES).await
         }
         .await;
         let bytes = close_after(self.os, fd, body).await?;
@@ -550,19 +546,19 @@ impl<'a, O: Os> Switchboard<'a, O> {
             }
         }
         .await;
-        let (outcome, errno_name) = match &result {
+        let (outcome, errno_symbol) = match &result {
             Ok(()) if preserve => ("preserved", "none".to_string()),
             Ok(()) => ("removed", "none".to_string()),
             Err(e) => {
                 syslog(self.os, "error", format!("Failed to unlink/preserve backup file: {bak}: {e}"));
-                ("failed", io_errno_name(e))
+                ("failed", errno_name(errno(e)))
             }
         };
         self.os.event(ModelEvent::QueueFinished {
             queue: self.whichq.clone(),
             filebase: filebase.to_string(),
             outcome: outcome.to_string(),
-            errno: errno_name,
+            errno: errno_symbol,
         });
     }
 
@@ -583,7 +579,7 @@ impl<'a, O: Os> Switchboard<'a, O> {
             }
             let fd = self.os.open(&src, OpenFlags::read_write()).await?;
             let rewritten = async {
-                let bytes = read_to_end(self.os, fd).await?;
+                let bytes = read_to_end(self.os, fd, fileio::READ_CHUNK_BYTES).await?;
                 let Ok((_, mut data, data_pos)) = decode_pair(&bytes) else {
                     return Ok(None);
                 };

@@ -53,6 +53,10 @@ pub struct ListConfig {
     pub language: BTreeMap<String, String>,
     pub usernames: BTreeMap<String, String>,
     pub bounce_info: BTreeMap<String, BounceRecord>,
+    /// Whether posts go to the archive (ToArchive, ArchRunner).
+    pub archive: bool,
+    /// Whether BounceRunner registers bounces at all.
+    pub bounce_processing: bool,
 }
 
 impl ListConfig {
@@ -98,6 +102,34 @@ impl ListConfig {
             members,
             digest_members: Vec::new(),
             bounce_info,
+            archive: true,
+            bounce_processing: true,
+        }
+    }
+
+    /// `registerBounce(member, msg, weight=1.0, day)` reduced to the score: the
+    /// first bounce makes a record; a second bounce on the same `day` is
+    /// ignored ("only one bounce per day counts"); a later one adds 1 to the
+    /// score. Leaves out the membership and delivery-status checks, stale
+    /// information resets, and the disable/notice actions.
+    pub fn register_bounce(&mut self, address: &str, day: (i64, u32, u32)) {
+        let day = (i32::try_from(day.0).unwrap_or(i32::MAX), day.1, day.2);
+        match self.bounce_info.get_mut(address) {
+            Some(record) if record.date == day => {}
+            Some(record) => {
+                record.score += 1.0;
+                record.date = day;
+            }
+            None => {
+                let record = BounceRecord {
+                    score: 1.0,
+                    date: day,
+                    notices_left: 3,
+                    last_notice: (1970, 1, 1),
+                    cookie: String::new(),
+                };
+                self.bounce_info.insert(address.to_string(), record);
+            }
         }
     }
 

@@ -4,10 +4,13 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::lockfile::{LockSettings, LockVariant};
 
 /// Which config file the store writes and which files `Load()` tries (spec §2.1, §2.5).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ConfigFormat {
     /// 2.0: `config.db` (marshal), fallback `config.db.last`.
     Db20,
@@ -35,7 +38,8 @@ impl ConfigFormat {
 }
 
 /// The "already current" test in `__load` (spec §2.4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LoadShortcut {
     /// 2.0: every `Load()` re-reads.
     None,
@@ -49,7 +53,8 @@ pub enum LoadShortcut {
 }
 
 /// How `Load()` puts a `.last` fallback back in place (spec §2.5 step 3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RepairMode {
     /// 2.0 and 2.1.0–2.1.4, without the lock: `copy(last, primary)`; 2.1 also
     /// `copy(last, config.pck.safety)`.
@@ -60,7 +65,8 @@ pub enum RepairMode {
 }
 
 /// How `Save()` replaces the config file (spec §2.3, §2.7 row 1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SaveProtocol {
     /// 2.0 and 2.1: `unlink(.last)`, `link(primary, .last)`, `rename(tmp, primary)`.
     /// The primary file exists throughout.
@@ -72,7 +78,8 @@ pub enum SaveProtocol {
 }
 
 /// `mm_cfg.SYNC_AFTER_WRITE` (2.1.4+, default `No`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SyncAfterWrite {
     No,
     /// `os.fsync()` the temporary file before closing it.
@@ -80,7 +87,8 @@ pub enum SyncAfterWrite {
 }
 
 /// `list_exists()`'s name check (spec §2.6).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ListNameValidation {
     /// Before 2.1.23: the name goes to the file system as it is.
     Off,
@@ -90,7 +98,8 @@ pub enum ListNameValidation {
 }
 
 /// Which errors from `Load()` make `Lock()` release the lock again (spec §2.2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LoadFailureUnlock {
     /// 2.1: any error → `Unlock()` and re-raise.
     AnyError,
@@ -100,7 +109,10 @@ pub enum LoadFailureUnlock {
 }
 
 /// Everything version-dependent about one `MailList`, plus its constants.
-#[derive(Clone, Debug, PartialEq)]
+/// This is `Settings::list_store`: the one place each list-store and list-lock
+/// knob lives.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MailListSettings {
     pub format: ConfigFormat,
     pub load_shortcut: LoadShortcut,
@@ -113,6 +125,7 @@ pub struct MailListSettings {
     pub lock: LockSettings,
     /// `LIST_LOCK_TIMEOUT` (10 s): what runners pass to `lock()`. `MailList`
     /// itself never uses it; it is here so callers share one value.
+    #[serde(rename = "list_lock_timeout_s", with = "crate::python::serde_seconds")]
     pub list_lock_timeout: Duration,
     /// The size of each `write()` of the temporary file: stdio's `BUFSIZ`
     /// (8 KiB), which also is a typical NFS `wsize`.
@@ -169,5 +182,12 @@ impl MailListSettings {
             list_name_validation: ListNameValidation::AcceptableCharacters,
             ..MailListSettings::base(ConfigFormat::Pck21, LockVariant::Mailman21)
         }
+    }
+}
+
+impl Default for MailListSettings {
+    /// 2.1.39, like `Settings::default()`.
+    fn default() -> Self {
+        MailListSettings::mailman_2_1_39()
     }
 }

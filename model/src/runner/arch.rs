@@ -49,10 +49,8 @@ impl<'a, O: Os> Dispose<'a, O> for ArchRunner {
         msg: &mut Message,
         _data: &mut MsgData,
     ) -> Result<Keep, Raised> {
-        match mlist.lock(Some(ctx.list_lock_timeout())).await {
-            Ok(()) => {}
-            Err(e) if e.is_timeout() => return Ok(Keep::Requeue),
-            Err(e) => return Err(e.into()),
+        if !ctx.lock_list(mlist).await? {
+            return Ok(Keep::Requeue);
         }
         let body = async {
             let name = mlist.name().to_string();

@@ -4,8 +4,10 @@
 //! Models: `run()` = { `_oneloop()`; `_doperiodic()`; stop?; `_snooze(n)` }
 //! with `_cleanup()` in `finally`; `_oneloop` over `files()` with dequeue,
 //! `_onefile`, shunting, `finish`, `_doperiodic()` after every file and the
-//! `_shortcircuit()` stop check; `_onefile`'s unlocked `_open_list` and the
-//! "Dequeuing message destined for missing list" shunt. Signals arrive
+//! `_shortcircuit()` stop check; `_onefile`'s unlocked `_open_list` (the
+//! real `Load()` with its fallback chain and repair), the "Dequeuing message
+//! destined for missing list" shunt, and the list object's finalisation
+//! (`__del__`) when `_onefile` is done with it. Signals arrive
 //! through `Os::take_signal`: SIGTERM and SIGINT set the stop flag (exit
 //! status 15 and 2, which mailmanctl reads as "do not restart" and
 //! "restart"), SIGHUP is taken and ignored (log reopening is not modelled).
@@ -22,14 +24,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::errno_name::io_errno_name;
 use crate::event::ModelEvent;
-use crate::list_access::{ListError, MailList};
+use crate::list_access::{ListError, LockCounter, LockError, LockFile, LockSettings, MailList};
 use crate::message::Message;
 use crate::msgdata::MsgData;
-use crate::os::{Os, Signal};
+use crate::os::{errno, errno_name, Os, Signal};
 use crate::profile::Settings;
-use crate::pytime::duration_s;
+use crate::python::duration_s;
 use crate::slice::Slice;
 use crate::switchboard::{DequeueError, Finish, QueuedMessage, Switchboard};
 use crate::syslog::syslog;
@@ -61,8 +62,6 @@ pub enum ShuntFailure {
 pub struct RunnerSettings {
     /// `QRUNNER_SLEEP_TIME`.
     pub qrunner_sleep_time_s: f64,
-    /// `LIST_LOCK_TIMEOUT`.
-    pub list_lock_timeout_s: f64,
     pub dequeue_errors: DequeueErrors,
     pub shunt_failure: ShuntFailure,
     /// `MAILMAN_SITE_LIST`.
@@ -103,7 +102,6 @@ impl Default for RunnerSettings {
     fn default() -> Self {
         RunnerSettings {
             qrunner_sleep_time_s: 1.0,
-            list_lock_timeout_s: 10.0,
             dequeue_errors: DequeueErrors::PreserveAny,
             shunt_failure: ShuntFailure::PreserveOriginal,
             site_list: "mailman".to_string(),
@@ -136,9 +134,15 @@ impl From<ListError> for Raised {
     }
 }
 
+impl From<LockError> for Raised {
+    fn from(e: LockError) -> Self {
+        ListError::from(e).into()
+    }
+}
+
 impl From<io::Error> for Raised {
     fn from(e: io::Error) -> Self {
-        Raised { errno: io_errno_name(&e), reason: e.to_string() }
+        Raised { errno: errno_name(errno(&e)), reason: e.to_string() }
     }
 }
 
@@ -149,16 +153,26 @@ impl From<DequeueError> for Raised {
 }
 
 /// What every runner can reach: the process, the settings, other queues.
+/// One `RunnerCtx` is one process.
 pub struct RunnerCtx<'a, O: Os> {
     pub os: &'a O,
     pub settings: &'a Settings,
+    /// This process's `LockFile.COUNTER` (spec/mailman.md §1.2), shared by
+    /// every list and site lock it makes.
+    pub lock_counter: LockCounter,
     opened: RefCell<BTreeSet<String>>,
     stop: Cell<Option<Signal>>,
 }
 
 impl<'a, O: Os> RunnerCtx<'a, O> {
     pub fn new(os: &'a O, settings: &'a Settings) -> Self {
-        RunnerCtx { os, settings, opened: RefCell::new(BTreeSet::new()), stop: Cell::new(None) }
+        RunnerCtx {
+            os,
+            settings,
+            lock_counter: LockCounter::new(),
+            opened: RefCell::new(BTreeSet::new()),
+            stop: Cell::new(None),
+        }
     }
 
     /// `get_switchboard(whichq).enqueue(msg, data)`; the queue directory is
@@ -175,13 +189,76 @@ impl<'a, O: Os> RunnerCtx<'a, O> {
         sb.enqueue(msg, data).await
     }
 
-    /// A fresh unlocked list object (no I/O).
-    pub fn list(&self, name: &str) -> MailList<'a, O> {
-        MailList::open(self.os, name, &self.settings.list_store)
+    /// `MailList(name, lock=0)` without its `Load()`: a fresh list object
+    /// and lock claim name (no I/O). Fails only for a refused name.
+    pub fn list(&self, name: &str) -> Result<MailList<'a, O>, ListError> {
+        MailList::new(self.os, &self.lock_counter, name, self.settings.list_store.clone())
     }
 
+    /// `MailList(name, lock=0)`: a list object and its unlocked `Load()`.
+    /// The object is finalised here when the load fails, as Python collects it.
+    pub async fn open_list(&self, name: &str) -> Result<MailList<'a, O>, ListError> {
+        let mut mlist = self.list(name)?;
+        match mlist.load().await {
+            Ok(()) => Ok(mlist),
+            Err(e) => {
+                self.finalize(mlist).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// A site lock at `path` (`locks/master-qrunner`, the 2.0
+    /// `locks/qrunner.lock`): the list lock's variant, `lifetime`, no `withlogging`.
+    pub fn site_lock(&self, path: &str, lifetime: Duration) -> LockFile<'a, O> {
+        let settings = LockSettings::new(self.settings.list_store.lock.variant).with_lifetime(lifetime);
+        LockFile::new(self.os, &self.lock_counter, path, settings)
+    }
+
+    /// `LIST_LOCK_TIMEOUT`.
     pub fn list_lock_timeout(&self) -> Duration {
-        duration_s(self.settings.runner.list_lock_timeout_s)
+        self.settings.list_store.list_lock_timeout
+    }
+
+    /// `mlist.Lock(timeout=LIST_LOCK_TIMEOUT)`: `Ok(false)` on TimeOutError,
+    /// the runners' "try again later" (spec/mailman.md §4.2).
+    pub async fn lock_list(&self, mlist: &mut MailList<'a, O>) -> Result<bool, Raised> {
+        match mlist.lock(Some(self.list_lock_timeout())).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_timeout() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `mlist.Lock(timeout)`, `registerBounce` for each address, `Save()`,
+    /// and `Unlock()` in `finally` (spec/mailman.md §4.5, §4.7). The outer
+    /// error is the `Lock()` failure (nothing was registered); the inner one
+    /// comes after the registrations were made in memory.
+    pub async fn register_bounces_locked(
+        &self,
+        mlist: &mut MailList<'a, O>,
+        timeout: Option<Duration>,
+        addrs: &[String],
+    ) -> Result<Result<(), ListError>, ListError> {
+        mlist.lock(timeout).await?;
+        for addr in addrs {
+            mlist.register_bounce(addr);
+            self.os.event(ModelEvent::BounceRegistered { list: mlist.name().to_string(), address: addr.clone() });
+        }
+        let saved = mlist.save().await;
+        let unlocked = mlist.unlock().await;
+        // An error from Unlock() in `finally` replaces the one from Save().
+        Ok(unlocked.and(saved))
+    }
+
+    /// The list object's `__del__` where Python drops its last reference:
+    /// the lock's unconditional unlock (spec/mailman.md §1.6). Python prints
+    /// and ignores an exception raised there; so does this.
+    pub async fn finalize(&self, mlist: MailList<'a, O>) {
+        let name = mlist.name().to_string();
+        if let Err(e) = mlist.finalize().await {
+            syslog(self.os, "error", format!("Exception in MailList {name} __del__ ignored: {e}"));
+        }
     }
 
     /// Takes pending signals; true once SIGTERM or SIGINT has arrived.
@@ -394,9 +471,8 @@ async fn onefile<'a, O: Os, D: Dispose<'a, O>>(
         data.listname.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| ctx.settings.runner.site_list.clone());
     // `_open_list`: `MailList(name, lock=False)`; an MMListError gives None,
     // anything else (ESTALE, EIO) escapes and so shunts.
-    let mut mlist = ctx.list(&listname);
-    match mlist.load().await {
-        Ok(()) => {}
+    let mut mlist = match ctx.open_list(&listname).await {
+        Ok(mlist) => mlist,
         Err(e) if e.is_mm_list_error() => {
             syslog(ctx.os, "error", format!("error opening list: {listname}\n{e}"));
             syslog(ctx.os, "error", format!("Dequeuing message destined for missing list: {listname}"));
@@ -413,12 +489,17 @@ async fn onefile<'a, O: Os, D: Dispose<'a, O>>(
             return Ok(());
         }
         Err(e) => return Err(e.into()),
-    }
-    match runner.dispose(ctx, &mut mlist, msg, data).await? {
-        Keep::Done => Ok(()),
-        Keep::Requeue => {
-            sb.enqueue(QueuedMessage::Parsed(msg.clone()), data.clone()).await?;
-            Ok(())
+    };
+    let kept = runner.dispose(ctx, &mut mlist, msg, data).await;
+    let requeued = match kept {
+        Ok(Keep::Requeue) => {
+            sb.enqueue(QueuedMessage::Parsed(msg.clone()), data.clone()).await.map(drop).map_err(Raised::from)
         }
-    }
+        Ok(Keep::Done) => Ok(()),
+        Err(e) => Err(e),
+    };
+    // `mlist` is a local of `_onefile`: collected when it returns, after the
+    // re-enqueue (on an exception, the model finalises before the shunt).
+    ctx.finalize(mlist).await;
+    requeued
 }

@@ -12,12 +12,11 @@
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use crate::event::ModelEvent;
 use crate::list_access::MailList;
 use crate::message::Message;
 use crate::msgdata::MsgData;
 use crate::os::Os;
-use crate::pytime::{duration_s, time_s};
+use crate::python::{duration_s, time_s};
 use crate::syslog::syslog;
 
 use super::base::{Dispose, Keep, Raised, RunnerCtx};
@@ -68,20 +67,11 @@ impl BounceRunner {
     async fn register_batch<O: Os>(&mut self, ctx: &RunnerCtx<'_, O>) -> Result<(), Raised> {
         let lists: Vec<String> = self.batched.keys().cloned().collect();
         for listname in lists {
-            let mut mlist = ctx.list(&listname);
-            mlist.lock(None).await?;
-            let body = async {
-                let now = time_s(ctx.os);
-                for addr in self.batched.get(&listname).into_iter().flatten() {
-                    mlist.register_bounce(addr, now);
-                    ctx.os.event(ModelEvent::BounceRegistered { list: listname.clone(), address: addr.clone() });
-                }
-                mlist.save().await
-            }
-            .await;
-            let unlocked = mlist.unlock().await;
-            body?;
-            unlocked?;
+            let mut mlist = ctx.open_list(&listname).await?;
+            let addrs = self.batched.get(&listname).cloned().unwrap_or_default();
+            let registered = ctx.register_bounces_locked(&mut mlist, None, &addrs).await;
+            ctx.finalize(mlist).await;
+            registered??;
             self.batched.shift_remove(&listname);
         }
         Ok(())
@@ -112,7 +102,7 @@ impl<'a, O: Os> Dispose<'a, O> for BounceRunner {
         msg: &mut Message,
         _data: &mut MsgData,
     ) -> Result<Keep, Raised> {
-        if !mlist.config.bounce_processing {
+        if !mlist.config().bounce_processing {
             return Ok(Keep::Done);
         }
         let addrs = failed_recipients(msg);
@@ -122,26 +112,11 @@ impl<'a, O: Os> Dispose<'a, O> for BounceRunner {
         }
         match ctx.settings.bounce.registration {
             BounceRegistration::LockInDispose => {
-                match mlist.lock(Some(ctx.list_lock_timeout())).await {
-                    Ok(()) => {}
+                // "Try again later" on TimeOutError.
+                match ctx.register_bounces_locked(mlist, Some(ctx.list_lock_timeout()), &addrs).await {
                     Err(e) if e.is_timeout() => return Ok(Keep::Requeue),
-                    Err(e) => return Err(e.into()),
+                    registered => registered??,
                 }
-                let body = async {
-                    let now = time_s(ctx.os);
-                    for addr in &addrs {
-                        mlist.register_bounce(addr, now);
-                        ctx.os.event(ModelEvent::BounceRegistered {
-                            list: mlist.name().to_string(),
-                            address: addr.clone(),
-                        });
-                    }
-                    mlist.save().await
-                }
-                .await;
-                let unlocked = mlist.unlock().await;
-                body?;
-                unlocked?;
             }
             BounceRegistration::InMemoryBatch => {
                 self.batched.entry(mlist.name().to_string()).or_default().extend(addrs);

@@ -14,11 +14,10 @@
 
 use indexmap::IndexMap;
 
-use crate::event::ModelEvent;
-use crate::fileio::read_to_end;
+use crate::fileio::{read_to_end, READ_CHUNK_BYTES};
 use crate::message::Message;
 use crate::os::{Fd, OpenFlags, Os};
-use crate::pytime::{duration_s, time_s};
+use crate::python::{duration_s, localtime_ymd, time_s};
 use crate::syslog::syslog;
 
 use super::base::{Raised, RunnerCtx};
@@ -62,7 +61,7 @@ impl BounceEvents {
                 fd
             }
         };
-        let day = civil_day(time_s(ctx.os));
+        let day = localtime_ymd(time_s(ctx.os));
         let mut out = Vec::new();
         for addr in addrs {
             let record = serde_json::json!([listname, addr, [day.0, day.1, day.2], msg.to_text()]);
@@ -96,7 +95,7 @@ impl BounceEvents {
     async fn register_bounces<O: Os>(&mut self, ctx: &RunnerCtx<'_, O>) -> Result<(), Raised> {
         let Some(fd) = self.fd else { return Ok(()) };
         ctx.os.seek(fd, 0).await?;
-        let bytes = read_to_end(ctx.os, fd).await?;
+        let bytes = read_to_end(ctx.os, fd, READ_CHUNK_BYTES).await?;
         let mut events: IndexMap<String, Vec<String>> = IndexMap::new();
         for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
             match serde_json::from_slice::<(String, String, (i64, u32, u32), String)>(line) {
@@ -105,21 +104,11 @@ impl BounceEvents {
             }
         }
         for (listname, addrs) in events {
-            let mut mlist = ctx.list(&listname);
-            mlist.load().await?;
-            mlist.lock(None).await?;
-            let body = async {
-                let now = time_s(ctx.os);
-                for addr in &addrs {
-                    mlist.register_bounce(addr, now);
-                    ctx.os.event(ModelEvent::BounceRegistered { list: listname.clone(), address: addr.clone() });
-                }
-                mlist.save().await
-            }
-            .await;
-            let unlocked = mlist.unlock().await;
-            body?;
-            unlocked?;
+            // `_open_list`, then `Lock()` with no timeout.
+            let mut mlist = ctx.open_list(&listname).await?;
+            let registered = ctx.register_bounces_locked(&mut mlist, None, &addrs).await;
+            ctx.finalize(mlist).await;
+            registered??;
         }
         self.fd = None;
         ctx.os.close(fd).await?;
@@ -127,18 +116,4 @@ impl BounceEvents {
         self.bouncecnt = 0;
         Ok(())
     }
-}
-
-/// `time.localtime()[:3]` in UTC: (year, month, day) of a Unix time.
-fn civil_day(t_s: f64) -> (i64, u32, u32) {
-    let z = (t_s / 86_400.0).floor() as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }

@@ -17,7 +17,7 @@ use crate::list_access::MailList;
 use crate::message::Message;
 use crate::msgdata::MsgData;
 use crate::os::Os;
-use crate::pytime::time_s;
+use crate::python::time_s;
 use crate::switchboard::QueuedMessage;
 
 use super::base::{Dispose, Keep, Raised, RunnerCtx};
@@ -74,10 +74,8 @@ impl<'a, O: Os> Dispose<'a, O> for IncomingRunner {
         msg: &mut Message,
         data: &mut MsgData,
     ) -> Result<Keep, Raised> {
-        match mlist.lock(Some(ctx.list_lock_timeout())).await {
-            Ok(()) => {}
-            Err(e) if e.is_timeout() => return Ok(Keep::Requeue),
-            Err(e) => return Err(e.into()),
+        if !ctx.lock_list(mlist).await? {
+            return Ok(Keep::Requeue);
         }
         let body = async {
             let fasttrack = matches!(self.pipeline, PipelineSource::FastTrack(_));
@@ -92,12 +90,8 @@ impl<'a, O: Os> Dispose<'a, O> for IncomingRunner {
             if more == Keep::Done {
                 data.pipeline = None;
             }
+            // `Save()` records `ListSaved` with the post_id it wrote.
             mlist.save().await?;
-            ctx.os.event(ModelEvent::ListSavedPlaceholder {
-                list: mlist.name().to_string(),
-                post_id: mlist.config.post_id,
-                by: self.name.clone(),
-            });
             Ok::<Keep, Raised>(more)
         }
         .await;
@@ -141,27 +135,13 @@ async fn process<'a, O: Os>(
     fasttrack: bool,
 ) -> Result<(), Raised> {
     match handler {
-        "CookHeaders" => {
-            if !fasttrack {
-                cook_subject(mlist.config.subject_prefix.as_str(), mlist.config.post_id, msg);
-            }
-            ctx.os.event(ModelEvent::PostNumbered {
-                list: mlist.name().to_string(),
-                message_id: msg.message_id(),
-                post_id: mlist.config.post_id,
-            });
-        }
-        "CalcRecips" if data.recips.is_none() => {
-            data.recips = Some(mlist.config.members.clone());
-        }
-        "ToArchive" if mlist.config.archive => {
+        "CookHeaders" => cook_headers(ctx.os, mlist, msg, fasttrack),
+        "CalcRecips" => calc_recips(mlist, data),
+        "ToArchive" if mlist.config().archive => {
             let archive_data = MsgData { listname: Some(mlist.name().to_string()), ..MsgData::default() };
             ctx.enqueue_to("archive", QueuedMessage::Parsed(msg.clone()), archive_data).await?;
         }
-        "AfterDelivery" => {
-            mlist.config.last_post_time = time_s(ctx.os);
-            mlist.config.post_id += 1;
-        }
+        "AfterDelivery" => after_delivery(ctx.os, mlist),
         "ToOutgoing" => {
             let mut out = data.clone();
             out.pipeline = None;
@@ -171,6 +151,33 @@ async fn process<'a, O: Os>(
         _ => {}
     }
     Ok(())
+}
+
+/// CookHeaders: the subject prefix numbered with `post_id` (not when
+/// fast-tracked), and the `PostNumbered` annotation the post-numbering oracle reads.
+pub(super) fn cook_headers<O: Os>(os: &O, mlist: &MailList<'_, O>, msg: &mut Message, fasttrack: bool) {
+    if !fasttrack {
+        cook_subject(&mlist.config().subject_prefix, mlist.config().post_id, msg);
+    }
+    os.event(ModelEvent::PostNumbered {
+        list: mlist.name().to_string(),
+        message_id: msg.message_id(),
+        post_id: mlist.config().post_id,
+    });
+}
+
+/// CalcRecips: the list's members, unless msgdata already names recipients.
+pub(super) fn calc_recips<O: Os>(mlist: &MailList<'_, O>, data: &mut MsgData) {
+    if data.recips.is_none() {
+        data.recips = Some(mlist.config().members.clone());
+    }
+}
+
+/// AfterDelivery: `last_post_time = time.time()`, `post_id += 1` (spec §4.3 step 4).
+pub(super) fn after_delivery<O: Os>(os: &O, mlist: &mut MailList<'_, O>) {
+    let config = mlist.config_mut();
+    config.last_post_time = time_s(os);
+    config.post_id += 1;
 }
 
 /// CookHeaders' subject prefix: a `%d` becomes `post_id`; an old prefix

@@ -16,12 +16,14 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::ModelEvent;
-use crate::list_access::LockFile;
+use crate::list_access::{Condition, LOCK_DIR};
 use crate::os::{ExitStatus, Os, Pid, Signal};
 use crate::profile::Settings;
-use crate::pytime::{duration_s, time_s};
+use crate::python::{duration_s, time_s};
 use crate::syslog::syslog;
 use crate::task_set::TaskSet;
+
+use super::base::RunnerCtx;
 
 /// One `(name, count)` entry of `QRUNNERS`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,7 +48,9 @@ pub struct MailmanctlSettings {
     pub snooze_s: f64,
     /// How often the waiting master looks for signals (model-only).
     pub signal_poll_s: f64,
-    /// `LOCK_DIR`.
+    /// The directory of `master-qrunner` (Mailman's `LOCK_DIR`). Only the
+    /// master lock reads it: list locks are always under `locks/`. A scenario
+    /// gives each host its own to run one master per host over shared lists.
     pub lock_dir: String,
 }
 
@@ -60,7 +64,7 @@ impl Default for MailmanctlSettings {
             lock_timeout_s: 0.1,
             snooze_s: 86_400.0,
             signal_poll_s: 1.0,
-            lock_dir: "locks".to_string(),
+            lock_dir: LOCK_DIR.to_string(),
         }
     }
 }
@@ -77,7 +81,9 @@ struct Kid {
 /// `--runner=` argument (the profile and settings). Returns the exit status.
 pub async fn mailmanctl<O: Os>(os: &O, settings: &Settings, child_args: &[String]) -> i32 {
     let s = &settings.mailmanctl;
-    let mut lock = LockFile::new(os, &format!("{}/master-qrunner", s.lock_dir), duration_s(s.lock_lifetime_s));
+    // The master is a process of its own: its context holds its lock counter.
+    let ctx = RunnerCtx::new(os, settings);
+    let mut lock = ctx.site_lock(&format!("{}/master-qrunner", s.lock_dir), duration_s(s.lock_lifetime_s));
     if let Err(e) = lock.lock(Some(duration_s(s.lock_timeout_s))).await {
         syslog(os, "qrunner", format!("The master qrunner lock could not be acquired: {e}"));
         return 1;
@@ -118,7 +124,7 @@ pub async fn mailmanctl<O: Os>(os: &O, settings: &Settings, child_args: &[String
         }
         if time_s(os) >= next_refresh_s {
             next_refresh_s = time_s(os) + s.snooze_s;
-            if let Err(e) = lock.refresh().await {
+            if let Err(e) = lock.refresh(None, Condition::RequireLocked).await {
                 syslog(os, "qrunner", format!("master lock refresh failed: {e}"));
             }
         }
@@ -150,7 +156,13 @@ pub async fn mailmanctl<O: Os>(os: &O, settings: &Settings, child_args: &[String
             Err(e) => syslog(os, "qrunner", format!("could not restart {}: {e}", kid.name)),
         }
     }
-    let _ = lock.unlock().await;
+    // `finally: lock.unlock(unconditionally=1)`, then `__del__` at exit.
+    if let Err(e) = lock.unlock(Condition::Unconditionally).await {
+        syslog(os, "qrunner", format!("master lock unlock failed: {e}"));
+    }
+    if let Err(e) = lock.finalize().await {
+        syslog(os, "qrunner", format!("Exception in LockFile __del__ ignored: {e}"));
+    }
     0
 }
 

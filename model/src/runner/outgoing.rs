@@ -26,7 +26,7 @@ use crate::list_access::MailList;
 use crate::message::Message;
 use crate::msgdata::MsgData;
 use crate::os::Os;
-use crate::pytime::{duration_s, time_s};
+use crate::python::{duration_s, time_s};
 use crate::smtp::{Reply, SmtpClient, SmtpError};
 use crate::switchboard::QueuedMessage;
 use crate::syslog::syslog;
@@ -85,8 +85,6 @@ pub struct OutgoingSettings {
     /// `DEAL_WITH_PERMFAILURES_EVERY` (1 in 2.1.1–2.1.2, 10 in 2.1.3–2.1.4).
     pub deal_with_permfailures_every: u32,
     pub perm_failures_on_cleanup: PermFailuresOnCleanup,
-    /// `REGISTER_BOUNCES_EVERY` (BounceMixin).
-    pub register_bounces_every_s: f64,
     /// `DATA_DIR`, relative to the Mailman prefix.
     pub data_dir: String,
 }
@@ -104,7 +102,6 @@ impl Default for OutgoingSettings {
             perm_failures: PermFailures::BounceEventsFile,
             deal_with_permfailures_every: 10,
             perm_failures_on_cleanup: PermFailuresOnCleanup::Flushed,
-            register_bounces_every_s: 900.0,
             data_dir: "data".to_string(),
         }
     }
@@ -131,26 +128,21 @@ impl OutgoingRunner {
     async fn deal_with_permfailures<O: Os>(&mut self, ctx: &RunnerCtx<'_, O>) -> Result<(), Raised> {
         let lists: Vec<String> = self.permfailures.keys().cloned().collect();
         for listname in lists {
-            let mut mlist = ctx.list(&listname);
-            match mlist.lock(Some(ctx.list_lock_timeout())).await {
-                Ok(()) => {}
+            // The keys are list objects in Python, already loaded.
+            let mut mlist = ctx.open_list(&listname).await?;
+            let recips: Vec<String> =
+                self.permfailures.get(&listname).into_iter().flatten().map(|(r, _)| r.clone()).collect();
+            let registered = ctx.register_bounces_locked(&mut mlist, Some(ctx.list_lock_timeout()), &recips).await;
+            ctx.finalize(mlist).await;
+            match registered {
                 // The remaining lists wait for the next call.
                 Err(e) if e.is_timeout() => return Ok(()),
                 Err(e) => return Err(e.into()),
-            }
-            let body = async {
-                let now = time_s(ctx.os);
-                for (recip, _msg) in self.permfailures.get(&listname).into_iter().flatten() {
-                    mlist.register_bounce(recip, now);
-                    ctx.os.event(ModelEvent::BounceRegistered { list: listname.clone(), address: recip.clone() });
+                Ok(saved) => {
+                    self.permfailures.shift_remove(&listname);
+                    saved?;
                 }
-                self.permfailures.shift_remove(&listname);
-                mlist.save().await
             }
-            .await;
-            let unlocked = mlist.unlock().await;
-            body?;
-            unlocked?;
         }
         Ok(())
     }
@@ -186,7 +178,7 @@ impl<'a, O: Os> Dispose<'a, O> for OutgoingRunner {
     async fn start(&mut self, ctx: &RunnerCtx<'a, O>) {
         let s = &ctx.settings.outgoing;
         if s.perm_failures == PermFailures::BounceEventsFile {
-            self.events = Some(BounceEvents::new(ctx, &s.data_dir, s.register_bounces_every_s));
+            self.events = Some(BounceEvents::new(ctx, &s.data_dir, ctx.settings.bounce.register_bounces_every_s));
         }
     }
 
@@ -309,7 +301,7 @@ pub(super) async fn smtp_direct<O: Os>(
         Some(c) if !c.is_empty() => c,
         _ => recips.chunks(s.smtp_max_rcpts.max(1)).map(<[String]>::to_vec).collect(),
     };
-    let envsender = format!("{}-bounces@{}", mlist.name(), mlist.config.host_name);
+    let envsender = format!("{}-bounces@{}", mlist.name(), mlist.config().host_name);
     let text = msg.to_text();
     let message_id = msg.message_id();
     let helo = ctx.os.hostname();

@@ -21,18 +21,18 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use crate::event::ModelEvent;
-use crate::list_access::{ListError, LockFile, MailList};
+use crate::list_access::{Condition, LockError, LockFile, MailList, LOCK_DIR};
 use crate::message::Message;
 use crate::msgdata::MsgData;
 use crate::os::Os;
 use crate::profile::Settings;
-use crate::pytime::{duration_s, time_s};
+use crate::python::{duration_s, time_s};
 use crate::slice::Slice;
 use crate::switchboard::Switchboard;
 use crate::syslog::syslog;
 
 use super::base::{Raised, RunnerCtx};
-use super::incoming::cook_subject;
+use super::incoming::{after_delivery, calc_recips, cook_headers};
 use super::outgoing::{smtp_direct, Delivery};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -48,8 +48,6 @@ pub struct Qrunner20Settings {
     pub qrunner_max_messages: u32,
     /// 2.0 `LIST_PIPELINE`.
     pub list_pipeline: Vec<String>,
-    /// `LOCK_DIR`.
-    pub lock_dir: String,
 }
 
 impl Default for Qrunner20Settings {
@@ -78,7 +76,6 @@ impl Default for Qrunner20Settings {
             .iter()
             .map(|s| s.to_string())
             .collect(),
-            lock_dir: "locks".to_string(),
         }
     }
 }
@@ -88,10 +85,10 @@ pub async fn qrunner20<O: Os>(os: &O, settings: &Settings) -> i32 {
     let s = &settings.qrunner20;
     let ctx = RunnerCtx::new(os, settings);
     os.event(ModelEvent::RunnerStarted { runner: "qrunner20".to_string(), slice: 0, count: 1 });
-    let mut lock = LockFile::new(os, &format!("{}/qrunner.lock", s.lock_dir), duration_s(s.qrunner_lock_lifetime_s));
+    let mut lock = ctx.site_lock(&format!("{LOCK_DIR}/qrunner.lock"), duration_s(s.qrunner_lock_lifetime_s));
     match lock.lock(Some(duration_s(s.qrunner_lock_timeout_s))).await {
         Ok(()) => {}
-        Err(ListError::TimeOut) => {
+        Err(LockError::TimeOut) => {
             syslog(os, "qrunner", "Could not acquire qrunner lock");
             os.event(ModelEvent::RunnerExited {
                 runner: "qrunner20".to_string(),
@@ -112,7 +109,11 @@ pub async fn qrunner20<O: Os>(os: &O, settings: &Settings) -> i32 {
         }
     }
     let result = run_locked(&ctx, &mut lock).await;
-    let unlocked = lock.unlock().await;
+    // `finally: lock.unlock()`, then the object's `__del__` at exit.
+    let unlocked = lock.unlock(Condition::RequireLocked).await;
+    if let Err(e) = lock.finalize().await {
+        syslog(os, "qrunner", format!("Exception in LockFile __del__ ignored: {e}"));
+    }
     let (code, reason) = match (result, unlocked) {
         (Err(e), _) => (1, format!("error: {} ({})", e.reason, e.errno)),
         (Ok(()), Err(e)) => (1, format!("error: {e}")),
@@ -122,15 +123,29 @@ pub async fn qrunner20<O: Os>(os: &O, settings: &Settings) -> i32 {
     code
 }
 
-async fn run_locked<O: Os>(ctx: &RunnerCtx<'_, O>, lock: &mut LockFile<'_, O>) -> Result<(), Raised> {
+async fn run_locked<'a, O: Os>(ctx: &RunnerCtx<'a, O>, lock: &mut LockFile<'a, O>) -> Result<(), Raised> {
+    // `_listcache`: the run's list objects, finalised when the run ends.
+    let mut lists: IndexMap<String, MailList<'a, O>> = IndexMap::new();
+    let result = walk_queue(ctx, lock, &mut lists).await;
+    for (_, mlist) in lists {
+        ctx.finalize(mlist).await;
+    }
+    result
+}
+
+/// `main(lock)`: the walk over `qfiles/`.
+async fn walk_queue<'a, O: Os>(
+    ctx: &RunnerCtx<'a, O>,
+    lock: &mut LockFile<'a, O>,
+    lists: &mut IndexMap<String, MailList<'a, O>>,
+) -> Result<(), Raised> {
     let os = ctx.os;
     let s = &ctx.settings.qrunner20;
     let sb = Switchboard::new(os, &ctx.settings.queue, "qfiles", Slice::WHOLE);
     let start = time_s(os);
     let mut count: u32 = 0;
-    let mut lists: IndexMap<String, Option<MailList<'_, O>>> = IndexMap::new();
     for name in os.read_dir(sb.dir()).await? {
-        lock.refresh().await?;
+        lock.refresh(None, Condition::RequireLocked).await?;
         if time_s(os) - start > s.qrunner_process_lifetime_s || count >= s.qrunner_max_messages {
             break;
         }
@@ -157,12 +172,20 @@ async fn run_locked<O: Os>(ctx: &RunnerCtx<'_, O>, lock: &mut LockFile<'_, O>) -
         let Some(mut msg) = entry.msg else { continue };
         let mut data = entry.data;
         let listname = data.listname.clone().unwrap_or_default();
+        // `open_list`: a cached object, else `MailList(name, lock=0)`; only an
+        // MMListError means "missing" (and is not cached), anything else escapes.
         if !lists.contains_key(&listname) {
-            let mut mlist = ctx.list(&listname);
-            let loaded = mlist.load().await;
-            lists.insert(listname.clone(), loaded.ok().map(|()| mlist));
+            match ctx.open_list(&listname).await {
+                Ok(mlist) => {
+                    lists.insert(listname.clone(), mlist);
+                }
+                Err(e) if e.is_mm_list_error() => {
+                    syslog(os, "qrunner", format!("error opening list: {listname}\n{e}"));
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
-        let Some(Some(mlist)) = lists.get_mut(&listname) else {
+        let Some(mlist) = lists.get_mut(&listname) else {
             syslog(os, "qrunner", format!("Dequeuing message destined for missing list: {listname}"));
             sb.remove_flat(root).await?;
             os.event(ModelEvent::MessageDeleted {
@@ -175,10 +198,8 @@ async fn run_locked<O: Os>(ctx: &RunnerCtx<'_, O>, lock: &mut LockFile<'_, O>) -
             continue;
         };
         count += 1;
-        match mlist.lock(Some(ctx.list_lock_timeout())).await {
-            Ok(()) => {}
-            Err(e) if e.is_timeout() => continue,
-            Err(e) => return Err(e.into()),
+        if !ctx.lock_list(mlist).await? {
+            continue;
         }
         let body = dispose_message(ctx, mlist, &mut msg, &mut data).await;
         let kept = match body {
@@ -186,14 +207,8 @@ async fn run_locked<O: Os>(ctx: &RunnerCtx<'_, O>, lock: &mut LockFile<'_, O>) -
             Ok(false) => sb.remove_flat(root).await.map_err(Raised::from),
             Err(e) => Err(e),
         };
+        // `finally: mlist.Save(); mlist.Unlock()`.
         let saved = mlist.save().await;
-        if saved.is_ok() {
-            os.event(ModelEvent::ListSavedPlaceholder {
-                list: mlist.name().to_string(),
-                post_id: mlist.config.post_id,
-                by: "qrunner20".to_string(),
-            });
-        }
         let unlocked = mlist.unlock().await;
         kept?;
         saved?;
@@ -214,17 +229,8 @@ async fn dispose_message<'a, O: Os>(
     while !pipeline.is_empty() {
         let handler = pipeline.remove(0);
         match handler.as_str() {
-            "CookHeaders" => {
-                cook_subject(&mlist.config.subject_prefix, mlist.config.post_id, msg);
-                ctx.os.event(ModelEvent::PostNumbered {
-                    list: mlist.name().to_string(),
-                    message_id: msg.message_id(),
-                    post_id: mlist.config.post_id,
-                });
-            }
-            "CalcRecips" if data.recips.is_none() => {
-                data.recips = Some(mlist.config.members.clone());
-            }
+            "CookHeaders" => cook_headers(ctx.os, mlist, msg, false),
+            "CalcRecips" => calc_recips(mlist, data),
             "SMTPDirect" => {
                 if let Some(temp) = smtp_direct_20(ctx, mlist, msg, data).await? {
                     let now = time_s(ctx.os);
@@ -243,10 +249,7 @@ async fn dispose_message<'a, O: Os>(
                     return Ok(true);
                 }
             }
-            "AfterDelivery" => {
-                mlist.config.last_post_time = time_s(ctx.os);
-                mlist.config.post_id += 1;
-            }
+            "AfterDelivery" => after_delivery(ctx.os, mlist),
             _ => {}
         }
     }
@@ -271,9 +274,8 @@ async fn smtp_direct_20<'a, O: Os>(
         Delivery::CannotConnect(_) => (data.recips.clone().unwrap_or_default(), Vec::new()),
         Delivery::SomeFailed { temp, perm } => (temp, perm),
     };
-    let now = time_s(ctx.os);
     for addr in perm {
-        mlist.register_bounce(&addr, now);
+        mlist.register_bounce(&addr);
         ctx.os.event(ModelEvent::BounceRegistered { list: mlist.name().to_string(), address: addr });
     }
     Ok((!temp.is_empty()).then_some(temp))

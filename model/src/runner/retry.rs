@@ -13,7 +13,7 @@ use crate::list_access::MailList;
 use crate::message::Message;
 use crate::msgdata::MsgData;
 use crate::os::Os;
-use crate::pytime::{duration_s, time_s};
+use crate::python::{duration_s, time_s};
 use crate::switchboard::QueuedMessage;
 
 use super::base::{Dispose, Keep, Raised, RunnerCtx};

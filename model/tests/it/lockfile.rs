@@ -19,8 +19,8 @@ fn scene() -> Rc<FakeOs> {
     os
 }
 
-fn lock_file(os: &Rc<FakeOs>, variant: LockVariant) -> LockFile<FakeOs> {
-    LockFile::new(Rc::clone(os), &LockCounter::new(), LOCK, LockSettings::new(variant))
+fn lock_file(os: &Rc<FakeOs>, variant: LockVariant) -> LockFile<'_, FakeOs> {
+    LockFile::new(&**os, &LockCounter::new(), LOCK, LockSettings::new(variant))
 }
 
 /// Another process's claim, linked as the lock, with its lease ending at
@@ -57,8 +57,8 @@ fn io_errno(result: Result<(), LockError>) -> i32 {
 async fn mailman21_claims_carry_host_pid_and_the_process_counter() {
     let os = scene();
     let counter = LockCounter::new();
-    let first = LockFile::new(Rc::clone(&os), &counter, LOCK, LockSettings::default());
-    let second = LockFile::new(Rc::clone(&os), &counter, "locks/other.lock", LockSettings::default());
+    let first = LockFile::new(&*os, &counter, LOCK, LockSettings::default());
+    let second = LockFile::new(&*os, &counter, "locks/other.lock", LockSettings::default());
     assert_eq!(first.claim(), CLAIM);
     assert_eq!(second.claim(), "locks/other.lock.host1.1234.1");
 }
@@ -199,7 +199,7 @@ async fn waiting_for_claim_is_logged_every_100_loops() {
         os.push_random(0.0);
     }
     let settings = LockSettings { logging: LockLogging::Verbose, ..LockSettings::default() };
-    let lock = LockFile::new(Rc::clone(&os), &LockCounter::new(), LOCK, settings);
+    let lock = LockFile::new(&*os, &LockCounter::new(), LOCK, settings);
     // Each loop sleeps 10 ms; loops 0..=250 run before the 2.5 s timeout passes.
     let result = lock.lock(Some(Duration::from_millis(2500))).await;
     assert!(matches!(result, Err(LockError::TimeOut)));
@@ -273,7 +273,7 @@ async fn flufl_never_breaks_when_the_release_time_reads_missing() {
     let os = scene();
     os.push_random(0.0);
     stage_r6(&os);
-    let lock = LockFile::new(Rc::clone(&os), &LockCounter::new(), LOCK, LockSettings::new(LockVariant::Flufl));
+    let lock = LockFile::new(&*os, &LockCounter::new(), LOCK, LockSettings::new(LockVariant::Flufl));
     // With the lock gone and nothing broken, the next link simply wins.
     lock.lock(Some(Duration::from_millis(1))).await.unwrap();
     // The hook on the break's touch never ran: no touch of the lock file.
@@ -483,8 +483,8 @@ fn real_os() -> (tempfile::TempDir, Rc<RealOs>) {
 async fn mailman21_counter_keeps_two_lock_objects_of_one_process_apart() {
     let (_dir, os) = real_os();
     let counter = LockCounter::new();
-    let first = LockFile::new(Rc::clone(&os), &counter, LOCK, LockSettings::default());
-    let second = LockFile::new(Rc::clone(&os), &counter, LOCK, LockSettings::default());
+    let first = LockFile::new(&*os, &counter, LOCK, LockSettings::default());
+    let second = LockFile::new(&*os, &counter, LOCK, LockSettings::default());
     first.lock(None).await.unwrap();
     assert!(!second.locked().await.unwrap());
     let result = second.lock(Some(Duration::from_millis(50))).await;
@@ -498,8 +498,8 @@ async fn mailman20_second_lock_object_believes_it_holds_the_lock() {
     let (_dir, os) = real_os();
     let counter = LockCounter::new();
     let settings = LockSettings::new(LockVariant::Mailman20);
-    let first = LockFile::new(Rc::clone(&os), &counter, LOCK, settings.clone());
-    let second = LockFile::new(Rc::clone(&os), &counter, LOCK, settings);
+    let first = LockFile::new(&*os, &counter, LOCK, settings.clone());
+    let second = LockFile::new(&*os, &counter, LOCK, settings);
     assert_eq!(first.claim(), second.claim());
     first.lock(None).await.unwrap();
     // R5: the second object never called lock() and yet it "holds" the lock.
@@ -515,7 +515,7 @@ async fn a_second_process_gets_the_lock_only_after_the_holder_unlocks() {
     let os = scene();
     let other = os.process("host2", 99);
     let mine = lock_file(&os, LockVariant::Mailman21);
-    let theirs = LockFile::new(Rc::clone(&other), &LockCounter::new(), LOCK, LockSettings::default());
+    let theirs = LockFile::new(&*other, &LockCounter::new(), LOCK, LockSettings::default());
     mine.lock(None).await.unwrap();
     assert!(matches!(theirs.lock(Some(Duration::from_secs(3))).await, Err(LockError::TimeOut)));
     mine.unlock(Condition::RequireLocked).await.unwrap();

@@ -7,8 +7,11 @@
 //! - `lockfile`: `LockFile`, step by step for each variant, and on `RealOs`.
 //! - `mlist`: `MailList`: Save, Load, the fallback chain, repair, list_exists.
 //! - `switchboard`, `runner`, `mta`, `programs`: queues, runners, the MTA, entry points.
+//! - `list_locking`: runners, `post` and the 2.0 qrunner against the real list
+//!   store and lock: timeouts, contention, the fallback chain and repair.
 
 mod fake_os;
+mod list_locking;
 mod lockfile;
 mod mlist;
 mod real_os;

@@ -24,13 +24,13 @@ fn scene() -> Rc<FakeOs> {
     os
 }
 
-fn open_list<O: Os>(os: &Rc<O>, settings: MailListSettings) -> MailList<O> {
-    MailList::new(Rc::clone(os), &LockCounter::new(), LIST, settings).unwrap()
+fn open_list<O: Os>(os: &Rc<O>, settings: MailListSettings) -> MailList<'_, O> {
+    MailList::new(&**os, &LockCounter::new(), LIST, settings).unwrap()
 }
 
 /// Creates the list with `members` members and saves it `saves` times
 /// (post_id 1, 2, …), then unlocks. After two saves `.last` exists.
-async fn created<O: Os>(os: &Rc<O>, settings: MailListSettings, members: usize, saves: u64) -> MailList<O> {
+async fn created<O: Os>(os: &Rc<O>, settings: MailListSettings, members: usize, saves: u64) -> MailList<'_, O> {
     let mut mlist = open_list(os, settings);
     mlist.create(ListConfig::new(LIST, "example.com", members)).await.unwrap();
     for post_id in 1..=saves {
@@ -69,14 +69,14 @@ async fn save_then_load_round_trips_on_real_os() {
     std::fs::create_dir(dir.path().join("locks")).unwrap();
     let os = Rc::new(RealOs::new(dir.path().to_path_buf(), "host1".to_string()));
     let counter = LockCounter::new();
-    let mut writer = MailList::new(Rc::clone(&os), &counter, LIST, MailListSettings::mailman_2_1_39()).unwrap();
+    let mut writer = MailList::new(&*os, &counter, LIST, MailListSettings::mailman_2_1_39()).unwrap();
     let mut config = ListConfig::new(LIST, "example.com", 200);
     config.post_id = 42;
     config.subject_prefix = "[test %d] ".to_string();
     writer.create(config.clone()).await.unwrap();
     writer.save().await.unwrap();
     writer.unlock().await.unwrap();
-    let mut reader = MailList::new(Rc::clone(&os), &counter, LIST, MailListSettings::mailman_2_1_39()).unwrap();
+    let mut reader = MailList::new(&*os, &counter, LIST, MailListSettings::mailman_2_1_39()).unwrap();
     reader.lock(None).await.unwrap();
     assert_eq!(reader.config(), &config);
     assert_eq!(reader.config().rendered_subject_prefix(), "[test 42] ");
@@ -387,7 +387,7 @@ async fn list_name_validation_from_2_1_23_rejects_unacceptable_characters() {
 async fn hostile_list_names_are_refused_before_any_io() {
     let os = scene();
     for name in ["../x", ".", "..", "", "a/b", "a b", "x\0y", "über"] {
-        let made = MailList::new(Rc::clone(&os), &LockCounter::new(), name, MailListSettings::mailman_2_1_39());
+        let made = MailList::new(&*os, &LockCounter::new(), name, MailListSettings::mailman_2_1_39());
         assert!(matches!(made, Err(ListError::BadListName(_))), "{name:?}");
         let exists = list_exists(&*os, name, &MailListSettings::mailman_2_0_13()).await;
         assert!(matches!(exists, Err(ListError::BadListName(_))), "{name:?}");

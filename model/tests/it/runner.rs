@@ -1,7 +1,7 @@
 //! Runners (spec/mailman.md §4): numbering, shunting, corrupt entries,
 //! SMTP classification and per-version failure handling.
 
-use model::list_access::{create_list, ListConfig, ListStoreSettings, MailList};
+use model::list_access::{ListConfig, MailListSettings};
 use model::msgdata::MsgData;
 use model::post::{post, EntryScript};
 use model::profile::{MailmanProfile, Settings};
@@ -21,21 +21,12 @@ fn one_pass(mut s: Settings) -> Settings {
     s
 }
 
-async fn make_list(os: &TestOs, s: &ListStoreSettings, members: &[&str]) {
-    let config = ListConfig {
-        real_name: "test".to_string(),
-        subject_prefix: "[test %d]".to_string(),
-        post_id: 7,
-        members: members.iter().map(|m| m.to_string()).collect(),
-        ..ListConfig::default()
-    };
-    create_list(os, "test", s, &config).await.unwrap();
+async fn make_list(os: &TestOs, s: &MailListSettings, members: &[&str]) {
+    crate::support::make_list(os, s, "test", members).await;
 }
 
 async fn load(os: &TestOs, s: &Settings) -> ListConfig {
-    let mut l = MailList::open(os, "test", &s.list_store);
-    l.load().await.unwrap();
-    l.config
+    crate::support::load_list(os, &s.list_store, "test").await
 }
 
 #[test]
@@ -230,25 +221,6 @@ fn outgoing_keeps_the_message_when_the_smtp_server_is_down() {
         assert_eq!(Switchboard::new(&os, &s.queue, "out", Slice::WHOLE).files().await.unwrap().len(), 1);
     });
     assert!(outcomes(&os).is_empty());
-}
-
-#[test]
-fn the_2_0_qrunner_deletes_a_message_for_a_missing_list() {
-    let os = TestOs::new(1);
-    let s = MailmanProfile::V2_0.settings();
-    block_on(async {
-        std::fs::create_dir_all(os.path("locks")).unwrap();
-        let q = Switchboard::open(&os, &s.queue, "qfiles", Slice::WHOLE).await.unwrap();
-        let d = MsgData { listname: Some("nolist".to_string()), tolist: true, ..MsgData::default() };
-        q.enqueue(QueuedMessage::Text(text("gone@x")), d).await.unwrap();
-        assert_eq!(model::runner::qrunner20(&os, &s).await, 0);
-        assert!(os.names("qfiles").is_empty());
-        assert!(!os.exists("locks/qrunner.lock"));
-    });
-    assert!(os
-        .events()
-        .iter()
-        .any(|e| matches!(e, ModelEvent::MessageDeleted { message_id, .. } if message_id == "gone@x")));
 }
 
 #[test]

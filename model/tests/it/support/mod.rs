@@ -35,6 +35,10 @@ pub struct World {
     pub stat_faults: RefCell<BTreeMap<String, i32>>,
     /// Every path `stat` was called with.
     pub stat_log: RefCell<Vec<String>>,
+    /// Whether every name operation (open, stat, link, rename, unlink,
+    /// utime) first yields to the other tasks, so that concurrent processes
+    /// interleave inside critical sections as they would on a real host.
+    pub yield_on_io: Cell<bool>,
 }
 
 #[derive(Clone)]
@@ -58,6 +62,7 @@ impl TestOs {
             signals: RefCell::new(BTreeMap::new()),
             stat_faults: RefCell::new(BTreeMap::new()),
             stat_log: RefCell::new(Vec::new()),
+            yield_on_io: Cell::new(false),
         };
         TestOs { world: Rc::new(world), pid: 1 }
     }
@@ -94,6 +99,12 @@ impl TestOs {
         self.world.events.borrow().iter().map(|(_, e)| e.clone()).collect()
     }
 
+    async fn maybe_yield(&self) {
+        if self.world.yield_on_io.get() {
+            tokio::task::yield_now().await;
+        }
+    }
+
     pub fn send_signal(&self, pid: Pid, sig: Signal) {
         self.world.signals.borrow_mut().entry(pid).or_default().push(sig);
     }
@@ -121,6 +132,7 @@ impl Os for TestOs {
     type Stream = DuplexStream;
 
     async fn open(&self, path: &str, flags: OpenFlags) -> io::Result<Fd> {
+        self.maybe_yield().await;
         let mut o = OpenOptions::new();
         o.read(flags.read).write(flags.write).append(flags.append).truncate(flags.truncate);
         if flags.exclusive {
@@ -166,6 +178,7 @@ impl Os for TestOs {
         self.world.files.borrow_mut().remove(&fd).map(|_| ()).ok_or_else(ebadf)
     }
     async fn stat(&self, path: &str) -> io::Result<Metadata> {
+        self.maybe_yield().await;
         self.world.stat_log.borrow_mut().push(path.to_string());
         if let Some(e) = self.world.stat_faults.borrow().get(path) {
             return Err(io::Error::from_raw_os_error(*e));
@@ -173,12 +186,15 @@ impl Os for TestOs {
         Ok(meta(&fs::metadata(self.path(path))?))
     }
     async fn link(&self, existing: &str, new: &str) -> io::Result<()> {
+        self.maybe_yield().await;
         fs::hard_link(self.path(existing), self.path(new))
     }
     async fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        self.maybe_yield().await;
         fs::rename(self.path(from), self.path(to))
     }
     async fn unlink(&self, path: &str) -> io::Result<()> {
+        self.maybe_yield().await;
         fs::remove_file(self.path(path))
     }
     async fn mkdir(&self, path: &str) -> io::Result<()> {
@@ -195,6 +211,7 @@ impl Os for TestOs {
         Ok(v)
     }
     async fn set_times(&self, path: &str, time: SetTime) -> io::Result<()> {
+        self.maybe_yield().await;
         let t = match time {
             SetTime::ServerNow => self.world.clock.get(),
             SetTime::Explicit(t) => t,
@@ -293,4 +310,25 @@ pub fn block_on<F: Future>(f: F) -> F::Output {
 
 pub fn args(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
+}
+
+/// `bin/newlist` for list `name` with `members`, `subject_prefix` `[name %d]`
+/// and `post_id` 7, through the real store.
+pub async fn make_list(os: &TestOs, settings: &model::MailListSettings, name: &str, members: &[&str]) {
+    let mut config = model::ListConfig::new(name, "lists.example.com", 0);
+    config.subject_prefix = format!("[{name} %d]");
+    config.post_id = 7;
+    config.members = members.iter().map(|m| m.to_string()).collect();
+    // `bin/install` makes LOCK_DIR; nothing in the model does.
+    fs::create_dir_all(os.path(model::LOCK_DIR)).expect("locks/");
+    model::newlist(os, &model::LockCounter::new(), name, settings, config).await.expect("newlist");
+}
+
+/// A fresh list object's unlocked `Load()`: what a reader now sees.
+pub async fn load_list(os: &TestOs, settings: &model::MailListSettings, name: &str) -> model::ListConfig {
+    let mut mlist = model::MailList::new(os, &model::LockCounter::new(), name, settings.clone()).expect("name");
+    mlist.load().await.expect("load");
+    let config = mlist.config().clone();
+    mlist.finalize().await.expect("finalize");
+    config
 }

@@ -4,8 +4,6 @@
 //! members (`bin/newlist`). Written against `model::Os`, so it runs in the
 //! simulation and on a real directory alike.
 
-use std::rc::Rc;
-
 use model::{errno, ListConfig, LockCounter, MailList, MailListSettings, Os};
 
 pub const USAGE: &str = "install --profile=2.0|2.1-early|2.1.39 --list=NAME --members=N [--host-name=H] [--dirs=D1,D2]";
@@ -52,9 +50,8 @@ pub async fn install<O: Os>(os: O, args: &[String]) -> i32 {
             _ => {}
         }
     }
-    let os = Rc::new(os);
     let counter = LockCounter::default();
-    let mut mlist = match MailList::new(os.clone(), &counter, list, settings) {
+    let mut mlist = match MailList::new(&os, &counter, list, settings) {
         Ok(m) => m,
         Err(e) => {
             log(&os, format!("install: {e}"));

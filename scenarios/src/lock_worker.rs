@@ -7,7 +7,6 @@
 //! the simulation (`lock-stress` scenario) and on real directories (`mmsim real
 //! lock-stress`, including a real NFS mount).
 
-use std::rc::Rc;
 use std::time::Duration;
 
 use model::{Condition, LockCounter, LockError, LockFile, LockSettings, LockVariant, OpenFlags, Os};
@@ -80,9 +79,8 @@ pub async fn lock_worker<O: Os>(os: O, args: &[String]) -> i32 {
             return 2;
         }
     };
-    let os = Rc::new(os);
     let who = format!("{}.{}", os.hostname(), os.pid());
-    let lock = LockFile::new(os.clone(), &LockCounter::new(), &plan.lock, plan.settings.clone());
+    let lock = LockFile::new(&os, &LockCounter::new(), &plan.lock, plan.settings.clone());
     let mut code = 0;
     for round in 0..plan.rounds {
         if let Err(e) = lock.lock(None).await {
@@ -91,11 +89,11 @@ pub async fn lock_worker<O: Os>(os: O, args: &[String]) -> i32 {
             break;
         }
         let section = async {
-            append(&*os, &plan.log, &format!("enter {who} {round}\n")).await?;
+            append(&os, &plan.log, &format!("enter {who} {round}\n")).await?;
             if !plan.hold.is_zero() {
                 os.sleep(plan.hold).await;
             }
-            append(&*os, &plan.log, &format!("exit {who} {round}\n")).await
+            append(&os, &plan.log, &format!("exit {who} {round}\n")).await
         }
         .await;
         if let Err(e) = section {

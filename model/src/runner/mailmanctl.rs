@@ -31,6 +31,21 @@ use super::base::RunnerCtx;
 pub struct QrunnerSpec {
     pub name: String,
     pub count: u32,
+    /// Which of the `count` slices this host starts. Stock mailmanctl starts
+    /// every slice (`None`), so two hosts sharing `qfiles/` overlap (spec
+    /// §3.4 item 4); a site that dedicates slices to hosts lists them here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slices: Option<Vec<u32>>,
+}
+
+impl QrunnerSpec {
+    /// The slices this host runs, each below `count`.
+    pub fn host_slices(&self) -> Vec<u32> {
+        match &self.slices {
+            Some(slices) => slices.iter().copied().filter(|s| *s < self.count).collect(),
+            None => (0..self.count).collect(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -56,7 +71,7 @@ pub struct MailmanctlSettings {
 
 impl Default for MailmanctlSettings {
     fn default() -> Self {
-        let q = |name: &str| QrunnerSpec { name: name.to_string(), count: 1 };
+        let q = |name: &str| QrunnerSpec { name: name.to_string(), count: 1, slices: None };
         MailmanctlSettings {
             qrunners: vec![q("Arch"), q("Bounce"), q("Incoming"), q("Outgoing"), q("Virgin"), q("Retry")],
             max_restarts: 10,
@@ -90,7 +105,7 @@ pub async fn mailmanctl<O: Os>(os: &O, settings: &Settings, child_args: &[String
     }
     let mut kids: Vec<(Pid, Kid)> = Vec::new();
     for spec in &s.qrunners {
-        for slice in 0..spec.count {
+        for slice in spec.host_slices() {
             let kid = Kid { name: spec.name.clone(), slice, count: spec.count, restarts: 0 };
             match start_runner(os, &kid, child_args).await {
                 Ok(pid) => kids.push((pid, kid)),

@@ -243,3 +243,12 @@ fn the_2_0_post_and_qrunner_number_a_post_and_deliver_it() {
     });
     assert!(os.events().iter().any(|e| matches!(e, ModelEvent::SinkReceived { post_number: Some(7), .. })));
 }
+
+#[test]
+fn mailmanctl_starts_every_slice_unless_the_host_has_dedicated_ones() {
+    use model::runner::QrunnerSpec;
+    let stock = QrunnerSpec { name: "Incoming".into(), count: 4, slices: None };
+    assert_eq!(stock.host_slices(), vec![0, 1, 2, 3]);
+    let dedicated = QrunnerSpec { name: "Incoming".into(), count: 4, slices: Some(vec![1, 3, 9]) };
+    assert_eq!(dedicated.host_slices(), vec![1, 3], "slices at or past count are ignored");
+}

@@ -16,7 +16,11 @@ use crate::programs;
 
 /// Scenarios shipped with mmsim: (name, TOML text).
 pub const BUILTIN: &[(&str, &str)] =
-    &[("smoke", include_str!("../files/smoke.toml")), ("two-servers", include_str!("../files/two-servers.toml"))];
+    &[
+        ("smoke", include_str!("../files/smoke.toml")),
+        ("two-servers", include_str!("../files/two-servers.toml")),
+        ("slices-two-hosts", include_str!("../files/slices-two-hosts.toml")),
+    ];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

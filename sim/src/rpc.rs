@@ -10,7 +10,8 @@
 //! without drawing itself.
 //!
 //! A call retransmits with the **same xid** after `timeo`, doubling up to
-//! `timeo_max_ms` (spec/nfs.md §5). After `retrans` retransmissions a hard
+//! `timeo_max_ms` (or growing linearly, for TCP timing), and back to `timeo`
+//! after each major timeout (spec/nfs.md §5). After `retrans` retransmissions a hard
 //! mount logs "server not responding" and goes on forever; a soft mount fails
 //! with EIO, or ETIMEDOUT under `softerr`.
 
@@ -57,12 +58,30 @@ pub struct TransportOptions {
     /// Retransmissions before a major timeout. UDP default 3.
     pub retrans: u32,
     pub mount: MountKind,
+    pub backoff: Backoff,
 }
 
 impl Default for TransportOptions {
     fn default() -> Self {
-        TransportOptions { timeo_ms: 1100, timeo_max_ms: 60_000, retrans: 3, mount: MountKind::Hard }
+        TransportOptions {
+            timeo_ms: 1100,
+            timeo_max_ms: 60_000,
+            retrans: 3,
+            mount: MountKind::Hard,
+            backoff: Backoff::Exponential,
+        }
     }
+}
+
+/// How the retransmission timeout grows (spec/nfs.md §5).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backoff {
+    /// UDP: the timeout doubles per retransmission, up to `timeo_max_ms`.
+    #[default]
+    Exponential,
+    /// TCP timing: +`timeo_ms` per retransmission, up to `timeo_max_ms`.
+    Linear,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,6 +121,8 @@ pub struct ReplyMsg {
 pub struct CallInfo {
     pub xid: u32,
     pub retransmits: u32,
+    /// The sequence number of the `Rpc` event that recorded the reply.
+    pub ev: u64,
 }
 
 /// One client host's RPC transport. Shared by the host's processes; dies with the host.
@@ -220,6 +241,14 @@ impl Transport {
         }
     }
 
+    pub fn world(&self) -> &World {
+        &self.world
+    }
+
+    pub fn host(&self) -> &Rc<str> {
+        &self.host
+    }
+
     /// Performs one RPC. `span` links the RPC events to the `Os` call that caused them.
     pub async fn call(&self, span: u64, request: &Request) -> Result<(Reply, CallInfo), i32> {
         let xid = self.xid_next.get();
@@ -228,7 +257,8 @@ impl Transport {
         let (tx, mut rx) = oneshot::channel();
         self.pending.borrow_mut().insert(xid, tx);
         self.world.count(|c| *c.rpcs.entry(proc.name()).or_default() += 1);
-        let mut timeo = Duration::from_millis(self.options.timeo_ms.max(1));
+        let initial = Duration::from_millis(self.options.timeo_ms.max(1));
+        let mut timeo = initial;
         let timeo_max = Duration::from_millis(self.options.timeo_max_ms.max(self.options.timeo_ms).max(1));
         let mut retransmit = 0u32;
         let mut minor = 0u32;
@@ -240,8 +270,8 @@ impl Transport {
                         Ok(_) => "OK",
                         Err(stat) => stat.name(),
                     };
-                    self.world.record_rpc(span, &self.host, xid, proc.name(), retransmit, outcome);
-                    return Ok((reply, CallInfo { xid, retransmits: retransmit }));
+                    let ev = self.world.record_rpc(span, &self.host, xid, proc.name(), retransmit, outcome);
+                    return Ok((reply, CallInfo { xid, retransmits: retransmit, ev }));
                 }
                 Ok(Err(_)) => unreachable!("the reply router never drops a waiter it holds"),
                 Err(_elapsed) => {
@@ -250,6 +280,9 @@ impl Transport {
                     minor += 1;
                     if minor > self.options.retrans {
                         minor = 0;
+                        // A major timeout resets the timeout to its initial value
+                        // (`xprt_adjust_timeout`).
+                        timeo = initial;
                         match self.options.mount {
                             MountKind::Hard => {
                                 self.world.fault(format!(
@@ -269,7 +302,12 @@ impl Transport {
                         }
                     }
                     self.world.count(|c| c.retransmissions += 1);
-                    timeo = (timeo * 2).min(timeo_max);
+                    if minor > 0 {
+                        timeo = match self.options.backoff {
+                            Backoff::Exponential => (timeo * 2).min(timeo_max),
+                            Backoff::Linear => (timeo + initial).min(timeo_max),
+                        };
+                    }
                 }
             }
         }

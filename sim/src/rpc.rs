@@ -134,7 +134,7 @@ pub struct Transport {
     pending: RefCell<BTreeMap<u32, oneshot::Sender<Reply>>>,
     xid_next: Cell<u32>,
     link: RefCell<Rng>,
-    faults: LinkFaults,
+    faults: RefCell<LinkFaults>,
     options: TransportOptions,
 }
 
@@ -163,7 +163,7 @@ impl Transport {
             // xids start at a per-incarnation base, as a rebooted client picks a new one.
             xid_next: Cell::new(incarnation.wrapping_mul(0x0100_0000) + 1),
             link: RefCell::new(link),
-            faults,
+            faults: RefCell::new(faults),
             options,
         });
         let receiver = transport.clone();
@@ -185,9 +185,14 @@ impl Transport {
         }
     }
 
-    fn draw_delay(&self, rng: &mut Rng) -> u32 {
-        if self.faults.delay_ms_max > 0 && rng.chance_ppm(self.faults.delay_ppm) {
-            rng.between(1, self.faults.delay_ms_max as u64) as u32
+    /// Changes this link's fault rates from now on.
+    pub fn set_faults(&self, faults: LinkFaults) {
+        *self.faults.borrow_mut() = faults;
+    }
+
+    fn draw_delay(faults: &LinkFaults, rng: &mut Rng) -> u32 {
+        if faults.delay_ms_max > 0 && rng.chance_ppm(faults.delay_ppm) {
+            rng.between(1, faults.delay_ms_max as u64) as u32
         } else {
             0
         }
@@ -197,13 +202,14 @@ impl Transport {
     fn transmit(&self, xid: u32, request: &Request) {
         let (copies, request_delay, reply_fate) = {
             let mut rng = self.link.borrow_mut();
-            let drop_request = rng.chance_ppm(self.faults.drop_request_ppm);
-            let duplicate = rng.chance_ppm(self.faults.duplicate_ppm);
-            let request_delay = self.draw_delay(&mut rng);
-            let reply_fate = if rng.chance_ppm(self.faults.drop_reply_ppm) {
+            let faults = self.faults.borrow();
+            let drop_request = rng.chance_ppm(faults.drop_request_ppm);
+            let duplicate = rng.chance_ppm(faults.duplicate_ppm);
+            let request_delay = Self::draw_delay(&faults, &mut rng);
+            let reply_fate = if rng.chance_ppm(faults.drop_reply_ppm) {
                 ReplyFate::Drop
             } else {
-                match self.draw_delay(&mut rng) {
+                match Self::draw_delay(&faults, &mut rng) {
                     0 => ReplyFate::Deliver,
                     ms => ReplyFate::DelayMs(ms),
                 }

@@ -320,6 +320,20 @@ impl World {
         f(&mut self.0.server.borrow_mut())
     }
 
+    /// Changes the fault rates of `host`'s link to the server from now on (this
+    /// incarnation; a reboot returns to the configured rates).
+    pub fn set_link_faults(&self, host: &str, faults: LinkFaults) -> bool {
+        let client = self.0.hosts.borrow().get(host).and_then(|h| h.client.clone());
+        match client {
+            Some(c) => {
+                self.fault(format!("link faults of {host}: {faults:?}"));
+                c.transport().set_faults(faults);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Crashes the NFS server now; it answers again `down_for` later (spec/nfs.md §10).
     pub fn reboot_server(&self, down_for: Duration) {
         let (lost, rolled_back) = self.with_server(|s| s.crash(true_now(), down_for));

@@ -206,6 +206,10 @@ impl NfsClient {
         &self.options
     }
 
+    pub fn transport(&self) -> &Rc<Transport> {
+        &self.transport
+    }
+
     fn count(&self, f: impl FnOnce(&mut Counters)) {
         self.transport.world().count(f)
     }

@@ -171,7 +171,8 @@ impl ServerState {
         let mut rolled_back = false;
         if let Some(durable) = &self.durable {
             rolled_back = durable.dump() != self.store.dump();
-            self.store = durable.clone();
+            let newer = std::mem::replace(&mut self.store, durable.clone());
+            self.store.keep_handles_unique(&newer);
         }
         let lost = self.store.lose_unstable();
         self.store.write_verf = self.boot_rng.u64();

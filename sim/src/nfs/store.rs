@@ -550,6 +550,14 @@ impl Store {
         }
     }
 
+    /// After a rollback to an older snapshot: inode numbers and generations keep
+    /// counting from where `newer` was, so a handle from before the crash never
+    /// names a different, later file.
+    pub fn keep_handles_unique(&mut self, newer: &Store) {
+        self.ino_next = self.ino_next.max(newer.ino_next);
+        self.gen_next = self.gen_next.max(newer.gen_next);
+    }
+
     /// A reboot: every file with uncommitted UNSTABLE data reverts to its durable
     /// image (spec/nfs.md §10). Returns how many files lost data.
     pub fn lose_unstable(&mut self) -> usize {

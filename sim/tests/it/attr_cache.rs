@@ -79,10 +79,14 @@ fn post_op_attributes_ignored_after_link_leave_the_old_nlink_cached() {
         let mount = MountOptions { post_op_attrs: switch, ..MountOptions::default() };
         let mut b = two_hosts(4, mount);
         b.program("one", |p, log| async move {
-            write_file(&p, "a", b"x").await;
-            p.stat("a").await.unwrap();
-            p.link("a", "b").await.unwrap();
-            push(&log, format!("{}", p.stat("a").await.unwrap().attr.nlink));
+            // The link goes to another directory, so d1 does not change and the
+            // dentry of d1/a stays valid: only LINK's post-op attributes can tell.
+            p.mkdir("d1").await.unwrap();
+            p.mkdir("d2").await.unwrap();
+            write_file(&p, "d1/a", b"x").await;
+            p.stat("d1/a").await.unwrap();
+            p.link("d1/a", "d2/b").await.unwrap();
+            push(&log, format!("{}", p.stat("d1/a").await.unwrap().attr.nlink));
         });
         b.program("two", |_p, _log| async move {});
         b.run_until_done(5000);

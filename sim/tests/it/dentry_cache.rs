@@ -117,10 +117,13 @@ fn freed_inode_run(mount: MountOptions) -> (String, u64) {
         p.stat("f").await.unwrap();
         at(&p, 5000).await;
         let r = p.stat("f").await;
-        push(&log, match r {
-            Ok(a) => format!("ok size={}", a.attr.size),
-            Err(e) => sim::errno_name(e).to_string(),
-        });
+        push(
+            &log,
+            match r {
+                Ok(a) => format!("ok size={}", a.attr.size),
+                Err(e) => sim::errno_name(e).to_string(),
+            },
+        );
     });
     b.program("two", |p, _log| async move {
         at(&p, 1000).await;

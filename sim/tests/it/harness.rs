@@ -126,7 +126,8 @@ pub fn ro() -> sim::Flags {
 
 /// Writes a whole file through `open(O_CREAT|O_TRUNC)`, `write`, `close`.
 pub async fn write_file(p: &Proc, path: &str, data: &[u8]) {
-    let fd = p.open(path, sim::Flags { write: true, create: true, truncate: true, ..Default::default() }).await.unwrap();
+    let fd =
+        p.open(path, sim::Flags { write: true, create: true, truncate: true, ..Default::default() }).await.unwrap();
     p.write(fd, data).await.unwrap();
     p.close(fd).await.unwrap();
 }

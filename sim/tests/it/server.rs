@@ -75,6 +75,6 @@ fn hard_mount_blocks_across_a_server_reboot() {
     b.run_to(900);
     b.sim.reboot_server(Duration::from_secs(10));
     b.run_until_done(60_000);
-    assert_eq!(b.lines(), ["mkdir ok after 16"]);
+    assert_eq!(b.lines(), ["mkdir ok after 17 s"]);
     assert!(b.sim.world().counters().requests_dropped_server_down >= 4);
 }

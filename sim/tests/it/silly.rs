@@ -7,7 +7,13 @@ use sim::{ClientProfile, Fault, MountOptions, ServerConfig};
 use crate::harness::{at, config, host, push, read_file, ro, show, write_file, Bench};
 
 fn silly_names(b: &Bench) -> Vec<String> {
-    b.sim.world().with_server(|s| s.store.dump()).into_iter().map(|e| e.path).filter(|p| p.starts_with(".nfs")).collect()
+    b.sim
+        .world()
+        .with_server(|s| s.store.dump())
+        .into_iter()
+        .map(|e| e.path)
+        .filter(|p| p.starts_with(".nfs"))
+        .collect()
 }
 
 #[test]

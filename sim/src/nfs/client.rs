@@ -27,7 +27,7 @@
 //! (one mount per host), NLM locks, delegations, and the v4 protocol.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::rc::Rc;
 use std::time::Duration;
@@ -158,6 +158,9 @@ pub struct NfsClient {
     listings: RefCell<ReaddirCache>,
     pages: RefCell<BTreeMap<Fh, Pages>>,
     silly: RefCell<Silly>,
+    /// Handles the server called stale (`NFS_STALE`): a dentry pointing at one is
+    /// never trusted again, so a later walk looks the name up afresh.
+    stale: RefCell<BTreeSet<Fh>>,
     /// Gaps inside two-RPC operations (spec/nfs.md §13).
     gaps: RefCell<Rng>,
 }
@@ -198,6 +201,7 @@ impl NfsClient {
             listings: RefCell::new(ReaddirCache::default()),
             pages: RefCell::new(BTreeMap::new()),
             silly: RefCell::new(Silly::default()),
+            stale: RefCell::new(BTreeSet::new()),
             gaps: RefCell::new(gaps),
         }
     }
@@ -264,6 +268,7 @@ impl NfsClient {
             _ => return,
         };
         self.attrs.borrow_mut().forget(fh);
+        self.stale.borrow_mut().insert(fh);
     }
 
     /// Attributes from the server, by any path (`nfs_update_inode`).
@@ -394,7 +399,7 @@ impl NfsClient {
                     }
                     DentryKind::Positive { fh, ftype } => {
                         // LOOKUP_EXCL forces a LOOKUP of a positive dentry (v3).
-                        let forced = intent == Intent::Exclusive && v3_excl;
+                        let forced = (intent == Intent::Exclusive && v3_excl) || self.stale.borrow().contains(&fh);
                         if !forced && self.dir_verified(ctx, dir, d.verifier).await {
                             ctx.cache("pos-dentry", d.filled_by_ev);
                             self.count(|c| c.positive_dentry_hits += 1);
@@ -924,6 +929,8 @@ impl NfsClient {
                 self.remember(dir, name, DentryKind::Negative, verifier, got.ev);
                 // nfs_drop_nlink: the inode's cached link count is no longer valid.
                 self.attrs.borrow_mut().expire(fh);
+                // Not open here, so nothing is dirty: the cached pages can go.
+                self.pages.borrow_mut().remove(&fh);
                 Ok(())
             }
             Err(stat) => {

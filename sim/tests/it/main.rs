@@ -13,4 +13,5 @@ mod server;
 mod silly;
 mod stalls;
 mod store;
+mod timestamps;
 mod transport;

@@ -9,8 +9,9 @@
 //!    call issued after a crash gets through, even before the task abort lands;
 //! 2. counts the call against the world's per-step cap, turning a livelock into a
 //!    liveness verdict;
-//! 3. applies a stall, if the scheduler hook asks for one (later issues add stall
-//!    distributions and PCT priorities here);
+//! 3. stalls the process, with chance `stall_ppm` per call, for a long-tailed
+//!    number of ms drawn from the process's own stall stream ([`crate::GateConfig`]),
+//!    standing in for the OS scheduler and paging;
 //! 4. charges the configured CPU cost, and sleeps 1 ms whenever the charge reaches
 //!    1 ms, so a loop over cached answers cannot freeze simulated time.
 //!
@@ -42,6 +43,9 @@ struct Inner {
     signals: RefCell<VecDeque<i32>>,
     cost: Cell<Duration>,
     rng: RefCell<Rng>,
+    /// Stalls at the gate draw from their own stream, so turning them on does not
+    /// shift the values `random()` returns.
+    stall_rng: RefCell<Rng>,
     clock: ClockConfig,
     client: Rc<NfsClient>,
 }
@@ -102,6 +106,7 @@ fn render_names(names: &[String]) -> String {
 impl Proc {
     pub(crate) fn new(world: World, host: Rc<str>, pid: u32, incarnation: u32, client: Rc<NfsClient>) -> Proc {
         let rng = Rng::stream(world.seed(), &format!("proc/{host}/{incarnation}/{pid}"));
+        let stall_rng = Rng::stream(world.seed(), &format!("proc/{host}/{incarnation}/{pid}/stall"));
         let clock = world.host_clock(&host);
         Proc(Rc::new(Inner {
             world,
@@ -112,6 +117,7 @@ impl Proc {
             signals: RefCell::new(VecDeque::new()),
             cost: Cell::new(Duration::ZERO),
             rng: RefCell::new(rng),
+            stall_rng: RefCell::new(stall_rng),
             clock,
             client,
         }))
@@ -165,6 +171,23 @@ impl Proc {
     async fn gate(&self) {
         if !self.is_alive() || !self.0.world.charge_op(&self.0.host, self.0.pid) {
             std::future::pending::<()>().await;
+        }
+        let stall_ms = {
+            let gate = &self.0.world.config().gate;
+            let mut rng = self.0.stall_rng.borrow_mut();
+            if rng.chance_ppm(gate.stall_ppm) {
+                gate.draw_stall_ms(&mut rng)
+            } else {
+                0
+            }
+        };
+        if stall_ms > 0 {
+            self.0.world.count(|c| {
+                c.stalls += 1;
+                c.stall_ms_total += stall_ms;
+            });
+            tokio::time::sleep(Duration::from_millis(stall_ms)).await;
+            self.after().await;
         }
         if self.charge() {
             tokio::time::sleep(Duration::from_millis(1)).await;

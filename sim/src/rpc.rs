@@ -10,7 +10,8 @@
 //! without drawing itself.
 //!
 //! A call retransmits with the **same xid** after `timeo`, doubling up to
-//! `timeo_max_ms` (spec/nfs.md §5). After `retrans` retransmissions a hard
+//! `timeo_max_ms` (or growing linearly, for TCP timing), and back to `timeo`
+//! after each major timeout (spec/nfs.md §5). After `retrans` retransmissions a hard
 //! mount logs "server not responding" and goes on forever; a soft mount fails
 //! with EIO, or ETIMEDOUT under `softerr`.
 
@@ -57,12 +58,30 @@ pub struct TransportOptions {
     /// Retransmissions before a major timeout. UDP default 3.
     pub retrans: u32,
     pub mount: MountKind,
+    pub backoff: Backoff,
 }
 
 impl Default for TransportOptions {
     fn default() -> Self {
-        TransportOptions { timeo_ms: 1100, timeo_max_ms: 60_000, retrans: 3, mount: MountKind::Hard }
+        TransportOptions {
+            timeo_ms: 1100,
+            timeo_max_ms: 60_000,
+            retrans: 3,
+            mount: MountKind::Hard,
+            backoff: Backoff::Exponential,
+        }
     }
+}
+
+/// How the retransmission timeout grows (spec/nfs.md §5).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backoff {
+    /// UDP: the timeout doubles per retransmission, up to `timeo_max_ms`.
+    #[default]
+    Exponential,
+    /// TCP timing: +`timeo_ms` per retransmission, up to `timeo_max_ms`.
+    Linear,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,6 +121,8 @@ pub struct ReplyMsg {
 pub struct CallInfo {
     pub xid: u32,
     pub retransmits: u32,
+    /// The sequence number of the `Rpc` event that recorded the reply.
+    pub ev: u64,
 }
 
 /// One client host's RPC transport. Shared by the host's processes; dies with the host.
@@ -113,7 +134,7 @@ pub struct Transport {
     pending: RefCell<BTreeMap<u32, oneshot::Sender<Reply>>>,
     xid_next: Cell<u32>,
     link: RefCell<Rng>,
-    faults: LinkFaults,
+    faults: RefCell<LinkFaults>,
     options: TransportOptions,
 }
 
@@ -142,7 +163,7 @@ impl Transport {
             // xids start at a per-incarnation base, as a rebooted client picks a new one.
             xid_next: Cell::new(incarnation.wrapping_mul(0x0100_0000) + 1),
             link: RefCell::new(link),
-            faults,
+            faults: RefCell::new(faults),
             options,
         });
         let receiver = transport.clone();
@@ -164,9 +185,14 @@ impl Transport {
         }
     }
 
-    fn draw_delay(&self, rng: &mut Rng) -> u32 {
-        if self.faults.delay_ms_max > 0 && rng.chance_ppm(self.faults.delay_ppm) {
-            rng.between(1, self.faults.delay_ms_max as u64) as u32
+    /// Changes this link's fault rates from now on.
+    pub fn set_faults(&self, faults: LinkFaults) {
+        *self.faults.borrow_mut() = faults;
+    }
+
+    fn draw_delay(faults: &LinkFaults, rng: &mut Rng) -> u32 {
+        if faults.delay_ms_max > 0 && rng.chance_ppm(faults.delay_ppm) {
+            rng.between(1, faults.delay_ms_max as u64) as u32
         } else {
             0
         }
@@ -176,13 +202,14 @@ impl Transport {
     fn transmit(&self, xid: u32, request: &Request) {
         let (copies, request_delay, reply_fate) = {
             let mut rng = self.link.borrow_mut();
-            let drop_request = rng.chance_ppm(self.faults.drop_request_ppm);
-            let duplicate = rng.chance_ppm(self.faults.duplicate_ppm);
-            let request_delay = self.draw_delay(&mut rng);
-            let reply_fate = if rng.chance_ppm(self.faults.drop_reply_ppm) {
+            let faults = self.faults.borrow();
+            let drop_request = rng.chance_ppm(faults.drop_request_ppm);
+            let duplicate = rng.chance_ppm(faults.duplicate_ppm);
+            let request_delay = Self::draw_delay(&faults, &mut rng);
+            let reply_fate = if rng.chance_ppm(faults.drop_reply_ppm) {
                 ReplyFate::Drop
             } else {
-                match self.draw_delay(&mut rng) {
+                match Self::draw_delay(&faults, &mut rng) {
                     0 => ReplyFate::Deliver,
                     ms => ReplyFate::DelayMs(ms),
                 }
@@ -220,6 +247,14 @@ impl Transport {
         }
     }
 
+    pub fn world(&self) -> &World {
+        &self.world
+    }
+
+    pub fn host(&self) -> &Rc<str> {
+        &self.host
+    }
+
     /// Performs one RPC. `span` links the RPC events to the `Os` call that caused them.
     pub async fn call(&self, span: u64, request: &Request) -> Result<(Reply, CallInfo), i32> {
         let xid = self.xid_next.get();
@@ -228,7 +263,8 @@ impl Transport {
         let (tx, mut rx) = oneshot::channel();
         self.pending.borrow_mut().insert(xid, tx);
         self.world.count(|c| *c.rpcs.entry(proc.name()).or_default() += 1);
-        let mut timeo = Duration::from_millis(self.options.timeo_ms.max(1));
+        let initial = Duration::from_millis(self.options.timeo_ms.max(1));
+        let mut timeo = initial;
         let timeo_max = Duration::from_millis(self.options.timeo_max_ms.max(self.options.timeo_ms).max(1));
         let mut retransmit = 0u32;
         let mut minor = 0u32;
@@ -240,8 +276,8 @@ impl Transport {
                         Ok(_) => "OK",
                         Err(stat) => stat.name(),
                     };
-                    self.world.record_rpc(span, &self.host, xid, proc.name(), retransmit, outcome);
-                    return Ok((reply, CallInfo { xid, retransmits: retransmit }));
+                    let ev = self.world.record_rpc(span, &self.host, xid, proc.name(), retransmit, outcome);
+                    return Ok((reply, CallInfo { xid, retransmits: retransmit, ev }));
                 }
                 Ok(Err(_)) => unreachable!("the reply router never drops a waiter it holds"),
                 Err(_elapsed) => {
@@ -250,6 +286,9 @@ impl Transport {
                     minor += 1;
                     if minor > self.options.retrans {
                         minor = 0;
+                        // A major timeout resets the timeout to its initial value
+                        // (`xprt_adjust_timeout`).
+                        timeo = initial;
                         match self.options.mount {
                             MountKind::Hard => {
                                 self.world.fault(format!(
@@ -269,7 +308,12 @@ impl Transport {
                         }
                     }
                     self.world.count(|c| c.retransmissions += 1);
-                    timeo = (timeo * 2).min(timeo_max);
+                    if minor > 0 {
+                        timeo = match self.options.backoff {
+                            Backoff::Exponential => (timeo * 2).min(timeo_max),
+                            Backoff::Linear => (timeo + initial).min(timeo_max),
+                        };
+                    }
                 }
             }
         }

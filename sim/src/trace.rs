@@ -54,6 +54,14 @@ pub enum EventKind {
         status: &'static str,
         replay: bool,
     },
+    /// The server's DRC answered a request (`hit`) or dropped a duplicate of one in
+    /// progress (`in-progress`) without executing it.
+    Drc {
+        client: Rc<str>,
+        xid: u32,
+        proc: &'static str,
+        outcome: &'static str,
+    },
     Note {
         host: Rc<str>,
         pid: u32,
@@ -105,6 +113,7 @@ impl EventKind {
             EventKind::Call { .. } => "call",
             EventKind::Rpc { .. } => "rpc",
             EventKind::Apply { .. } => "apply",
+            EventKind::Drc { .. } => "drc",
             EventKind::Note { .. } => "note",
             EventKind::Start { .. } => "start",
             EventKind::Exit { .. } => "exit",
@@ -118,6 +127,7 @@ impl EventKind {
     /// - `call span host/pid op args -> outcome by=served_by`
     /// - `rpc span host xid PROC #retransmit outcome`
     /// - `apply client xid PROC args status [replay]`
+    /// - `drc client xid PROC hit|in-progress`
     /// - `note host/pid text`
     /// - `start host/pid incarnation program args [parent]`
     /// - `exit host/pid status`, `crash host[/pid]`, `fault text`
@@ -138,6 +148,9 @@ impl EventKind {
                 if *replay {
                     out.push_str(" replay");
                 }
+            }
+            EventKind::Drc { client, xid, proc, outcome } => {
+                let _ = write!(out, "{client} x{xid} {proc} {outcome}");
             }
             EventKind::Note { host, pid, text, .. } => {
                 let _ = write!(out, "{host}/{pid} {text}");
@@ -169,7 +182,7 @@ impl EventKind {
             | EventKind::Start { host, .. }
             | EventKind::Exit { host, .. }
             | EventKind::Crash { host, .. } => Some(host),
-            EventKind::Apply { client, .. } => Some(client),
+            EventKind::Apply { client, .. } | EventKind::Drc { client, .. } => Some(client),
             EventKind::Fault { .. } => None,
         }
     }
@@ -234,6 +247,12 @@ impl Event {
                 put("args", json!(args));
                 put("status", json!(status));
                 put("replay", json!(replay));
+            }
+            EventKind::Drc { client, xid, proc, outcome } => {
+                put("client", json!(&**client));
+                put("xid", json!(xid));
+                put("proc", json!(proc));
+                put("outcome", json!(outcome));
             }
             EventKind::Note { host, pid, text, .. } => {
                 put("host", json!(&**host));

@@ -64,11 +64,33 @@ pub struct GateConfig {
     /// `Os` calls allowed in one 1 ms step, across all processes. Past it the run
     /// ends with a liveness verdict instead of hanging.
     pub ops_per_step_max: u64,
+    /// Chance, per `Os` call, that the process stalls at the gate first (standing
+    /// in for the OS scheduler and paging).
+    pub stall_ppm: u32,
+    /// Median stall length. Stalls follow a Pareto law of index 1 (a long tail):
+    /// `median / (2u)` for u uniform in (0, 1], in whole ms, capped at `stall_ms_max`.
+    pub stall_ms_median: u64,
+    pub stall_ms_max: u64,
 }
 
 impl Default for GateConfig {
     fn default() -> Self {
-        GateConfig { cpu_cost_us_per_call: 10, ops_per_step_max: 20_000 }
+        GateConfig {
+            cpu_cost_us_per_call: 10,
+            ops_per_step_max: 20_000,
+            stall_ppm: 0,
+            stall_ms_median: 10,
+            stall_ms_max: 10_000,
+        }
+    }
+}
+
+impl GateConfig {
+    /// Draws one stall length in whole ms (integer arithmetic only).
+    pub fn draw_stall_ms(&self, rng: &mut crate::rng::Rng) -> u64 {
+        let u = rng.between(1, 1 << 32);
+        let ms = (self.stall_ms_median as u128 * (1u128 << 32) / (2 * u as u128)) as u64;
+        ms.clamp(1, self.stall_ms_max.max(1))
     }
 }
 
@@ -82,14 +104,49 @@ pub struct WorldConfig {
     pub gate: GateConfig,
 }
 
-/// Counters every report shows.
+/// Counters every report shows. All are counts of events.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Counters {
+    /// RPCs by procedure (first transmissions).
     pub rpcs: BTreeMap<&'static str, u64>,
     pub retransmissions: u64,
     pub requests_dropped: u64,
     pub requests_duplicated: u64,
     pub replies_dropped: u64,
+    /// Requests that reached the server while it was down.
+    pub requests_dropped_server_down: u64,
+    pub drc_hits: u64,
+    pub drc_misses: u64,
+    /// Duplicates dropped because the original was still in progress.
+    pub drc_in_progress_drops: u64,
+    /// Non-idempotent requests the server executed a second time.
+    pub replays_executed: u64,
+    /// Replays that answered EEXIST (or ENOENT) though the first execution succeeded.
+    pub false_eexist_replies: u64,
+    pub false_enoent_replies: u64,
+    /// EEXIST turned into success by `map_eexist_to_success`.
+    pub eexist_mapped_to_success: u64,
+    /// ESTALE (or its ENOENT mapping) returned to an application.
+    pub estale_returns: u64,
+    /// Path walks retried once on ESTALE.
+    pub estale_retries: u64,
+    pub attr_cache_hits: u64,
+    pub negative_dentry_hits: u64,
+    pub positive_dentry_hits: u64,
+    pub page_cache_hits: u64,
+    pub readdir_cache_hits: u64,
+    pub silly_renames: u64,
+    /// Flushes of dirty pages that sent at least one WRITE.
+    pub flushes: u64,
+    /// Extents resent after a COMMIT showed a new write verifier.
+    pub writes_resent: u64,
+    pub server_reboots: u64,
+    /// Files whose uncommitted UNSTABLE data a reboot lost.
+    pub unstable_files_lost: u64,
+    /// Reboots of an `async` export that rolled back acknowledged changes.
+    pub rollbacks: u64,
+    pub stalls: u64,
+    pub stall_ms_total: u64,
     pub calls: u64,
     pub processes_started: u64,
     pub process_crashes: u64,
@@ -205,8 +262,16 @@ impl World {
         self.0.trace.borrow_mut().push(true_now(), kind)
     }
 
-    pub fn record_rpc(&self, span: u64, host: &Rc<str>, xid: u32, proc: &'static str, retransmit: u32, outcome: &str) {
-        self.record(EventKind::Rpc { span, host: host.clone(), xid, proc, retransmit, outcome: outcome.to_string() });
+    pub fn record_rpc(
+        &self,
+        span: u64,
+        host: &Rc<str>,
+        xid: u32,
+        proc: &'static str,
+        retransmit: u32,
+        outcome: &str,
+    ) -> u64 {
+        self.record(EventKind::Rpc { span, host: host.clone(), xid, proc, retransmit, outcome: outcome.to_string() })
     }
 
     pub fn record_apply(
@@ -256,6 +321,36 @@ impl World {
 
     pub fn with_server<R>(&self, f: impl FnOnce(&mut ServerState) -> R) -> R {
         f(&mut self.0.server.borrow_mut())
+    }
+
+    /// Changes the fault rates of `host`'s link to the server from now on (this
+    /// incarnation; a reboot returns to the configured rates).
+    pub fn set_link_faults(&self, host: &str, faults: LinkFaults) -> bool {
+        let client = self.0.hosts.borrow().get(host).and_then(|h| h.client.clone());
+        match client {
+            Some(c) => {
+                self.fault(format!("link faults of {host}: {faults:?}"));
+                c.transport().set_faults(faults);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Crashes the NFS server now; it answers again `down_for` later (spec/nfs.md §10).
+    pub fn reboot_server(&self, down_for: Duration) {
+        let (lost, rolled_back) = self.with_server(|s| s.crash(true_now(), down_for));
+        self.count(|c| {
+            c.server_reboots += 1;
+            c.unstable_files_lost += lost as u64;
+            c.rollbacks += rolled_back as u64;
+        });
+        self.record(EventKind::Crash { host: crate::SERVER_HOST.into(), pid: None });
+        self.fault(format!(
+            "nfs: server down for {} ms; {lost} files lost uncommitted data{}",
+            down_for.as_millis(),
+            if rolled_back { "; async export rolled back" } else { "" }
+        ));
     }
 
     // ---- steps and the op cap ----
@@ -320,7 +415,8 @@ impl World {
         .await;
         let jiffies_base =
             crate::rng::Rng::stream(self.seed(), &format!("host/{name}/{incarnation}/jiffies")).below(1 << 31);
-        let client = Rc::new(NfsClient::new(transport, config.mount.clone(), jiffies_base));
+        let gaps = crate::rng::Rng::stream(self.seed(), &format!("host/{name}/{incarnation}/gaps"));
+        let client = Rc::new(NfsClient::new(transport, config.mount.clone(), jiffies_base, gaps));
         self.0.hosts.borrow_mut().get_mut(name).expect("registered host").client = Some(client);
         for boot in config.boot {
             let world = self.clone();

@@ -104,6 +104,16 @@ async fn cases<O: Os>(a: &O, b: &O, log: &mut Log) {
     // Truncation at open, and reads past the end.
     write_file(a, "t/log", b"short").await;
     log.push(format!("after O_TRUNC rewrite {:?}", read_file(b, "t/log").await.unwrap()));
+
+    // A file unlinked while this process holds it open stays readable (on NFS
+    // through a silly rename, spec/nfs.md §8).
+    write_file(a, "t/held", b"kept").await;
+    let fd = a.open("t/held", OpenFlags::read_only()).await.unwrap();
+    log.push(format!("unlink held file {}", outcome(&a.unlink("t/held").await)));
+    log.push(format!("stat unlinked held file {}", outcome(&a.stat("t/held").await)));
+    let data = a.read(fd, 100).await.unwrap();
+    log.push(format!("read after unlink {:?}", String::from_utf8_lossy(&data)));
+    a.close(fd).await.unwrap();
 }
 
 fn real_log() -> Log {

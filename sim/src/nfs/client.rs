@@ -1,28 +1,51 @@
 //! A host's NFS client: the kernel's side of every file call its processes make.
 //!
 //! Client state belongs to the host and is shared by its processes: open files
-//! keyed by (pid, fd), and the mount options. It survives a process crash (the
+//! keyed by (pid, fd), the attribute cache, the dentry cache, the readdir cache,
+//! the page cache and the silly-rename table. It survives a process crash (the
 //! kernel closes that process's files) and dies with a host crash.
 //!
-//! This is the *plain* client: it resolves every path one LOOKUP at a time from
-//! the root, caches nothing, and writes through in wsize chunks. `O_APPEND`
-//! writes at the size the client believes (here: a GETATTR just before, as
-//! with `noac`), `O_TRUNC` sends SETATTR(size 0) at open, and `O_EXCL` sends
-//! CREATE EXCLUSIVE with a `{jiffies, pid}` verifier followed by a SETATTR of
-//! the times, as Linux does (spec/nfs.md §9, §11). The caches, silly rename and
-//! ESTALE retries of spec/nfs.md §1–8 slot in around `lookup`, `getattr` and
-//! `close`.
+//! The client follows a Linux v3 client (spec/nfs.md §1–§8):
+//! - paths are walked one component at a time through the dentry cache
+//!   ([`super::dentry_cache`]); a dentry answers without a LOOKUP while its
+//!   parent's attributes are fresh and its verifier matches (§2), with the
+//!   intent rules of `nfs_neg_need_reval` and `nfs_lookup` (exclusive creates and
+//!   rename targets skip the LOOKUP on a miss, as v3 does);
+//! - `stat` answers from fresh cached attributes ([`super::attr_cache`]); `open`
+//!   and `opendir` always send a GETATTR (close-to-open, §3);
+//! - writes are write-back ([`super::pages`]): flushed in wsize chunks as UNSTABLE
+//!   WRITEs at close, fsync or stat, then COMMITted; data is resent when the
+//!   write verifier changed;
+//! - a path-based call that meets ESTALE walks again once with revalidation
+//!   (`retry_estale`), unless the profile says otherwise (§8);
+//! - unlinking or renaming over a file open on this host silly-renames it (§7, §8).
+//!
+//! A `Call` answered (partly) from a cache names the cache and the trace event
+//! that filled the entry in `served_by` (see [`Ctx`]).
+//!
+//! Left out: access checks (ACCESS), symlinks, READDIRPLUS, `sharecache`
+//! (one mount per host), NLM locks, delegations, and the v4 protocol.
 
-use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 use std::rc::Rc;
+use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-use super::proto::{Body, CreateMode, Fattr, Fh, Ftype, Reply, Request, Sattr, SetTime, Stable};
+use super::attr_cache::AttrCache;
+use super::dentry_cache::{Dentry, DentryCache, DentryKind};
+use super::mount::{Cto, EstaleErrno, EstaleRetry, ExclusiveCreate, LookupCache, MapEexist, PostOpAttrs, WriteMode};
+use super::pages::{DataVerifier, Pages};
+use super::proto::{Body, CreateMode, Fattr, Fh, Ftype, NfsStat, Proc, Reply, Request, Sattr, SetTime, Stable, Wcc};
+use super::readdir_cache::{Listing, ReaddirCache};
+use super::silly::Silly;
 use super::store::ROOT;
-use crate::clock::true_now;
-use crate::rpc::{Transport, TransportOptions};
+use crate::clock::{true_now, Nanos};
+use crate::rng::Rng;
+use crate::rpc::Transport;
+use crate::world::Counters;
+
+pub use super::mount::MountOptions;
 
 /// `open(2)` flags as the client sees them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -35,47 +58,52 @@ pub struct Flags {
     pub append: bool,
 }
 
-/// Mount options (nfs(5)). The caches add their own fields.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MountOptions {
-    pub rsize: u32,
-    pub wsize: u32,
-    pub transport: TransportOptions,
+/// One piece of what answered a call.
+#[derive(Clone, Copy, Debug)]
+enum Served {
+    Rpc(u32),
+    /// A cache, and the trace event that filled the entry used.
+    Cache(&'static str, u64),
 }
 
-impl Default for MountOptions {
-    fn default() -> Self {
-        MountOptions { rsize: 8192, wsize: 8192, transport: TransportOptions::default() }
-    }
-}
-
-/// The context of one `Os` call: its span id, and the RPCs that served it.
+/// The context of one `Os` call: its span id, and what served it.
 pub struct Ctx {
     pub span: u64,
     pub pid: u32,
-    xids: RefCell<Vec<u32>>,
+    served: RefCell<Vec<Served>>,
+    /// Whether the last RPC needed a retransmission (for the BSD EEXIST kludge).
+    retransmitted: Cell<bool>,
 }
 
 impl Ctx {
     pub fn new(span: u64, pid: u32) -> Ctx {
-        Ctx { span, pid, xids: RefCell::new(Vec::new()) }
+        Ctx { span, pid, served: RefCell::new(Vec::new()), retransmitted: Cell::new(false) }
     }
 
-    /// `served_by` for the trace: the xids of the RPCs that answered the call,
-    /// or `local` when no RPC was needed.
+    fn cache(&self, name: &'static str, ev: u64) {
+        self.served.borrow_mut().push(Served::Cache(name, ev));
+    }
+
+    /// `served_by` for the trace: the xids of the RPCs and the cache entries
+    /// (`attr-cache(ev 12)`) that answered the call, joined by `+`, or `local`.
     pub fn served_by(&self) -> String {
-        let xids = self.xids.borrow();
-        if xids.is_empty() {
+        let served = self.served.borrow();
+        if served.is_empty() {
             return "local".into();
         }
         let mut s = String::new();
-        for (i, x) in xids.iter().enumerate() {
+        for (i, p) in served.iter().enumerate() {
             if i > 0 {
                 s.push('+');
             }
-            s.push('x');
-            s.push_str(&x.to_string());
+            match p {
+                Served::Rpc(x) => {
+                    let _ = write!(s, "x{x}");
+                }
+                Served::Cache(name, ev) => {
+                    let _ = write!(s, "{name}(ev {ev})");
+                }
+            }
         }
         s
     }
@@ -97,6 +125,27 @@ struct OpenFile {
 
 pub type Res<T> = Result<T, i32>;
 
+/// Why a name is looked up: the VFS intent flags that change dentry trust.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Intent {
+    Plain,
+    /// `LOOKUP_CREATE` (open with O_CREAT).
+    Create,
+    /// `LOOKUP_CREATE | LOOKUP_EXCL` (O_EXCL, link, mkdir).
+    Exclusive,
+    /// `LOOKUP_RENAME_TARGET`.
+    RenameTarget,
+}
+
+/// Whether a walk revalidates every dentry (`LOOKUP_REVAL`, the ESTALE retry).
+type Reval = bool;
+
+/// A reply and the trace event that recorded it.
+struct Got {
+    reply: Reply,
+    ev: u64,
+}
+
 pub struct NfsClient {
     transport: Rc<Transport>,
     /// `jiffies` at the start of the run: Linux starts each boot's counter at
@@ -104,6 +153,16 @@ pub struct NfsClient {
     jiffies_base: u64,
     options: MountOptions,
     files: RefCell<BTreeMap<(u32, u32), OpenFile>>,
+    attrs: RefCell<AttrCache>,
+    dentries: RefCell<DentryCache>,
+    listings: RefCell<ReaddirCache>,
+    pages: RefCell<BTreeMap<Fh, Pages>>,
+    silly: RefCell<Silly>,
+    /// Handles the server called stale (`NFS_STALE`): a dentry pointing at one is
+    /// never trusted again, so a later walk looks the name up afresh.
+    stale: RefCell<BTreeSet<Fh>>,
+    /// Gaps inside two-RPC operations (spec/nfs.md §13).
+    gaps: RefCell<Rng>,
 }
 
 fn split_path(path: &str) -> Res<Vec<&str>> {
@@ -114,134 +173,428 @@ fn split_path(path: &str) -> Res<Vec<&str>> {
     Ok(parts)
 }
 
+/// Retries a path-based call once with revalidation on ESTALE (`retry_estale()`).
+macro_rules! retry_estale {
+    ($self:ident, $reval:ident => $body:expr) => {{
+        let mut $reval: Reval = false;
+        loop {
+            match $body {
+                Err(libc::ESTALE) if !$reval && $self.options.estale_retry == EstaleRetry::Once => {
+                    $self.count(|c| c.estale_retries += 1);
+                    $reval = true;
+                }
+                r => break $self.finish(r),
+            }
+        }
+    }};
+}
+
 impl NfsClient {
-    pub fn new(transport: Rc<Transport>, options: MountOptions, jiffies_base: u64) -> NfsClient {
-        NfsClient { transport, jiffies_base, options, files: RefCell::new(BTreeMap::new()) }
+    pub fn new(transport: Rc<Transport>, options: MountOptions, jiffies_base: u64, gaps: Rng) -> NfsClient {
+        NfsClient {
+            transport,
+            jiffies_base,
+            attrs: RefCell::new(AttrCache::new(options.ac_bounds())),
+            options,
+            files: RefCell::new(BTreeMap::new()),
+            dentries: RefCell::new(DentryCache::default()),
+            listings: RefCell::new(ReaddirCache::default()),
+            pages: RefCell::new(BTreeMap::new()),
+            silly: RefCell::new(Silly::default()),
+            stale: RefCell::new(BTreeSet::new()),
+            gaps: RefCell::new(gaps),
+        }
     }
 
     pub fn options(&self) -> &MountOptions {
         &self.options
     }
 
-    async fn rpc(&self, ctx: &Ctx, request: Request) -> Res<Reply> {
-        let (reply, info) = self.transport.call(ctx.span, &request).await?;
-        ctx.xids.borrow_mut().push(info.xid);
-        Ok(reply)
+    pub fn transport(&self) -> &Rc<Transport> {
+        &self.transport
     }
 
-    async fn rpc_ok(&self, ctx: &Ctx, request: Request) -> Res<(Body, Reply)> {
-        let reply = self.rpc(ctx, request).await?;
-        match reply.status.clone() {
-            Ok(body) => Ok((body, reply)),
+    fn count(&self, f: impl FnOnce(&mut Counters)) {
+        self.transport.world().count(f)
+    }
+
+    /// The errno an application finally sees (spec/nfs.md §8, §12).
+    fn finish<T>(&self, r: Res<T>) -> Res<T> {
+        match r {
+            Err(libc::ESTALE) => {
+                self.count(|c| c.estale_returns += 1);
+                Err(match self.options.estale_errno {
+                    EstaleErrno::Estale => libc::ESTALE,
+                    EstaleErrno::Enoent => libc::ENOENT,
+                })
+            }
+            r => r,
+        }
+    }
+
+    /// The seeded gap between the two RPCs of a compound operation.
+    async fn gap(&self) {
+        let max = self.options.compound_gap_ms_max;
+        if max == 0 {
+            return;
+        }
+        let ms = self.gaps.borrow_mut().between(0, max);
+        if ms > 0 {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+    }
+
+    // ---- RPCs and what their replies teach the caches ----
+
+    async fn rpc(&self, ctx: &Ctx, request: Request) -> Res<Got> {
+        let (reply, info) = self.transport.call(ctx.span, &request).await?;
+        ctx.served.borrow_mut().push(Served::Rpc(info.xid));
+        ctx.retransmitted.set(info.retransmits > 0);
+        if let Err(NfsStat::Stale) = reply.status {
+            self.stale(&request);
+        }
+        Ok(Got { reply, ev: info.ev })
+    }
+
+    /// The server called a handle stale: forget what was cached about it.
+    fn stale(&self, request: &Request) {
+        let fh = match request {
+            Request::Getattr { fh }
+            | Request::Setattr { fh, .. }
+            | Request::Read { fh, .. }
+            | Request::Write { fh, .. }
+            | Request::Commit { fh } => *fh,
+            Request::Lookup { dir, .. } | Request::Readdir { dir } => *dir,
+            _ => return,
+        };
+        self.attrs.borrow_mut().forget(fh);
+        self.stale.borrow_mut().insert(fh);
+    }
+
+    /// Attributes from the server, by any path (`nfs_update_inode`).
+    fn absorb(&self, fh: Fh, attr: &Fattr, ev: u64, before: Option<DataVerifier>) {
+        self.attrs.borrow_mut().update(fh, *attr, true_now(), ev);
+        if attr.ftype == Ftype::Reg {
+            if let Some(p) = self.pages.borrow_mut().get_mut(&fh) {
+                p.absorb(attr, before);
+            }
+        }
+    }
+
+    /// Post-op attributes of the object of this client's own modifying call,
+    /// subject to the `post_op_attrs` switch (spec/nfs.md §1.3).
+    fn absorb_post_op(&self, fh: Fh, attr: Option<Fattr>, ev: u64, before: Option<DataVerifier>, proc: Proc) {
+        let Some(attr) = attr else { return };
+        match self.options.post_op_attrs {
+            PostOpAttrs::Applied => self.absorb(fh, &attr, ev, before),
+            PostOpAttrs::IgnoredAfterLink if proc != Proc::Link => self.absorb(fh, &attr, ev, before),
+            PostOpAttrs::IgnoredAfterLink | PostOpAttrs::Ignored => {
+                // The attribute cache keeps its stale values; the page cache still
+                // learns that the change was this client's own.
+                if let Some(p) = self.pages.borrow_mut().get_mut(&fh) {
+                    p.absorb(&attr, before);
+                }
+            }
+        }
+    }
+
+    /// A directory's WCC data: absorbs its post-op attributes and returns the
+    /// ctime to use as the verifier of dentries made from this reply.
+    fn absorb_dir(&self, dir: Fh, wcc: &Option<Wcc>, ev: u64) -> Option<Nanos> {
+        match wcc.as_ref().and_then(|w| w.after) {
+            Some(a) => {
+                self.absorb(dir, &a, ev, None);
+                Some(a.ctime)
+            }
+            None => self.attrs.borrow().get(dir).map(|e| e.attr.ctime),
+        }
+    }
+
+    async fn getattr(&self, ctx: &Ctx, fh: Fh) -> Res<Fattr> {
+        let got = self.rpc(ctx, Request::Getattr { fh }).await?;
+        if let Err(stat) = got.reply.status {
+            return Err(stat.errno());
+        }
+        let attr = got.reply.obj.ok_or(libc::EIO)?;
+        self.absorb(fh, &attr, got.ev, None);
+        Ok(attr)
+    }
+
+    /// Attributes from the cache while fresh, else a GETATTR.
+    async fn cached_or_getattr(&self, ctx: &Ctx, fh: Fh) -> Res<Fattr> {
+        let hit = self.attrs.borrow().fresh(fh, true_now()).map(|e| (e.attr, e.filled_by_ev));
+        if let Some((attr, ev)) = hit {
+            ctx.cache("attr-cache", ev);
+            self.count(|c| c.attr_cache_hits += 1);
+            return Ok(attr);
+        }
+        self.getattr(ctx, fh).await
+    }
+
+    /// What a process sees: the local size while data is dirty.
+    fn view(&self, fh: Fh, mut attr: Fattr) -> Attr {
+        if let Some(p) = self.pages.borrow().get(&fh) {
+            if p.has_dirty() {
+                attr.size = p.size;
+            }
+        }
+        Attr { fh, attr }
+    }
+
+    // ---- the dentry cache and path walks ----
+
+    /// `nfs_check_verifier`: whether a dentry made under `verifier` may be
+    /// trusted, revalidating the directory's attributes if they have expired.
+    async fn dir_verified(&self, ctx: &Ctx, dir: Fh, verifier: Nanos) -> bool {
+        if self.options.lookupcache == LookupCache::None {
+            return false;
+        }
+        let cached = self.attrs.borrow().get(dir).map(|e| (e.attr.ctime, e.is_fresh(true_now())));
+        match cached {
+            Some((ctime, _)) if ctime != verifier => false,
+            Some((_, true)) => true,
+            _ => matches!(self.getattr(ctx, dir).await, Ok(a) if a.ctime == verifier),
+        }
+    }
+
+    fn remember(&self, dir: Fh, name: &str, kind: DentryKind, verifier: Option<Nanos>, ev: u64) {
+        let mut dentries = self.dentries.borrow_mut();
+        match (kind, verifier) {
+            (DentryKind::Negative, Some(v)) if self.options.lookupcache == LookupCache::All => {
+                dentries.insert(dir, name, Dentry { kind, verifier: v, filled_by_ev: ev })
+            }
+            (DentryKind::Positive { .. }, Some(v)) => {
+                dentries.insert(dir, name, Dentry { kind, verifier: v, filled_by_ev: ev })
+            }
+            _ => dentries.remove(dir, name),
+        }
+    }
+
+    /// Looks `name` up in `dir`: from the dentry cache when the rules allow
+    /// (spec/nfs.md §2), else with a LOOKUP. `None` means the name is absent.
+    async fn lookup_name(
+        &self,
+        ctx: &Ctx,
+        dir: Fh,
+        name: &str,
+        intent: Intent,
+        reval: Reval,
+    ) -> Res<Option<(Fh, Ftype)>> {
+        let v3_excl = self.options.exclusive_create == ExclusiveCreate::Exclusive;
+        if !reval {
+            let cached = self.dentries.borrow().get(dir, name);
+            match cached {
+                Some(d) => match d.kind {
+                    DentryKind::Negative => {
+                        // nfs_neg_need_reval: no revalidation for creates and rename targets.
+                        let trusted = match intent {
+                            Intent::Create | Intent::Exclusive | Intent::RenameTarget => true,
+                            Intent::Plain => self.dir_verified(ctx, dir, d.verifier).await,
+                        };
+                        if trusted {
+                            ctx.cache("neg-dentry", d.filled_by_ev);
+                            self.count(|c| c.negative_dentry_hits += 1);
+                            return Ok(None);
+                        }
+                    }
+                    DentryKind::Positive { fh, ftype } => {
+                        // LOOKUP_EXCL forces a LOOKUP of a positive dentry (v3).
+                        let forced = (intent == Intent::Exclusive && v3_excl) || self.stale.borrow().contains(&fh);
+                        if !forced && self.dir_verified(ctx, dir, d.verifier).await {
+                            ctx.cache("pos-dentry", d.filled_by_ev);
+                            self.count(|c| c.positive_dentry_hits += 1);
+                            return Ok(Some((fh, ftype)));
+                        }
+                    }
+                },
+                // nfs_lookup optimises the LOOKUP away for v3 exclusive creates and rename targets.
+                None if (intent == Intent::Exclusive && v3_excl) || intent == Intent::RenameTarget => return Ok(None),
+                None => {}
+            }
+        }
+        let got = self.rpc(ctx, Request::Lookup { dir, name: name.to_string() }).await?;
+        let verifier = self.absorb_dir(dir, &got.reply.dir, got.ev);
+        match got.reply.status {
+            Ok(Body::Handle(fh)) => {
+                let attr = match got.reply.obj {
+                    Some(a) => {
+                        self.absorb(fh, &a, got.ev, None);
+                        a
+                    }
+                    None => self.getattr(ctx, fh).await?,
+                };
+                self.remember(dir, name, DentryKind::Positive { fh, ftype: attr.ftype }, verifier, got.ev);
+                Ok(Some((fh, attr.ftype)))
+            }
+            Ok(_) => Err(libc::EIO),
+            Err(NfsStat::Noent) => {
+                self.remember(dir, name, DentryKind::Negative, verifier, got.ev);
+                Ok(None)
+            }
             Err(stat) => Err(stat.errno()),
         }
     }
 
-    async fn lookup(&self, ctx: &Ctx, dir: Fh, name: &str) -> Res<Attr> {
-        let (body, reply) = self.rpc_ok(ctx, Request::Lookup { dir, name: name.to_string() }).await?;
-        let Body::Handle(fh) = body else { return Err(libc::EIO) };
-        match reply.obj {
-            Some(attr) => Ok(Attr { fh, attr }),
-            None => self.getattr(ctx, fh).await,
-        }
-    }
-
-    async fn getattr(&self, ctx: &Ctx, fh: Fh) -> Res<Attr> {
-        let (_, reply) = self.rpc_ok(ctx, Request::Getattr { fh }).await?;
-        reply.obj.map(|attr| Attr { fh, attr }).ok_or(libc::EIO)
-    }
-
-    /// Walks a path from the root, one LOOKUP per component.
-    async fn resolve(&self, ctx: &Ctx, path: &str) -> Res<Attr> {
-        let parts = split_path(path)?;
-        let mut cur = Attr { fh: ROOT, attr: self.getattr_root_placeholder() };
-        if parts.is_empty() {
-            return self.getattr(ctx, ROOT).await;
-        }
+    /// Walks the directories of `parts` from the root.
+    async fn walk_dirs(&self, ctx: &Ctx, parts: &[&str], reval: Reval) -> Res<Fh> {
+        let mut dir = ROOT;
         for part in parts {
-            if cur.attr.ftype != Ftype::Dir {
-                return Err(libc::ENOTDIR);
+            match self.lookup_name(ctx, dir, part, Intent::Plain, reval).await? {
+                None => return Err(libc::ENOENT),
+                Some((fh, Ftype::Dir)) => dir = fh,
+                Some(_) => return Err(libc::ENOTDIR),
             }
-            cur = self.lookup(ctx, cur.fh, part).await?;
         }
-        Ok(cur)
+        Ok(dir)
     }
 
-    fn getattr_root_placeholder(&self) -> Fattr {
-        Fattr { ftype: Ftype::Dir, nlink: 2, size: 0, fileid: ROOT.ino, atime: 0, mtime: 0, ctime: 0 }
-    }
-
-    /// Resolves the parent directory of `path` and returns it with the last name.
-    async fn resolve_parent<'p>(&self, ctx: &Ctx, path: &'p str) -> Res<(Fh, &'p str)> {
+    /// Resolves the parent of `path`; returns it with the last name.
+    async fn parent<'p>(&self, ctx: &Ctx, path: &'p str, reval: Reval) -> Res<(Fh, &'p str)> {
         let parts = split_path(path)?;
         let Some((name, dirs)) = parts.split_last() else { return Err(libc::EINVAL) };
-        let mut dir = ROOT;
-        for part in dirs {
-            let a = self.lookup(ctx, dir, part).await?;
-            if a.attr.ftype != Ftype::Dir {
-                return Err(libc::ENOTDIR);
-            }
-            dir = a.fh;
-        }
-        Ok((dir, name))
+        Ok((self.walk_dirs(ctx, dirs, reval).await?, name))
     }
+
+    /// Resolves a whole path to an existing object (the root for an empty path).
+    async fn resolve(&self, ctx: &Ctx, path: &str, reval: Reval) -> Res<(Fh, Ftype)> {
+        let parts = split_path(path)?;
+        let Some((name, dirs)) = parts.split_last() else { return Ok((ROOT, Ftype::Dir)) };
+        let dir = self.walk_dirs(ctx, dirs, reval).await?;
+        self.lookup_name(ctx, dir, name, Intent::Plain, reval).await?.ok_or(libc::ENOENT)
+    }
+
+    /// This client changed `dir`: its own listing is out of date.
+    fn dir_changed(&self, dir: Fh) {
+        self.listings.borrow_mut().invalidate(dir);
+    }
+
+    // ---- stat ----
 
     pub async fn stat(&self, ctx: &Ctx, path: &str) -> Res<Attr> {
-        self.resolve(ctx, path).await
+        retry_estale!(self, reval => self.stat_once(ctx, path, reval).await)
     }
 
+    async fn stat_once(&self, ctx: &Ctx, path: &str, reval: Reval) -> Res<Attr> {
+        let (fh, _) = self.resolve(ctx, path, reval).await?;
+        // A process sees its own writes: dirty pages go out before the attributes.
+        self.flush(ctx, fh, false).await?;
+        let attr = if reval { self.getattr(ctx, fh).await? } else { self.cached_or_getattr(ctx, fh).await? };
+        Ok(self.view(fh, attr))
+    }
+
+    // ---- open and close ----
+
     pub async fn open(&self, ctx: &Ctx, path: &str, flags: Flags) -> Res<u32> {
-        let attr = if flags.create {
-            let (dir, name) = self.resolve_parent(ctx, path).await?;
-            if flags.exclusive {
-                self.create_exclusive(ctx, dir, name).await?
-            } else {
-                match self.lookup(ctx, dir, name).await {
-                    Ok(a) => a,
-                    Err(libc::ENOENT) => {
-                        let (body, reply) = self
-                            .rpc_ok(ctx, Request::Create { dir, name: name.to_string(), mode: CreateMode::Unchecked })
-                            .await?;
-                        let Body::Handle(fh) = body else { return Err(libc::EIO) };
-                        match reply.obj {
-                            Some(attr) => Attr { fh, attr },
-                            None => self.getattr(ctx, fh).await?,
+        retry_estale!(self, reval => self.open_once(ctx, path, flags, reval).await)
+    }
+
+    async fn open_once(&self, ctx: &Ctx, path: &str, flags: Flags, reval: Reval) -> Res<u32> {
+        let parts = split_path(path)?;
+        let (fh, attr) = match parts.split_last() {
+            None => {
+                if flags.write || flags.truncate || flags.create {
+                    return Err(libc::EISDIR);
+                }
+                (ROOT, self.cto_attrs(ctx, ROOT).await?)
+            }
+            Some((name, dirs)) => {
+                let dir = self.walk_dirs(ctx, dirs, reval).await?;
+                if flags.create && flags.exclusive {
+                    match self.options.exclusive_create {
+                        ExclusiveCreate::Exclusive => {
+                            if self.lookup_name(ctx, dir, name, Intent::Exclusive, reval).await?.is_some() {
+                                return Err(libc::EEXIST);
+                            }
+                            self.create_exclusive(ctx, dir, name).await?
+                        }
+                        ExclusiveCreate::LookupThenCreate => {
+                            if self.lookup_name(ctx, dir, name, Intent::Create, reval).await?.is_some() {
+                                return Err(libc::EEXIST);
+                            }
+                            self.create_unchecked(ctx, dir, name).await?
                         }
                     }
-                    Err(e) => return Err(e),
+                } else {
+                    let intent = if flags.create { Intent::Create } else { Intent::Plain };
+                    match self.lookup_name(ctx, dir, name, intent, reval).await? {
+                        Some((fh, _)) => (fh, self.cto_attrs(ctx, fh).await?),
+                        None if flags.create => self.create_unchecked(ctx, dir, name).await?,
+                        None => return Err(libc::ENOENT),
+                    }
                 }
             }
-        } else {
-            self.resolve(ctx, path).await?
         };
-        if attr.attr.ftype == Ftype::Dir && (flags.write || flags.truncate) {
+        if attr.ftype == Ftype::Dir && (flags.write || flags.truncate) {
             return Err(libc::EISDIR);
         }
-        if flags.truncate && flags.write && attr.attr.size > 0 {
-            self.rpc_ok(
-                ctx,
-                Request::Setattr { fh: attr.fh, sattr: Sattr { size: Some(0), atime: None, mtime: None } },
-            )
-            .await?;
+        if attr.ftype == Ftype::Reg {
+            self.pages.borrow_mut().entry(fh).or_default().absorb(&attr, None);
         }
+        if flags.truncate && flags.write && self.view(fh, attr).attr.size > 0 {
+            self.truncate(ctx, fh, 0).await?;
+        }
+        self.silly.borrow_mut().opened(fh);
         let mut files = self.files.borrow_mut();
         let fd = (3..).find(|fd| !files.contains_key(&(ctx.pid, *fd))).expect("a free fd");
-        files.insert((ctx.pid, fd), OpenFile { fh: attr.fh, path: path.to_string(), flags, pos: 0 });
+        files.insert((ctx.pid, fd), OpenFile { fh, path: path.to_string(), flags, pos: 0 });
         Ok(fd)
     }
 
-    /// `O_CREAT|O_EXCL` on v3: CREATE EXCLUSIVE, then SETATTR of the times,
-    /// because the server keeps the verifier in them (spec/nfs.md §9).
-    async fn create_exclusive(&self, ctx: &Ctx, dir: Fh, name: &str) -> Res<Attr> {
+    /// Close-to-open: `open` asks the server regardless of freshness, and a
+    /// change drops cached pages (through [`Pages::absorb`]) (spec/nfs.md §3).
+    async fn cto_attrs(&self, ctx: &Ctx, fh: Fh) -> Res<Fattr> {
+        match self.options.cto {
+            Cto::Cto => self.getattr(ctx, fh).await,
+            Cto::Nocto => self.cached_or_getattr(ctx, fh).await,
+        }
+    }
+
+    async fn create_unchecked(&self, ctx: &Ctx, dir: Fh, name: &str) -> Res<(Fh, Fattr)> {
+        let got = self.rpc(ctx, Request::Create { dir, name: name.to_string(), mode: CreateMode::Unchecked }).await?;
+        self.created(ctx, dir, name, got).await
+    }
+
+    /// A CREATE or MKDIR reply: the new name's dentry and attributes.
+    async fn created(&self, ctx: &Ctx, dir: Fh, name: &str, got: Got) -> Res<(Fh, Fattr)> {
+        let verifier = self.absorb_dir(dir, &got.reply.dir, got.ev);
+        self.dir_changed(dir);
+        let fh = match got.reply.status {
+            Ok(Body::Handle(fh)) => fh,
+            Ok(_) => return Err(libc::EIO),
+            Err(stat) => {
+                self.dentries.borrow_mut().remove(dir, name);
+                return Err(stat.errno());
+            }
+        };
+        let attr = match got.reply.obj {
+            Some(a) => {
+                self.absorb(fh, &a, got.ev, None);
+                a
+            }
+            None => self.getattr(ctx, fh).await?,
+        };
+        self.remember(dir, name, DentryKind::Positive { fh, ftype: attr.ftype }, verifier, got.ev);
+        Ok((fh, attr))
+    }
+
+    /// `O_CREAT|O_EXCL` on v3: CREATE EXCLUSIVE, then (after a schedulable gap)
+    /// SETATTR of the times, because the server keeps the verifier in them (spec/nfs.md §9).
+    async fn create_exclusive(&self, ctx: &Ctx, dir: Fh, name: &str) -> Res<(Fh, Fattr)> {
         let jiffies = self.jiffies_base.wrapping_add((true_now().as_millis() / 4) as u64) & 0xffff_ffff;
         let verifier = (jiffies << 32) | ctx.pid as u64;
-        let (body, _) = self
-            .rpc_ok(ctx, Request::Create { dir, name: name.to_string(), mode: CreateMode::Exclusive(verifier) })
+        let got = self
+            .rpc(ctx, Request::Create { dir, name: name.to_string(), mode: CreateMode::Exclusive(verifier) })
             .await?;
-        let Body::Handle(fh) = body else { return Err(libc::EIO) };
+        let (fh, _) = self.created(ctx, dir, name, got).await?;
+        self.gap().await;
         let sattr = Sattr { size: None, atime: Some(SetTime::ServerTime), mtime: Some(SetTime::ServerTime) };
-        let (_, reply) = self.rpc_ok(ctx, Request::Setattr { fh, sattr }).await?;
-        reply.obj.map(|attr| Attr { fh, attr }).ok_or(libc::EIO)
+        let got = self.rpc(ctx, Request::Setattr { fh, sattr }).await?;
+        if let Err(stat) = got.reply.status {
+            return Err(stat.errno());
+        }
+        let attr = got.reply.obj.ok_or(libc::EIO)?;
+        self.absorb(fh, &attr, got.ev, got.reply.obj_before);
+        Ok((fh, attr))
     }
 
     fn file(&self, pid: u32, fd: u32) -> Res<(Fh, Flags, u64)> {
@@ -256,70 +609,21 @@ impl NfsClient {
         }
     }
 
-    pub async fn read(&self, ctx: &Ctx, fd: u32, len: usize) -> Res<Vec<u8>> {
-        let (fh, flags, mut pos) = self.file(ctx.pid, fd)?;
-        if !flags.read {
-            return Err(libc::EBADF);
-        }
-        let mut out = Vec::new();
-        while out.len() < len {
-            let count = (len - out.len()).min(self.options.rsize as usize) as u32;
-            let (body, _) = self.rpc_ok(ctx, Request::Read { fh, offset: pos, count }).await?;
-            let Body::Read { data, eof } = body else { return Err(libc::EIO) };
-            pos += data.len() as u64;
-            let short = data.len() < count as usize;
-            out.extend_from_slice(&data);
-            if eof || short || data.is_empty() {
-                break;
-            }
-        }
-        self.set_pos(ctx.pid, fd, pos);
-        Ok(out)
-    }
-
-    pub async fn write(&self, ctx: &Ctx, fd: u32, data: &[u8]) -> Res<()> {
-        let (fh, flags, pos) = self.file(ctx.pid, fd)?;
-        if !flags.write {
-            return Err(libc::EBADF);
-        }
-        let mut offset = if flags.append { self.getattr(ctx, fh).await?.attr.size } else { pos };
-        for chunk in data.chunks(self.options.wsize.max(1) as usize) {
-            self.rpc_ok(ctx, Request::Write { fh, offset, stable: Stable::FileSync, data: chunk.to_vec() }).await?;
-            offset += chunk.len() as u64;
-        }
-        self.set_pos(ctx.pid, fd, offset);
-        Ok(())
-    }
-
-    pub fn seek(&self, pid: u32, fd: u32, pos: u64) -> Res<()> {
-        self.file(pid, fd)?;
-        self.set_pos(pid, fd, pos);
-        Ok(())
-    }
-
-    pub async fn set_len(&self, ctx: &Ctx, fd: u32, len: u64) -> Res<()> {
-        let (fh, flags, _) = self.file(ctx.pid, fd)?;
-        if !flags.write {
-            return Err(libc::EINVAL);
-        }
-        self.rpc_ok(ctx, Request::Setattr { fh, sattr: Sattr { size: Some(len), atime: None, mtime: None } }).await?;
-        Ok(())
-    }
-
-    pub async fn fstat(&self, ctx: &Ctx, fd: u32) -> Res<Attr> {
-        let (fh, _, _) = self.file(ctx.pid, fd)?;
-        self.getattr(ctx, fh).await
-    }
-
-    /// The plain client writes through, so there is nothing dirty to flush.
-    pub async fn fsync(&self, ctx: &Ctx, fd: u32) -> Res<()> {
-        self.file(ctx.pid, fd)?;
-        Ok(())
-    }
-
     pub async fn close(&self, ctx: &Ctx, fd: u32) -> Res<()> {
-        self.files.borrow_mut().remove(&(ctx.pid, fd)).ok_or(libc::EBADF)?;
-        Ok(())
+        let file = self.files.borrow_mut().remove(&(ctx.pid, fd)).ok_or(libc::EBADF)?;
+        // nfs_file_flush: a descriptor open for writing flushes and commits at close.
+        let flushed = if file.flags.write { self.flush(ctx, file.fh, true).await } else { Ok(()) };
+        let last = self.silly.borrow_mut().closed(file.fh);
+        if let Some((dir, name)) = last {
+            // The last close removes the silly-renamed file (nfs_async_unlink).
+            if let Ok(got) = self.rpc(ctx, Request::Remove { dir, name: name.clone() }).await {
+                let verifier = self.absorb_dir(dir, &got.reply.dir, got.ev);
+                self.remember(dir, &name, DentryKind::Negative, verifier, got.ev);
+                self.dir_changed(dir);
+            }
+            self.pages.borrow_mut().remove(&file.fh);
+        }
+        self.finish(flushed)
     }
 
     /// Closes every file a process left open, as the kernel does at exit or crash.
@@ -335,67 +639,427 @@ impl NfsClient {
         self.files.borrow().iter().map(|((pid, fd), f)| (*pid, *fd, f.path.clone())).collect()
     }
 
+    // ---- data ----
+
+    /// Sends dirty pages in wsize chunks, then (with `commit`) a COMMIT; resends
+    /// data the server lost when the write verifier changed (spec/nfs.md §3, §10).
+    async fn flush(&self, ctx: &Ctx, fh: Fh, commit: bool) -> Res<()> {
+        let stable = match self.options.write_mode() {
+            WriteMode::WriteBack => Stable::Unstable,
+            WriteMode::Sync => Stable::FileSync,
+        };
+        let wsize = self.options.wsize.max(1) as u64;
+        // Bounded: each round follows a server reboot that lost data.
+        for _round in 0..8 {
+            let dirty = match self.pages.borrow_mut().get_mut(&fh) {
+                Some(p) if p.has_unstable() => p.take_dirty(),
+                _ => return Ok(()),
+            };
+            if !dirty.is_empty() {
+                self.count(|c| c.flushes += 1);
+            }
+            for (start, end) in dirty {
+                let mut offset = start;
+                while offset < end {
+                    let chunk_end = (offset + wsize).min(end);
+                    let data = match self.pages.borrow().get(&fh) {
+                        Some(p) => p.bytes(offset, chunk_end).to_vec(),
+                        None => return Ok(()),
+                    };
+                    let got = self.rpc(ctx, Request::Write { fh, offset, stable, data }).await?;
+                    let verf = match got.reply.status {
+                        Ok(Body::Write { verf, .. }) => verf,
+                        Ok(_) => return Err(libc::EIO),
+                        Err(stat) => return Err(stat.errno()),
+                    };
+                    self.absorb_post_op(fh, got.reply.obj, got.ev, got.reply.obj_before, Proc::Write);
+                    if stable == Stable::Unstable {
+                        if let Some(p) = self.pages.borrow_mut().get_mut(&fh) {
+                            p.sent_unstable(offset, chunk_end, verf);
+                        }
+                    }
+                    offset = chunk_end;
+                }
+            }
+            if !commit || stable == Stable::FileSync {
+                return Ok(());
+            }
+            let got = self.rpc(ctx, Request::Commit { fh }).await?;
+            let verf = match got.reply.status {
+                Ok(Body::Write { verf, .. }) => verf,
+                Ok(_) => return Err(libc::EIO),
+                Err(stat) => return Err(stat.errno()),
+            };
+            let resend = self.pages.borrow_mut().get_mut(&fh).map_or(0, |p| p.committed(verf));
+            if resend == 0 {
+                return Ok(());
+            }
+            self.count(|c| c.writes_resent += resend as u64);
+        }
+        Err(libc::EIO)
+    }
+
+    /// Local truncation plus SETATTR(size).
+    async fn truncate(&self, ctx: &Ctx, fh: Fh, len: u64) -> Res<()> {
+        if let Some(p) = self.pages.borrow_mut().get_mut(&fh) {
+            p.truncate(len);
+        }
+        self.flush(ctx, fh, false).await?;
+        let got =
+            self.rpc(ctx, Request::Setattr { fh, sattr: Sattr { size: Some(len), atime: None, mtime: None } }).await?;
+        if let Err(stat) = got.reply.status {
+            return Err(stat.errno());
+        }
+        self.absorb_post_op(fh, got.reply.obj, got.ev, got.reply.obj_before, Proc::Setattr);
+        Ok(())
+    }
+
+    pub async fn read(&self, ctx: &Ctx, fd: u32, len: usize) -> Res<Vec<u8>> {
+        let r = self.read_inner(ctx, fd, len).await;
+        self.finish(r)
+    }
+
+    async fn read_inner(&self, ctx: &Ctx, fd: u32, len: usize) -> Res<Vec<u8>> {
+        let (fh, flags, pos) = self.file(ctx.pid, fd)?;
+        if !flags.read {
+            return Err(libc::EBADF);
+        }
+        // Cached pages are trusted while the attributes are fresh; otherwise a GETATTR
+        // revalidates them (and drops them if the file changed).
+        let fresh = self.attrs.borrow().fresh(fh, true_now()).is_some();
+        if !fresh {
+            self.getattr(ctx, fh).await?;
+        }
+        let cached = self.pages.borrow().get(&fh).and_then(|p| p.read(pos, len).map(|d| (d.to_vec(), p.filled_by_ev)));
+        let data = match cached {
+            Some((data, ev)) => {
+                ctx.cache("page-cache", ev);
+                self.count(|c| c.page_cache_hits += 1);
+                data
+            }
+            None => {
+                let rsize = self.options.rsize.max(1);
+                let mut whole = Vec::new();
+                let mut ev;
+                loop {
+                    let got = self.rpc(ctx, Request::Read { fh, offset: whole.len() as u64, count: rsize }).await?;
+                    let (data, eof) = match got.reply.status {
+                        Ok(Body::Read { data, eof }) => (data, eof),
+                        Ok(_) => return Err(libc::EIO),
+                        Err(stat) => return Err(stat.errno()),
+                    };
+                    if let Some(a) = got.reply.obj {
+                        self.absorb(fh, &a, got.ev, None);
+                    }
+                    ev = got.ev;
+                    let short = data.len() < rsize as usize;
+                    whole.extend_from_slice(&data);
+                    if eof || short {
+                        break;
+                    }
+                }
+                let mut pages = self.pages.borrow_mut();
+                let p = pages.entry(fh).or_default();
+                p.fill(whole, ev);
+                p.read(pos, len).map(|d| d.to_vec()).unwrap_or_default()
+            }
+        };
+        self.set_pos(ctx.pid, fd, pos + data.len() as u64);
+        Ok(data)
+    }
+
+    pub async fn write(&self, ctx: &Ctx, fd: u32, data: &[u8]) -> Res<()> {
+        let r = self.write_inner(ctx, fd, data).await;
+        self.finish(r)
+    }
+
+    async fn write_inner(&self, ctx: &Ctx, fd: u32, data: &[u8]) -> Res<()> {
+        let (fh, flags, pos) = self.file(ctx.pid, fd)?;
+        if !flags.write {
+            return Err(libc::EBADF);
+        }
+        if flags.append && self.attrs.borrow().fresh(fh, true_now()).is_none() {
+            // O_APPEND writes at the size the client believes, revalidated if expired.
+            self.getattr(ctx, fh).await?;
+        }
+        let offset = {
+            let mut pages = self.pages.borrow_mut();
+            let p = pages.entry(fh).or_default();
+            let offset = if flags.append { p.size } else { pos };
+            p.write(offset, data);
+            offset
+        };
+        if self.options.write_mode() == WriteMode::Sync {
+            self.flush(ctx, fh, false).await?;
+        }
+        self.set_pos(ctx.pid, fd, offset + data.len() as u64);
+        Ok(())
+    }
+
+    pub fn seek(&self, pid: u32, fd: u32, pos: u64) -> Res<()> {
+        self.file(pid, fd)?;
+        self.set_pos(pid, fd, pos);
+        Ok(())
+    }
+
+    pub async fn set_len(&self, ctx: &Ctx, fd: u32, len: u64) -> Res<()> {
+        let (fh, flags, _) = self.file(ctx.pid, fd)?;
+        if !flags.write {
+            return Err(libc::EINVAL);
+        }
+        let r = self.truncate(ctx, fh, len).await;
+        self.finish(r)
+    }
+
+    /// Descriptor-based: ESTALE goes to the application (spec/nfs.md §8).
+    pub async fn fstat(&self, ctx: &Ctx, fd: u32) -> Res<Attr> {
+        let (fh, _, _) = self.file(ctx.pid, fd)?;
+        let r = async {
+            self.flush(ctx, fh, false).await?;
+            let attr = self.cached_or_getattr(ctx, fh).await?;
+            Ok(self.view(fh, attr))
+        }
+        .await;
+        self.finish(r)
+    }
+
+    pub async fn fsync(&self, ctx: &Ctx, fd: u32) -> Res<()> {
+        let (fh, _, _) = self.file(ctx.pid, fd)?;
+        let r = self.flush(ctx, fh, true).await;
+        self.finish(r)
+    }
+
+    // ---- names ----
+
+    /// The BSD kludge for EEXIST from LINK and MKDIR (spec/nfs.md §12).
+    fn map_eexist(&self, ctx: &Ctx, stat: NfsStat) -> Res<()> {
+        let mapped = stat == NfsStat::Exist
+            && match self.options.map_eexist_to_success {
+                MapEexist::Never => false,
+                MapEexist::OnRetransmit => ctx.retransmitted.get(),
+                MapEexist::Always => true,
+            };
+        if mapped {
+            self.count(|c| c.eexist_mapped_to_success += 1);
+            Ok(())
+        } else {
+            Err(stat.errno())
+        }
+    }
+
     pub async fn link(&self, ctx: &Ctx, existing: &str, new: &str) -> Res<()> {
-        let src = self.resolve(ctx, existing).await?;
-        if src.attr.ftype == Ftype::Dir {
+        retry_estale!(self, reval => self.link_once(ctx, existing, new, reval).await)
+    }
+
+    async fn link_once(&self, ctx: &Ctx, existing: &str, new: &str, reval: Reval) -> Res<()> {
+        let (src, ftype) = self.resolve(ctx, existing, reval).await?;
+        if ftype == Ftype::Dir {
             return Err(libc::EPERM);
         }
-        let (dir, name) = self.resolve_parent(ctx, new).await?;
-        self.rpc_ok(ctx, Request::Link { fh: src.fh, dir, name: name.to_string() }).await?;
+        let (dir, name) = self.parent(ctx, new, reval).await?;
+        if self.lookup_name(ctx, dir, name, Intent::Exclusive, reval).await?.is_some() {
+            return Err(libc::EEXIST);
+        }
+        let got = self.rpc(ctx, Request::Link { fh: src, dir, name: name.to_string() }).await?;
+        let verifier = self.absorb_dir(dir, &got.reply.dir, got.ev);
+        self.dir_changed(dir);
+        // nfs3_proc_link: the source is refreshed from the reply whether LINK succeeded or not.
+        self.absorb_post_op(src, got.reply.obj, got.ev, None, Proc::Link);
+        match got.reply.status {
+            Ok(_) => {
+                self.remember(dir, name, DentryKind::Positive { fh: src, ftype }, verifier, got.ev);
+                Ok(())
+            }
+            Err(stat) => {
+                self.dentries.borrow_mut().remove(dir, name);
+                self.map_eexist(ctx, stat)
+            }
+        }
+    }
+
+    pub async fn mkdir(&self, ctx: &Ctx, path: &str) -> Res<()> {
+        retry_estale!(self, reval => self.mkdir_once(ctx, path, reval).await)
+    }
+
+    async fn mkdir_once(&self, ctx: &Ctx, path: &str, reval: Reval) -> Res<()> {
+        let (dir, name) = self.parent(ctx, path, reval).await?;
+        if self.lookup_name(ctx, dir, name, Intent::Exclusive, reval).await?.is_some() {
+            return Err(libc::EEXIST);
+        }
+        let got = self.rpc(ctx, Request::Mkdir { dir, name: name.to_string() }).await?;
+        match got.reply.status {
+            Err(stat) => {
+                self.absorb_dir(dir, &got.reply.dir, got.ev);
+                self.dir_changed(dir);
+                self.dentries.borrow_mut().remove(dir, name);
+                self.map_eexist(ctx, stat)
+            }
+            Ok(_) => self.created(ctx, dir, name, got).await.map(|_| ()),
+        }
+    }
+
+    pub async fn rmdir(&self, ctx: &Ctx, path: &str) -> Res<()> {
+        retry_estale!(self, reval => self.remove_once(ctx, path, true, reval).await)
+    }
+
+    pub async fn unlink(&self, ctx: &Ctx, path: &str) -> Res<()> {
+        retry_estale!(self, reval => self.remove_once(ctx, path, false, reval).await)
+    }
+
+    async fn remove_once(&self, ctx: &Ctx, path: &str, want_dir: bool, reval: Reval) -> Res<()> {
+        let (dir, name) = self.parent(ctx, path, reval).await?;
+        let (fh, _) = self.lookup_name(ctx, dir, name, Intent::Plain, reval).await?.ok_or(libc::ENOENT)?;
+        if !want_dir && self.silly.borrow().holds(fh) && name.starts_with(".nfs") {
+            // unlink(2): removing a silly-renamed file by hand gives EBUSY.
+            return Err(libc::EBUSY);
+        }
+        if !want_dir && self.silly.borrow().is_busy(fh) {
+            return self.silly_rename(ctx, dir, name, fh).await;
+        }
+        let request = if want_dir {
+            Request::Rmdir { dir, name: name.to_string() }
+        } else {
+            Request::Remove { dir, name: name.to_string() }
+        };
+        let got = self.rpc(ctx, request).await?;
+        let verifier = self.absorb_dir(dir, &got.reply.dir, got.ev);
+        self.dir_changed(dir);
+        match got.reply.status {
+            Ok(_) => {
+                self.remember(dir, name, DentryKind::Negative, verifier, got.ev);
+                // nfs_drop_nlink: the inode's cached link count is no longer valid.
+                self.attrs.borrow_mut().expire(fh);
+                // Not open here, so nothing is dirty: the cached pages can go.
+                self.pages.borrow_mut().remove(&fh);
+                Ok(())
+            }
+            Err(stat) => {
+                self.dentries.borrow_mut().remove(dir, name);
+                Err(stat.errno())
+            }
+        }
+    }
+
+    /// Renames a busy file to `.nfs<fileid><counter>`, to be removed at last close.
+    async fn silly_rename(&self, ctx: &Ctx, dir: Fh, name: &str, fh: Fh) -> Res<()> {
+        let hidden = self.silly.borrow_mut().next_name(fh.ino);
+        let got = self
+            .rpc(
+                ctx,
+                Request::Rename { from_dir: dir, from_name: name.to_string(), to_dir: dir, to_name: hidden.clone() },
+            )
+            .await?;
+        let verifier = self.absorb_dir(dir, &got.reply.dir, got.ev);
+        self.dir_changed(dir);
+        if let Err(stat) = got.reply.status {
+            self.dentries.borrow_mut().remove(dir, name);
+            return Err(stat.errno());
+        }
+        self.count(|c| c.silly_renames += 1);
+        self.remember(dir, name, DentryKind::Negative, verifier, got.ev);
+        self.remember(dir, &hidden, DentryKind::Positive { fh, ftype: Ftype::Reg }, verifier, got.ev);
+        self.silly.borrow_mut().renamed(fh, dir, hidden);
         Ok(())
     }
 
     pub async fn rename(&self, ctx: &Ctx, from: &str, to: &str) -> Res<()> {
-        let (from_dir, from_name) = self.resolve_parent(ctx, from).await?;
-        let (to_dir, to_name) = self.resolve_parent(ctx, to).await?;
-        self.rpc_ok(
-            ctx,
-            Request::Rename { from_dir, from_name: from_name.to_string(), to_dir, to_name: to_name.to_string() },
-        )
-        .await?;
-        Ok(())
+        retry_estale!(self, reval => self.rename_once(ctx, from, to, reval).await)
     }
 
-    pub async fn unlink(&self, ctx: &Ctx, path: &str) -> Res<()> {
-        let (dir, name) = self.resolve_parent(ctx, path).await?;
-        self.rpc_ok(ctx, Request::Remove { dir, name: name.to_string() }).await?;
-        Ok(())
-    }
-
-    pub async fn mkdir(&self, ctx: &Ctx, path: &str) -> Res<()> {
-        let (dir, name) = self.resolve_parent(ctx, path).await?;
-        self.rpc_ok(ctx, Request::Mkdir { dir, name: name.to_string() }).await?;
-        Ok(())
-    }
-
-    pub async fn rmdir(&self, ctx: &Ctx, path: &str) -> Res<()> {
-        let (dir, name) = self.resolve_parent(ctx, path).await?;
-        self.rpc_ok(ctx, Request::Rmdir { dir, name: name.to_string() }).await?;
-        Ok(())
+    async fn rename_once(&self, ctx: &Ctx, from: &str, to: &str, reval: Reval) -> Res<()> {
+        let (from_dir, from_name) = self.parent(ctx, from, reval).await?;
+        let (src, ftype) =
+            self.lookup_name(ctx, from_dir, from_name, Intent::Plain, reval).await?.ok_or(libc::ENOENT)?;
+        let (to_dir, to_name) = self.parent(ctx, to, reval).await?;
+        let dst = self.lookup_name(ctx, to_dir, to_name, Intent::RenameTarget, reval).await?;
+        if let Some((dst_fh, _)) = dst {
+            if dst_fh != src && self.silly.borrow().is_busy(dst_fh) {
+                // nfs_rename: a busy target is silly-renamed first; the name is then
+                // absent on the server until the second RENAME (spec/nfs.md §7).
+                self.silly_rename(ctx, to_dir, to_name, dst_fh).await?;
+                self.gap().await;
+            }
+        }
+        let got = self
+            .rpc(
+                ctx,
+                Request::Rename { from_dir, from_name: from_name.to_string(), to_dir, to_name: to_name.to_string() },
+            )
+            .await?;
+        let from_verifier = self.absorb_dir(from_dir, &got.reply.dir, got.ev);
+        let to_verifier = self.absorb_dir(to_dir, &got.reply.dir2, got.ev);
+        self.dir_changed(from_dir);
+        self.dir_changed(to_dir);
+        match got.reply.status {
+            Ok(_) => {
+                if from_dir != to_dir || from_name != to_name {
+                    self.remember(from_dir, from_name, DentryKind::Negative, from_verifier, got.ev);
+                }
+                self.remember(to_dir, to_name, DentryKind::Positive { fh: src, ftype }, to_verifier, got.ev);
+                self.attrs.borrow_mut().expire(src);
+                if let Some((dst_fh, _)) = dst {
+                    self.attrs.borrow_mut().expire(dst_fh);
+                }
+                Ok(())
+            }
+            Err(stat) => {
+                self.dentries.borrow_mut().remove(from_dir, from_name);
+                self.dentries.borrow_mut().remove(to_dir, to_name);
+                Err(stat.errno())
+            }
+        }
     }
 
     pub async fn read_dir(&self, ctx: &Ctx, path: &str) -> Res<Vec<String>> {
-        let dir = self.resolve(ctx, path).await?;
-        if dir.attr.ftype != Ftype::Dir {
+        retry_estale!(self, reval => self.read_dir_once(ctx, path, reval).await)
+    }
+
+    async fn read_dir_once(&self, ctx: &Ctx, path: &str, reval: Reval) -> Res<Vec<String>> {
+        let (dir, ftype) = self.resolve(ctx, path, reval).await?;
+        if ftype != Ftype::Dir {
             return Err(libc::ENOTDIR);
         }
-        let (body, _) = self.rpc_ok(ctx, Request::Readdir { dir: dir.fh }).await?;
-        let Body::Entries(names) = body else { return Err(libc::EIO) };
+        // opendir is LOOKUP_OPEN on a directory: close-to-open revalidates it (spec/nfs.md §4).
+        let attr = self.cto_attrs(ctx, dir).await?;
+        let cached = self.listings.borrow().get(dir, attr.ctime).map(|l| (l.names.clone(), l.filled_by_ev));
+        if let Some((names, ev)) = cached {
+            ctx.cache("readdir-cache", ev);
+            self.count(|c| c.readdir_cache_hits += 1);
+            return Ok(names.to_vec());
+        }
+        let got = self.rpc(ctx, Request::Readdir { dir }).await?;
+        let names = match got.reply.status {
+            Ok(Body::Entries(names)) => names,
+            Ok(_) => return Err(libc::EIO),
+            Err(stat) => return Err(stat.errno()),
+        };
+        if let Some(a) = got.reply.obj {
+            self.absorb(dir, &a, got.ev, None);
+            let listing = Listing { names: names.clone().into(), verifier: a.ctime, filled_by_ev: got.ev };
+            self.listings.borrow_mut().insert(dir, listing);
+        }
         Ok(names)
     }
 
     /// `utime`: explicit times go as SET_TO_CLIENT_TIME, `None` as SET_TO_SERVER_TIME.
     pub async fn set_times(&self, ctx: &Ctx, path: &str, time: Option<i64>) -> Res<()> {
-        let a = self.resolve(ctx, path).await?;
+        retry_estale!(self, reval => self.set_times_once(ctx, path, time, reval).await)
+    }
+
+    async fn set_times_once(&self, ctx: &Ctx, path: &str, time: Option<i64>, reval: Reval) -> Res<()> {
+        let (fh, _) = self.resolve(ctx, path, reval).await?;
+        self.flush(ctx, fh, false).await?;
         let how = match time {
             Some(ns) => SetTime::ClientTime(ns),
             None => SetTime::ServerTime,
         };
-        self.rpc_ok(
-            ctx,
-            Request::Setattr { fh: a.fh, sattr: Sattr { size: None, atime: Some(how), mtime: Some(how) } },
-        )
-        .await?;
+        let got = self
+            .rpc(ctx, Request::Setattr { fh, sattr: Sattr { size: None, atime: Some(how), mtime: Some(how) } })
+            .await?;
+        if let Err(stat) = got.reply.status {
+            return Err(stat.errno());
+        }
+        self.absorb_post_op(fh, got.reply.obj, got.ev, got.reply.obj_before, Proc::Setattr);
         Ok(())
     }
 }

@@ -279,10 +279,13 @@ pub struct Reply {
     /// source directory; `dir2` is the target directory).
     pub dir: Option<Wcc>,
     pub dir2: Option<Wcc>,
+    /// WRITE and SETATTR: the file's pre-op `(size, mtime, ctime)` (`wcc_data`), so a
+    /// client can tell its own change from another client's (spec/nfs.md §1.2, §3).
+    pub obj_before: Option<(u64, Nanos, Nanos)>,
 }
 
 impl Reply {
     pub fn err(stat: NfsStat) -> Reply {
-        Reply { status: Err(stat), obj: None, dir: None, dir2: None }
+        Reply { status: Err(stat), obj: None, dir: None, dir2: None, obj_before: None }
     }
 }

@@ -1,13 +1,26 @@
 //! The NFS server host: drains its socket each step, serves the batch in a
-//! seeded order, and replies with post-op attributes.
+//! seeded order, answers duplicates from the DRC, and replies with post-op
+//! attributes.
 //!
 //! turmoil hands a host every message due in a step in link-registration order,
 //! so without a shuffle the earlier-registered client would always be served
 //! first (spec/determinism.md §6). The server therefore drains the socket and
 //! applies the batch in an order drawn from its own stream `server/order`.
 //!
-//! Not modelled yet: the duplicate request cache, unstable writes and reboots
-//! (the NFS semantics issue adds them as their own modules).
+//! **Crash and reboot** (spec/nfs.md §10): while down, the server drops every
+//! request it receives (and any reply it was still holding back). A crash
+//! empties the DRC, drops uncommitted UNSTABLE data, changes the write verifier,
+//! and under an `async` export reverts the namespace to the last durable
+//! snapshot, which a background "sync" advances every `async_sync_ms` (plus a
+//! seeded jitter). File handles survive a reboot, as a v3 server's do.
+//!
+//! **Replays.** The server keeps, for the trace only, which (client, port, xid)
+//! of a non-idempotent procedure it has already executed, so an `Apply` of a
+//! re-execution is marked `replay`, and a replay that answers EEXIST or ENOENT
+//! after a successful first execution counts as a false reply (§6.2).
+//!
+//! Not modelled: server processing time other than the reply delay drawn by the
+//! link (a delayed reply stands for a request still in progress), NLM, v4 state.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -17,11 +30,36 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use turmoil::net::UdpSocket;
 
+use super::drc::{Drc, DrcKey, DrcLookup};
+use super::proto::NfsStat;
 use super::store::{ReaddirOrder, Store};
 use crate::clock::{true_now, ClockConfig};
 use crate::rng::Rng;
 use crate::rpc::{CallMsg, ReplyFate, ReplyMsg, DATAGRAM_BYTES_MAX, NFS_PORT};
+use crate::trace::EventKind;
 use crate::world::World;
+
+/// `exports(5)` `sync` / `async`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Export {
+    /// Reply only after changes are on stable storage (the default since nfs-utils 1.0.0).
+    #[default]
+    Sync,
+    /// Reply before changes are durable: a crash can roll back acknowledged operations.
+    Async,
+}
+
+/// Named server settings, matching the client profiles (spec/nfs.md §12).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerProfile {
+    /// A jiffy of timestamp granularity, a DRC of 8192 entries.
+    #[serde(rename = "linux-modern")]
+    LinuxModern,
+    /// 1 s timestamp granularity and a small DRC (256 entries).
+    #[serde(rename = "linux-2.2")]
+    Linux22,
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -31,37 +69,83 @@ pub struct ServerConfig {
     /// on a modern Linux server, 1000 for old filesystems (spec/nfs.md §4, §12).
     pub timestamp_granularity_ms: u64,
     pub readdir_order: ReaddirOrder,
+    /// DRC entries kept before LRU eviction (knfsd: 8192 at 64 MB of memory).
+    pub drc_capacity: usize,
+    /// DRC entry lifetime (`RC_EXPIRE`).
+    pub drc_ttl_s: u64,
+    pub export: Export,
+    /// Under `async`, how often the durable snapshot catches up (a seeded jitter
+    /// of up to the same again is added to each interval).
+    pub async_sync_ms: u64,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig {
+        ServerConfig::profile(ServerProfile::LinuxModern)
+    }
+}
+
+impl ServerConfig {
+    pub fn profile(profile: ServerProfile) -> ServerConfig {
+        let base = ServerConfig {
             clock: ClockConfig::default(),
             timestamp_granularity_ms: 4,
             readdir_order: ReaddirOrder::Creation,
+            drc_capacity: 8192,
+            drc_ttl_s: 120,
+            export: Export::Sync,
+            async_sync_ms: 5000,
+        };
+        match profile {
+            ServerProfile::LinuxModern => base,
+            ServerProfile::Linux22 => ServerConfig { timestamp_granularity_ms: 1000, drc_capacity: 256, ..base },
         }
     }
 }
 
-/// Everything the server keeps. The store is durable; the rest is volatile.
+/// Everything the server keeps. The store is durable (but see `async`); the rest is volatile.
 pub struct ServerState {
     pub store: Store,
     pub config: ServerConfig,
     order: Rng,
+    boot_rng: Rng,
     names: BTreeMap<IpAddr, Rc<str>>,
+    drc: Drc,
+    /// Under `async`: the namespace as last made durable.
+    durable: Option<Store>,
+    /// Boots so far; a reply held back across a crash is dropped.
+    boot: u32,
+    down_until: Option<Duration>,
+    /// Trace bookkeeping, not server state: non-idempotent requests already
+    /// executed, and whether the first execution succeeded. Survives reboots.
+    executed: BTreeMap<(SocketAddr, u32), bool>,
 }
 
 impl ServerState {
     pub fn new(seed: u64, config: ServerConfig) -> ServerState {
         let now = config.clock.wall_ns(Duration::ZERO);
         let order_seed = Rng::stream(seed, "server/readdir").u64();
-        let store = Store::new(
+        let mut store = Store::new(
             now,
             config.timestamp_granularity_ms.max(1) as i64 * 1_000_000,
             config.readdir_order,
             order_seed,
         );
-        ServerState { store, config, order: Rng::stream(seed, "server/order"), names: BTreeMap::new() }
+        let mut boot_rng = Rng::stream(seed, "server/boot");
+        store.write_verf = boot_rng.u64();
+        let durable = (config.export == Export::Async).then(|| store.clone());
+        ServerState {
+            store,
+            drc: Drc::new(config.drc_capacity, Duration::from_secs(config.drc_ttl_s)),
+            config,
+            order: Rng::stream(seed, "server/order"),
+            boot_rng,
+            names: BTreeMap::new(),
+            durable,
+            boot: 1,
+            down_until: None,
+            executed: BTreeMap::new(),
+        }
     }
 
     fn client_name(&mut self, ip: IpAddr) -> Rc<str> {
@@ -70,11 +154,67 @@ impl ServerState {
             .or_insert_with(|| turmoil::reverse_lookup(ip).unwrap_or_else(|| ip.to_string()).into())
             .clone()
     }
+
+    /// Whether the server is down at true time `now`.
+    pub fn is_down(&self, now: Duration) -> bool {
+        self.down_until.is_some_and(|t| now < t)
+    }
+
+    pub fn drc_len(&self) -> usize {
+        self.drc.len()
+    }
+
+    /// Crashes the server now; it serves again `down_for` later. Returns
+    /// (files whose uncommitted data was lost, whether an async rollback happened).
+    pub fn crash(&mut self, now: Duration, down_for: Duration) -> (usize, bool) {
+        self.drc.clear();
+        let mut rolled_back = false;
+        if let Some(durable) = &self.durable {
+            rolled_back = durable.dump() != self.store.dump();
+            let newer = std::mem::replace(&mut self.store, durable.clone());
+            self.store.keep_handles_unique(&newer);
+        }
+        let lost = self.store.lose_unstable();
+        self.store.write_verf = self.boot_rng.u64();
+        if let Some(durable) = &mut self.durable {
+            *durable = self.store.clone();
+        }
+        self.boot += 1;
+        self.down_until = Some(now + down_for);
+        (lost, rolled_back)
+    }
+
+    /// The `async` export's background writeback: the snapshot catches up.
+    fn sync_durable(&mut self) {
+        if self.durable.is_some() {
+            self.durable = Some(self.store.clone());
+        }
+    }
+}
+
+fn checksum(call: &CallMsg) -> u64 {
+    let bytes = postcard::to_allocvec(&call.request).expect("encode request");
+    xxhash_rust::xxh3::xxh3_64(&bytes[..bytes.len().min(256)])
 }
 
 /// The server host's software.
 pub async fn serve(world: World) -> turmoil::Result {
     let socket = Rc::new(UdpSocket::bind(("0.0.0.0", NFS_PORT)).await?);
+    if world.config().server.export == Export::Async {
+        let w = world.clone();
+        tokio::task::spawn_local(async move {
+            let interval = w.config().server.async_sync_ms.max(1);
+            let mut rng = Rng::stream(w.seed(), "server/sync");
+            loop {
+                tokio::time::sleep(Duration::from_millis(interval + rng.below(interval + 1))).await;
+                w.with_server(|s| {
+                    if !s.is_down(true_now()) {
+                        s.sync_durable()
+                    }
+                });
+            }
+        });
+    }
     let mut buf = vec![0u8; DATAGRAM_BYTES_MAX];
     loop {
         let (n, from) = socket.recv_from(&mut buf).await?;
@@ -82,35 +222,116 @@ pub async fn serve(world: World) -> turmoil::Result {
         while let Ok((n, from)) = socket.try_recv_from(&mut buf) {
             batch.push((buf[..n].to_vec(), from));
         }
+        if world.with_server(|s| s.is_down(true_now())) {
+            world.count(|c| c.requests_dropped_server_down += batch.len() as u64);
+            continue;
+        }
         world.with_server(|s| s.order.shuffle(&mut batch));
         for (bytes, from) in batch {
             let Ok(call) = postcard::from_bytes::<CallMsg>(&bytes) else { continue };
-            let reply = world.with_server(|s| {
-                let now = s.config.clock.wall_ns(true_now());
-                let reply = s.store.apply(&call.request, now);
-                let client = s.client_name(from.ip());
-                (reply, client)
-            });
-            let (reply, client) = reply;
-            let status = match &reply.status {
-                Ok(_) => "OK",
-                Err(stat) => stat.name(),
-            };
-            world.record_apply(client, call.xid, call.request.proc().name(), call.request.describe(), status, false);
-            let bytes = postcard::to_allocvec(&ReplyMsg { xid: call.xid, reply }).expect("encode reply");
-            match call.reply_fate {
-                ReplyFate::Deliver => {
-                    let _ = socket.try_send_to(&bytes, from);
-                }
-                ReplyFate::Drop => world.count(|c| c.replies_dropped += 1),
-                ReplyFate::DelayMs(ms) => {
-                    let socket = socket.clone();
-                    tokio::task::spawn_local(async move {
-                        tokio::time::sleep(Duration::from_millis(ms as u64)).await;
-                        let _ = socket.try_send_to(&bytes, from);
-                    });
-                }
+            serve_one(&world, &socket, call, from);
+        }
+    }
+}
+
+fn serve_one(world: &World, socket: &Rc<UdpSocket>, call: CallMsg, from: SocketAddr) {
+    let proc = call.request.proc();
+    let now = true_now();
+    let key = proc.is_non_idempotent().then(|| DrcKey { client: from, xid: call.xid, proc, checksum: checksum(&call) });
+    if let Some(key) = &key {
+        let found = world.with_server(|s| s.drc.lookup(key, now));
+        let client = world.with_server(|s| s.client_name(from.ip()));
+        match found {
+            DrcLookup::Miss => world.count(|c| c.drc_misses += 1),
+            DrcLookup::InProgress => {
+                world.count(|c| c.drc_in_progress_drops += 1);
+                world.record(EventKind::Drc { client, xid: call.xid, proc: proc.name(), outcome: "in-progress" });
+                return;
             }
+            DrcLookup::Done(reply) => {
+                world.count(|c| c.drc_hits += 1);
+                world.record(EventKind::Drc { client, xid: call.xid, proc: proc.name(), outcome: "hit" });
+                let boot = world.with_server(|s| s.boot);
+                send(world, socket, call.reply_fate, reply, from, None, boot);
+                return;
+            }
+        }
+    }
+    let (reply, client, replay, boot) = world.with_server(|s| {
+        let wall = s.config.clock.wall_ns(now);
+        let reply = s.store.apply(&call.request, wall);
+        let client = s.client_name(from.ip());
+        let ok = reply.status.is_ok();
+        let replay = match key {
+            Some(_) => match s.executed.get(&(from, call.xid)) {
+                Some(first_ok) => Some(*first_ok),
+                None => {
+                    s.executed.insert((from, call.xid), ok);
+                    None
+                }
+            },
+            None => None,
+        };
+        (reply, client, replay, s.boot)
+    });
+    let status = match &reply.status {
+        Ok(_) => "OK",
+        Err(stat) => stat.name(),
+    };
+    if let Some(first_ok) = replay {
+        world.count(|c| {
+            c.replays_executed += 1;
+            match reply.status {
+                Err(NfsStat::Exist) if first_ok => c.false_eexist_replies += 1,
+                Err(NfsStat::Noent) if first_ok => c.false_enoent_replies += 1,
+                _ => {}
+            }
+        });
+    }
+    world.record_apply(client, call.xid, proc.name(), call.request.describe(), status, replay.is_some());
+    let bytes: Rc<[u8]> = postcard::to_allocvec(&ReplyMsg { xid: call.xid, reply }).expect("encode reply").into();
+    if let Some(key) = key {
+        // A reply held back by the link stands for a request still in progress.
+        let done = !matches!(call.reply_fate, ReplyFate::DelayMs(_));
+        world.with_server(|s| s.drc.insert(key, done.then(|| bytes.clone()), now));
+        send(world, socket, call.reply_fate, bytes, from, (!done).then_some(key), boot);
+    } else {
+        send(world, socket, call.reply_fate, bytes, from, None, boot);
+    }
+}
+
+/// Sends a reply as its fate says. A held-back reply is dropped if the server
+/// rebooted meanwhile; `pending` names the DRC entry it completes.
+fn send(
+    world: &World,
+    socket: &Rc<UdpSocket>,
+    fate: ReplyFate,
+    bytes: Rc<[u8]>,
+    to: SocketAddr,
+    pending: Option<DrcKey>,
+    boot: u32,
+) {
+    match fate {
+        ReplyFate::Deliver => {
+            let _ = socket.try_send_to(&bytes, to);
+        }
+        ReplyFate::Drop => world.count(|c| c.replies_dropped += 1),
+        ReplyFate::DelayMs(ms) => {
+            let socket = socket.clone();
+            let world = world.clone();
+            tokio::task::spawn_local(async move {
+                tokio::time::sleep(Duration::from_millis(ms as u64)).await;
+                let alive = world.with_server(|s| {
+                    let alive = s.boot == boot && !s.is_down(true_now());
+                    if let (true, Some(key)) = (alive, pending) {
+                        s.drc.complete(&key, bytes.clone());
+                    }
+                    alive
+                });
+                if alive {
+                    let _ = socket.try_send_to(&bytes, to);
+                }
+            });
         }
     }
 }

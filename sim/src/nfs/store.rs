@@ -74,6 +74,11 @@ pub struct Store {
     granularity_ns: i64,
     order: ReaddirOrder,
     order_seed: u64,
+    /// The write verifier every WRITE and COMMIT reply carries; the server sets a
+    /// new one at each boot.
+    pub write_verf: u64,
+    /// Durable images of files with UNSTABLE data not yet committed, by inode.
+    unstable: BTreeMap<u64, Vec<u8>>,
 }
 
 /// One line of a namespace dump: a path and what is behind it.
@@ -96,6 +101,8 @@ impl Store {
             granularity_ns: granularity_ns.max(1),
             order,
             order_seed,
+            write_verf: 1,
+            unstable: BTreeMap::new(),
         };
         let t = store.stamp(now);
         store.inodes.insert(
@@ -127,6 +134,13 @@ impl Store {
     fn get_mut(&mut self, fh: Fh) -> Result<&mut Inode, NfsStat> {
         match self.inodes.get_mut(&fh.ino) {
             Some(inode) if inode.gen == fh.gen => Ok(inode),
+            _ => Err(NfsStat::Stale),
+        }
+    }
+
+    fn inode_and_unstable(&mut self, fh: Fh) -> Result<(&mut Inode, &mut BTreeMap<u64, Vec<u8>>), NfsStat> {
+        match self.inodes.get_mut(&fh.ino) {
+            Some(inode) if inode.gen == fh.gen => Ok((inode, &mut self.unstable)),
             _ => Err(NfsStat::Stale),
         }
     }
@@ -179,6 +193,7 @@ impl Store {
         inode.change += 1;
         if inode.nlink == 0 {
             self.inodes.remove(&ino);
+            self.unstable.remove(&ino);
         }
     }
 
@@ -187,7 +202,7 @@ impl Store {
         let t = self.stamp(now);
         match req {
             Request::Getattr { fh } => match self.attrs(*fh) {
-                Some(a) => Reply { status: Ok(Body::None), obj: Some(a), dir: None, dir2: None },
+                Some(a) => Reply { status: Ok(Body::None), obj: Some(a), dir: None, dir2: None, obj_before: None },
                 None => Reply::err(NfsStat::Stale),
             },
             Request::Setattr { fh, sattr } => self.setattr(*fh, sattr, t),
@@ -197,9 +212,15 @@ impl Store {
                 match status {
                     Ok(ino) => {
                         let fh = self.fh(ino);
-                        Reply { status: Ok(Body::Handle(fh)), obj: self.attrs(fh), dir: dir_after, dir2: None }
+                        Reply {
+                            status: Ok(Body::Handle(fh)),
+                            obj: self.attrs(fh),
+                            dir: dir_after,
+                            dir2: None,
+                            obj_before: None,
+                        }
                     }
-                    Err(e) => Reply { status: Err(e), obj: None, dir: dir_after, dir2: None },
+                    Err(e) => Reply { status: Err(e), obj: None, dir: dir_after, dir2: None, obj_before: None },
                 }
             }
             Request::Read { fh, offset, count } => match self.get(*fh).map(|i| &i.kind) {
@@ -212,40 +233,56 @@ impl Store {
                         obj: self.attrs(*fh),
                         dir: None,
                         dir2: None,
+                        obj_before: None,
                     }
                 }
                 Ok(Kind::Dir(_)) => Reply::err(NfsStat::Isdir),
                 Err(e) => Reply::err(e),
             },
-            Request::Write { fh, offset, stable: _, data } => {
-                let inode = match self.get_mut(*fh) {
-                    Ok(i) => i,
+            Request::Write { fh, offset, stable, data } => {
+                let verf = self.write_verf;
+                let (inode, unstable) = match self.inode_and_unstable(*fh) {
+                    Ok(x) => x,
                     Err(e) => return Reply::err(e),
                 };
+                let before = inode.wcc_before(fh.ino);
                 let Kind::File(content) = &mut inode.kind else { return Reply::err(NfsStat::Isdir) };
-                let end = *offset as usize + data.len();
-                if content.len() < end {
-                    content.resize(end, 0);
+                // An UNSTABLE write lands in the server's page cache only: keep the durable
+                // image of the file until a COMMIT, so a reboot can lose it (spec/nfs.md §10).
+                match stable {
+                    Stable::Unstable => {
+                        unstable.entry(fh.ino).or_insert_with(|| content.clone());
+                    }
+                    Stable::FileSync => {
+                        if let Some(durable) = unstable.get_mut(&fh.ino) {
+                            write_at(durable, *offset, data);
+                        }
+                    }
                 }
-                content[*offset as usize..end].copy_from_slice(data);
+                write_at(content, *offset, data);
                 inode.mtime = t;
                 inode.ctime = t;
                 inode.change += 1;
                 let count = data.len() as u32;
                 Reply {
-                    status: Ok(Body::Write { count, committed: Stable::FileSync, verf: 0 }),
+                    status: Ok(Body::Write { count, committed: *stable, verf }),
                     obj: self.attrs(*fh),
                     dir: None,
                     dir2: None,
+                    obj_before: Some(before),
                 }
             }
             Request::Commit { fh } => match self.attrs(*fh) {
-                Some(a) => Reply {
-                    status: Ok(Body::Write { count: 0, committed: Stable::FileSync, verf: 0 }),
-                    obj: Some(a),
-                    dir: None,
-                    dir2: None,
-                },
+                Some(a) => {
+                    self.unstable.remove(&fh.ino);
+                    Reply {
+                        status: Ok(Body::Write { count: 0, committed: Stable::FileSync, verf: self.write_verf }),
+                        obj: Some(a),
+                        dir: None,
+                        dir2: None,
+                        obj_before: None,
+                    }
+                }
                 None => Reply::err(NfsStat::Stale),
             },
             Request::Create { dir, name, mode } => self.create(*dir, name, *mode, t),
@@ -297,7 +334,13 @@ impl Store {
                         let seed = self.order_seed;
                         names.sort_by_key(|n| xxhash_rust::xxh3::xxh3_64_with_seed(n.as_bytes(), seed));
                     }
-                    Reply { status: Ok(Body::Entries(names)), obj: self.attrs(*dir), dir: None, dir2: None }
+                    Reply {
+                        status: Ok(Body::Entries(names)),
+                        obj: self.attrs(*dir),
+                        dir: None,
+                        dir2: None,
+                        obj_before: None,
+                    }
                 }
                 Err(e) => Reply::err(e),
             },
@@ -316,18 +359,24 @@ impl Store {
             obj: obj.and_then(|fh| self.attrs(fh)),
             dir: Some(Wcc { before, after: self.attrs(dir) }),
             dir2: None,
+            obj_before: None,
         }
     }
 
     fn setattr(&mut self, fh: Fh, sattr: &Sattr, t: Nanos) -> Reply {
-        let inode = match self.get_mut(fh) {
-            Ok(i) => i,
+        let (inode, unstable) = match self.inode_and_unstable(fh) {
+            Ok(x) => x,
             Err(e) => return Reply::err(e),
         };
+        let before = inode.wcc_before(fh.ino);
         if let Some(size) = sattr.size {
             let Kind::File(content) = &mut inode.kind else { return Reply::err(NfsStat::Isdir) };
             content.resize(size as usize, 0);
             inode.mtime = t;
+            // SETATTR is synchronous: a truncation is durable at once.
+            if let Some(durable) = unstable.get_mut(&fh.ino) {
+                durable.resize(size as usize, 0);
+            }
         }
         let value = |how: SetTime| match how {
             SetTime::ServerTime => t,
@@ -341,7 +390,7 @@ impl Store {
         }
         inode.ctime = t;
         inode.change += 1;
-        Reply { status: Ok(Body::None), obj: self.attrs(fh), dir: None, dir2: None }
+        Reply { status: Ok(Body::None), obj: self.attrs(fh), dir: None, dir2: None, obj_before: Some(before) }
     }
 
     fn create(&mut self, dir: Fh, name: &str, mode: CreateMode, t: Nanos) -> Reply {
@@ -447,6 +496,7 @@ impl Store {
             obj: None,
             dir: Some(Wcc { before: before_from, after: self.attrs(from_dir) }),
             dir2: Some(Wcc { before: before_to, after: self.attrs(to_dir) }),
+            obj_before: None,
         }
     }
 
@@ -500,10 +550,42 @@ impl Store {
         }
     }
 
+    /// After a rollback to an older snapshot: inode numbers and generations keep
+    /// counting from where `newer` was, so a handle from before the crash never
+    /// names a different, later file.
+    pub fn keep_handles_unique(&mut self, newer: &Store) {
+        self.ino_next = self.ino_next.max(newer.ino_next);
+        self.gen_next = self.gen_next.max(newer.gen_next);
+    }
+
+    /// A reboot: every file with uncommitted UNSTABLE data reverts to its durable
+    /// image (spec/nfs.md §10). Returns how many files lost data.
+    pub fn lose_unstable(&mut self) -> usize {
+        let unstable = std::mem::take(&mut self.unstable);
+        let mut lost = 0;
+        for (ino, durable) in unstable {
+            if let Some(Inode { kind: Kind::File(content), .. }) = self.inodes.get_mut(&ino) {
+                if *content != durable {
+                    lost += 1;
+                }
+                *content = durable;
+            }
+        }
+        lost
+    }
+
     /// Number of live inodes, root included.
     pub fn inode_count(&self) -> usize {
         self.inodes.len()
     }
+}
+
+fn write_at(content: &mut Vec<u8>, offset: u64, data: &[u8]) {
+    let end = offset as usize + data.len();
+    if content.len() < end {
+        content.resize(end, 0);
+    }
+    content[offset as usize..end].copy_from_slice(data);
 }
 
 fn verifier_mtime(verf: u64) -> Nanos {

@@ -25,7 +25,10 @@ fn world(program: &str, gate: GateConfig) -> WorldConfig {
 #[test]
 fn the_op_cap_ends_a_spinning_process_with_a_livelock_verdict() {
     // With no CPU cost charged, a loop of zero sleeps never lets time advance.
-    let mut sim = Simulation::new(world("spin", GateConfig { cpu_cost_us_per_call: 0, ops_per_step_max: 500 }));
+    let mut sim = Simulation::new(world(
+        "spin",
+        GateConfig { cpu_cost_us_per_call: 0, ops_per_step_max: 500, ..GateConfig::default() },
+    ));
     sim.world().register_program(
         "spin",
         Rc::new(|p: Proc, _| {
@@ -49,7 +52,10 @@ fn the_op_cap_ends_a_spinning_process_with_a_livelock_verdict() {
 
 #[test]
 fn cpu_cost_makes_a_loop_of_cheap_calls_advance_simulated_time() {
-    let mut sim = Simulation::new(world("spin", GateConfig { cpu_cost_us_per_call: 100, ops_per_step_max: 500 }));
+    let mut sim = Simulation::new(world(
+        "spin",
+        GateConfig { cpu_cost_us_per_call: 100, ops_per_step_max: 500, ..GateConfig::default() },
+    ));
     sim.world().register_program(
         "spin",
         Rc::new(|p: Proc, _| {

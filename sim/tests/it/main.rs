@@ -1,4 +1,17 @@
-//! sim's integration tests: the server's inode semantics, the gate, and determinism.
+//! sim's integration tests: the server's inode semantics, the gate, and one
+//! module per NFS mechanism (spec/nfs.md), driven through `Simulation` and
+//! programs that make `Proc` calls.
 
+mod attr_cache;
+mod close_to_open;
+mod dentry_cache;
+mod drc;
 mod gate;
+mod harness;
+mod profiles;
+mod server;
+mod silly;
+mod stalls;
 mod store;
+mod timestamps;
+mod transport;

@@ -1,0 +1,108 @@
+//! The client's attribute cache, one entry per file handle (spec/nfs.md §1).
+//!
+//! Models `nfs_update_inode()`'s adaptive timeout exactly (§1.2): each entry has
+//! `attrtimeo`, starting at acregmin (files) or acdirmin (directories), and
+//! `attrtimeo_timestamp`. Attributes are fresh while `now < fetched_at +
+//! attrtimeo`. New attributes that differ reset the timeout to the minimum; equal
+//! attributes arriving once the timeout has run out double it, up to the maximum.
+//! Every entry remembers the trace event that filled it, for `served_by`.
+//!
+//! Left out: the separate invalidation bits Linux keeps per attribute
+//! (`NFS_INO_INVALID_*`); an entry is fresh or not as a whole. atime is not
+//! compared, as a v3 client does not track it reliably (§9).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::mount::AcBounds;
+use super::proto::{Fattr, Fh, Ftype};
+
+#[derive(Clone, Copy, Debug)]
+pub struct AttrEntry {
+    pub attr: Fattr,
+    pub fetched_at: Duration,
+    pub attrtimeo: Duration,
+    pub attrtimeo_timestamp: Duration,
+    /// The trace event whose reply filled the entry.
+    pub filled_by_ev: u64,
+}
+
+impl AttrEntry {
+    pub fn is_fresh(&self, now: Duration) -> bool {
+        now < self.fetched_at + self.attrtimeo
+    }
+}
+
+/// Whether two attribute sets differ in anything the client compares.
+pub fn attrs_differ(a: &Fattr, b: &Fattr) -> bool {
+    a.mtime != b.mtime || a.ctime != b.ctime || a.size != b.size || a.nlink != b.nlink || a.fileid != b.fileid
+}
+
+pub struct AttrCache {
+    bounds: AcBounds,
+    entries: BTreeMap<Fh, AttrEntry>,
+}
+
+impl AttrCache {
+    pub fn new(bounds: AcBounds) -> AttrCache {
+        AttrCache { bounds, entries: BTreeMap::new() }
+    }
+
+    fn min_max(&self, ftype: Ftype) -> (Duration, Duration) {
+        match ftype {
+            Ftype::Reg => (self.bounds.reg_min, self.bounds.reg_max),
+            Ftype::Dir => (self.bounds.dir_min, self.bounds.dir_max),
+        }
+    }
+
+    pub fn get(&self, fh: Fh) -> Option<&AttrEntry> {
+        self.entries.get(&fh)
+    }
+
+    /// The cached attributes if they are still fresh.
+    pub fn fresh(&self, fh: Fh, now: Duration) -> Option<&AttrEntry> {
+        self.entries.get(&fh).filter(|e| e.is_fresh(now))
+    }
+
+    /// Stores attributes that came from the server (spec/nfs.md §1.2, steps 1–3).
+    /// Returns whether they differ from the cached ones.
+    pub fn update(&mut self, fh: Fh, attr: Fattr, now: Duration, ev: u64) -> bool {
+        let (min, max) = self.min_max(attr.ftype);
+        match self.entries.get_mut(&fh) {
+            None => {
+                self.entries.insert(
+                    fh,
+                    AttrEntry { attr, fetched_at: now, attrtimeo: min, attrtimeo_timestamp: now, filled_by_ev: ev },
+                );
+                true
+            }
+            Some(e) => {
+                let changed = attrs_differ(&e.attr, &attr);
+                if changed {
+                    e.attrtimeo = min;
+                    e.attrtimeo_timestamp = now;
+                } else if now >= e.attrtimeo_timestamp + e.attrtimeo {
+                    e.attrtimeo = (e.attrtimeo * 2).min(max);
+                    e.attrtimeo_timestamp = now;
+                }
+                e.attr = attr;
+                e.fetched_at = now;
+                e.filled_by_ev = ev;
+                changed
+            }
+        }
+    }
+
+    /// Marks an entry expired without forgetting it (the verifier stays comparable).
+    pub fn expire(&mut self, fh: Fh) {
+        if let Some(e) = self.entries.get_mut(&fh) {
+            e.fetched_at = Duration::ZERO;
+            e.attrtimeo = Duration::ZERO;
+        }
+    }
+
+    /// Forgets a handle the server called stale.
+    pub fn forget(&mut self, fh: Fh) {
+        self.entries.remove(&fh);
+    }
+}

@@ -1,0 +1,237 @@
+//! Mount options (nfs(5)): every client-side switch of spec/nfs.md, with Linux's
+//! defaults. Each cache module reads its own fields; [`ClientProfile`]s bundle them.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::rpc::TransportOptions;
+
+/// `ac` / `noac` (spec/nfs.md §1.1). `noac` is `actimeo=0` plus synchronous writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ac {
+    #[default]
+    Ac,
+    Noac,
+}
+
+/// `lookupcache=` (spec/nfs.md §2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LookupCache {
+    /// Positive and negative dentries trusted until the parent's attributes expire.
+    #[default]
+    All,
+    /// Negative dentries are always revalidated (Linux before 2.6.28 kept none).
+    Positive,
+    /// Every dentry is revalidated with a LOOKUP.
+    None,
+}
+
+/// `cto` / `nocto` (spec/nfs.md §3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cto {
+    #[default]
+    Cto,
+    Nocto,
+}
+
+/// Whether post-op attributes in this client's own replies refresh its
+/// attribute cache (spec/nfs.md §1.3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PostOpAttrs {
+    #[default]
+    Applied,
+    /// Linux in December 1996: the cached link count is not updated after `link()`.
+    IgnoredAfterLink,
+    /// As if the server omitted them: the stale values stay cached.
+    Ignored,
+}
+
+/// What a path-based call does on ESTALE (spec/nfs.md §8, `retry_estale()`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EstaleRetry {
+    /// Retry the walk once with `LOOKUP_REVAL` (Linux since 2012).
+    #[default]
+    Once,
+    /// Return ESTALE (older kernels).
+    Never,
+}
+
+/// The errno an application sees for a stale handle.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EstaleErrno {
+    #[default]
+    Estale,
+    /// "Some Linux versions return ENOENT" (spec/nfs.md §8, §12).
+    Enoent,
+}
+
+/// How `open(O_CREAT|O_EXCL)` reaches the server (spec/nfs.md §11, §12).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExclusiveCreate {
+    /// v3 CREATE EXCLUSIVE with a `{jiffies, pid}` verifier, then SETATTR of the times.
+    #[default]
+    Exclusive,
+    /// v2 style: a LOOKUP, then CREATE UNCHECKED if absent. Not atomic: two clients can both succeed.
+    LookupThenCreate,
+}
+
+/// The 4.4BSD kludge: EEXIST from LINK, SYMLINK or MKDIR reported as success (spec/nfs.md §12).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MapEexist {
+    /// Linux and Solaris.
+    #[default]
+    Never,
+    /// NetBSD: only when the call was retransmitted.
+    OnRetransmit,
+    /// FreeBSD before November 2007.
+    Always,
+}
+
+/// When written data reaches the server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WriteMode {
+    /// Dirty pages stay on the client until close, fsync or a stat; then UNSTABLE WRITEs plus COMMIT.
+    #[default]
+    WriteBack,
+    /// Every write goes out at once as FILE_SYNC (the `sync` mount option; implied by `noac`).
+    Sync,
+}
+
+/// Named bundles of every client setting (spec/nfs.md §12).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientProfile {
+    /// A current Linux v3 client: every default of nfs(5).
+    #[serde(rename = "linux-modern")]
+    LinuxModern,
+    /// The Linux-2.2-era column of spec/nfs.md §12.
+    #[serde(rename = "linux-2.2")]
+    Linux22,
+    /// `linux-modern` with `noac`.
+    #[serde(rename = "noac")]
+    Noac,
+    /// `linux-modern` with `lookupcache=none`.
+    #[serde(rename = "lookupcache-none")]
+    LookupcacheNone,
+}
+
+impl ClientProfile {
+    pub const ALL: [ClientProfile; 4] =
+        [ClientProfile::LinuxModern, ClientProfile::Linux22, ClientProfile::Noac, ClientProfile::LookupcacheNone];
+}
+
+/// Mount options (nfs(5)); defaults are the `linux-modern` profile.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MountOptions {
+    pub rsize: u32,
+    pub wsize: u32,
+    pub transport: TransportOptions,
+    pub acregmin_s: u64,
+    pub acregmax_s: u64,
+    pub acdirmin_s: u64,
+    pub acdirmax_s: u64,
+    /// `actimeo=n`: sets all four bounds to n.
+    pub actimeo_s: Option<u64>,
+    pub ac: Ac,
+    pub lookupcache: LookupCache,
+    pub cto: Cto,
+    pub post_op_attrs: PostOpAttrs,
+    pub estale_retry: EstaleRetry,
+    pub estale_errno: EstaleErrno,
+    pub exclusive_create: ExclusiveCreate,
+    pub map_eexist_to_success: MapEexist,
+    pub writes: WriteMode,
+    /// The gap inside two-RPC operations (silly RENAME then RENAME; CREATE
+    /// EXCLUSIVE then SETATTR): a seeded whole number of ms in 0..=this.
+    pub compound_gap_ms_max: u64,
+}
+
+impl Default for MountOptions {
+    fn default() -> Self {
+        MountOptions {
+            rsize: 8192,
+            wsize: 8192,
+            transport: TransportOptions::default(),
+            acregmin_s: 3,
+            acregmax_s: 60,
+            acdirmin_s: 30,
+            acdirmax_s: 60,
+            actimeo_s: None,
+            ac: Ac::Ac,
+            lookupcache: LookupCache::All,
+            cto: Cto::Cto,
+            post_op_attrs: PostOpAttrs::Applied,
+            estale_retry: EstaleRetry::Once,
+            estale_errno: EstaleErrno::Estale,
+            exclusive_create: ExclusiveCreate::Exclusive,
+            map_eexist_to_success: MapEexist::Never,
+            writes: WriteMode::WriteBack,
+            compound_gap_ms_max: 0,
+        }
+    }
+}
+
+/// Attribute-cache bounds after `actimeo` and `noac` are applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AcBounds {
+    pub reg_min: Duration,
+    pub reg_max: Duration,
+    pub dir_min: Duration,
+    pub dir_max: Duration,
+}
+
+impl MountOptions {
+    /// Starts from a profile; the scenario layer then overrides single keys.
+    pub fn profile(profile: ClientProfile) -> MountOptions {
+        let modern = MountOptions::default();
+        match profile {
+            ClientProfile::LinuxModern => modern,
+            ClientProfile::Noac => MountOptions { ac: Ac::Noac, ..modern },
+            ClientProfile::LookupcacheNone => MountOptions { lookupcache: LookupCache::None, ..modern },
+            // UDP with the default 1.1 s doubling timeo and retrans 3 is `TransportOptions::default()`.
+            // The 1 s timestamp granularity belongs to the server: `ServerConfig::profile(ServerProfile::Linux22)`.
+            // Optional rows of §12 (ESTALE as ENOENT, nlink not updated after link) stay off;
+            // a scenario turns them on with `estale_errno` and `post_op_attrs`.
+            ClientProfile::Linux22 => MountOptions {
+                lookupcache: LookupCache::Positive,
+                estale_retry: EstaleRetry::Never,
+                exclusive_create: ExclusiveCreate::LookupThenCreate,
+                ..modern
+            },
+        }
+    }
+
+    pub fn ac_bounds(&self) -> AcBounds {
+        let s = Duration::from_secs;
+        if self.ac == Ac::Noac {
+            return AcBounds { reg_min: s(0), reg_max: s(0), dir_min: s(0), dir_max: s(0) };
+        }
+        match self.actimeo_s {
+            Some(n) => AcBounds { reg_min: s(n), reg_max: s(n), dir_min: s(n), dir_max: s(n) },
+            None => AcBounds {
+                reg_min: s(self.acregmin_s),
+                reg_max: s(self.acregmax_s.max(self.acregmin_s)),
+                dir_min: s(self.acdirmin_s),
+                dir_max: s(self.acdirmax_s.max(self.acdirmin_s)),
+            },
+        }
+    }
+
+    pub fn write_mode(&self) -> WriteMode {
+        if self.ac == Ac::Noac {
+            WriteMode::Sync
+        } else {
+            self.writes
+        }
+    }
+}

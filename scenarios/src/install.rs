@@ -24,7 +24,9 @@ fn option<'a>(args: &'a [String], key: &str) -> Option<&'a str> {
 
 pub async fn install<O: Os>(os: O, args: &[String]) -> i32 {
     let log = |os: &O, message: String| os.event(model::ModelEvent::Log { log: "error".into(), message });
-    let (Some(profile), Some(list), Some(members)) = (option(args, "profile"), option(args, "list"), option(args, "members")) else {
+    let (Some(profile), Some(list), Some(members)) =
+        (option(args, "profile"), option(args, "list"), option(args, "members"))
+    else {
         log(&os, format!("usage: {USAGE}"));
         return 2;
     };
@@ -39,7 +41,8 @@ pub async fn install<O: Os>(os: O, args: &[String]) -> i32 {
         dirs.extend(["qfiles/shunt", "qfiles/virgin", "qfiles/bad", "qfiles/retry"]);
     }
     // Site-specific directories, such as one master-lock directory per host.
-    let extra: Vec<&str> = option(args, "dirs").map(|d| d.split(',').filter(|s| !s.is_empty()).collect()).unwrap_or_default();
+    let extra: Vec<&str> =
+        option(args, "dirs").map(|d| d.split(',').filter(|s| !s.is_empty()).collect()).unwrap_or_default();
     dirs.extend(extra);
     for dir in dirs {
         match os.mkdir(dir).await {

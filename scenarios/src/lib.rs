@@ -22,6 +22,6 @@ pub mod scenario;
 mod sim_os;
 pub mod sweep;
 
-pub use run::{exit, fingerprint, run, run_full, Ending, Fingerprint, Report, RunOutput};
+pub use run::{exit, fingerprint, nonzero_counters, run, run_full, Ending, Fingerprint, Report, RunOutput};
 pub use scenario::{InputError, Scenario};
 pub use sim_os::SimOs;

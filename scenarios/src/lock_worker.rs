@@ -45,12 +45,14 @@ struct Plan {
 }
 
 fn plan(args: &[String]) -> Result<Plan, String> {
-    let known = ["lock", "log", "rounds", "variant", "lifetime-s", "retry-ms-min", "retry-ms-spread", "hold-ms", "think-ms"];
+    let known =
+        ["lock", "log", "rounds", "variant", "lifetime-s", "retry-ms-min", "retry-ms-spread", "hold-ms", "think-ms"];
     if let Some(a) = args.iter().find(|a| !known.iter().any(|k| a.starts_with(&format!("--{k}=")))) {
         return Err(format!("unknown argument {a:?}"));
     }
     let variant_name = option(args, "variant").unwrap_or("mailman21");
-    let mut settings = LockSettings::new(variant(variant_name).ok_or_else(|| format!("--variant={variant_name}: unknown"))?);
+    let mut settings =
+        LockSettings::new(variant(variant_name).ok_or_else(|| format!("--variant={variant_name}: unknown"))?);
     settings.lifetime = Duration::from_secs_f64(number(args, "lifetime-s", 15.0)?);
     settings.retry_sleep_min = Duration::from_millis(number(args, "retry-ms-min", 10)?);
     settings.retry_sleep_spread = Duration::from_millis(number(args, "retry-ms-spread", 2000)?);
@@ -75,7 +77,10 @@ pub async fn lock_worker<O: Os>(os: O, args: &[String]) -> i32 {
     let plan = match plan(args) {
         Ok(p) => p,
         Err(e) => {
-            os.event(model::ModelEvent::Log { log: "error".into(), message: format!("lock-worker: {e}; usage: {USAGE}") });
+            os.event(model::ModelEvent::Log {
+                log: "error".into(),
+                message: format!("lock-worker: {e}; usage: {USAGE}"),
+            });
             return 2;
         }
     };
@@ -104,10 +109,16 @@ pub async fn lock_worker<O: Os>(os: O, args: &[String]) -> i32 {
             Ok(()) => {}
             Err(LockError::NotLocked) => {
                 // Our lock was broken while we held it: the oracle and the log check say so.
-                os.event(model::ModelEvent::Log { log: "locks".into(), message: format!("{who}: lock lost before unlock") });
+                os.event(model::ModelEvent::Log {
+                    log: "locks".into(),
+                    message: format!("{who}: lock lost before unlock"),
+                });
             }
             Err(e) => {
-                os.event(model::ModelEvent::Log { log: "error".into(), message: format!("lock-worker {who}: unlock: {e}") });
+                os.event(model::ModelEvent::Log {
+                    log: "error".into(),
+                    message: format!("lock-worker {who}: unlock: {e}"),
+                });
                 code = 1;
                 break;
             }
@@ -142,7 +153,9 @@ pub fn check_log(text: &str) -> LogCheck {
                 check.sections += 1;
                 if !open.is_empty() {
                     check.overlaps += 1;
-                    check.first_overlap.get_or_insert_with(|| format!("line {}: {who} entered while {} was inside", i + 1, open.join(", ")));
+                    check.first_overlap.get_or_insert_with(|| {
+                        format!("line {}: {who} entered while {} was inside", i + 1, open.join(", "))
+                    });
                 }
                 open.push(who);
             }

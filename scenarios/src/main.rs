@@ -37,6 +37,12 @@ enum Command {
     },
     /// List the builtin scenarios, programs and oracles.
     List,
+    /// Print a scenario with every default and profile expanded, after `--set`.
+    Show {
+        scenario: String,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+    },
     /// Run a range of seeds in isolated worker processes.
     Sweep {
         scenario: String,
@@ -161,6 +167,13 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Show { scenario: name, sets } => match scenario::load(&name, &sets) {
+            Ok((_, canonical)) => {
+                print!("{canonical}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => bad_input(&e.to_string()),
+        },
         Command::List => {
             println!("scenarios:");
             for (name, text) in scenario::BUILTIN {
@@ -181,7 +194,17 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Sweep { scenario: name, seeds, jobs, shard, out, sets, stop_on_first, check_determinism, timeout_s } => {
+        Command::Sweep {
+            scenario: name,
+            seeds,
+            jobs,
+            shard,
+            out,
+            sets,
+            stop_on_first,
+            check_determinism,
+            timeout_s,
+        } => {
             let range = match scenarios::sweep::parse_seed_range(&seeds) {
                 Ok(r) => r,
                 Err(e) => return bad_input(&e.to_string()),
@@ -257,9 +280,14 @@ fn main() -> ExitCode {
             eprint!("{}", scenarios::sweep::summary(&lines, "merged", ""));
             ExitCode::from(lines.iter().map(|l| l.exit_code).max().unwrap_or(0) as u8)
         }
-        Command::Real { command: RealCommand::LockStress { dir, processes, rounds, variant, retry_ms_spread, hold_ms, lifetime_s, json } } => {
+        Command::Real {
+            command:
+                RealCommand::LockStress { dir, processes, rounds, variant, retry_ms_spread, hold_ms, lifetime_s, json },
+        } => {
             if scenarios::lock_worker::variant(&variant).is_none() {
-                return bad_input(&format!("--variant {variant:?}: expected one of: mailman21, mailman20, flufl, open2"));
+                return bad_input(&format!(
+                    "--variant {variant:?}: expected one of: mailman21, mailman20, flufl, open2"
+                ));
             }
             if processes == 0 || rounds == 0 {
                 return bad_input("--processes and --rounds: expected at least 1");
@@ -271,7 +299,8 @@ fn main() -> ExitCode {
                 Ok(exe) => exe,
                 Err(e) => return bad_input(&format!("cannot find this executable: {}", e.kind())),
             };
-            let params = scenarios::real::LockStress { dir, processes, rounds, variant, retry_ms_spread, hold_ms, lifetime_s };
+            let params =
+                scenarios::real::LockStress { dir, processes, rounds, variant, retry_ms_spread, hold_ms, lifetime_s };
             let report = match scenarios::real::lock_stress(&exe, &params) {
                 Ok(r) => r,
                 Err(e) => return bad_input(&format!("lock-stress: {}", e.kind())),
@@ -280,14 +309,27 @@ fn main() -> ExitCode {
                 println!("{}", serde_json::to_string_pretty(&report).expect("report serialises"));
             } else {
                 println!("dir           {}", report.dir);
-                println!("processes     {} x {} rounds ({}), {} failed", report.processes, report.rounds, report.variant, report.failed_processes);
+                println!(
+                    "processes     {} x {} rounds ({}), {} failed",
+                    report.processes, report.rounds, report.variant, report.failed_processes
+                );
                 println!("acquisitions  {}", report.acquisitions);
                 println!("waits         {}", report.waits);
                 println!("breaks        {}", report.breaks);
-                println!("overlaps      {}{}", report.overlaps, report.first_overlap.as_deref().map(|f| format!(" (first: {f})")).unwrap_or_default());
+                println!(
+                    "overlaps      {}{}",
+                    report.overlaps,
+                    report.first_overlap.as_deref().map(|f| format!(" (first: {f})")).unwrap_or_default()
+                );
                 println!("wall          {:.2} s", report.wall_s);
             }
-            let code = if report.overlaps > 0 { exit::SAFETY } else if report.failed_processes > 0 { exit::PANIC } else { exit::PASS };
+            let code = if report.overlaps > 0 {
+                exit::SAFETY
+            } else if report.failed_processes > 0 {
+                exit::PANIC
+            } else {
+                exit::PASS
+            };
             ExitCode::from(code as u8)
         }
         Command::Exec { root, host, program, args } => {
@@ -301,7 +343,13 @@ fn main() -> ExitCode {
             };
             let spawn = model::SpawnConfig {
                 exe,
-                args_prefix: vec!["exec".into(), "--root".into(), root.display().to_string(), "--host".into(), host.clone()],
+                args_prefix: vec![
+                    "exec".into(),
+                    "--root".into(),
+                    root.display().to_string(),
+                    "--host".into(),
+                    host.clone(),
+                ],
             };
             let os = model::RealOs::new(root, host).with_spawn(spawn);
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
@@ -317,7 +365,10 @@ fn main() -> ExitCode {
             let stdin = std::io::stdin();
             let mut stdout = std::io::stdout();
             let mut line = String::new();
-            while { line.clear(); std::io::BufRead::read_line(&mut stdin.lock(), &mut line).unwrap_or(0) > 0 } {
+            while {
+                line.clear();
+                std::io::BufRead::read_line(&mut stdin.lock(), &mut line).unwrap_or(0) > 0
+            } {
                 let Ok(seed) = line.trim().parse::<u64>() else { continue };
                 // Test hook for the sweep's own crash handling (never set by mmsim itself).
                 if std::env::var("MMSIM_WORKER_ABORT_ON_SEED").ok().and_then(|v| v.parse::<u64>().ok()) == Some(seed) {
@@ -335,7 +386,8 @@ fn main() -> ExitCode {
                     }
                     result
                 });
-                let result = result.unwrap_or_else(|_| scenarios::sweep::SeedLine::crashed(seed, "internal panic".into()));
+                let result =
+                    result.unwrap_or_else(|_| scenarios::sweep::SeedLine::crashed(seed, "internal panic".into()));
                 let _ = writeln!(stdout, "{}", serde_json::to_string(&result).expect("line serialises"));
                 let _ = stdout.flush();
             }

@@ -54,13 +54,17 @@ pub fn count(events: &[Event], counters: &Counters) -> BTreeMap<String, u64> {
     let mut hit = |name: &str, n: u64| *marks.get_mut(name).expect("known mark") += n;
     for e in events {
         match &e.kind {
-            EventKind::Call { op: "open", args, outcome: Err(libc::EEXIST), .. } if args.contains("EXCL") => hit("lock_contended", 1),
+            EventKind::Call { op: "open", args, outcome: Err(libc::EEXIST), .. } if args.contains("EXCL") => {
+                hit("lock_contended", 1)
+            }
             EventKind::Rpc { retransmit, .. } if *retransmit > 0 => hit("retransmission", 1),
             EventKind::Note { payload, .. } => match payload.downcast_ref::<ModelEvent>() {
                 Some(ModelEvent::LockContended { .. }) => hit("lock_contended", 1),
                 Some(ModelEvent::LockTimedOut { .. }) => hit("lock_timed_out", 1),
                 Some(ModelEvent::LockBroken { .. }) => hit("lock_broken", 1),
-                Some(ModelEvent::ListFileLoad { outcome: ListLoadOutcome::Corrupt, .. }) => hit("corrupt_config_read", 1),
+                Some(ModelEvent::ListFileLoad { outcome: ListLoadOutcome::Corrupt, .. }) => {
+                    hit("corrupt_config_read", 1)
+                }
                 Some(ModelEvent::ListFallbackUsed { .. }) => hit("last_fallback", 1),
                 Some(ModelEvent::ListRepairStarted { .. }) => hit("config_repair", 1),
                 _ => {}

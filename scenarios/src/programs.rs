@@ -43,7 +43,9 @@ pub fn register(world: &World) {
     for (name, _) in programs() {
         world.register_program(
             name,
-            Rc::new(move |proc: Proc, args: Vec<String>| Box::pin(async move { run(SimOs::new(proc), name, &args).await })),
+            Rc::new(move |proc: Proc, args: Vec<String>| {
+                Box::pin(async move { run(SimOs::new(proc), name, &args).await })
+            }),
         );
     }
 }

@@ -84,7 +84,8 @@ pub fn lock_stress(exe: &Path, p: &LockStress) -> std::io::Result<LockStressRepo
         }
     }
     let wall_s = started.elapsed().as_secs_f64();
-    let LogCheck { sections, overlaps, first_overlap } = check_log(&std::fs::read_to_string(p.dir.join(log)).unwrap_or_default());
+    let LogCheck { sections, overlaps, first_overlap } =
+        check_log(&std::fs::read_to_string(p.dir.join(log)).unwrap_or_default());
     let locks_log = p.dir.join("logs/locks");
     Ok(LockStressReport {
         dir: p.dir.display().to_string(),

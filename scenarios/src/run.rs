@@ -141,7 +141,9 @@ pub fn run_full(scenario: &Scenario, seed: u64, replay_args: &str) -> RunOutput 
     let trace = world.take_trace();
     let ending_problem = match &ending {
         Ending::Completed => None,
-        Ending::BudgetExhausted => Some(format!("the {} s simulated-time budget ran out before the run drained", scenario.run.duration_s_max)),
+        Ending::BudgetExhausted => {
+            Some(format!("the {} s simulated-time budget ran out before the run drained", scenario.run.duration_s_max))
+        }
         Ending::Livelock(why) => Some(why.clone()),
         Ending::SimError(e) => Some(e.clone()),
     };
@@ -196,6 +198,20 @@ pub fn run_full(scenario: &Scenario, seed: u64, replay_args: &str) -> RunOutput 
     RunOutput { report, trace }
 }
 
+/// Every non-zero counter but the per-procedure RPC counts, as `name=value`.
+pub fn nonzero_counters(counters: &sim::Counters) -> Vec<String> {
+    let value = serde_json::to_value(counters).unwrap_or_default();
+    let mut out = Vec::new();
+    if let Some(map) = value.as_object() {
+        for (k, v) in map {
+            if let Some(n) = v.as_u64().filter(|n| *n > 0) {
+                out.push(format!("{k}={n}"));
+            }
+        }
+    }
+    out
+}
+
 impl Report {
     /// The human report.
     pub fn render(&self) -> String {
@@ -225,16 +241,11 @@ impl Report {
                 let _ = writeln!(s, "      {v}");
             }
         }
-        let marks: Vec<String> = self.marks.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let marks: Vec<String> = self.marks.iter().filter(|(_, v)| **v > 0).map(|(k, v)| format!("{k}={v}")).collect();
         let _ = writeln!(s, "marks       {}", marks.join(" "));
         let rpcs: Vec<String> = self.counters.rpcs.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let _ = writeln!(s, "rpcs        {}", rpcs.join(" "));
-        let c = &self.counters;
-        let _ = writeln!(
-            s,
-            "transport   retransmissions={} requests_dropped={} requests_duplicated={} replies_dropped={}",
-            c.retransmissions, c.requests_dropped, c.requests_duplicated, c.replies_dropped
-        );
+        let _ = writeln!(s, "nfs         {}", nonzero_counters(&self.counters).join(" "));
         let _ = writeln!(
             s,
             "build       git {} | {} | Cargo.lock {} | scenario {}",

@@ -15,12 +15,11 @@ use serde::{Deserialize, Serialize};
 use crate::programs;
 
 /// Scenarios shipped with mmsim: (name, TOML text).
-pub const BUILTIN: &[(&str, &str)] =
-    &[
-        ("smoke", include_str!("../files/smoke.toml")),
-        ("two-servers", include_str!("../files/two-servers.toml")),
-        ("slices-two-hosts", include_str!("../files/slices-two-hosts.toml")),
-    ];
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("smoke", include_str!("../files/smoke.toml")),
+    ("two-servers", include_str!("../files/two-servers.toml")),
+    ("slices-two-hosts", include_str!("../files/slices-two-hosts.toml")),
+];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,6 +40,27 @@ pub struct Scenario {
     pub hosts: Vec<HostSpec>,
     #[serde(default)]
     pub oracles: OracleSettings,
+    /// The NFS profiles that `mount` and `server` start from.
+    #[serde(default)]
+    pub nfs: NfsProfiles,
+}
+
+/// Which named bundles of NFS settings the scenario starts from. Every key of
+/// `mount` (and each host's `mount`) and of `server` then overrides a single
+/// setting of its profile.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NfsProfiles {
+    /// `linux-modern`, `linux-2.2`, `noac` or `lookupcache-none`.
+    pub client: sim::ClientProfile,
+    /// `linux-modern` or `linux-2.2`.
+    pub server: sim::ServerProfile,
+}
+
+impl Default for NfsProfiles {
+    fn default() -> Self {
+        NfsProfiles { client: sim::ClientProfile::LinuxModern, server: sim::ServerProfile::LinuxModern }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -60,7 +80,13 @@ pub struct RunSettings {
 
 impl Default for RunSettings {
     fn default() -> Self {
-        RunSettings { duration_s_max: 3600, wait_for: Vec::new(), require_marks: Vec::new(), drain: false, drain_quiet_s: 5 }
+        RunSettings {
+            duration_s_max: 3600,
+            wait_for: Vec::new(),
+            require_marks: Vec::new(),
+            drain: false,
+            drain_quiet_s: 5,
+        }
     }
 }
 
@@ -139,13 +165,88 @@ pub fn load(name_or_path: &str, sets: &[String]) -> Result<(Scenario, String), I
     parse(&text, sets)
 }
 
+/// Overlays `over` on `base`, table by table; `over` wins.
+fn overlay(base: &mut toml::Value, over: &toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(k) {
+                    Some(slot) => overlay(slot, v),
+                    None => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}
+
+fn to_value<T: Serialize>(v: &T) -> Result<toml::Value, InputError> {
+    toml::Value::try_from(v).map_err(|e| bad(format!("scenario: {e}")))
+}
+
+/// Expands the NFS profiles: `mount`, each host's `mount` and `server` become
+/// the profile's full settings with the file's keys laid over them.
+fn expand_profiles(raw: &mut toml::Table) -> Result<(), InputError> {
+    let profiles: NfsProfiles = match raw.get("nfs") {
+        Some(v) => {
+            v.clone().try_into().map_err(|e: toml::de::Error| bad(format!("nfs: {}", one_line(&e.to_string()))))?
+        }
+        None => NfsProfiles::default(),
+    };
+    let mut mount = to_value(&sim::MountOptions::profile(profiles.client))?;
+    if let Some(over) = raw.get("mount") {
+        overlay(&mut mount, over);
+    }
+    let mut server = to_value(&sim::ServerConfig::profile(profiles.server))?;
+    if let Some(over) = raw.get("server") {
+        overlay(&mut server, over);
+    }
+    if let Some(toml::Value::Array(hosts)) = raw.get_mut("hosts") {
+        for host in hosts.iter_mut() {
+            let toml::Value::Table(h) = host else { continue };
+            if let Some(over) = h.get("mount").cloned() {
+                let mut m = mount.clone();
+                overlay(&mut m, &over);
+                h.insert("mount".into(), m);
+            }
+        }
+    }
+    raw.insert("mount".into(), mount);
+    raw.insert("server".into(), server);
+    Ok(())
+}
+
 /// Parses TOML text, applies overrides, validates. Returns the scenario and its
 /// canonical TOML (what the scenario hash covers).
+///
+/// `--set nfs.…` overrides apply first, because they choose the profiles that
+/// every other key overrides; the other sets apply to the expanded tree.
 pub fn parse(text: &str, sets: &[String]) -> Result<(Scenario, String), InputError> {
-    let scenario: Scenario =
+    let mut raw: toml::Table =
         toml::from_str(text).map_err(|e| bad(format!("scenario: {}", one_line(&e.to_string()))))?;
-    let mut tree = toml::Value::try_from(&scenario).map_err(|e| bad(format!("scenario: {e}")))?;
-    for set in sets {
+    let (nfs_sets, other_sets): (Vec<&String>, Vec<&String>) =
+        sets.iter().partition(|s| s.trim_start().starts_with("nfs."));
+    if !nfs_sets.is_empty() {
+        let mut nfs = to_value(&NfsProfiles::default())?;
+        if let Some(file_nfs) = raw.get("nfs") {
+            overlay(&mut nfs, file_nfs);
+        }
+        let mut tree = toml::Value::Table(toml::Table::from_iter([("nfs".to_string(), nfs)]));
+        for set in nfs_sets {
+            apply_set(&mut tree, set)?;
+        }
+        if let toml::Value::Table(mut t) = tree {
+            raw.insert("nfs".into(), t.remove("nfs").expect("nfs"));
+        }
+    }
+    expand_profiles(&mut raw)?;
+    let scenario: Scenario = toml::Value::Table(raw)
+        .try_into()
+        .map_err(|e: toml::de::Error| bad(format!("scenario: {}", one_line(&e.to_string()))))?;
+    let mut tree = to_value(&scenario)?;
+    for set in other_sets {
         apply_set(&mut tree, set)?;
     }
     let scenario: Scenario =

@@ -8,7 +8,8 @@
 use super::{History, OracleResult};
 
 /// Queue directories that must drain (2.1 layout, and 2.0's flat `qfiles/`).
-const DRAINING: &[&str] = &["qfiles/in", "qfiles/out", "qfiles/virgin", "qfiles/archive", "qfiles/bounces", "qfiles/commands", "qfiles/news"];
+const DRAINING: &[&str] =
+    &["qfiles/in", "qfiles/out", "qfiles/virgin", "qfiles/archive", "qfiles/bounces", "qfiles/commands", "qfiles/news"];
 
 /// Whether `dir/name` is an entry of a queue that must drain.
 pub fn is_draining_queue(dir: &str, name: &str) -> bool {
@@ -30,7 +31,10 @@ pub fn check(history: &History) -> OracleResult {
             checked += 1;
             violations.push((u64::MAX, format!("{} is still queued at the end", entry.path)));
         }
-        if dir == "locks" && (name.ends_with(".lock") || name == "master-qrunner" || name == "qrunner.lock") && history.held_locks_must_be_free {
+        if dir == "locks"
+            && (name.ends_with(".lock") || name == "master-qrunner" || name == "qrunner.lock")
+            && history.held_locks_must_be_free
+        {
             checked += 1;
             violations.push((u64::MAX, format!("{} is still held at the end", entry.path)));
         }

@@ -42,7 +42,10 @@ pub fn check(history: &History) -> OracleResult {
                     if other != message_id {
                         violations.push((
                             event.seq,
-                            format!("{list}: post number {post_id} given to {message_id} and to {other} [events {seq}, {}]", event.seq),
+                            format!(
+                                "{list}: post number {post_id} given to {message_id} and to {other} [events {seq}, {}]",
+                                event.seq
+                            ),
                         ));
                     }
                 }
@@ -50,7 +53,13 @@ pub fn check(history: &History) -> OracleResult {
             }
             ModelEvent::SinkReceived { message_id, post_number: Some(n), .. } => match sink.get(n) {
                 Some((other, seq)) if other != message_id => {
-                    violations.push((event.seq, format!("the sink saw post number {n} on {message_id} and on {other} [events {seq}, {}]", event.seq)));
+                    violations.push((
+                        event.seq,
+                        format!(
+                            "the sink saw post number {n} on {message_id} and on {other} [events {seq}, {}]",
+                            event.seq
+                        ),
+                    ));
                 }
                 _ => {
                     sink.insert(*n, (message_id, event.seq));

@@ -34,8 +34,11 @@ pub fn check(history: &History) -> OracleResult {
                 ledgers.entry(message_id).or_insert_with(|| Ledger { first_seq: event.seq, ..Default::default() });
             }
             ModelEvent::SenderAccepted { message_id, .. } => ledgers.entry(message_id).or_default().accepted = true,
-            ModelEvent::SenderBounced { message_id, code, .. } => ledgers.entry(message_id).or_default().bounced = Some(*code),
-            ModelEvent::QueueEnqueued { filebase, message_id, .. } | ModelEvent::QueueDequeued { filebase, message_id, .. } => {
+            ModelEvent::SenderBounced { message_id, code, .. } => {
+                ledgers.entry(message_id).or_default().bounced = Some(*code)
+            }
+            ModelEvent::QueueEnqueued { filebase, message_id, .. }
+            | ModelEvent::QueueDequeued { filebase, message_id, .. } => {
                 files.insert(filebase, message_id);
             }
             ModelEvent::Shunted { message_id, .. } => ledgers.entry(message_id).or_default().shunted = true,
@@ -93,7 +96,10 @@ pub fn check(history: &History) -> OracleResult {
         };
         *tally.entry(outcome).or_default() += 1;
         if outcome == "never_accepted" {
-            violations.push((l.first_seq, format!("message {id}: injected but never answered by the MTA [event {}]", l.first_seq)));
+            violations.push((
+                l.first_seq,
+                format!("message {id}: injected but never answered by the MTA [event {}]", l.first_seq),
+            ));
         }
         if outcome == "deleted" {
             violations.push((l.first_seq, format!("message {id}: deleted without delivery [event {}]", l.first_seq)));

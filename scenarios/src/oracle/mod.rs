@@ -21,8 +21,15 @@ use sim::Event;
 use model::ModelEvent;
 
 /// Every oracle, by name.
-pub const NAMES: &[&str] =
-    &["no_missing_list", "lock_exclusion", "message_conservation", "lost_update", "liveness", "runner_errors", "append_conservation"];
+pub const NAMES: &[&str] = &[
+    "no_missing_list",
+    "lock_exclusion",
+    "message_conservation",
+    "lost_update",
+    "liveness",
+    "runner_errors",
+    "append_conservation",
+];
 
 /// One-line descriptions, for `mmsim list`.
 pub const DESCRIPTIONS: &[(&str, &str)] = &[
@@ -101,7 +108,9 @@ impl History<'_> {
             if file != "config.pck" && file != "config.db" {
                 continue;
             }
-            if let Some(config) = self.store.read_file(&e.path).and_then(|d| serde_json::from_slice::<model::ListConfig>(d).ok()) {
+            if let Some(config) =
+                self.store.read_file(&e.path).and_then(|d| serde_json::from_slice::<model::ListConfig>(d).ok())
+            {
                 out.entry(list.to_string()).or_insert(config);
             }
         }
@@ -125,7 +134,11 @@ impl History<'_> {
                 let touches = args.contains("\"config.pck\"") || args.contains("\"config.db\"");
                 let changes = matches!(*proc, "RENAME" | "REMOVE" | "CREATE" | "LINK" | "SETATTR" | "WRITE");
                 if touches && changes {
-                    return format!("last change {proc} {args} {status} by {client} x{xid} at t={:.3}s [event {}]", e.t.as_secs_f64(), e.seq);
+                    return format!(
+                        "last change {proc} {args} {status} by {client} x{xid} at t={:.3}s [event {}]",
+                        e.t.as_secs_f64(),
+                        e.seq
+                    );
                 }
             }
         }

@@ -14,11 +14,15 @@ pub fn check(history: &History) -> OracleResult {
             ModelEvent::Shunted { queue, message_id, reason, errno, .. } if !reason.contains("missing list") => {
                 Some(format!("{queue}: shunted {message_id}: {reason} ({errno})"))
             }
-            ModelEvent::QueueDequeueFailed { queue, filebase, reason, errno } => Some(format!("{queue}: dequeue of {filebase} failed: {reason} ({errno})")),
+            ModelEvent::QueueDequeueFailed { queue, filebase, reason, errno } => {
+                Some(format!("{queue}: dequeue of {filebase} failed: {reason} ({errno})"))
+            }
             ModelEvent::QueueFinished { queue, filebase, outcome, errno } if outcome != "removed" => {
                 Some(format!("{queue}: finish of {filebase}: {outcome} ({errno})"))
             }
-            ModelEvent::RunnerExited { runner, reason, .. } if reason.starts_with("error") => Some(format!("runner {runner} exited: {reason}")),
+            ModelEvent::RunnerExited { runner, reason, .. } if reason.starts_with("error") => {
+                Some(format!("runner {runner} exited: {reason}"))
+            }
             ModelEvent::QueueDequeued { .. } => {
                 checked += 1;
                 None

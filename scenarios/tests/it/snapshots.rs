@@ -1,7 +1,8 @@
 //! Regression snapshots: a compact, documented rendering of a pinned seed.
 //!
 //! `check(scenario, seed)` renders what must not change silently: verdicts,
-//! oracle counts, marks, RPC counts, steps, simulated time and the trace hash.
+//! oracle counts, non-zero marks, RPC counts and counters, steps, simulated
+//! time and the trace hash.
 //! Wall time and the build fingerprint are left out. Accept an intended change
 //! with `cargo insta review`.
 
@@ -17,8 +18,10 @@ fn check(name: &str, seed: u64) {
     for o in &r.oracles {
         let _ = writeln!(s, "oracle {} {:?} checked={} violations={}", o.name, o.status, o.checked, o.violations.len());
     }
-    let _ = writeln!(s, "marks {:?}", r.marks);
+    let marks: Vec<String> = r.marks.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k}={n}")).collect();
+    let _ = writeln!(s, "marks {}", marks.join(" "));
     let _ = writeln!(s, "rpcs {:?}", r.counters.rpcs);
+    let _ = writeln!(s, "counters {}", scenarios::nonzero_counters(&r.counters).join(" "));
     insta::with_settings!({ snapshot_path => "../../../snapshots", prepend_module_to_snapshot => false }, {
         insta::assert_snapshot!(format!("{name}-seed-{seed}"), s);
     });

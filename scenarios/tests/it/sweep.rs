@@ -27,7 +27,8 @@ fn sweep_output_is_identical_for_any_jobs_and_any_shard_split() {
     assert_eq!(j1, std::fs::read(p("j2")).unwrap());
     assert_eq!(j1, std::fs::read(p("m")).unwrap());
     let text = String::from_utf8(j1).unwrap();
-    let seeds: Vec<u64> = text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["seed"].as_u64().unwrap()).collect();
+    let seeds: Vec<u64> =
+        text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["seed"].as_u64().unwrap()).collect();
     assert_eq!(seeds, (10..30).collect::<Vec<_>>());
 }
 
@@ -41,7 +42,8 @@ fn a_worker_that_dies_costs_only_its_seed() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(6), "the sweep exits with the highest seed exit code");
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&out_path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(&out_path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 6);
     for l in &lines {
         let expected = if l["seed"] == 3 { 6 } else { 0 };

@@ -778,9 +778,20 @@ impl NfsClient {
         if !flags.write {
             return Err(libc::EBADF);
         }
-        if flags.append && self.attrs.borrow().fresh(fh, true_now()).is_none() {
-            // O_APPEND writes at the size the client believes, revalidated if expired.
-            self.getattr(ctx, fh).await?;
+        if flags.append {
+            // O_APPEND writes at the size the client believes: the cached size
+            // while the attributes are fresh (an attribute-cache answer), else
+            // a GETATTR first.
+            let cached = self.attrs.borrow().fresh(fh, true_now()).map(|e| e.filled_by_ev);
+            match cached {
+                Some(ev) => {
+                    ctx.cache("attr-cache", ev);
+                    self.count(|c| c.attr_cache_hits += 1);
+                }
+                None => {
+                    self.getattr(ctx, fh).await?;
+                }
+            }
         }
         let offset = {
             let mut pages = self.pages.borrow_mut();

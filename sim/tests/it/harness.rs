@@ -19,7 +19,7 @@ pub fn host(name: &str, mount: MountOptions, boot: &[&str]) -> HostConfig {
         clock: Default::default(),
         mount,
         link: Default::default(),
-        boot: boot.iter().map(|p| BootProgram { program: p.to_string(), args: vec![] }).collect(),
+        boot: boot.iter().map(|p| BootProgram { program: p.to_string(), args: vec![], start_ms: 0 }).collect(),
     }
 }
 

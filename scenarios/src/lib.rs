@@ -11,6 +11,7 @@
 //!
 //! This is the only crate that sees both `model` and `sim`.
 
+pub mod cron;
 pub mod install;
 pub mod lock_worker;
 pub mod marks;

@@ -15,6 +15,7 @@ use crate::sim_os::SimOs;
 /// Programs this crate adds to the model's.
 const EXTRA: &[(&str, &str)] = &[
     ("install", "creates Mailman's directories and one list with N members (bin/newlist)"),
+    ("cron", "runs a program every period, as Mailman 2.0's crontab ran qrunner: --every-s=S -- PROGRAM ARGS"),
     ("lock-worker", "rounds of LockFile lock / append enter+exit marks / unlock on one lock"),
     ("smoke-worker", "the smoke workload: an O_EXCL lock file and appends to a shared file"),
 ];
@@ -32,6 +33,7 @@ pub fn is_program(name: &str) -> bool {
 pub async fn run<O: Os>(os: O, program: &str, args: &[String]) -> i32 {
     match program {
         "install" => crate::install::install(os, args).await,
+        "cron" => crate::cron::cron(os, args).await,
         "lock-worker" => crate::lock_worker::lock_worker(os, args).await,
         "smoke-worker" => model::smoke::worker(&os, args).await,
         _ => model::programs::run(os, program, args).await,

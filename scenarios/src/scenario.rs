@@ -19,6 +19,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("smoke", include_str!("../files/smoke.toml")),
     ("two-servers", include_str!("../files/two-servers.toml")),
     ("slices-two-hosts", include_str!("../files/slices-two-hosts.toml")),
+    ("fifty-each", include_str!("../files/fifty-each.toml")),
 ];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -43,6 +44,41 @@ pub struct Scenario {
     /// The NFS profiles that `mount` and `server` start from.
     #[serde(default)]
     pub nfs: NfsProfiles,
+    #[serde(default)]
+    pub mailman: MailmanSettings,
+}
+
+/// The Mailman version the hosts run. Boot arguments may say `{profile}`, and
+/// a boot entry may be limited to some profiles, so one file can describe the
+/// same deployment under every version (`--set mailman.profile=2.0`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailmanSettings {
+    /// `2.0`, `2.1-early` or `2.1.39`.
+    pub profile: String,
+}
+
+impl Default for MailmanSettings {
+    fn default() -> Self {
+        MailmanSettings { profile: "2.1.39".into() }
+    }
+}
+
+pub const MAILMAN_PROFILES: &[&str] = &["2.0", "2.1-early", "2.1.39"];
+
+/// One program a host starts at boot.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootSpec {
+    pub program: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Simulated milliseconds after boot at which it starts.
+    #[serde(default)]
+    pub start_ms: u64,
+    /// Start it only under these Mailman profiles (all when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profiles: Option<Vec<String>>,
 }
 
 /// Which named bundles of NFS settings the scenario starts from. Every key of
@@ -112,7 +148,7 @@ pub struct HostSpec {
     #[serde(default)]
     pub clock: sim::ClockConfig,
     #[serde(default)]
-    pub boot: Vec<sim::BootProgram>,
+    pub boot: Vec<BootSpec>,
     #[serde(default)]
     pub mount: Option<sim::MountOptions>,
     #[serde(default)]
@@ -355,6 +391,9 @@ fn validate(s: &Scenario) -> Result<(), InputError> {
             validate_faults(&format!("hosts.{i}.faults"), f)?;
         }
     }
+    if !MAILMAN_PROFILES.contains(&s.mailman.profile.as_str()) {
+        return Err(bad(format!("mailman.profile: unknown profile {:?}; expected one of: {}", s.mailman.profile, MAILMAN_PROFILES.join(", "))));
+    }
     if s.run.duration_s_max == 0 {
         return Err(bad("run.duration_s_max: expected a positive number of seconds"));
     }
@@ -442,7 +481,16 @@ impl Scenario {
                     clock: h.clock.clone(),
                     mount: h.mount.clone().unwrap_or_else(|| self.mount.clone()),
                     link: h.faults.clone().unwrap_or_else(|| self.network.faults.clone()),
-                    boot: h.boot.clone(),
+                    boot: h
+                        .boot
+                        .iter()
+                        .filter(|b| b.profiles.as_ref().is_none_or(|p| p.contains(&self.mailman.profile)))
+                        .map(|b| sim::BootProgram {
+                            program: b.program.clone(),
+                            args: b.args.iter().map(|a| a.replace("{profile}", &self.mailman.profile)).collect(),
+                            start_ms: b.start_ms,
+                        })
+                        .collect(),
                 })
                 .collect(),
         }

@@ -3,6 +3,7 @@
 mod cli;
 mod conformance;
 mod determinism;
+mod profiles;
 mod real;
 mod snapshots;
 mod sweep;

@@ -148,6 +148,11 @@ fn seed_from(flag: Option<u64>) -> Result<u64, String> {
 }
 
 fn main() -> ExitCode {
+    // Die quietly when stdout is a closed pipe (`mmsim run … | head`), as CLI tools do.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -177,8 +182,11 @@ fn main() -> ExitCode {
         Command::List => {
             println!("scenarios:");
             for (name, text) in scenario::BUILTIN {
-                let description = scenario::parse(text, &[]).map(|(s, _)| s.description).unwrap_or_default();
-                println!("  {name:<24} {description}");
+                let Ok((s, _)) = scenario::parse(text, &[]) else { continue };
+                println!("  {name:<32} {}", s.description);
+                for v in &s.variants {
+                    println!("  {:<32} {}", format!("{name}/{}", v.name), v.description);
+                }
             }
             println!("programs:");
             for (name, description) in scenarios::programs::programs() {

@@ -20,6 +20,8 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("two-servers", include_str!("../files/two-servers.toml")),
     ("slices-two-hosts", include_str!("../files/slices-two-hosts.toml")),
     ("fifty-each", include_str!("../files/fifty-each.toml")),
+    ("two-servers-2002", include_str!("../files/two-servers-2002.toml")),
+    ("two-servers-2002-21early", include_str!("../files/two-servers-2002-21early.toml")),
 ];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -46,6 +48,18 @@ pub struct Scenario {
     pub nfs: NfsProfiles,
     #[serde(default)]
     pub mailman: MailmanSettings,
+    /// Named variants, run as `NAME/VARIANT`: each switches one thing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<Variant>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    pub name: String,
+    pub description: String,
+    /// `key=value` overrides, as `--set` takes them.
+    pub set: Vec<String>,
 }
 
 /// The Mailman version the hosts run. Boot arguments may say `{profile}`, and
@@ -185,7 +199,21 @@ fn bad(msg: impl Into<String>) -> InputError {
 }
 
 /// Loads a scenario by builtin name or path, applies `--set` overrides and validates it.
+///
+/// `NAME/VARIANT` loads a variant: the scenario with the variant's `set` list
+/// applied before the caller's `--set`s, under the name `NAME/VARIANT`.
 pub fn load(name_or_path: &str, sets: &[String]) -> Result<(Scenario, String), InputError> {
+    if let Some((base, variant)) = name_or_path.rsplit_once('/').filter(|(b, _)| BUILTIN.iter().any(|(n, _)| n == b)) {
+        let (scenario, _) = load(base, &[])?;
+        let Some(v) = scenario.variants.iter().find(|v| v.name == variant) else {
+            let names: Vec<String> = scenario.variants.iter().map(|v| format!("{base}/{}", v.name)).collect();
+            return Err(bad(format!("unknown variant {name_or_path:?}; expected one of: {}", names.join(", "))));
+        };
+        let mut all = v.set.clone();
+        all.push(format!("name={name_or_path}"));
+        all.extend_from_slice(sets);
+        return load(base, &all);
+    }
     let text = if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
         text.to_string()
     } else if name_or_path.ends_with(".toml") || Path::new(name_or_path).exists() {

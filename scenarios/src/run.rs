@@ -104,7 +104,41 @@ pub fn run_full(scenario: &Scenario, seed: u64, replay_args: &str) -> RunOutput 
     programs::register(simulation.world());
     let budget = Duration::from_secs(scenario.run.duration_s_max);
     let wait_for: Vec<&str> = scenario.run.wait_for.iter().map(String::as_str).collect();
+    use crate::scenario::FaultSpec;
+    let mut crashes: Vec<(Duration, String, String)> = Vec::new();
+    for f in &scenario.faults {
+        let at = Duration::from_secs_f64(f.at_s());
+        let fault = match f {
+            FaultSpec::Partition { a, b, window_s, .. } => {
+                sim::Fault::Partition { a: a.clone(), b: b.clone(), window: Duration::from_secs_f64(*window_s) }
+            }
+            FaultSpec::RebootServer { down_s, .. } => {
+                sim::Fault::RebootServer { down_for: Duration::from_secs_f64(*down_s) }
+            }
+            FaultSpec::CrashHost { host, .. } => sim::Fault::CrashHost { host: host.clone() },
+            FaultSpec::RestartHost { host, .. } => sim::Fault::RestartHost { host: host.clone() },
+            FaultSpec::CrashProcess { host, program, .. } => {
+                // Resolved to a pid when it fires: pids are only known then.
+                crashes.push((at, host.clone(), program.clone()));
+                continue;
+            }
+        };
+        simulation.schedule(at, fault);
+    }
+    crashes.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut crashes = crashes.into_iter().peekable();
     let quiet = Duration::from_secs(scenario.run.drain_quiet_s);
+    // The awaited programs have all started once the last of them is due.
+    let wait_from = Duration::from_millis(
+        scenario
+            .hosts
+            .iter()
+            .flat_map(|h| &h.boot)
+            .filter(|b| wait_for.contains(&b.program.as_str()))
+            .map(|b| b.start_ms)
+            .max()
+            .unwrap_or(0),
+    );
     let mut drained_since: Option<Duration> = None;
     let ending = loop {
         if let Err(e) = simulation.step() {
@@ -113,8 +147,21 @@ pub fn run_full(scenario: &Scenario, seed: u64, replay_args: &str) -> RunOutput 
         if let Some(why) = simulation.world().livelock() {
             break Ending::Livelock(why);
         }
+        while let Some((_, host, program)) = crashes.next_if(|(at, _, _)| simulation.elapsed() >= *at) {
+            let victim = simulation.world().live_processes().into_iter().find(|(h, _, p)| *h == host && *p == program);
+            match victim {
+                Some((_, pid, _)) => {
+                    simulation.crash_process(&host, pid);
+                }
+                None => simulation.world().fault(format!("crash-process: no live {program} on {host}")),
+            }
+        }
         // Checked every 100 steps: cheap, and the end time stays a function of the seed.
-        if !wait_for.is_empty() && simulation.steps() % 100 == 0 && !simulation.world().any_live(&wait_for) {
+        if !wait_for.is_empty()
+            && simulation.steps() % 100 == 0
+            && simulation.elapsed() > wait_from
+            && !simulation.world().any_live(&wait_for)
+        {
             if !scenario.run.drain {
                 break Ending::Completed;
             }

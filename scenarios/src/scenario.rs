@@ -22,6 +22,8 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("fifty-each", include_str!("../files/fifty-each.toml")),
     ("two-servers-2002", include_str!("../files/two-servers-2002.toml")),
     ("two-servers-2002-21early", include_str!("../files/two-servers-2002-21early.toml")),
+    ("lock-stress", include_str!("../files/lock-stress.toml")),
+    ("crash-recovery", include_str!("../files/crash-recovery.toml")),
 ];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -48,9 +50,40 @@ pub struct Scenario {
     pub nfs: NfsProfiles,
     #[serde(default)]
     pub mailman: MailmanSettings,
+    /// Faults at fixed simulated times.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<FaultSpec>,
     /// Named variants, run as `NAME/VARIANT`: each switches one thing.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub variants: Vec<Variant>,
+}
+
+/// A fault at a fixed simulated time, `at_s` seconds from the start.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum FaultSpec {
+    /// Cut the link between hosts `a` and `b` (either may be `nfs`) both ways.
+    Partition { at_s: f64, a: String, b: String, window_s: f64 },
+    /// The NFS server crashes and serves again after `down_s`.
+    RebootServer { at_s: f64, down_s: f64 },
+    /// A client host crashes: its processes and its NFS client state are lost.
+    CrashHost { at_s: f64, host: String },
+    /// A crashed host boots again and runs its boot programs.
+    RestartHost { at_s: f64, host: String },
+    /// SIGKILL to the oldest live process running `program` on `host`.
+    CrashProcess { at_s: f64, host: String, program: String },
+}
+
+impl FaultSpec {
+    pub fn at_s(&self) -> f64 {
+        match self {
+            FaultSpec::Partition { at_s, .. }
+            | FaultSpec::RebootServer { at_s, .. }
+            | FaultSpec::CrashHost { at_s, .. }
+            | FaultSpec::RestartHost { at_s, .. }
+            | FaultSpec::CrashProcess { at_s, .. } => *at_s,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -420,7 +453,11 @@ fn validate(s: &Scenario) -> Result<(), InputError> {
         }
     }
     if !MAILMAN_PROFILES.contains(&s.mailman.profile.as_str()) {
-        return Err(bad(format!("mailman.profile: unknown profile {:?}; expected one of: {}", s.mailman.profile, MAILMAN_PROFILES.join(", "))));
+        return Err(bad(format!(
+            "mailman.profile: unknown profile {:?}; expected one of: {}",
+            s.mailman.profile,
+            MAILMAN_PROFILES.join(", ")
+        )));
     }
     if s.run.duration_s_max == 0 {
         return Err(bad("run.duration_s_max: expected a positive number of seconds"));
@@ -444,6 +481,42 @@ fn validate(s: &Scenario) -> Result<(), InputError> {
                 "oracles.enabled: unknown oracle {o:?}; expected one of: {}",
                 crate::oracle::NAMES.join(", ")
             )));
+        }
+    }
+    let hosts: Vec<&str> = s.hosts.iter().map(|h| h.name.as_str()).collect();
+    for (i, f) in s.faults.iter().enumerate() {
+        if !(f.at_s() >= 0.0 && f.at_s().is_finite()) {
+            return Err(bad(format!("faults.{i}.at_s: expected a non-negative number of seconds")));
+        }
+        let known = |h: &str, key: &str, server_ok: bool| {
+            if hosts.contains(&h) || (server_ok && h == sim::SERVER_HOST) {
+                Ok(())
+            } else {
+                Err(bad(format!("faults.{i}.{key}: unknown host {h:?}; expected one of: {}", hosts.join(", "))))
+            }
+        };
+        match f {
+            FaultSpec::Partition { a, b, window_s, .. } => {
+                known(a, "a", true)?;
+                known(b, "b", true)?;
+                if !(*window_s > 0.0 && window_s.is_finite()) {
+                    return Err(bad(format!("faults.{i}.window_s: expected a positive number of seconds")));
+                }
+            }
+            FaultSpec::RebootServer { down_s, .. } if !(*down_s >= 0.0 && down_s.is_finite()) => {
+                return Err(bad(format!("faults.{i}.down_s: expected a non-negative number of seconds")));
+            }
+            FaultSpec::RebootServer { .. } => {}
+            FaultSpec::CrashHost { host, .. } | FaultSpec::RestartHost { host, .. } => known(host, "host", false)?,
+            FaultSpec::CrashProcess { host, program, .. } => {
+                known(host, "host", false)?;
+                if !programs::is_program(program) {
+                    return Err(bad(format!(
+                        "faults.{i}.program: unknown program {program:?}; expected one of: {}",
+                        program_names()
+                    )));
+                }
+            }
         }
     }
     if s.network.latency_ms == 0 || s.network.latency_ms > 10_000 {

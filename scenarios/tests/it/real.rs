@@ -85,7 +85,9 @@ fn two_real_runners_on_disjoint_slices_process_each_of_300_messages_exactly_once
     // Short lock retry sleeps keep the test quick; nothing else is changed.
     let settings = r#"--settings={"list_store":{"lock":{"retry_sleep_spread_s":0.02}}}"#;
     let mut runners: Vec<std::process::Child> = (0..2)
-        .map(|slice| exec(&["qrunner", "--profile=2.1.39", settings, &format!("--runner=Incoming:{slice}:2")]).spawn().unwrap())
+        .map(|slice| {
+            exec(&["qrunner", "--profile=2.1.39", settings, &format!("--runner=Incoming:{slice}:2")]).spawn().unwrap()
+        })
         .collect();
     let deadline = std::time::Duration::from_secs(120);
     #[allow(clippy::disallowed_methods)] // a real test waits in real time
@@ -110,7 +112,11 @@ fn two_real_runners_on_disjoint_slices_process_each_of_300_messages_exactly_once
         *seen.entry(id).or_default() += 1;
     }
     assert_eq!(seen.len(), 300, "every message reached qfiles/out");
-    assert!(seen.values().all(|n| *n == 1), "each exactly once: {:?}", seen.iter().filter(|(_, n)| **n != 1).collect::<Vec<_>>());
+    assert!(
+        seen.values().all(|n| *n == 1),
+        "each exactly once: {:?}",
+        seen.iter().filter(|(_, n)| **n != 1).collect::<Vec<_>>()
+    );
     // The final post_id is not asserted: two IncomingRunners contend for the
     // list lock, and Mailman 2.1's R6 can (rarely) let both hold it.
 }

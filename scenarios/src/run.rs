@@ -125,7 +125,7 @@ pub fn run_full(scenario: &Scenario, seed: u64, replay_args: &str) -> RunOutput 
         };
         simulation.schedule(at, fault);
     }
-    crashes.sort_by(|a, b| a.0.cmp(&b.0));
+    crashes.sort_by_key(|c| c.0);
     let mut crashes = crashes.into_iter().peekable();
     let quiet = Duration::from_secs(scenario.run.drain_quiet_s);
     // The awaited programs have all started once the last of them is due.

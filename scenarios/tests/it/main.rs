@@ -3,6 +3,7 @@
 mod cli;
 mod conformance;
 mod determinism;
+mod format_doc;
 mod profiles;
 mod real;
 mod snapshots;

@@ -50,6 +50,8 @@ pub struct Scenario {
     pub nfs: NfsProfiles,
     #[serde(default)]
     pub mailman: MailmanSettings,
+    #[serde(default)]
+    pub load: LoadSettings,
     /// Faults at fixed simulated times.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<FaultSpec>,
@@ -112,6 +114,21 @@ impl Default for MailmanSettings {
 }
 
 pub const MAILMAN_PROFILES: &[&str] = &["2.0", "2.1-early", "2.1.39"];
+
+/// The size of the load. Boot arguments may say `{posts}`, so one key scales a
+/// scenario (`--set load.posts=20` for a quick run).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoadSettings {
+    /// Posts each sender injects.
+    pub posts: u64,
+}
+
+impl Default for LoadSettings {
+    fn default() -> Self {
+        LoadSettings { posts: 1000 }
+    }
+}
 
 /// One program a host starts at boot.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -459,6 +476,9 @@ fn validate(s: &Scenario) -> Result<(), InputError> {
             MAILMAN_PROFILES.join(", ")
         )));
     }
+    if s.load.posts == 0 {
+        return Err(bad("load.posts: expected at least 1"));
+    }
     if s.run.duration_s_max == 0 {
         return Err(bad("run.duration_s_max: expected a positive number of seconds"));
     }
@@ -588,7 +608,14 @@ impl Scenario {
                         .filter(|b| b.profiles.as_ref().is_none_or(|p| p.contains(&self.mailman.profile)))
                         .map(|b| sim::BootProgram {
                             program: b.program.clone(),
-                            args: b.args.iter().map(|a| a.replace("{profile}", &self.mailman.profile)).collect(),
+                            args: b
+                                .args
+                                .iter()
+                                .map(|a| {
+                                    a.replace("{profile}", &self.mailman.profile)
+                                        .replace("{posts}", &self.load.posts.to_string())
+                                })
+                                .collect(),
                             start_ms: b.start_ms,
                         })
                         .collect(),

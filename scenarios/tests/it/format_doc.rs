@@ -57,11 +57,15 @@ fn every_scenario_key_is_documented() {
     let (_, canonical) = scenarios::scenario::parse(extra, &[]).unwrap();
     keys("", &toml::from_str::<toml::Value>(&canonical).unwrap(), &mut all);
     // A host's mount and faults take the same keys as the scenario-wide ones.
-    let all: BTreeSet<String> =
-        all.into_iter().map(|k| k.replace("hosts[].mount.", "mount.").replace("hosts[].faults.", "network.faults.")).collect();
+    let all: BTreeSet<String> = all
+        .into_iter()
+        .map(|k| k.replace("hosts[].mount.", "mount.").replace("hosts[].faults.", "network.faults."))
+        .collect();
     let missing: Vec<&String> = all
         .iter()
-        .filter(|k| !doc.contains(&format!("`{k}`")) && !doc.contains(&format!("`{k} /")) && !doc.contains(&format!("/ `{k}`")))
+        .filter(|k| {
+            !doc.contains(&format!("`{k}`")) && !doc.contains(&format!("`{k} /")) && !doc.contains(&format!("/ `{k}`"))
+        })
         .collect();
     assert!(missing.is_empty(), "undocumented scenario keys: {missing:?}");
 }

@@ -20,6 +20,7 @@ pub mod programs;
 pub mod real;
 mod run;
 pub mod scenario;
+pub mod shrink;
 mod sim_os;
 pub mod sweep;
 

@@ -75,6 +75,20 @@ enum Command {
         #[command(subcommand)]
         command: RealCommand,
     },
+    /// Minimise a failing run while the same oracle fails by the same mechanism.
+    Shrink {
+        scenario: String,
+        #[arg(long)]
+        seed: u64,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Where to write the smallest scenario found (default: NAME-seed-N-shrunk.toml).
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+        /// At most this many runs.
+        #[arg(long, default_value_t = 60)]
+        runs_max: u32,
+    },
     /// Combine sweep outputs (shards) into one, in seed order.
     Merge {
         files: Vec<std::path::PathBuf>,
@@ -263,6 +277,36 @@ fn main() -> ExitCode {
             eprint!("{}", scenarios::sweep::summary(&lines, &name, &replay_args));
             let worst = lines.iter().map(|l| l.exit_code).max().unwrap_or(0);
             ExitCode::from(worst as u8)
+        }
+        Command::Shrink { scenario: name, seed, sets, out, runs_max } => {
+            let (scenario, _) = match scenario::load(&name, &sets) {
+                Ok(s) => s,
+                Err(e) => return bad_input(&e.to_string()),
+            };
+            let path = out.unwrap_or_else(|| format!("{}-seed-{seed}-shrunk.toml", name.replace('/', "_")).into());
+            if let Err(e) = std::fs::File::create(&path) {
+                return bad_input(&format!("--out {}: cannot write: {}", path.display(), e.kind()));
+            }
+            let Some(shrunk) =
+                scenarios::shrink::shrink(&scenario, seed, runs_max.max(2), |line| eprintln!("shrink: {line}"))
+            else {
+                let _ = std::fs::remove_file(&path);
+                println!("{name} --seed {seed} does not fail: nothing to shrink");
+                return ExitCode::SUCCESS;
+            };
+            let text = toml::to_string(&shrunk.scenario).expect("scenario serialises");
+            if let Err(e) = std::fs::write(&path, &text) {
+                return bad_input(&format!("--out {}: {}", path.display(), e.kind()));
+            }
+            println!("{text}");
+            println!("# signature: {}", shrunk.signature);
+            println!(
+                "# {} runs; kept: {}",
+                shrunk.runs,
+                if shrunk.steps.is_empty() { "nothing".into() } else { shrunk.steps.join("; ") }
+            );
+            println!("# replay: mmsim run {} --seed {seed}", path.display());
+            ExitCode::from(shrunk.exit_code as u8)
         }
         Command::Merge { files, out } => {
             if files.is_empty() {

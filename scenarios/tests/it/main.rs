@@ -6,5 +6,6 @@ mod determinism;
 mod format_doc;
 mod profiles;
 mod real;
+mod shrink;
 mod snapshots;
 mod sweep;

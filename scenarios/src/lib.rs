@@ -22,6 +22,7 @@ mod run;
 pub mod scenario;
 pub mod shrink;
 mod sim_os;
+pub mod swarm;
 pub mod sweep;
 
 pub use run::{exit, fingerprint, nonzero_counters, run, run_full, Ending, Fingerprint, Report, RunOutput};

@@ -34,6 +34,9 @@ enum Command {
         /// Run twice in this process and compare the traces event by event.
         #[arg(long)]
         check_determinism: bool,
+        /// Swarm mode: the seed also draws which fault kinds are on and how hard.
+        #[arg(long)]
+        swarm: bool,
     },
     /// List the builtin scenarios, programs and oracles.
     List,
@@ -69,6 +72,9 @@ enum Command {
         /// Wall-clock seconds one seed may take before it counts as hung.
         #[arg(long, default_value_t = 600)]
         timeout_s: u64,
+        /// Swarm mode: each seed also draws its fault kinds and their strength.
+        #[arg(long)]
+        swarm: bool,
     },
     /// Run the model on a real directory with real processes.
     Real {
@@ -116,6 +122,8 @@ enum Command {
         sets: Vec<String>,
         #[arg(long)]
         check_determinism: bool,
+        #[arg(long)]
+        swarm: bool,
     },
 }
 
@@ -226,6 +234,7 @@ fn main() -> ExitCode {
             stop_on_first,
             check_determinism,
             timeout_s,
+            swarm,
         } => {
             let range = match scenarios::sweep::parse_seed_range(&seeds) {
                 Ok(r) => r,
@@ -258,6 +267,9 @@ fn main() -> ExitCode {
             if check_determinism {
                 worker_args.push("--check-determinism".into());
             }
+            if swarm {
+                worker_args.push("--swarm".into());
+            }
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
             let opts = scenarios::sweep::Options {
                 exe,
@@ -273,7 +285,10 @@ fn main() -> ExitCode {
                 Ok(lines) => lines,
                 Err(e) => return bad_input(&format!("sweep: {}", e.kind())),
             };
-            let replay_args: String = sets.iter().map(|s| format!(" --set {s}")).collect();
+            let mut replay_args: String = sets.iter().map(|s| format!(" --set {s}")).collect();
+            if swarm {
+                replay_args.push_str(" --swarm");
+            }
             eprint!("{}", scenarios::sweep::summary(&lines, &name, &replay_args));
             let worst = lines.iter().map(|l| l.exit_code).max().unwrap_or(0);
             ExitCode::from(worst as u8)
@@ -409,7 +424,7 @@ fn main() -> ExitCode {
             let code = local.block_on(&runtime, scenarios::programs::run(os, &program, &args));
             ExitCode::from(code.clamp(0, 255) as u8)
         }
-        Command::Worker { scenario: name, sets, check_determinism } => {
+        Command::Worker { scenario: name, sets, check_determinism, swarm } => {
             let (scenario, _) = match scenario::load(&name, &sets) {
                 Ok(s) => s,
                 Err(e) => return bad_input(&e.to_string()),
@@ -426,11 +441,16 @@ fn main() -> ExitCode {
                 if std::env::var("MMSIM_WORKER_ABORT_ON_SEED").ok().and_then(|v| v.parse::<u64>().ok()) == Some(seed) {
                     std::process::abort();
                 }
+                let mut seeded = scenario.clone();
+                if swarm {
+                    scenarios::swarm::apply(&mut seeded, seed);
+                }
+                let scenario = &seeded;
                 let result = std::panic::catch_unwind(|| {
-                    let first = scenarios::run_full(&scenario, seed, "");
+                    let first = scenarios::run_full(scenario, seed, "");
                     let mut result = scenarios::sweep::SeedLine::from_report(&first.report);
                     if check_determinism {
-                        let second = scenarios::run_full(&scenario, seed, "");
+                        let second = scenarios::run_full(scenario, seed, "");
                         if let Some(i) = sim::first_divergence(first.trace.line_hashes(), second.trace.line_hashes()) {
                             result.exit_code = exit::NONDETERMINISM;
                             result.verdict = format!("nondeterminism at event {i}");
@@ -445,21 +465,25 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Run { scenario: name, seed, sets, json, trace, check_determinism } => {
+        Command::Run { scenario: name, seed, sets, json, trace, check_determinism, swarm } => {
             let seed = match seed_from(seed) {
                 Ok(s) => s,
                 Err(e) => return bad_input(&e),
             };
-            let (scenario, _) = match scenario::load(&name, &sets) {
+            let (mut scenario, _) = match scenario::load(&name, &sets) {
                 Ok(s) => s,
                 Err(e) => return bad_input(&e.to_string()),
             };
+            let drawn = if swarm { scenarios::swarm::apply(&mut scenario, seed) } else { Vec::new() };
             if let Some(path) = &trace {
                 if let Err(e) = std::fs::File::create(path) {
                     return bad_input(&format!("--trace {}: cannot write: {}", path.display(), e.kind()));
                 }
             }
-            let replay_args: String = sets.iter().map(|s| format!(" --set {s}")).collect();
+            let mut replay_args: String = sets.iter().map(|s| format!(" --set {s}")).collect();
+            if swarm {
+                replay_args.push_str(" --swarm");
+            }
             let outcome = std::panic::catch_unwind(|| {
                 let first = scenarios::run_full(&scenario, seed, &replay_args);
                 let second = check_determinism.then(|| scenarios::run_full(&scenario, seed, &replay_args));
@@ -483,6 +507,7 @@ fn main() -> ExitCode {
                 }
             }
             let mut report: Report = first.report;
+            report.swarm = drawn;
             if let Some(second) = second {
                 let a = first.trace.line_hashes();
                 let b = second.trace.line_hashes();

@@ -64,6 +64,9 @@ pub struct Report {
     pub counters: sim::Counters,
     pub fingerprint: Fingerprint,
     pub replay: String,
+    /// The faults this seed drew in swarm mode (empty otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub swarm: Vec<String>,
 }
 
 /// Whether every non-terminal queue directory on the server is empty.
@@ -241,6 +244,7 @@ pub fn run_full(scenario: &Scenario, seed: u64, replay_args: &str) -> RunOutput 
         counters,
         fingerprint: fingerprint(&canonical),
         replay: format!("mmsim run {} --seed {seed}{replay_args}", scenario.name),
+        swarm: Vec::new(),
     };
     RunOutput { report, trace }
 }
@@ -276,6 +280,9 @@ impl Report {
         );
         let _ = writeln!(s, "steps       {} ({:.0} steps/s)", self.steps, self.steps_per_s);
         let _ = writeln!(s, "events      {}", self.events);
+        for line in &self.swarm {
+            let _ = writeln!(s, "swarm       {line}");
+        }
         let _ = writeln!(s, "trace hash  {}", self.trace_hash);
         let _ = writeln!(s, "oracles");
         for o in &self.oracles {

@@ -93,3 +93,28 @@ fn smoke_passes_over_the_test_seed_range() {
     let failing: Vec<_> = lines.iter().filter(|l| l.exit_code != 0).collect();
     assert!(failing.is_empty(), "{}", scenarios::sweep::summary(&lines, "smoke", ""));
 }
+
+#[test]
+fn swarm_mode_draws_faults_from_the_seed_and_replays_them() {
+    let run = |seed: &str| {
+        let out = mmsim()
+            .args(["run", "lock-stress", "--seed", seed, "--swarm", "--json", "--set", "lock-stress.ignored=1"])
+            .output()
+            .unwrap();
+        out
+    };
+    // A bad --set is still bad input in swarm mode.
+    assert_eq!(run("3").status.code(), Some(2));
+    let json = |seed: &str| -> serde_json::Value {
+        let out = mmsim().args(["run", "smoke", "--seed", seed, "--swarm", "--json"]).output().unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let a = json("11");
+    let b = json("11");
+    assert_eq!(a["trace_hash"], b["trace_hash"], "the drawn faults are part of what the seed replays");
+    assert_eq!(a["swarm"], b["swarm"]);
+    assert!(a["replay"].as_str().unwrap().ends_with("--swarm"));
+    let draws: std::collections::BTreeSet<String> =
+        (0..12).map(|s| json(&s.to_string())["swarm"].to_string()).collect();
+    assert!(draws.len() >= 6, "seeds draw different fault mixes: {draws:?}");
+}

@@ -25,6 +25,6 @@ mod sim_os;
 pub mod swarm;
 pub mod sweep;
 
-pub use run::{exit, fingerprint, nonzero_counters, run, run_full, Ending, Fingerprint, Report, RunOutput};
+pub use run::{exit, fingerprint, nonzero_counters, run, run_full, Ending, Fingerprint, LockWaits, Report, RunOutput};
 pub use scenario::{InputError, Scenario};
 pub use sim_os::SimOs;

@@ -64,9 +64,47 @@ pub struct Report {
     pub counters: sim::Counters,
     pub fingerprint: Fingerprint,
     pub replay: String,
+    /// Lock waits: from a `lock()` call's first contention to its success, in
+    /// simulated ms (uncontended acquisitions count as 0).
+    pub lock_wait_ms: LockWaits,
     /// The faults this seed drew in swarm mode (empty otherwise).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub swarm: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LockWaits {
+    pub acquisitions: u64,
+    pub p50: u64,
+    pub p99: u64,
+    pub max: u64,
+}
+
+/// Lock waits read from the model's annotations: `LockContended` (first
+/// EEXIST of a `lock()` call) to `LockAcquired` of the same claim.
+fn lock_waits(events: &[sim::Event]) -> LockWaits {
+    use model::ModelEvent;
+    let mut contended: std::collections::BTreeMap<&str, Duration> = std::collections::BTreeMap::new();
+    let mut waits: Vec<u64> = Vec::new();
+    for e in events {
+        let sim::EventKind::Note { payload, .. } = &e.kind else { continue };
+        match payload.downcast_ref::<ModelEvent>() {
+            Some(ModelEvent::LockContended { claim, .. }) => {
+                contended.entry(claim).or_insert(e.t);
+            }
+            Some(ModelEvent::LockAcquired { claim, .. }) => {
+                let since = contended.remove(claim.as_str()).unwrap_or(e.t);
+                waits.push((e.t - since).as_millis() as u64);
+            }
+            Some(ModelEvent::LockTimedOut { claim, .. }) => {
+                contended.remove(claim.as_str());
+            }
+            _ => {}
+        }
+    }
+    waits.sort_unstable();
+    let pick = |q: f64| waits.get(((waits.len() as f64 * q).ceil() as usize).saturating_sub(1)).copied().unwrap_or(0);
+    LockWaits { acquisitions: waits.len() as u64, p50: pick(0.50), p99: pick(0.99), max: waits.last().copied().unwrap_or(0) }
 }
 
 /// Whether every non-terminal queue directory on the server is empty.
@@ -245,6 +283,7 @@ pub fn run_full(scenario: &Scenario, seed: u64, replay_args: &str) -> RunOutput 
         fingerprint: fingerprint(&canonical),
         replay: format!("mmsim run {} --seed {seed}{replay_args}", scenario.name),
         swarm: Vec::new(),
+        lock_wait_ms: lock_waits(trace.events()),
     };
     RunOutput { report, trace }
 }
@@ -295,6 +334,8 @@ impl Report {
                 let _ = writeln!(s, "      {v}");
             }
         }
+        let w = &self.lock_wait_ms;
+        let _ = writeln!(s, "lock waits  {} acquisitions, p50 {} ms, p99 {} ms, max {} ms", w.acquisitions, w.p50, w.p99, w.max);
         let marks: Vec<String> = self.marks.iter().filter(|(_, v)| **v > 0).map(|(k, v)| format!("{k}={v}")).collect();
         let _ = writeln!(s, "marks       {}", marks.join(" "));
         let rpcs: Vec<String> = self.counters.rpcs.iter().map(|(k, v)| format!("{k}={v}")).collect();

@@ -103,7 +103,7 @@ fn render_outcome(out: &mut String, outcome: &Outcome) {
         Ok(v) => {
             let _ = write!(out, "ok {v}");
         }
-        Err(e) => out.push_str(errno_name(*e)),
+        Err(e) => out.push_str(&errno_name(*e)),
     }
 }
 

@@ -71,12 +71,15 @@ pub struct Report {
     pub replay: String,
 }
 
-/// Whether every non-terminal queue directory on the server is empty.
+/// Whether every non-terminal queue directory on the server is empty: the
+/// entries `oracle::liveness` would flag, found by scanning only the queue
+/// directories (and `qfiles/` itself, for 2.0's flat layout) instead of dumping
+/// the whole store.
 fn queues_empty(world: &sim::World) -> bool {
+    use crate::oracle::{is_draining_queue, DRAINING};
     world.with_server(|s| {
-        s.store.dump().iter().all(|e| {
-            let (dir, name) = e.path.rsplit_once('/').unwrap_or(("", &e.path));
-            e.dir || name.starts_with(".nfs") || !crate::oracle::is_draining_queue(dir, name)
+        DRAINING.iter().chain(&["qfiles"]).all(|dir| {
+            s.store.scan_dir(dir, |name, is_dir| is_dir || name.starts_with(".nfs") || !is_draining_queue(dir, name))
         })
     })
 }

@@ -8,9 +8,11 @@
 //! - `programs`: which model entry points a simulated host can run.
 //! - `run`: [`run`] and [`run_full`], the [`Report`], exit codes.
 //! - `oracle/`: one property per file. `marks`: coverage marks.
+//! - `bench`: `mmsim bench`, seeds/s, simulated-to-wall time and peak RSS, beside the real kernel.
 //!
 //! This is the only crate that sees both `model` and `sim`.
 
+pub mod bench;
 pub mod cron;
 pub mod install;
 pub mod lock_worker;

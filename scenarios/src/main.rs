@@ -38,6 +38,30 @@ enum Command {
         #[arg(long)]
         swarm: bool,
     },
+    /// Measure seeds/s, simulated-to-wall time and peak RSS, each seed in its own process.
+    Bench {
+        #[arg(long, default_value = "two-servers")]
+        scenario: String,
+        /// Seeds 1..=N.
+        #[arg(long, default_value_t = 3)]
+        seeds: u64,
+        /// Load multipliers for every sender's --count, e.g. `1,10`.
+        #[arg(long, default_value = "1")]
+        scale: String,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Also run the same load's model code on the real kernel in --dir.
+        #[arg(long)]
+        real: bool,
+        /// Where the real run works (tmpfs is best, e.g. /dev/shm).
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+        /// Posts for the real run (default: the scaled sender count).
+        #[arg(long)]
+        real_messages: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
     /// List the builtin scenarios, programs and oracles.
     List,
     /// Print a scenario with every default and profile expanded, after `--set`.
@@ -201,6 +225,58 @@ fn main() -> ExitCode {
             }
             Err(e) => bad_input(&e.to_string()),
         },
+        Command::Bench { scenario: name, seeds, scale, sets, real, dir, real_messages, json } => {
+            let (scenario, _) = match scenario::load(&name, &sets) {
+                Ok(s) => s,
+                Err(e) => return bad_input(&e.to_string()),
+            };
+            if seeds == 0 {
+                return bad_input("--seeds: expected at least 1");
+            }
+            let scales = match scenarios::bench::parse_scales(&scale) {
+                Ok(s) => s,
+                Err(e) => return bad_input(&e.to_string()),
+            };
+            for &k in &scales {
+                if let Err(e) = scenarios::bench::scale_sets(&scenario, k) {
+                    return bad_input(&e.to_string());
+                }
+            }
+            let real_dir = match (real, dir) {
+                (false, None) => None,
+                (false, Some(_)) => return bad_input("--dir: only with --real"),
+                (true, None) => return bad_input("--real: expected --dir DIR"),
+                (true, Some(d)) if !d.is_dir() => return bad_input(&format!("--dir {}: not a directory", d.display())),
+                (true, Some(d)) => Some(d),
+            };
+            let exe = match std::env::current_exe() {
+                Ok(exe) => exe,
+                Err(e) => return bad_input(&format!("cannot find this executable to re-run it: {}", e.kind())),
+            };
+            let opts = scenarios::bench::Options {
+                exe,
+                scenario,
+                scenario_arg: name,
+                sets,
+                seeds: (1..=seeds).collect(),
+                scales,
+                real_dir,
+                real_messages,
+            };
+            let report = match scenarios::bench::bench(&opts, &mut |line| eprintln!("{line}")) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("mmsim: bench: {e}");
+                    return ExitCode::from(exit::PANIC as u8);
+                }
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report).expect("report serialises"));
+            } else {
+                print!("{}", report.render());
+            }
+            ExitCode::SUCCESS
+        }
         Command::List => {
             println!("scenarios:");
             for (name, text) in scenario::BUILTIN {

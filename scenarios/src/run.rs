@@ -57,6 +57,11 @@ pub struct Report {
     pub steps: u64,
     pub steps_per_s: f64,
     pub sim_to_wall: f64,
+    /// The load phase: from the start until the awaited programs (the senders)
+    /// were seen to have exited, in simulated and wall time (both 0 when the
+    /// scenario awaits nothing or they never exited).
+    pub load_sim_ms: u64,
+    pub load_wall_ms: f64,
     pub events: u64,
     pub trace_hash: String,
     pub oracles: Vec<OracleResult>,
@@ -107,12 +112,15 @@ fn lock_waits(events: &[sim::Event]) -> LockWaits {
     LockWaits { acquisitions: waits.len() as u64, p50: pick(0.50), p99: pick(0.99), max: waits.last().copied().unwrap_or(0) }
 }
 
-/// Whether every non-terminal queue directory on the server is empty.
+/// Whether every non-terminal queue directory on the server is empty: the
+/// entries `oracle::liveness` would flag, found by scanning only the queue
+/// directories (and `qfiles/` itself, for 2.0's flat layout) instead of dumping
+/// the whole store.
 fn queues_empty(world: &sim::World) -> bool {
+    use crate::oracle::{is_draining_queue, DRAINING};
     world.with_server(|s| {
-        s.store.dump().iter().all(|e| {
-            let (dir, name) = e.path.rsplit_once('/').unwrap_or(("", &e.path));
-            e.dir || name.starts_with(".nfs") || !crate::oracle::is_draining_queue(dir, name)
+        DRAINING.iter().chain(&["qfiles"]).all(|dir| {
+            s.store.scan_dir(dir, |name, is_dir| is_dir || name.starts_with(".nfs") || !is_draining_queue(dir, name))
         })
     })
 }
@@ -181,6 +189,7 @@ pub fn run_full(scenario: &Scenario, seed: u64, replay_args: &str) -> RunOutput 
             .unwrap_or(0),
     );
     let mut drained_since: Option<Duration> = None;
+    let mut load_phase: Option<(Duration, std::time::Duration)> = None;
     let ending = loop {
         if let Err(e) = simulation.step() {
             break Ending::SimError(e);
@@ -203,6 +212,7 @@ pub fn run_full(scenario: &Scenario, seed: u64, replay_args: &str) -> RunOutput 
             && simulation.elapsed() > wait_from
             && !simulation.world().any_live(&wait_for)
         {
+            load_phase.get_or_insert_with(|| (simulation.elapsed(), started.elapsed()));
             if !scenario.run.drain {
                 break Ending::Completed;
             }
@@ -275,6 +285,8 @@ pub fn run_full(scenario: &Scenario, seed: u64, replay_args: &str) -> RunOutput 
         steps,
         steps_per_s: steps as f64 / wall_s,
         sim_to_wall: sim_time.as_secs_f64() / wall_s,
+        load_sim_ms: load_phase.map_or(0, |(sim, _)| sim.as_millis() as u64),
+        load_wall_ms: load_phase.map_or(0.0, |(_, wall)| wall.as_secs_f64() * 1000.0),
         events: trace.len() as u64,
         trace_hash: format!("{:016x}", trace.hash()),
         oracles,

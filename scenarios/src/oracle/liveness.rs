@@ -8,7 +8,7 @@
 use super::{History, OracleResult};
 
 /// Queue directories that must drain (2.1 layout, and 2.0's flat `qfiles/`).
-const DRAINING: &[&str] =
+pub const DRAINING: &[&str] =
     &["qfiles/in", "qfiles/out", "qfiles/virgin", "qfiles/archive", "qfiles/bounces", "qfiles/commands", "qfiles/news"];
 
 /// Whether `dir/name` is an entry of a queue that must drain.

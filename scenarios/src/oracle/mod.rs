@@ -13,7 +13,7 @@ mod runner_errors;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use liveness::is_draining_queue;
+pub use liveness::{is_draining_queue, DRAINING};
 
 use serde::Serialize;
 use sim::Event;

@@ -1,5 +1,6 @@
 //! scenarios' integration tests: determinism, the CLI's contract, snapshots.
 
+mod bench;
 mod cli;
 mod conformance;
 mod determinism;

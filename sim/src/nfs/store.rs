@@ -522,6 +522,23 @@ impl Store {
         }
     }
 
+    /// Calls `f(name, is_dir)` for each entry of the directory at `path`, in
+    /// directory order, until `f` returns false; false if `f` stopped early.
+    /// A missing path or a file has no entries. Unlike [`Store::dump`] it walks one
+    /// directory and allocates nothing (the drain check runs it every 100 steps).
+    pub fn scan_dir(&self, path: &str, mut f: impl FnMut(&str, bool) -> bool) -> bool {
+        let Some(ino) = self.resolve(path) else { return true };
+        let Ok(inode) = self.get(ino) else { return true };
+        let Kind::Dir(entries) = &inode.kind else { return true };
+        for (name, child) in entries {
+            let dir = matches!(self.inodes[child].kind, Kind::Dir(_));
+            if !f(name, dir) {
+                return false;
+            }
+        }
+        true
+    }
+
     /// Every name under the root, depth first in directory order.
     pub fn dump(&self) -> Vec<DumpEntry> {
         let mut out = Vec::new();

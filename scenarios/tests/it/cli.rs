@@ -97,3 +97,16 @@ fn the_report_names_seed_fingerprint_and_verdicts_and_the_trace_is_jsonl() {
     let human = String::from_utf8(mmsim(&["run", "smoke", "--seed", "5"]).stdout).unwrap();
     assert!(human.contains("seed        5") && human.contains("trace hash"), "{human}");
 }
+
+#[test]
+fn every_builtin_scenario_and_variant_loads() {
+    for (name, text) in scenarios::scenario::BUILTIN {
+        let (s, _) = scenarios::scenario::parse(text, &[]).unwrap();
+        scenarios::scenario::load(name, &[]).unwrap();
+        for v in &s.variants {
+            let full = format!("{name}/{}", v.name);
+            let (loaded, _) = scenarios::scenario::load(&full, &[]).unwrap_or_else(|e| panic!("{full}: {e}"));
+            assert_eq!(loaded.name, full);
+        }
+    }
+}

@@ -3,7 +3,10 @@
 mod cli;
 mod conformance;
 mod determinism;
+mod explain;
+mod inspect;
 mod profiles;
 mod real;
 mod snapshots;
 mod sweep;
+mod timeline;

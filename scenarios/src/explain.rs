@@ -193,11 +193,30 @@ pub fn cache_served(served_by: &str) -> bool {
     !parse_served_by(served_by).iter().any(|p| matches!(p, Served::Xid(_)))
 }
 
-/// The provenance of one call, one line per piece of `served_by`.
+/// Whether the cache entry filled at event `ev` is about `name` (and not a
+/// directory on the way to it).
+fn cache_entry_names(ix: &Index, ev: u64, name: &str) -> bool {
+    let Some(EventKind::Rpc { span, .. }) = ix.events.get(ev as usize).map(|e| &e.kind) else { return true };
+    match ix.call_of_span(*span).map(|c| &c.kind) {
+        Some(EventKind::Call { args, .. }) => args.contains(name),
+        _ => true,
+    }
+}
+
+/// The provenance of one call, one line per piece of `served_by`. Cache
+/// entries of the directories on the way are summed up in one line.
 fn provenance(ix: &Index, call: &Event) -> Vec<String> {
-    let EventKind::Call { host, served_by, .. } = &call.kind else { return Vec::new() };
+    let EventKind::Call { host, served_by, args, .. } = &call.kind else { return Vec::new() };
+    let name = file_of(args).map(basename).unwrap_or("");
     let mut out = Vec::new();
+    let mut on_the_way = 0;
     for piece in parse_served_by(served_by) {
+        if let Served::Cache(_, ev) = piece {
+            if !name.is_empty() && !cache_entry_names(ix, ev, name) {
+                on_the_way += 1;
+                continue;
+            }
+        }
         match piece {
             Served::Xid(xid) => {
                 let rpc = ix.rpc_of(host, xid, call.seq);
@@ -234,6 +253,9 @@ fn provenance(ix: &Index, call: &Event) -> Vec<String> {
             }
             Served::Local => out.push("  answered locally (no NFS involved)".into()),
         }
+    }
+    if on_the_way > 0 {
+        out.push(format!("  (and {on_the_way} cached entries of the directories on the way)"));
     }
     out
 }
@@ -281,24 +303,30 @@ fn locks_held(ix: &Index, host: &str, pid: u32, before: u64) -> Vec<(String, u64
 /// A server change, told as the act of the process that caused it.
 fn tell_change(ix: &Index, apply: &Event) -> String {
     let EventKind::Apply { client, proc, args, status, .. } = &apply.kind else { return step(ix, apply) };
-    let actor = match ix.caller_of_apply(apply) {
-        Some((host, pid, call)) => {
-            let locks = locks_held(ix, host, pid, apply.seq);
-            let holding = if locks.is_empty() {
-                String::new()
-            } else {
-                let l: Vec<String> = locks.iter().map(|(l, s)| format!("{l} since [ev {s}]")).collect();
-                format!(", holding {}", l.join(", "))
-            };
-            let what = match &call.kind {
-                EventKind::Call { op, args, .. } => format!(" by {op} {args} [ev {}]", call.seq),
-                _ => String::new(),
-            };
-            format!("{}{holding}{what}", ix.who(host, pid))
-        }
-        None => format!("a process on {client}"),
+    let server = format!("(server: {proc} {args} {status} [ev {}])", apply.seq);
+    let Some((host, pid, call)) = ix.caller_of_apply(apply) else {
+        return format!("a process on {client} changed the name at {} {server}", t(apply));
     };
-    format!("{actor}: the server applied {proc} {args} {status} at {} [ev {}]", t(apply), apply.seq)
+    let locks = locks_held(ix, host, pid, apply.seq);
+    let holder = if locks.is_empty() { "" } else { "the lock holder " };
+    let holding = if locks.is_empty() {
+        String::new()
+    } else {
+        let l: Vec<String> = locks.iter().map(|(l, s)| format!("{l} since [ev {s}]")).collect();
+        format!(", holding {},", l.join(", "))
+    };
+    let what = match &call.kind {
+        EventKind::Call { op: "rename", args, .. } => {
+            let mut parts = args.split('"').skip(1).step_by(2);
+            match (parts.next(), parts.next()) {
+                (Some(from), Some(to)) => format!("renamed {from} over {to}"),
+                _ => format!("rename {args}"),
+            }
+        }
+        EventKind::Call { op, args, .. } => format!("{op} {args}"),
+        _ => String::new(),
+    };
+    format!("{holder}{}{holding} {what} at {} [ev {}] {server}", ix.who(host, pid), t(call), call.seq)
 }
 
 /// The last call of `host/pid` before `before` whose args contain `needle`,
@@ -412,13 +440,14 @@ fn missing_list(ix: &Index, seq: u64) -> Option<Vec<String>> {
         let name = basename(file);
         // The window in which the name changed under the caller: since the cache
         // entry it trusted was filled, or since just before the call started.
+        // The cache entry for the name itself (not a directory on the way).
         let fill = parse_served_by(served_by)
             .iter()
             .filter_map(|p| match p {
-                Served::Cache(_, ev) => Some(*ev),
+                Served::Cache(_, ev) if cache_entry_names(ix, *ev, name) => Some(*ev),
                 _ => None,
             })
-            .min();
+            .max();
         let from = match fill {
             Some(ev) => ev,
             None => {
@@ -451,7 +480,7 @@ fn missing_list(ix: &Index, seq: u64) -> Option<Vec<String>> {
         if let (Some(ev), Some(last)) = (fill, changed.last()) {
             if let Some(line) = prov.iter_mut().find(|l| l.contains(&format!("[ev {ev}]"))) {
                 line.push_str(&format!(
-                    "; that entry pointed to what the server replaced or freed at {} [ev {}]",
+                    "; it pointed to the inode the server replaced (freed) at {} [ev {}]",
                     t(last),
                     last.seq
                 ));

@@ -4,8 +4,8 @@
 //! applies. Lock holdings are bars from `LockAcquired` to the holder's
 //! `LockReleasing` (or a `LockRefreshed { held: false }`, or the end of the
 //! trace). File calls are ticks from their start to their return; a call that
-//! no RPC answered (its `served_by` has no xid) is an orange circle, a failed
-//! call is red. Every mark carries a `<title>` (the browser's hover text) with
+//! no RPC answered (its `served_by` names only cache entries) is an orange
+//! circle, a call that never reached NFS (`local`) is grey, a failed call is red. Every mark carries a `<title>` (the browser's hover text) with
 //! the op, args, outcome, `served_by` and event number; clicking one copies it
 //! to the details box. The first violation is a red vertical line.
 //!
@@ -31,7 +31,7 @@ pub const TICKS_MAX: usize = 20_000;
 const WIDTH: f64 = 1600.0;
 const LABEL_W: f64 = 300.0;
 const PLOT_X0: f64 = LABEL_W + 10.0;
-const PLOT_X1: f64 = WIDTH - 20.0;
+const PLOT_X1: f64 = WIDTH - 40.0;
 const LANE_H: f64 = 16.0;
 const TOP: f64 = 56.0;
 const SERVER_LANE: (&str, u32) = ("nfs", 0);
@@ -171,12 +171,19 @@ pub fn render(events: &[Event], report: &Report, from_s: f64, to_s: f64) -> Stri
     // Axis.
     let step = axis_step(to_s - from_s);
     let mut tick = (from_s / step).ceil() * step;
+    let decimals = if step >= 1.0 {
+        0
+    } else if step >= 0.1 {
+        1
+    } else {
+        3
+    };
     let _ = writeln!(svg, r#"<g class="axis">"#);
     while tick <= to_s + 1e-9 {
         let tx = x(Duration::from_secs_f64(tick.max(0.0)));
         let _ = writeln!(
             svg,
-            r#"<line x1="{tx:.1}" x2="{tx:.1}" y1="{}" y2="{height}" class="grid"/><text x="{tx:.1}" y="{}" class="axis-label">{tick:.3}s</text>"#,
+            r#"<line x1="{tx:.1}" x2="{tx:.1}" y1="{}" y2="{height}" class="grid"/><text x="{tx:.1}" y="{}" class="axis-label">{tick:.decimals$}s</text>"#,
             TOP - 6.0,
             TOP - 10.0
         );
@@ -247,7 +254,8 @@ pub fn render(events: &[Event], report: &Report, from_s: f64, to_s: f64) -> Stri
                 ));
                 let err = if outcome.is_err() { " err" } else { "" };
                 let cy = y(lane) + LANE_H / 2.0;
-                if cache_served(served_by) {
+                let local = served_by == "local";
+                if !local && cache_served(served_by) {
                     let _ = writeln!(
                         svg,
                         r#"<circle class="call cache{err}" cx="{:.1}" cy="{cy:.1}" r="3.5" data-ev="{}"><title>{title}</title></circle>"#,
@@ -259,7 +267,8 @@ pub fn render(events: &[Event], report: &Report, from_s: f64, to_s: f64) -> Stri
                     let w = (x(e.t) - x0).max(2.0);
                     let _ = writeln!(
                         svg,
-                        r#"<rect class="call rpc{err}" x="{x0:.1}" y="{:.1}" width="{w:.1}" height="{:.1}" data-ev="{}"><title>{title}</title></rect>"#,
+                        r#"<rect class="call {}{err}" x="{x0:.1}" y="{:.1}" width="{w:.1}" height="{:.1}" data-ev="{}"><title>{title}</title></rect>"#,
+                        if local { "local" } else { "rpc" },
                         y(lane) + 3.0,
                         LANE_H - 6.0,
                         e.seq
@@ -350,6 +359,7 @@ h1 {{ font-size: 15px; margin: 0 0 4px; }}
 .lock {{ fill: #8fd19e; fill-opacity: 0.55; stroke: #2e8b57; stroke-width: 0.5; }}
 .call.rpc {{ fill: #3b6fd4; }}
 .call.cache {{ fill: #f39c12; stroke: #a0600a; stroke-width: 0.5; }}
+.call.local {{ fill: #bbb; fill-opacity: 0.6; }}
 .call.err {{ fill: #e03131; }}
 .apply {{ fill: #777; }}
 .note {{ fill: #9b59b6; }}
@@ -360,7 +370,7 @@ h1 {{ font-size: 15px; margin: 0 0 4px; }}
 <body>
 <h1>{name} --seed {seed}: {verdict}</h1>
 <p class="meta">window t={from_s:.3}s..{to_s:.3}s; {lanes} lanes; {capped}. {violation}</p>
-<p class="legend"><span style="color:#2e8b57">&#9644; lock held</span><span style="color:#3b6fd4">&#9646; call answered by RPC</span><span style="color:#f39c12">&#9679; call answered from a cache (no RPC)</span><span style="color:#e03131">&#9646; failed call</span><span style="color:#777">&#9646; server apply</span><span style="color:#9b59b6">&#9670; note</span></p>
+<p class="legend"><span style="color:#2e8b57">&#9644; lock held</span><span style="color:#3b6fd4">&#9646; call answered by RPC</span><span style="color:#f39c12">&#9679; call answered from a cache (no RPC)</span><span style="color:#e03131">&#9646; failed call</span><span style="color:#999">&#9646; local call (no NFS)</span><span style="color:#777">&#9646; server apply</span><span style="color:#9b59b6">&#9670; note</span></p>
 <pre id="details">hover a mark for details; click one to copy them here</pre>
 {svg}<script>
 // Click a mark to keep its details in view.

@@ -168,7 +168,8 @@ pub fn dump_at(scenario: &Scenario, seed: u64, event: u64) -> Result<String, Str
     let _ = writeln!(s, "server namespace (path ino nlink size mtime_ns)");
     for e in world.with_server(|srv| srv.store.dump()) {
         let kind = if e.dir { "/" } else { "" };
-        let _ = writeln!(s, "  {}{kind} ino={} nlink={} size={} mtime_ns={}", e.path, e.ino, e.nlink, e.size, e.mtime_ns);
+        let _ =
+            writeln!(s, "  {}{kind} ino={} nlink={} size={} mtime_ns={}", e.path, e.ino, e.nlink, e.size, e.mtime_ns);
     }
     let _ = writeln!(s, "client caches: not shown (sim exposes no dentry or attribute cache through World)");
     Ok(s)

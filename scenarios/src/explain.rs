@@ -50,9 +50,7 @@ impl<'a> Index<'a> {
                     ix.calls_by_span.insert(*span, i);
                 }
                 EventKind::Rpc { host, xid, .. } => ix.rpcs_by_xid.entry((&**host, *xid)).or_default().push(i),
-                EventKind::Apply { client, xid, .. } => {
-                    ix.applies_by_xid.entry((&**client, *xid)).or_default().push(i)
-                }
+                EventKind::Apply { client, xid, .. } => ix.applies_by_xid.entry((&**client, *xid)).or_default().push(i),
                 _ => {}
             }
         }
@@ -125,11 +123,9 @@ fn outcome_text(outcome: &sim::Outcome) -> String {
 /// One event in words, without its time and number.
 pub fn describe(ix: &Index, e: &Event) -> String {
     match &e.kind {
-        EventKind::Call { host, pid, op, args, outcome, served_by, .. } => format!(
-            "{} {op} {args} -> {} (served by {served_by})",
-            ix.who(host, *pid),
-            outcome_text(outcome)
-        ),
+        EventKind::Call { host, pid, op, args, outcome, served_by, .. } => {
+            format!("{} {op} {args} -> {} (served by {served_by})", ix.who(host, *pid), outcome_text(outcome))
+        }
         EventKind::Rpc { host, xid, proc, retransmit, outcome, .. } => {
             format!("{host} RPC {proc} x{xid} #{retransmit} {outcome}")
         }
@@ -336,11 +332,7 @@ fn last_call<'a>(ix: &Index<'a>, host: &str, pid: u32, before: u64, needle: &str
     let range = &ix.events[..(before as usize).min(ix.events.len())];
     // Only the calls since the process's previous note about this list matter; look back a bounded way.
     let recent: Vec<&Event> = range.iter().rev().filter(mine).take(20).collect();
-    recent
-        .iter()
-        .find(|e| matches!(&e.kind, EventKind::Call { outcome: Err(_), .. }))
-        .or(recent.first())
-        .copied()
+    recent.iter().find(|e| matches!(&e.kind, EventKind::Call { outcome: Err(_), .. })).or(recent.first()).copied()
 }
 
 /// The file named in a call's args: the first quoted token that looks like a path.
@@ -580,7 +572,9 @@ fn lost_update(ix: &Index, seq: u64) -> Option<Vec<String>> {
             continue;
         };
         let what = match outcome {
-            ListLoadOutcome::Loaded => format!("loaded {f} with post_id {}", id.map(|i| i.to_string()).unwrap_or("?".into())),
+            ListLoadOutcome::Loaded => {
+                format!("loaded {f} with post_id {}", id.map(|i| i.to_string()).unwrap_or("?".into()))
+            }
             ListLoadOutcome::ShortcutSkip => {
                 format!("skipped loading {f} (the mtime shortcut: it kept the post_id it had in memory)")
             }

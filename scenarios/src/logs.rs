@@ -76,6 +76,14 @@ fn line_of(event: &ModelEvent, text: &str) -> (String, String) {
             format!("SHUNTING: {message_id} for list {list}: {reason} ({errno})")
         }
         ModelEvent::MessageDeleted { list, reason, .. } => format!("{reason}: {list}"),
+        ModelEvent::LockAcquired { lock, claim } => format!("{lock} lock acquired by {claim}"),
+        ModelEvent::LockReleasing { lock, claim } => format!("{lock} unlocking (claim {claim})"),
+        ModelEvent::LockBroken { lock, claim, winner } => {
+            format!(
+                "{lock} lifetime has expired, breaking (by {claim}; it named {})",
+                winner.as_deref().unwrap_or("nobody")
+            )
+        }
         _ => text.to_string(),
     };
     (log, message)

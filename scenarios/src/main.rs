@@ -218,7 +218,9 @@ fn main() -> ExitCode {
             }
             let text = e.to_string();
             let first = text.lines().next().unwrap_or("bad arguments").trim_start_matches("error: ");
-            return bad_input(&format!("{first} (see `mmsim --help`; commands: run, explain, timeline, sweep, merge, list)"));
+            return bad_input(&format!(
+                "{first} (see `mmsim --help`; commands: run, explain, timeline, sweep, merge, list)"
+            ));
         }
     };
     match cli.command {

@@ -57,7 +57,9 @@ pub fn first_violation(report: &Report) -> Option<(&str, &str, u64)> {
         .oracles
         .iter()
         .filter(|o| o.status == Status::Fail)
-        .filter_map(|o| o.first_event.map(|e| (o.name.as_str(), o.violations.first().map(String::as_str).unwrap_or(""), e)))
+        .filter_map(|o| {
+            o.first_event.map(|e| (o.name.as_str(), o.violations.first().map(String::as_str).unwrap_or(""), e))
+        })
         .min_by_key(|v| v.2)
 }
 
@@ -107,7 +109,8 @@ fn lock_bars(events: &[Event]) -> Vec<LockBar> {
 
 /// A round axis step for a window of `span` seconds.
 fn axis_step(span: f64) -> f64 {
-    for s in [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0] {
+    for s in [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0]
+    {
         if span / s <= 12.0 {
             return s;
         }

@@ -37,7 +37,9 @@ impl TraceFilter {
                         .map_err(|_| format!("--trace-filter pid={value:?}: expected an unsigned integer"))?;
                     f.pid.replace(pid).is_some()
                 }
-                other => return Err(format!("--trace-filter: unknown key {other:?}; expected one of: path, host, pid")),
+                other => {
+                    return Err(format!("--trace-filter: unknown key {other:?}; expected one of: path, host, pid"))
+                }
             };
             if repeated {
                 return Err(format!("--trace-filter: key {key:?} given twice"));

@@ -344,10 +344,14 @@ fn basename(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-/// The story of the first violation of a run: lines to print.
-pub fn explain(events: &[Event], report: &Report) -> Vec<String> {
-    let failing: Vec<_> = report.oracles.iter().filter(|o| o.status == Status::Fail).collect();
+/// The story of the first violation of a run (of oracle `only`, if given): lines to print.
+pub fn explain(events: &[Event], report: &Report, only: Option<&str>) -> Vec<String> {
+    let failing: Vec<_> =
+        report.oracles.iter().filter(|o| o.status == Status::Fail && only.is_none_or(|n| o.name == n)).collect();
     let Some(oracle) = failing.iter().min_by_key(|o| o.first_event.unwrap_or(u64::MAX)) else {
+        if let Some(name) = only {
+            return vec![format!("no violation of {name}")];
+        }
         if report.exit_code == crate::exit::PASS {
             return vec!["no violation".into()];
         }
@@ -544,27 +548,67 @@ fn consequences(ix: &Index, host: &str, pid: u32, seq: u64, message_id: Option<&
     out
 }
 
+/// The other `PostNumbered` of `list` with `post_id` before `seq`, for another message.
+fn numbered_before<'a>(ix: &Index<'a>, list: &str, post_id: u64, not: &str, seq: u64) -> Option<&'a Event> {
+    ix.events[..seq as usize].iter().rev().find(|p| {
+        matches!(model_event(p), Some((_, _, ModelEvent::PostNumbered { list: l, post_id: n, message_id: m }))
+            if l == list && *n == post_id && m != not)
+    })
+}
+
 fn lost_update(ix: &Index, seq: u64) -> Option<Vec<String>> {
     let e = &ix.events[seq as usize];
-    let (host, pid, note) = model_event(e)?;
-    let ModelEvent::ListSaved { list, file, post_id } = note else { return None };
-    let who = ix.who(host, pid);
+    let (_, _, note) = model_event(e)?;
     let mut out = Vec::new();
-    let prev = ix.events[..seq as usize].iter().rev().find_map(|p| match model_event(p) {
-        Some((h, q, ModelEvent::ListSaved { list: l, post_id: id, .. })) if l == list => Some((p, h, q, *id)),
+    // The process whose stale state made the violation, and the event where it showed.
+    let stale: &Event = match note {
+        ModelEvent::ListSaved { .. } => e,
+        ModelEvent::PostNumbered { list, message_id, post_id } => {
+            if let Some(first) = numbered_before(ix, list, *post_id, message_id, seq) {
+                out.push(format!("first numbering: {}", step(ix, first)));
+            }
+            e
+        }
+        ModelEvent::SinkReceived { message_id, post_number: Some(n), .. } => {
+            out.push(format!("the sink got post number {n} twice; the second: {}", step(ix, e)));
+            // The numbering of this message, and the earlier one with the same number.
+            let mine = ix.events[..seq as usize].iter().rev().find(|p| {
+                matches!(model_event(p), Some((_, _, ModelEvent::PostNumbered { message_id: m, post_id: k, .. })) if m == message_id && k == n)
+            })?;
+            let Some((_, _, ModelEvent::PostNumbered { list, .. })) = model_event(mine) else { return None };
+            let other = numbered_before(ix, list, *n, message_id, seq)?;
+            // The later of the two numberings is the one made from stale state.
+            let (first, second) = if other.seq < mine.seq { (other, mine) } else { (mine, other) };
+            out.push(format!("first numbering: {}", step(ix, first)));
+            second
+        }
+        _ => return None,
+    };
+    let (host, pid, note) = model_event(stale)?;
+    let (list, post_id) = match note {
+        ModelEvent::ListSaved { list, post_id, .. } | ModelEvent::PostNumbered { list, post_id, .. } => {
+            (list, *post_id)
+        }
+        _ => return None,
+    };
+    let who = ix.who(host, pid);
+    let prev = ix.events[..stale.seq as usize].iter().rev().find_map(|p| match model_event(p) {
+        Some((h, q, ModelEvent::ListSaved { list: l, post_id: id, .. })) if l == list && (h, q) != (host, pid) => {
+            Some((p, h, q, *id))
+        }
         _ => None,
     });
     if let Some((p, h, q, id)) = prev {
         out.push(format!("{} saved list {list:?} with post_id {id} at {} [ev {}]", ix.who(h, q), t(p), p.seq));
     }
-    // This process's loads of the list before its save; the last one decided what it saved.
-    let loads: Vec<&Event> = ix.events[..seq as usize]
+    // This process's loads of the list before; the last one decided what it had in memory.
+    let loads: Vec<&Event> = ix.events[..stale.seq as usize]
         .iter()
         .rev()
         .filter(|p| {
             matches!(model_event(p), Some((h, q, ModelEvent::ListFileLoad { list: l, .. })) if h == host && q == pid && l == list)
         })
-        .take(3)
+        .take(2)
         .collect();
     for load in loads.iter().rev() {
         let Some((_, _, ModelEvent::ListFileLoad { file: f, outcome, errno, post_id: id, .. })) = model_event(load)
@@ -573,7 +617,7 @@ fn lost_update(ix: &Index, seq: u64) -> Option<Vec<String>> {
         };
         let what = match outcome {
             ListLoadOutcome::Loaded => {
-                format!("loaded {f} with post_id {}", id.map(|i| i.to_string()).unwrap_or("?".into()))
+                format!("loaded {f} with post_id {}", id.map_or_else(|| "?".to_string(), |i| i.to_string()))
             }
             ListLoadOutcome::ShortcutSkip => {
                 format!("skipped loading {f} (the mtime shortcut: it kept the post_id it had in memory)")
@@ -594,19 +638,24 @@ fn lost_update(ix: &Index, seq: u64) -> Option<Vec<String>> {
             out.extend(provenance(ix, c).into_iter().map(|l| format!("  {l}")));
         }
     }
-    let locks = locks_held(ix, host, pid, seq);
+    let locks = locks_held(ix, host, pid, stale.seq);
     let holding = if locks.is_empty() {
         " holding no lock".to_string()
     } else {
         format!(" holding {}", locks.iter().map(|(l, s)| format!("{l} since [ev {s}]")).collect::<Vec<_>>().join(", "))
     };
+    let did = match note {
+        ModelEvent::ListSaved { file, .. } => format!("saved {file} with post_id {post_id}"),
+        _ => format!("numbered a post {post_id}"),
+    };
     out.push(format!(
-        "{who},{holding}, saved {file} with post_id {post_id} at {} [ev {seq}]: {}",
-        t(e),
+        "{who},{holding}, {did} at {} [ev {}]: {}",
+        t(stale),
+        stale.seq,
         match prev {
-            Some((_, _, _, id)) if *post_id <= id => format!("the increment to {id} was lost"),
-            Some((_, _, _, id)) => format!("a jump from {id}"),
-            None => "the first save".into(),
+            Some((_, _, _, id)) if post_id <= id => format!("the server already had post_id {id}: an update was lost"),
+            Some((_, _, _, id)) => format!("after a save of post_id {id}"),
+            None => "before any other save".into(),
         }
     ));
     Some(out)

@@ -51,6 +51,9 @@ enum Command {
         seed: Option<u64>,
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
+        /// Explain the first violation of this oracle instead of the first of all.
+        #[arg(long)]
+        oracle: Option<String>,
     },
     /// Run one seed and draw a window of it as a self-contained HTML page.
     Timeline {
@@ -453,14 +456,17 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Explain { scenario: name, seed, sets } => {
+        Command::Explain { scenario: name, seed, sets, oracle } => {
             let (scenario, seed) = match load_seeded(&name, seed, &sets) {
                 Ok(v) => v,
                 Err(code) => return code,
             };
+            if let Some(o) = oracle.as_deref().filter(|o| !scenarios::oracle::NAMES.contains(o)) {
+                return bad_input(&format!("--oracle {o:?}: expected one of: {}", scenarios::oracle::NAMES.join(", ")));
+            }
             let replay_args: String = sets.iter().map(|s| format!(" --set {s}")).collect();
             let Some(out) = run_caught(&scenario, seed, &replay_args) else { return ExitCode::from(exit::PANIC as u8) };
-            for line in scenarios::explain::explain(out.trace.events(), &out.report) {
+            for line in scenarios::explain::explain(out.trace.events(), &out.report, oracle.as_deref()) {
                 println!("{line}");
             }
             if out.report.exit_code != exit::PASS {

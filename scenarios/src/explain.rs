@@ -608,7 +608,7 @@ fn lost_update(ix: &Index, seq: u64) -> Option<Vec<String>> {
         .filter(|p| {
             matches!(model_event(p), Some((h, q, ModelEvent::ListFileLoad { list: l, .. })) if h == host && q == pid && l == list)
         })
-        .take(2)
+        .take(1)
         .collect();
     for load in loads.iter().rev() {
         let Some((_, _, ModelEvent::ListFileLoad { file: f, outcome, errno, post_id: id, .. })) = model_event(load)
@@ -626,14 +626,26 @@ fn lost_update(ix: &Index, seq: u64) -> Option<Vec<String>> {
             ListLoadOutcome::Missing => format!("found {f} missing ({})", errno.as_deref().unwrap_or("?")),
         };
         out.push(format!("{who} {what} at {} [ev {}]", t(load), load.seq));
-        // The stat and open behind that load, with their provenance.
-        let calls: Vec<&Event> = ix.events[..load.seq as usize]
+        // The stat and open behind that load, and the reads of the opened file,
+        // with their provenance.
+        let mut calls: Vec<&Event> = ix.events[..load.seq as usize]
             .iter()
             .rev()
             .filter(|c| matches!(&c.kind, EventKind::Call { host: h, pid: q, args, .. } if &**h == host && *q == pid && args.contains(f.as_str())))
             .take(2)
             .collect();
-        for c in calls.iter().rev() {
+        calls.reverse();
+        let fd = calls.iter().find_map(|c| match &c.kind {
+            EventKind::Call { op: "open", outcome: Ok(v), .. } => v.strip_prefix("fd=").map(|fd| format!("fd={fd} ")),
+            _ => None,
+        });
+        if let (Some(fd), Some(last)) = (fd, calls.last().map(|c| c.seq)) {
+            let reads = ix.events[last as usize..load.seq as usize].iter().filter(|c| {
+                matches!(&c.kind, EventKind::Call { host: h, pid: q, op: "read", args, .. } if &**h == host && *q == pid && args.starts_with(&fd))
+            });
+            calls.extend(reads.take(2));
+        }
+        for c in &calls {
             out.push(format!("  {}", step(ix, c)));
             out.extend(provenance(ix, c).into_iter().map(|l| format!("  {l}")));
         }

@@ -41,3 +41,31 @@ fn explain_on_a_passing_seed_says_no_violation_and_exits_0() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no violation");
 }
+
+#[test]
+fn explain_tells_who_held_and_who_broke_a_lock_when_two_held_it() {
+    // One worker holds for 40 s, far past the 15 s lifetime: another breaks its lock.
+    let out = mmsim(&[
+        "explain",
+        "lock-stress",
+        "--seed",
+        "1",
+        "--set",
+        "hosts.0.boot.1.args.4=--hold-ms=40000",
+        "--set",
+        "hosts.0.boot.1.args.2=--rounds=2",
+    ]);
+    let story = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{story}");
+    assert!(story.contains("lock_exclusion failed"), "{story}");
+    assert!(story.contains("broke locks/test.lock"), "{story}");
+    assert!(story.contains("while the other holder still held it"), "{story}");
+    assert!(story.contains("let go only at"), "{story}");
+}
+
+#[test]
+fn explain_refuses_an_unknown_oracle() {
+    let out = mmsim(&["explain", "smoke", "--oracle", "nosuch"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim_end().lines().count(), 1);
+}

@@ -695,10 +695,10 @@ fn lock_exclusion(ix: &Index, seq: u64) -> Option<Vec<String>> {
                 }
                 holder = Some((p, h, q, c.as_str()));
             }
-            ModelEvent::LockReleasing { lock: l, claim: c } if l == lock => {
-                if holder.is_some_and(|(_, _, _, hc)| hc == c) {
-                    holder = None;
-                }
+            ModelEvent::LockReleasing { lock: l, claim: c }
+                if l == lock && holder.is_some_and(|(_, _, _, hc)| hc == c) =>
+            {
+                holder = None;
             }
             _ => {}
         }

@@ -764,6 +764,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_generic_story_shows_the_violating_event_and_five_before_it_of_its_process() {
+        use std::rc::Rc;
+        use std::time::Duration;
+        let host: Rc<str> = "mail1".into();
+        let call = |seq: u64, pid: u32| Event {
+            seq,
+            t: Duration::from_millis(seq),
+            kind: EventKind::Call {
+                span: seq,
+                host: host.clone(),
+                pid,
+                op: "stat",
+                args: format!("\"f{seq}\""),
+                outcome: Err(libc::ENOENT),
+                served_by: "x1".into(),
+                started: Duration::from_millis(seq),
+            },
+        };
+        let events: Vec<Event> = (0..9).map(|i| call(i, if i % 4 == 3 { 2 } else { 1 })).collect();
+        let lines = generic(&Index::new(&events), 8);
+        assert!(lines[0].starts_with("violating event: t=0.008s mail1/1 (?) stat \"f8\" -> ENOENT"), "{lines:?}");
+        assert_eq!(lines.len(), 7, "{lines:?}");
+        assert!(lines[2].contains("[ev 1]") && lines[6].contains("[ev 6]"), "{lines:?}");
+        assert!(!lines.iter().any(|l| l.contains("[ev 3]") || l.contains("[ev 7]")), "{lines:?}");
+    }
+
+    #[test]
     fn served_by_splits_into_xids_and_cache_entries() {
         assert_eq!(
             parse_served_by("x12+pos-dentry(ev 59)+attr-cache(ev 61)"),

@@ -190,9 +190,17 @@ pub fn cache_served(served_by: &str) -> bool {
 }
 
 /// Whether the cache entry filled at event `ev` is about `name` (and not a
-/// directory on the way to it).
+/// directory on the way to it). A dentry is filled by an RPC whose server
+/// apply quotes the name (`LOOKUP 2.2 "test"`); attributes and pages by one
+/// on a handle, judged by its call's path.
 fn cache_entry_names(ix: &Index, ev: u64, name: &str) -> bool {
-    let Some(EventKind::Rpc { span, .. }) = ix.events.get(ev as usize).map(|e| &e.kind) else { return true };
+    let Some(fill) = ix.events.get(ev as usize) else { return true };
+    let EventKind::Rpc { span, host, xid, .. } = &fill.kind else { return true };
+    if let Some(EventKind::Apply { args, .. }) = ix.apply_of(host, *xid, ev).map(|a| &a.kind) {
+        if args.contains('"') {
+            return args.contains(&format!("\"{name}\""));
+        }
+    }
     match ix.call_of_span(*span).map(|c| &c.kind) {
         Some(EventKind::Call { args, .. }) => args.contains(name),
         _ => true,
@@ -456,7 +464,25 @@ fn missing_list(ix: &Index, seq: u64) -> Option<Vec<String>> {
                     .unwrap_or(0)
             }
         };
-        let changed = server_changes(ix, name, from, call.seq, 3);
+        let mut changed = server_changes(ix, name, from, call.seq, 3);
+        // With a cache entry, the first change after its fill is the one that
+        // replaced (freed) what the entry pointed to.
+        let quoted = format!("\"{name}\"");
+        let freed = fill.and_then(|ev| {
+            ix.events[ev as usize..call.seq as usize].iter().find(
+                |e| matches!(&e.kind, EventKind::Apply { proc, args, .. } if changes(proc) && args.contains(&quoted)),
+            )
+        });
+        if let Some(f) = freed.filter(|f| !changed.iter().any(|c| c.seq == f.seq)) {
+            let total = server_changes(ix, name, f.seq, call.seq, usize::MAX).len();
+            changed.insert(0, f);
+            if total > changed.len() {
+                out.push(format!(
+                    "({total} server changes to {name} since the cache entry was filled; the first and the last {} follow)",
+                    changed.len() - 1
+                ));
+            }
+        }
         if changed.is_empty() {
             let last = server_changes(ix, name, 0, call.seq, 1);
             for a in last {
@@ -473,12 +499,12 @@ fn missing_list(ix: &Index, seq: u64) -> Option<Vec<String>> {
             call.seq
         ));
         let mut prov = provenance(ix, call);
-        if let (Some(ev), Some(last)) = (fill, changed.last()) {
+        if let (Some(ev), Some(freed)) = (fill, freed) {
             if let Some(line) = prov.iter_mut().find(|l| l.contains(&format!("[ev {ev}]"))) {
                 line.push_str(&format!(
                     "; it pointed to the inode the server replaced (freed) at {} [ev {}]",
-                    t(last),
-                    last.seq
+                    t(freed),
+                    freed.seq
                 ));
             }
         }

@@ -273,7 +273,8 @@ pub fn real_figures(exe: &Path, dir: &Path, messages: u64) -> std::io::Result<Re
     let settings = r#"--settings={"list_store":{"lock":{"retry_sleep_spread_s":0.02}}}"#;
     let mut runners = Vec::new();
     for slice in 0..2 {
-        runners.push(exec(&["qrunner", "--profile=2.1.39", settings, &format!("--runner=Incoming:{slice}:2")]).spawn()?);
+        runners
+            .push(exec(&["qrunner", "--profile=2.1.39", settings, &format!("--runner=Incoming:{slice}:2")]).spawn()?);
     }
     let deadline = Duration::from_secs(600);
     while queued() > 0 && runners_started.elapsed() < deadline {

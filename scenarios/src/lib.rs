@@ -9,13 +9,21 @@
 //! - `run`: [`run`] and [`run_full`], the [`Report`], exit codes.
 //! - `oracle/`: one property per file. `marks`: coverage marks.
 //! - `bench`: `mmsim bench`, seeds/s, simulated-to-wall time and peak RSS, beside the real kernel.
+//! - `explain`: the causal story of a run's first violation (`mmsim explain`).
+//! - `timeline`: a window of a run as a self-contained HTML page (`mmsim timeline`).
+//! - `dump`: the world's state at one trace event (`mmsim run --dump-at`).
+//! - `trace_filter`: which events `--trace` writes (`--trace-filter`).
+//! - `logs`: Mailman-style log files from the notes (`mmsim run --logs`).
 //!
 //! This is the only crate that sees both `model` and `sim`.
 
 pub mod bench;
 pub mod cron;
+pub mod dump;
+pub mod explain;
 pub mod install;
 pub mod lock_worker;
+pub mod logs;
 pub mod marks;
 pub mod oracle;
 pub mod programs;
@@ -26,6 +34,8 @@ pub mod shrink;
 mod sim_os;
 pub mod swarm;
 pub mod sweep;
+pub mod timeline;
+pub mod trace_filter;
 
 pub use run::{exit, fingerprint, nonzero_counters, run, run_full, Ending, Fingerprint, LockWaits, Report, RunOutput};
 pub use scenario::{InputError, Scenario};

@@ -37,6 +37,15 @@ enum Command {
         /// Swarm mode: the seed also draws which fault kinds are on and how hard.
         #[arg(long)]
         swarm: bool,
+        /// Keep only matching events in --trace: `path=lists/test,host=mail1,pid=12`.
+        #[arg(long, value_name = "KEY=VALUE,…")]
+        trace_filter: Option<String>,
+        /// Print the world's state at trace event EVENT instead of the report.
+        #[arg(long, value_name = "EVENT")]
+        dump_at: Option<u64>,
+        /// Write each host's Mailman-style logs under DIR/<host>/logs/.
+        #[arg(long, value_name = "DIR")]
+        logs: Option<std::path::PathBuf>,
     },
     /// Measure seeds/s, simulated-to-wall time and peak RSS, each seed in its own process.
     Bench {
@@ -61,6 +70,34 @@ enum Command {
         real_messages: Option<u64>,
         #[arg(long)]
         json: bool,
+    },
+    /// Run one seed and tell the causal story of its first violation.
+    Explain {
+        scenario: String,
+        #[arg(long)]
+        seed: Option<u64>,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Explain the first violation of this oracle instead of the first of all.
+        #[arg(long)]
+        oracle: Option<String>,
+    },
+    /// Run one seed and draw a window of it as a self-contained HTML page.
+    Timeline {
+        scenario: String,
+        #[arg(long)]
+        seed: Option<u64>,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// The HTML file to write.
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+        /// Window start in simulated seconds (default: 10 s before the first violation, or 0).
+        #[arg(long)]
+        from_s: Option<f64>,
+        /// Window end in simulated seconds (default: 10 s after the first violation, or 60).
+        #[arg(long)]
+        to_s: Option<f64>,
     },
     /// List the builtin scenarios, programs and oracles.
     List,
@@ -193,6 +230,22 @@ fn seed_from(flag: Option<u64>) -> Result<u64, String> {
     }
 }
 
+/// Loads a scenario and its seed, or the exit code of a bad input.
+fn load_seeded(name: &str, seed: Option<u64>, sets: &[String]) -> Result<(scenario::Scenario, u64), ExitCode> {
+    let seed = seed_from(seed).map_err(|e| bad_input(&e))?;
+    let (scenario, _) = scenario::load(name, sets).map_err(|e| bad_input(&e.to_string()))?;
+    Ok((scenario, seed))
+}
+
+/// Runs a seed; `None` (after one line on stderr) when the run panicked.
+fn run_caught(scenario: &scenario::Scenario, seed: u64, replay_args: &str) -> Option<scenarios::RunOutput> {
+    let out = std::panic::catch_unwind(|| scenarios::run_full(scenario, seed, replay_args));
+    if out.is_err() {
+        eprintln!("mmsim: internal panic while running {} --seed {seed}", scenario.name);
+    }
+    out.ok()
+}
+
 fn main() -> ExitCode {
     // Die quietly when stdout is a closed pipe (`mmsim run … | head`), as CLI tools do.
     // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
@@ -214,7 +267,9 @@ fn main() -> ExitCode {
             }
             let text = e.to_string();
             let first = text.lines().next().unwrap_or("bad arguments").trim_start_matches("error: ");
-            return bad_input(&format!("{first} (see `mmsim --help`; commands: run, sweep, merge, list)"));
+            return bad_input(&format!(
+                "{first} (see `mmsim --help`; commands: run, explain, timeline, sweep, merge, list)"
+            ));
         }
     };
     match cli.command {
@@ -541,7 +596,65 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Run { scenario: name, seed, sets, json, trace, check_determinism, swarm } => {
+        Command::Explain { scenario: name, seed, sets, oracle } => {
+            let (scenario, seed) = match load_seeded(&name, seed, &sets) {
+                Ok(v) => v,
+                Err(code) => return code,
+            };
+            if let Some(o) = oracle.as_deref().filter(|o| !scenarios::oracle::NAMES.contains(o)) {
+                return bad_input(&format!("--oracle {o:?}: expected one of: {}", scenarios::oracle::NAMES.join(", ")));
+            }
+            let replay_args: String = sets.iter().map(|s| format!(" --set {s}")).collect();
+            let Some(out) = run_caught(&scenario, seed, &replay_args) else { return ExitCode::from(exit::PANIC as u8) };
+            for line in scenarios::explain::explain(out.trace.events(), &out.report, oracle.as_deref()) {
+                println!("{line}");
+            }
+            if out.report.exit_code != exit::PASS {
+                println!("replay: {}", out.report.replay);
+            }
+            ExitCode::from(out.report.exit_code as u8)
+        }
+        Command::Timeline { scenario: name, seed, sets, out: path, from_s, to_s } => {
+            let (scenario, seed) = match load_seeded(&name, seed, &sets) {
+                Ok(v) => v,
+                Err(code) => return code,
+            };
+            for (flag, v) in [("--from-s", from_s), ("--to-s", to_s)] {
+                if v.is_some_and(|v| !v.is_finite() || v < 0.0) {
+                    return bad_input(&format!("{flag}: expected a non-negative number of seconds"));
+                }
+            }
+            if let (Some(a), Some(b)) = (from_s, to_s) {
+                if b <= a {
+                    return bad_input("--to-s: expected a time after --from-s");
+                }
+            }
+            if let Err(e) = std::fs::File::create(&path) {
+                return bad_input(&format!("--out {}: cannot write: {}", path.display(), e.kind()));
+            }
+            let replay_args: String = sets.iter().map(|s| format!(" --set {s}")).collect();
+            let Some(out) = run_caught(&scenario, seed, &replay_args) else { return ExitCode::from(exit::PANIC as u8) };
+            let events = out.trace.events();
+            let (a, b) = scenarios::timeline::window(&out.report, events, from_s, to_s);
+            let html = scenarios::timeline::render(events, &out.report, a, b);
+            if let Err(e) = std::fs::write(&path, html) {
+                return bad_input(&format!("--out {}: {}", path.display(), e.kind()));
+            }
+            println!("wrote {} (t={a:.3}s..{b:.3}s; verdict: {})", path.display(), out.report.verdict);
+            ExitCode::from(out.report.exit_code as u8)
+        }
+        Command::Run {
+            scenario: name,
+            seed,
+            sets,
+            json,
+            trace,
+            check_determinism,
+            swarm,
+            trace_filter,
+            dump_at,
+            logs,
+        } => {
             let seed = match seed_from(seed) {
                 Ok(s) => s,
                 Err(e) => return bad_input(&e),
@@ -551,6 +664,32 @@ fn main() -> ExitCode {
                 Err(e) => return bad_input(&e.to_string()),
             };
             let drawn = if swarm { scenarios::swarm::apply(&mut scenario, seed) } else { Vec::new() };
+            let filter = match trace_filter.as_deref().map(scenarios::trace_filter::TraceFilter::parse).transpose() {
+                Ok(f) => f,
+                Err(e) => return bad_input(&e),
+            };
+            if filter.is_some() && trace.is_none() {
+                return bad_input("--trace-filter: needs --trace FILE");
+            }
+            if let Some(dir) = &logs {
+                if let Err(e) = scenarios::logs::prepare(dir) {
+                    return bad_input(&e);
+                }
+            }
+            if let Some(event) = dump_at {
+                let dumped = std::panic::catch_unwind(|| scenarios::dump::dump_at(&scenario, seed, event));
+                return match dumped {
+                    Ok(Ok(text)) => {
+                        print!("{text}");
+                        ExitCode::SUCCESS
+                    }
+                    Ok(Err(e)) => bad_input(&format!("--dump-at {event}: {e}")),
+                    Err(_) => {
+                        eprintln!("mmsim: internal panic while running {} --seed {seed}", scenario.name);
+                        ExitCode::from(exit::PANIC as u8)
+                    }
+                };
+            }
             if let Some(path) = &trace {
                 if let Err(e) = std::fs::File::create(path) {
                     return bad_input(&format!("--trace {}: cannot write: {}", path.display(), e.kind()));
@@ -575,11 +714,23 @@ fn main() -> ExitCode {
             if let Some(path) = &trace {
                 let written = std::fs::File::create(path).and_then(|f| {
                     let mut w = std::io::BufWriter::new(f);
-                    first.trace.write_jsonl(&mut w, &|_| true)?;
+                    match &filter {
+                        Some(f) => {
+                            let keep = f.select(first.trace.events());
+                            first.trace.write_jsonl(&mut w, &|e| keep[e.seq as usize])?;
+                        }
+                        None => first.trace.write_jsonl(&mut w, &|_| true)?,
+                    }
                     w.flush()
                 });
                 if let Err(e) = written {
                     return bad_input(&format!("--trace {}: {}", path.display(), e.kind()));
+                }
+            }
+            if let Some(dir) = &logs {
+                let hosts = scenario.world_config(seed).hosts;
+                if let Err(e) = scenarios::logs::write(dir, first.trace.events(), &hosts) {
+                    return bad_input(&format!("--logs {}: {}", dir.display(), e.kind()));
                 }
             }
             let mut report: Report = first.report;

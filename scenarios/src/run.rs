@@ -109,7 +109,12 @@ fn lock_waits(events: &[sim::Event]) -> LockWaits {
     }
     waits.sort_unstable();
     let pick = |q: f64| waits.get(((waits.len() as f64 * q).ceil() as usize).saturating_sub(1)).copied().unwrap_or(0);
-    LockWaits { acquisitions: waits.len() as u64, p50: pick(0.50), p99: pick(0.99), max: waits.last().copied().unwrap_or(0) }
+    LockWaits {
+        acquisitions: waits.len() as u64,
+        p50: pick(0.50),
+        p99: pick(0.99),
+        max: waits.last().copied().unwrap_or(0),
+    }
 }
 
 /// Whether every non-terminal queue directory on the server is empty: the
@@ -347,7 +352,11 @@ impl Report {
             }
         }
         let w = &self.lock_wait_ms;
-        let _ = writeln!(s, "lock waits  {} acquisitions, p50 {} ms, p99 {} ms, max {} ms", w.acquisitions, w.p50, w.p99, w.max);
+        let _ = writeln!(
+            s,
+            "lock waits  {} acquisitions, p50 {} ms, p99 {} ms, max {} ms",
+            w.acquisitions, w.p50, w.p99, w.max
+        );
         let marks: Vec<String> = self.marks.iter().filter(|(_, v)| **v > 0).map(|(k, v)| format!("{k}={v}")).collect();
         let _ = writeln!(s, "marks       {}", marks.join(" "));
         let rpcs: Vec<String> = self.counters.rpcs.iter().map(|(k, v)| format!("{k}={v}")).collect();

@@ -1,0 +1,64 @@
+//! `mmsim timeline`: the page renders in a real browser (headless Chromium),
+//! with one lane per process and the first violation marked.
+//!
+//! CI installs Chromium (`.ci/run`); without it this test fails, on purpose.
+
+use std::process::Command;
+
+use super::explain::{mmsim, SMALL_2002};
+
+fn chromium() -> String {
+    for name in ["chromium", "chromium-browser", "google-chrome"] {
+        if Command::new("sh").args(["-c", &format!("command -v {name}")]).output().is_ok_and(|o| o.status.success()) {
+            return name.to_string();
+        }
+    }
+    panic!("headless Chromium is required for the timeline test and is not installed: apt-get install -y chromium (.ci/run does this)");
+}
+
+/// Counts `needle` in `hay`.
+fn count(hay: &str, needle: &str) -> usize {
+    hay.matches(needle).count()
+}
+
+#[test]
+fn timeline_renders_lanes_and_the_violation_marker_in_headless_chromium() {
+    let browser = chromium();
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("run.html");
+    let mut args = vec!["timeline"];
+    args.extend_from_slice(SMALL_2002);
+    args.extend_from_slice(&["--out", page.to_str().unwrap()]);
+    let out = mmsim(&args);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let profile = dir.path().join("profile");
+    let dom = Command::new(&browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            &format!("--user-data-dir={}", profile.display()),
+            "--dump-dom",
+            &format!("file://{}", page.display()),
+        ])
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(dom.contains("<svg"), "Chromium rendered no SVG:\n{}", &dom[..dom.len().min(2000)]);
+    let declared: usize = dom
+        .split("data-lanes=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .and_then(|n| n.parse().ok())
+        .expect("the svg declares its lane count");
+    assert!(declared >= 3, "expected the server and at least two processes, got {declared}");
+    assert_eq!(count(&dom, "class=\"lane\""), declared);
+    assert_eq!(count(&dom, "id=\"violation-marker\""), 1);
+    assert!(dom.contains("first violation: no_missing_list"), "no violation label");
+    assert!(dom.contains("class=\"call cache"), "no cache-served call drawn");
+    assert!(dom.contains("class=\"lock\""), "no lock bar drawn");
+}

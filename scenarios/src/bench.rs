@@ -26,10 +26,13 @@ use serde::Serialize;
 use crate::scenario::{InputError, Scenario};
 
 /// The `--set`s that scale every sender's `--count=N` by `scale`, and the total
-/// message count after scaling.
+/// message count after scaling. A count written `{posts}` scales through
+/// `load.posts`, once for all the senders that use it.
 pub fn scale_sets(scenario: &Scenario, scale: u64) -> Result<(Vec<String>, u64), InputError> {
     let mut sets = Vec::new();
     let mut messages = 0u64;
+    let posts =
+        scenario.load.posts.checked_mul(scale).ok_or_else(|| InputError(format!("--scale {scale}: too large")))?;
     for (i, host) in scenario.hosts.iter().enumerate() {
         for (j, boot) in host.boot.iter().enumerate() {
             if boot.program != "sender" {
@@ -37,6 +40,14 @@ pub fn scale_sets(scenario: &Scenario, scale: u64) -> Result<(Vec<String>, u64),
             }
             for (k, arg) in boot.args.iter().enumerate() {
                 let Some(n) = arg.strip_prefix("--count=") else { continue };
+                if n == "{posts}" {
+                    messages += posts;
+                    let set = format!("load.posts={posts}");
+                    if scale != 1 && !sets.contains(&set) {
+                        sets.push(set);
+                    }
+                    continue;
+                }
                 let n: u64 = n.parse().map_err(|_| InputError(format!("sender argument {arg:?}: not a count")))?;
                 let scaled = n.checked_mul(scale).ok_or_else(|| InputError(format!("--scale {scale}: too large")))?;
                 messages += scaled;

@@ -43,7 +43,7 @@ fn scale_multiplies_every_sender_count() {
     let (scenario, _) = scenarios::scenario::load("two-servers", &[]).unwrap();
     let (sets, messages) = scenarios::bench::scale_sets(&scenario, 10).unwrap();
     assert_eq!(messages, 20_000);
-    assert_eq!(sets, ["hosts.3.boot.0.args.3=--count=10000", "hosts.3.boot.1.args.3=--count=10000"]);
+    assert_eq!(sets, ["load.posts=10000"]);
     let (scaled, _) = scenarios::scenario::load("two-servers", &sets).unwrap();
     assert_eq!(scenarios::bench::scale_sets(&scaled, 1).unwrap().1, 20_000, "the sets apply");
     assert_eq!(scenarios::bench::scale_sets(&scenario, 1).unwrap(), (vec![], 2000));

@@ -12,107 +12,29 @@
 //! `LockReleasing`). Not shown: the clients' dentry and attribute caches, which
 //! `sim` keeps private (`World` exposes no client handle).
 //!
-//! The driving loop repeats the parts of `run::run_full` that change the world
-//! (scheduled faults and process crashes) so that the re-run is the same run;
-//! it does not judge or drain.
+//! The re-run is driven by `run::drive`, the same loop as `run::run_full`
+//! (scheduled faults, process crashes, the drain), with a hook that stops it.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use model::ModelEvent;
-use sim::Simulation;
 
 use crate::explain::{model_event, step, Index};
-use crate::programs;
-use crate::scenario::{FaultSpec, Scenario};
-
-/// Whether every non-terminal queue directory on the server is empty (as `run` decides).
-fn queues_empty(world: &sim::World) -> bool {
-    world.with_server(|s| {
-        s.store.dump().iter().all(|e| {
-            let (dir, name) = e.path.rsplit_once('/').unwrap_or(("", &e.path));
-            e.dir || name.starts_with(".nfs") || !crate::oracle::is_draining_queue(dir, name)
-        })
-    })
-}
+use crate::scenario::Scenario;
 
 /// The world after stepping until the trace holds `event`, as text. `Err` when
 /// the run ends (or its budget runs out) first.
 pub fn dump_at(scenario: &Scenario, seed: u64, event: u64) -> Result<String, String> {
-    let mut simulation = Simulation::new(scenario.world_config(seed));
-    programs::register(simulation.world());
-    let budget = Duration::from_secs(scenario.run.duration_s_max);
-    let mut crashes: Vec<(Duration, String, String)> = Vec::new();
-    for f in &scenario.faults {
-        let at = Duration::from_secs_f64(f.at_s());
-        let fault = match f {
-            FaultSpec::Partition { a, b, window_s, .. } => {
-                sim::Fault::Partition { a: a.clone(), b: b.clone(), window: Duration::from_secs_f64(*window_s) }
-            }
-            FaultSpec::RebootServer { down_s, .. } => {
-                sim::Fault::RebootServer { down_for: Duration::from_secs_f64(*down_s) }
-            }
-            FaultSpec::CrashHost { host, .. } => sim::Fault::CrashHost { host: host.clone() },
-            FaultSpec::RestartHost { host, .. } => sim::Fault::RestartHost { host: host.clone() },
-            FaultSpec::CrashProcess { host, program, .. } => {
-                crashes.push((at, host.clone(), program.clone()));
-                continue;
-            }
-        };
-        simulation.schedule(at, fault);
-    }
-    crashes.sort_by_key(|c| c.0);
-    let mut crashes = crashes.into_iter().peekable();
-    let wait_for: Vec<&str> = scenario.run.wait_for.iter().map(String::as_str).collect();
-    let quiet = Duration::from_secs(scenario.run.drain_quiet_s);
-    let wait_from = Duration::from_millis(
-        scenario
-            .hosts
-            .iter()
-            .flat_map(|h| &h.boot)
-            .filter(|b| wait_for.contains(&b.program.as_str()))
-            .map(|b| b.start_ms)
-            .max()
-            .unwrap_or(0),
-    );
-    let mut drained_since: Option<Duration> = None;
-    while simulation.world().trace().len() as u64 <= event {
-        simulation.step().map_err(|e| format!("the run failed before event {event}: {e}"))?;
-        if let Some(why) = simulation.world().livelock() {
-            return Err(format!("the run livelocked before event {event}: {why}"));
-        }
-        while let Some((_, host, program)) = crashes.next_if(|(at, _, _)| simulation.elapsed() >= *at) {
-            let victim = simulation.world().live_processes().into_iter().find(|(h, _, p)| *h == host && *p == program);
-            match victim {
-                Some((_, pid, _)) => {
-                    simulation.crash_process(&host, pid);
-                }
-                None => simulation.world().fault(format!("crash-process: no live {program} on {host}")),
-            }
-        }
-        // The same ending as `run::run_full`, so that an event after the end is refused.
-        let mut ended = simulation.elapsed() >= budget;
-        if !wait_for.is_empty()
-            && simulation.steps() % 100 == 0
-            && simulation.elapsed() > wait_from
-            && !simulation.world().any_live(&wait_for)
-        {
-            if !scenario.run.drain {
-                ended = true;
-            } else if queues_empty(simulation.world()) {
-                let since = *drained_since.get_or_insert(simulation.elapsed());
-                ended |= simulation.elapsed() >= since + quiet;
-            } else {
-                drained_since = None;
-            }
-        }
-        if ended && simulation.world().trace().len() as u64 <= event {
-            return Err(format!(
-                "the run ends with {} events; there is no event {event}",
-                simulation.world().trace().len()
-            ));
-        }
+    #[allow(clippy::disallowed_methods)] // wall time is only reported by `run`, never used here
+    let started = std::time::Instant::now();
+    let driven = crate::run::drive(scenario, seed, started, &mut |w| w.trace().len() as u64 > event);
+    let simulation = driven.simulation;
+    if let Some(ending) = driven.ending {
+        return Err(format!(
+            "the run ends ({ending:?}) with {} events; there is no event {event}",
+            simulation.world().trace().len()
+        ));
     }
     let world = simulation.world().clone();
     let elapsed = simulation.elapsed();

@@ -150,10 +150,24 @@ pub fn run(scenario: &Scenario, seed: u64) -> Report {
     run_full(scenario, seed, "").report
 }
 
-/// Runs and keeps the trace. `replay_args` are appended to the replay command.
-pub fn run_full(scenario: &Scenario, seed: u64, replay_args: &str) -> RunOutput {
-    #[allow(clippy::disallowed_methods)] // wall time is reported, never fed to the world
-    let started = std::time::Instant::now();
+/// A run driven up to its end, or up to where the caller stopped it.
+pub(crate) struct Driven<'a> {
+    pub simulation: Simulation<'a>,
+    /// `None` when `stop` ended the drive before the run's own ending.
+    pub ending: Option<Ending>,
+    /// Simulated and wall time at which the awaited programs were first seen to have exited.
+    pub load_phase: Option<(Duration, std::time::Duration)>,
+}
+
+/// Builds the world of `scenario` under `seed` and steps it: scheduled faults,
+/// process crashes, the load phase, the drain, the budget. `stop` is asked after
+/// every step (before the run's own ending is judged); `true` ends the drive.
+pub(crate) fn drive<'a>(
+    scenario: &Scenario,
+    seed: u64,
+    started: std::time::Instant,
+    stop: &mut dyn FnMut(&sim::World) -> bool,
+) -> Driven<'a> {
     let mut simulation = Simulation::new(scenario.world_config(seed));
     programs::register(simulation.world());
     let budget = Duration::from_secs(scenario.run.duration_s_max);
@@ -197,10 +211,10 @@ pub fn run_full(scenario: &Scenario, seed: u64, replay_args: &str) -> RunOutput 
     let mut load_phase: Option<(Duration, std::time::Duration)> = None;
     let ending = loop {
         if let Err(e) = simulation.step() {
-            break Ending::SimError(e);
+            break Some(Ending::SimError(e));
         }
         if let Some(why) = simulation.world().livelock() {
-            break Ending::Livelock(why);
+            break Some(Ending::Livelock(why));
         }
         while let Some((_, host, program)) = crashes.next_if(|(at, _, _)| simulation.elapsed() >= *at) {
             let victim = simulation.world().live_processes().into_iter().find(|(h, _, p)| *h == host && *p == program);
@@ -211,6 +225,9 @@ pub fn run_full(scenario: &Scenario, seed: u64, replay_args: &str) -> RunOutput 
                 None => simulation.world().fault(format!("crash-process: no live {program} on {host}")),
             }
         }
+        if stop(simulation.world()) {
+            break None;
+        }
         // Checked every 100 steps: cheap, and the end time stays a function of the seed.
         if !wait_for.is_empty()
             && simulation.steps() % 100 == 0
@@ -219,21 +236,30 @@ pub fn run_full(scenario: &Scenario, seed: u64, replay_args: &str) -> RunOutput 
         {
             load_phase.get_or_insert_with(|| (simulation.elapsed(), started.elapsed()));
             if !scenario.run.drain {
-                break Ending::Completed;
+                break Some(Ending::Completed);
             }
             if queues_empty(simulation.world()) {
                 let since = *drained_since.get_or_insert(simulation.elapsed());
                 if simulation.elapsed() >= since + quiet {
-                    break Ending::Completed;
+                    break Some(Ending::Completed);
                 }
             } else {
                 drained_since = None;
             }
         }
         if simulation.elapsed() >= budget {
-            break Ending::BudgetExhausted;
+            break Some(Ending::BudgetExhausted);
         }
     };
+    Driven { simulation, ending, load_phase }
+}
+
+/// Runs and keeps the trace. `replay_args` are appended to the replay command.
+pub fn run_full(scenario: &Scenario, seed: u64, replay_args: &str) -> RunOutput {
+    #[allow(clippy::disallowed_methods)] // wall time is reported, never fed to the world
+    let started = std::time::Instant::now();
+    let Driven { simulation, ending, load_phase } = drive(scenario, seed, started, &mut |_| false);
+    let ending = ending.expect("only a stop hook ends a drive early, and run_full has none");
     let wall = started.elapsed();
     let steps = simulation.steps();
     let sim_time = simulation.elapsed();

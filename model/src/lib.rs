@@ -58,4 +58,5 @@ pub use mlist::{
 };
 pub use os::{err, errno, errno_name, ExitStatus, Fd, FileType, Metadata, OpenFlags, Os, Pid, SetTime, Signal};
 pub use profile::{MailmanProfile, Settings};
+pub use python::mailman_timestamp;
 pub use real::{RealOs, SpawnConfig};

@@ -72,6 +72,33 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
+/// Seconds and nanoseconds since the epoch, with the nanoseconds in [0, 1e9)
+/// as `timespec` wants them, also for times before 1970.
+pub fn unix_seconds(t: SystemTime) -> (i64, i64) {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => (d.as_secs() as i64, i64::from(d.subsec_nanos())),
+        Err(e) => {
+            let d = e.duration();
+            let (secs, nanos) = (-(d.as_secs() as i64), i64::from(d.subsec_nanos()));
+            if nanos == 0 {
+                (secs, 0)
+            } else {
+                (secs - 1, 1_000_000_000 - nanos)
+            }
+        }
+    }
+}
+
+/// Mailman's log stamp, `time.strftime('%b %d %H:%M:%S %Y')`, in UTC.
+pub fn mailman_timestamp(t: SystemTime) -> String {
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let (secs, _) = unix_seconds(t);
+    let (days, day_secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    let (h, m, s) = (day_secs / 3600, day_secs % 3600 / 60, day_secs % 60);
+    format!("{} {day:02} {h:02}:{m:02}:{s:02} {year}", MONTHS[month as usize - 1])
+}
+
 /// Serde for a `Duration` setting written as float seconds (`"lifetime_s": 18000.0`),
 /// so that every time knob reads the same way in `--settings` JSON. Use with
 /// `#[serde(rename = "<name>_s", with = "crate::python::serde_seconds")]`.

@@ -39,7 +39,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::event::ModelEvent;
 use crate::os::{err, ExitStatus, Fd, FileType, Metadata, OpenFlags, Os, Pid, SetTime, Signal};
-use crate::python::civil_from_days;
+use crate::python::{mailman_timestamp, unix_seconds};
 
 /// How `RealOs::spawn` starts a model entry point: it runs
 /// `exe <args_prefix...> <program> <args...>` as a child process. The
@@ -380,23 +380,6 @@ fn system_time(secs: i64, nanos: i64) -> SystemTime {
     }
 }
 
-/// Seconds and nanoseconds since the epoch, with the nanoseconds in [0, 1e9)
-/// as `timespec` wants them, also for times before 1970.
-fn unix_seconds(t: SystemTime) -> (i64, i64) {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => (d.as_secs() as i64, i64::from(d.subsec_nanos())),
-        Err(e) => {
-            let d = e.duration();
-            let (secs, nanos) = (-(d.as_secs() as i64), i64::from(d.subsec_nanos()));
-            if nanos == 0 {
-                (secs, 0)
-            } else {
-                (secs - 1, 1_000_000_000 - nanos)
-            }
-        }
-    }
-}
-
 fn timespec(secs: i64, nanos: i64) -> libc::timespec {
     // SAFETY: timespec is plain old data; zero is a valid value for every field
     // (some targets have private padding fields, hence no struct literal).
@@ -419,14 +402,4 @@ fn exit_status(status: std::process::ExitStatus) -> ExitStatus {
         Some(other) => ExitStatus::Code(128 + other),
         None => ExitStatus::Code(-1),
     }
-}
-
-/// Mailman's log stamp, `time.strftime('%b %d %H:%M:%S %Y')`, in UTC.
-fn mailman_timestamp(t: SystemTime) -> String {
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let (secs, _) = unix_seconds(t);
-    let (days, day_secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (year, month, day) = civil_from_days(days);
-    let (h, m, s) = (day_secs / 3600, day_secs % 3600 / 60, day_secs % 60);
-    format!("{} {day:02} {h:02}:{m:02}:{s:02} {year}", MONTHS[month as usize - 1])
 }

@@ -22,30 +22,10 @@ use std::path::{Path, PathBuf};
 use model::{ModelEvent, RealOs};
 use sim::{Event, EventKind};
 
-/// Mailman's timestamp, `Jan 15 00:00:03 2002`, for nanoseconds since the Unix epoch (UTC).
+/// Mailman's timestamp, `Jan 15 00:00:03 2002`, for nanoseconds since the Unix epoch (UTC):
+/// the model's own `mailman_timestamp`, which `RealOs` writes its logs with.
 pub fn mailman_time(ns: i64) -> String {
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let secs = ns.div_euclid(1_000_000_000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{} {:02} {:02}:{:02}:{:02} {year}",
-        MONTHS[(month - 1) as usize],
-        day,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    model::mailman_timestamp(sim::to_system_time(ns))
 }
 
 /// The log an event goes to, and its message.

@@ -22,13 +22,9 @@ fn world(program: &str, gate: GateConfig) -> WorldConfig {
     }
 }
 
-#[test]
-fn the_op_cap_ends_a_spinning_process_with_a_livelock_verdict() {
-    // With no CPU cost charged, a loop of zero sleeps never lets time advance.
-    let mut sim = Simulation::new(world(
-        "spin",
-        GateConfig { cpu_cost_us_per_call: 0, ops_per_step_max: 500, ..GateConfig::default() },
-    ));
+/// One host whose only process loops on zero sleeps, each a gated `Os` call.
+fn spinning(gate: GateConfig) -> Simulation<'static> {
+    let sim = Simulation::new(world("spin", gate));
     sim.world().register_program(
         "spin",
         Rc::new(|p: Proc, _| {
@@ -39,6 +35,13 @@ fn the_op_cap_ends_a_spinning_process_with_a_livelock_verdict() {
             })
         }),
     );
+    sim
+}
+
+#[test]
+fn the_op_cap_ends_a_spinning_process_with_a_livelock_verdict() {
+    // With no CPU cost charged, a loop of zero sleeps never lets time advance.
+    let mut sim = spinning(GateConfig { cpu_cost_us_per_call: 0, ops_per_step_max: 500, ..GateConfig::default() });
     for _ in 0..100 {
         sim.step().unwrap();
         if sim.world().livelock().is_some() {
@@ -52,20 +55,7 @@ fn the_op_cap_ends_a_spinning_process_with_a_livelock_verdict() {
 
 #[test]
 fn cpu_cost_makes_a_loop_of_cheap_calls_advance_simulated_time() {
-    let mut sim = Simulation::new(world(
-        "spin",
-        GateConfig { cpu_cost_us_per_call: 100, ops_per_step_max: 500, ..GateConfig::default() },
-    ));
-    sim.world().register_program(
-        "spin",
-        Rc::new(|p: Proc, _| {
-            Box::pin(async move {
-                loop {
-                    p.sleep(Duration::ZERO).await;
-                }
-            })
-        }),
-    );
+    let mut sim = spinning(GateConfig { cpu_cost_us_per_call: 100, ops_per_step_max: 500, ..GateConfig::default() });
     for _ in 0..50 {
         sim.step().unwrap();
     }

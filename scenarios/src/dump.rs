@@ -28,7 +28,7 @@ use crate::scenario::Scenario;
 pub fn dump_at(scenario: &Scenario, seed: u64, event: u64) -> Result<String, String> {
     #[allow(clippy::disallowed_methods)] // wall time is only reported by `run`, never used here
     let started = std::time::Instant::now();
-    let driven = crate::run::drive(scenario, seed, started, &mut |w| w.trace().len() as u64 > event);
+    let driven = crate::run::drive(scenario, seed, started, sim::Retention::ALL, &mut |w| w.trace().len() as u64 > event);
     let simulation = driven.simulation;
     if let Some(ending) = driven.ending {
         return Err(format!(

@@ -37,6 +37,9 @@ pub mod sweep;
 pub mod timeline;
 pub mod trace_filter;
 
-pub use run::{exit, fingerprint, nonzero_counters, run, run_full, Ending, Fingerprint, LockWaits, Report, RunOutput};
+pub use run::{
+    exit, fingerprint, nonzero_counters, run, run_full, run_kept, Ending, Fingerprint, LockWaits, Report, RunOutput,
+    FOR_ORACLES, FOR_ORACLES_AND_DIVERGENCE,
+};
 pub use scenario::{InputError, Scenario};
 pub use sim_os::SimOs;

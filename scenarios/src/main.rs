@@ -578,10 +578,15 @@ fn main() -> ExitCode {
                 }
                 let scenario = &seeded;
                 let result = std::panic::catch_unwind(|| {
-                    let first = scenarios::run_full(scenario, seed, "");
+                    let retention = if check_determinism {
+                        scenarios::FOR_ORACLES_AND_DIVERGENCE
+                    } else {
+                        scenarios::FOR_ORACLES
+                    };
+                    let first = scenarios::run_kept(scenario, seed, "", retention);
                     let mut result = scenarios::sweep::SeedLine::from_report(&first.report);
                     if check_determinism {
-                        let second = scenarios::run_full(scenario, seed, "");
+                        let second = scenarios::run_kept(scenario, seed, "", retention);
                         if let Some(i) = sim::first_divergence(first.trace.line_hashes(), second.trace.line_hashes()) {
                             result.exit_code = exit::NONDETERMINISM;
                             result.verdict = format!("nondeterminism at event {i}");
@@ -699,9 +704,16 @@ fn main() -> ExitCode {
             if swarm {
                 replay_args.push_str(" --swarm");
             }
+            // The tools that show events keep them all; a run that only reports
+            // keeps what the oracles read (the report is the same either way).
+            let retention = if trace.is_some() || logs.is_some() || check_determinism {
+                sim::Retention::ALL
+            } else {
+                scenarios::FOR_ORACLES
+            };
             let outcome = std::panic::catch_unwind(|| {
-                let first = scenarios::run_full(&scenario, seed, &replay_args);
-                let second = check_determinism.then(|| scenarios::run_full(&scenario, seed, &replay_args));
+                let first = scenarios::run_kept(&scenario, seed, &replay_args, retention);
+                let second = check_determinism.then(|| scenarios::run_kept(&scenario, seed, &replay_args, retention));
                 (first, second)
             });
             let (first, second) = match outcome {

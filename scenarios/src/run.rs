@@ -145,9 +145,30 @@ pub fn fingerprint(canonical: &str) -> Fingerprint {
     }
 }
 
-/// The library entry point: runs `scenario` under `seed`.
+/// The library entry point: runs `scenario` under `seed`, keeping only what the
+/// oracles read of the trace.
 pub fn run(scenario: &Scenario, seed: u64) -> Report {
-    run_full(scenario, seed, "").report
+    run_kept(scenario, seed, "", FOR_ORACLES).report
+}
+
+/// What a run that only judges and reports keeps of its trace: every event is
+/// still hashed and counted, but socket calls (`send`, `recv`, `accept`,
+/// `connect`, `listen`: half of a mail run's events, read by no oracle), RPCs
+/// that were not retransmissions, and the text of notes (their payload stays)
+/// are not stored, nor are line hashes. The events kept keep their `seq`.
+pub const FOR_ORACLES: sim::Retention = sim::Retention { keep: oracle_view, line_hashes: false };
+
+/// [`FOR_ORACLES`] plus the line hashes that name a divergence (`--check-determinism`).
+pub const FOR_ORACLES_AND_DIVERGENCE: sim::Retention = sim::Retention { keep: oracle_view, line_hashes: true };
+
+fn oracle_view(kind: sim::EventKind) -> Option<sim::EventKind> {
+    use sim::EventKind;
+    match kind {
+        EventKind::Call { op: "send" | "recv" | "accept" | "connect" | "listen", .. } => None,
+        EventKind::Rpc { retransmit: 0, .. } => None,
+        EventKind::Note { host, pid, payload, .. } => Some(EventKind::Note { host, pid, text: String::new(), payload }),
+        other => Some(other),
+    }
 }
 
 /// A run driven up to its end, or up to where the caller stopped it.
@@ -166,9 +187,11 @@ pub(crate) fn drive<'a>(
     scenario: &Scenario,
     seed: u64,
     started: std::time::Instant,
+    retention: sim::Retention,
     stop: &mut dyn FnMut(&sim::World) -> bool,
 ) -> Driven<'a> {
     let mut simulation = Simulation::new(scenario.world_config(seed));
+    simulation.world().set_trace_retention(retention);
     programs::register(simulation.world());
     let budget = Duration::from_secs(scenario.run.duration_s_max);
     let wait_for: Vec<&str> = scenario.run.wait_for.iter().map(String::as_str).collect();
@@ -254,11 +277,17 @@ pub(crate) fn drive<'a>(
     Driven { simulation, ending, load_phase }
 }
 
-/// Runs and keeps the trace. `replay_args` are appended to the replay command.
+/// Runs and keeps the whole trace. `replay_args` are appended to the replay command.
 pub fn run_full(scenario: &Scenario, seed: u64, replay_args: &str) -> RunOutput {
+    run_kept(scenario, seed, replay_args, sim::Retention::ALL)
+}
+
+/// Runs and keeps what `retention` keeps of the trace; the report is the same
+/// whatever it keeps, as long as it keeps what the oracles read ([`FOR_ORACLES`]).
+pub fn run_kept(scenario: &Scenario, seed: u64, replay_args: &str, retention: sim::Retention) -> RunOutput {
     #[allow(clippy::disallowed_methods)] // wall time is reported, never fed to the world
     let started = std::time::Instant::now();
-    let Driven { simulation, ending, load_phase } = drive(scenario, seed, started, &mut |_| false);
+    let Driven { simulation, ending, load_phase } = drive(scenario, seed, started, retention, &mut |_| false);
     let ending = ending.expect("only a stop hook ends a drive early, and run_full has none");
     let wall = started.elapsed();
     let steps = simulation.steps();

@@ -48,7 +48,7 @@ pub use nfs::store::{DumpEntry, ReaddirOrder};
 pub use process::{Proc, TcpListener, TcpStream};
 pub use rng::{ppm, Rng};
 pub use rpc::{Backoff, LinkFaults, MountKind, TransportOptions};
-pub use trace::{first_divergence, Event, EventKind, Outcome, Trace};
+pub use trace::{events_before, events_from, first_divergence, Event, EventKind, Outcome, Retention, Trace};
 pub use world::{BootProgram, Counters, GateConfig, HostConfig, ProcStatus, Program, World, WorldConfig};
 
 /// The NFS server's host name.

@@ -282,31 +282,86 @@ impl Event {
     }
 }
 
+/// What a trace keeps of each event after hashing it.
+///
+/// Every event is hashed (the trace hash and the event count never depend on
+/// retention); `keep` then decides whether the event is stored, and may store a
+/// smaller form of it. A run that only feeds oracles keeps what they read; the
+/// tools that show events (`--trace`, explain, timeline, dump) keep everything.
+#[derive(Clone, Copy)]
+pub struct Retention {
+    /// The event to store, if any. Must keep `seq` order (it sees events in order).
+    pub keep: fn(EventKind) -> Option<EventKind>,
+    /// Whether to keep the per-event line hashes that name the first divergence
+    /// between two runs (8 bytes per event).
+    pub line_hashes: bool,
+}
+
+impl Retention {
+    /// Every event, in full, and every line hash.
+    pub const ALL: Retention = Retention { keep: Some, line_hashes: true };
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention::ALL
+    }
+}
+
 /// The recorded history of one run.
 pub struct Trace {
+    /// The retained events, in `seq` order (all of them under [`Retention::ALL`]).
     events: Vec<Event>,
+    /// How many events were recorded, retained or not: the next `seq`.
+    recorded: u64,
     /// XXH3-64 of each event's line, to find the first divergence between two runs.
     line_hashes: Vec<u64>,
     hasher: Xxh3,
     scratch: String,
+    retention: Retention,
 }
 
 impl Default for Trace {
     fn default() -> Self {
-        Trace { events: Vec::new(), line_hashes: Vec::new(), hasher: Xxh3::new(), scratch: String::new() }
+        Trace::with_retention(Retention::ALL)
     }
 }
 
 impl Trace {
+    pub fn with_retention(retention: Retention) -> Trace {
+        Trace {
+            events: Vec::new(),
+            recorded: 0,
+            line_hashes: Vec::new(),
+            hasher: Xxh3::new(),
+            scratch: String::new(),
+            retention,
+        }
+    }
+
+    /// Changes what later events keep; events already stored stay as they are.
+    pub fn set_retention(&mut self, retention: Retention) {
+        self.retention = retention;
+    }
+
+    pub fn retention(&self) -> Retention {
+        self.retention
+    }
+
     pub fn push(&mut self, t: Duration, kind: EventKind) -> u64 {
-        let seq = self.events.len() as u64;
-        let event = Event { seq, t, kind };
+        let seq = self.recorded;
+        self.recorded += 1;
         self.scratch.clear();
-        event.write_line(&mut self.scratch);
+        let _ = write!(self.scratch, "{seq} {} ", t.as_micros());
+        kind.canonical(&mut self.scratch);
         self.scratch.push('\n');
         self.hasher.update(self.scratch.as_bytes());
-        self.line_hashes.push(xxhash_rust::xxh3::xxh3_64(self.scratch.as_bytes()));
-        self.events.push(event);
+        if self.retention.line_hashes {
+            self.line_hashes.push(xxhash_rust::xxh3::xxh3_64(self.scratch.as_bytes()));
+        }
+        if let Some(kind) = (self.retention.keep)(kind) {
+            self.events.push(Event { seq, t, kind });
+        }
         seq
     }
 
@@ -314,18 +369,27 @@ impl Trace {
         self.hasher.digest()
     }
 
+    /// The retained events, in `seq` order.
     pub fn events(&self) -> &[Event] {
         &self.events
     }
 
+    /// The retained event with sequence number `seq`.
+    pub fn get(&self, seq: u64) -> Option<&Event> {
+        let events = events_before(&self.events, seq.saturating_add(1));
+        events.last().filter(|e| e.seq == seq)
+    }
+
+    /// How many events were recorded (retained or not).
     pub fn len(&self) -> usize {
-        self.events.len()
+        self.recorded as usize
     }
 
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty()
+        self.recorded == 0
     }
 
+    /// One hash per recorded event, when the retention keeps them (else empty).
     pub fn line_hashes(&self) -> &[u64] {
         &self.line_hashes
     }
@@ -337,6 +401,16 @@ impl Trace {
         }
         Ok(())
     }
+}
+
+/// The prefix of `events` (in `seq` order) whose sequence numbers are below `seq`.
+pub fn events_before(events: &[Event], seq: u64) -> &[Event] {
+    &events[..events.partition_point(|e| e.seq < seq)]
+}
+
+/// The suffix of `events` (in `seq` order) from sequence number `seq` on.
+pub fn events_from(events: &[Event], seq: u64) -> &[Event] {
+    &events[events.partition_point(|e| e.seq < seq)..]
 }
 
 /// The first index at which two runs' traces differ, if any.

@@ -298,9 +298,16 @@ impl World {
         self.0.trace.borrow()
     }
 
+    /// What the trace keeps of the events recorded from now on (it hashes them all).
+    pub fn set_trace_retention(&self, retention: crate::trace::Retention) {
+        self.0.trace.borrow_mut().set_retention(retention);
+    }
+
     /// Takes the trace out of the world, at the end of a run.
     pub fn take_trace(&self) -> Trace {
-        std::mem::take(&mut *self.0.trace.borrow_mut())
+        let mut trace = self.0.trace.borrow_mut();
+        let retention = trace.retention();
+        std::mem::replace(&mut *trace, Trace::with_retention(retention))
     }
 
     pub fn count(&self, f: impl FnOnce(&mut Counters)) {

@@ -88,6 +88,9 @@ impl OracleResult {
 
 /// What an oracle may read.
 pub struct History<'a> {
+    /// The events the run kept, in `seq` order: at least what
+    /// [`crate::run::FOR_ORACLES`] keeps. Index by `seq` only through
+    /// [`sim::events_before`] / [`sim::events_from`].
     pub events: &'a [Event],
     /// The server's namespace at the end of the run.
     pub store: &'a sim::nfs::store::Store,
@@ -129,7 +132,7 @@ impl History<'_> {
     /// The server's last change to a list config name before event `seq`, as
     /// the server applied it: what the name looked like on the server then.
     pub fn name_state_at(&self, seq: u64, _list: &str) -> String {
-        for e in self.events[..seq as usize].iter().rev() {
+        for e in sim::events_before(self.events, seq).iter().rev() {
             if let sim::EventKind::Apply { proc, args, status, xid, client, .. } = &e.kind {
                 let touches = args.contains("\"config.pck\"") || args.contains("\"config.db\"");
                 let changes = matches!(*proc, "RENAME" | "REMOVE" | "CREATE" | "LINK" | "SETATTR" | "WRITE");

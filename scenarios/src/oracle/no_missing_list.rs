@@ -21,7 +21,7 @@ use super::{History, OracleResult};
 
 /// The last call by `host/pid` before event `seq` whose arguments mention `needle`.
 pub fn provenance(history: &History, host: &str, pid: u32, before: usize, needle: &str) -> String {
-    for e in history.events[..before].iter().rev() {
+    for e in sim::events_before(history.events, before as u64).iter().rev() {
         if let EventKind::Call { host: h, pid: p, op, args, outcome, served_by, .. } = &e.kind {
             if &**h == host && *p == pid && args.contains(needle) {
                 let result = match outcome {

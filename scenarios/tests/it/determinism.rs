@@ -52,3 +52,31 @@ fn check_determinism_passes_for_a_deterministic_scenario() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// A run that keeps only what the oracles read reports exactly what a run that
+/// keeps everything reports (wall-clock figures aside), on scenarios whose
+/// oracles fail, so that every oracle's evidence (provenance, the server's last
+/// change, marks, lock waits) is compared; it hashes every event all the same.
+#[test]
+fn keeping_only_what_the_oracles_read_changes_no_report() {
+    let check = |name: &str, sets: &[&str], seed: u64| {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        let s = scenario::load(name, &sets).unwrap().0;
+        let full = scenarios::run_full(&s, seed, "");
+        let kept = scenarios::run_kept(&s, seed, "", scenarios::FOR_ORACLES);
+        let strip = |r: &scenarios::Report| {
+            let mut v = serde_json::to_value(r).unwrap();
+            for k in ["wall_ms", "steps_per_s", "sim_to_wall", "load_wall_ms"] {
+                v.as_object_mut().unwrap().remove(k);
+            }
+            v
+        };
+        assert_eq!(strip(&full.report), strip(&kept.report), "{name} seed {seed}");
+        assert!(full.report.oracles.iter().any(|o| o.status == scenarios::oracle::Status::Fail), "{name}: vacuous");
+        assert!(kept.trace.events().len() < full.trace.events().len() / 2, "{name}: retention kept too much");
+        assert_eq!(kept.trace.len(), full.trace.len(), "{name}: every event is counted");
+        assert!(kept.trace.line_hashes().is_empty());
+    };
+    check("two-servers-2002", &["load.posts=40"], 1);
+    check("two-servers", &["load.posts=10"], 1);
+}

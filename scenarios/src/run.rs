@@ -232,6 +232,10 @@ pub(crate) fn drive<'a>(
     );
     let mut drained_since: Option<Duration> = None;
     let mut load_phase: Option<(Duration, std::time::Duration)> = None;
+    // Asked once before the first step too, so that a hook can arm a probe on the world.
+    if stop(simulation.world()) {
+        return Driven { simulation, ending: None, load_phase };
+    }
     let ending = loop {
         if let Err(e) = simulation.step() {
             break Some(Ending::SimError(e));

@@ -193,6 +193,8 @@ struct HostState {
 struct Inner {
     config: WorldConfig,
     trace: RefCell<Trace>,
+    /// A state dump waiting for its event (see [`World::probe_at`]).
+    probe: RefCell<Option<(u64, Box<dyn FnOnce(&World)>)>>,
     programs: RefCell<IndexMap<String, Program>>,
     hosts: RefCell<IndexMap<Rc<str>, HostState>>,
     server: RefCell<ServerState>,
@@ -232,6 +234,7 @@ impl World {
         World(Rc::new(Inner {
             config,
             trace: RefCell::new(Trace::default()),
+            probe: RefCell::new(None),
             programs: RefCell::new(IndexMap::new()),
             hosts: RefCell::new(hosts),
             server: RefCell::new(server),
@@ -259,7 +262,14 @@ impl World {
     // ---- trace and counters ----
 
     pub fn record(&self, kind: EventKind) -> u64 {
-        self.0.trace.borrow_mut().push(true_now(), kind)
+        let seq = self.0.trace.borrow_mut().push(true_now(), kind);
+        let due = matches!(&*self.0.probe.borrow(), Some((at, _)) if *at == seq);
+        if due {
+            if let Some((_, probe)) = self.0.probe.borrow_mut().take() {
+                probe(self);
+            }
+        }
+        seq
     }
 
     pub fn record_rpc(
@@ -625,6 +635,19 @@ impl World {
             }
         }
         out
+    }
+
+    /// Each host's NFS client caches (hosts whose client is up), in host order.
+    pub fn client_caches(&self) -> Vec<(String, crate::nfs::client::CacheView)> {
+        let now = true_now();
+        let hosts = self.0.hosts.borrow();
+        hosts.values().filter_map(|h| h.client.as_ref().map(|c| (h.name.to_string(), c.caches(now)))).collect()
+    }
+
+    /// Calls `probe` once, right after event `seq` is recorded (between two
+    /// events of one step, with no part of the world borrowed), for state dumps.
+    pub fn probe_at(&self, seq: u64, probe: Box<dyn FnOnce(&World)>) {
+        *self.0.probe.borrow_mut() = Some((seq, probe));
     }
 
     pub(crate) fn cpu_cost(&self) -> Duration {

@@ -55,6 +55,11 @@ impl AttrCache {
         }
     }
 
+    /// Every entry, by file handle.
+    pub fn entries(&self) -> impl Iterator<Item = (Fh, &AttrEntry)> {
+        self.entries.iter().map(|(fh, e)| (*fh, e))
+    }
+
     pub fn get(&self, fh: Fh) -> Option<&AttrEntry> {
         self.entries.get(&fh)
     }

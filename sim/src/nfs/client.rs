@@ -146,6 +146,35 @@ struct Got {
     ev: u64,
 }
 
+/// A client's caches, for state dumps ([`NfsClient::caches`]).
+#[derive(Clone, Debug)]
+pub struct CacheView {
+    pub dentries: Vec<DentryView>,
+    pub attrs: Vec<AttrView>,
+}
+
+/// One lookup-cache entry: `name` in directory inode `dir`, positive (the
+/// inode and generation it names) or negative.
+#[derive(Clone, Debug)]
+pub struct DentryView {
+    pub dir: u64,
+    pub name: String,
+    pub target: Option<(u64, u32)>,
+    pub filled_by_ev: u64,
+}
+
+/// One attribute-cache entry; `fresh_for` is zero once it has timed out.
+#[derive(Clone, Debug)]
+pub struct AttrView {
+    pub ino: u64,
+    pub gen: u32,
+    pub nlink: u32,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub fresh_for: Duration,
+    pub filled_by_ev: u64,
+}
+
 pub struct NfsClient {
     transport: Rc<Transport>,
     /// `jiffies` at the start of the run: Linux starts each boot's counter at
@@ -632,6 +661,39 @@ impl NfsClient {
         for fd in fds {
             let _ = self.close(ctx, fd).await;
         }
+    }
+
+    /// The lookup and attribute caches as they stand, for state dumps.
+    pub fn caches(&self, now: Duration) -> CacheView {
+        let dentries = self
+            .dentries
+            .borrow()
+            .entries()
+            .map(|(dir, name, d)| DentryView {
+                dir: dir.ino,
+                name: name.to_string(),
+                target: match d.kind {
+                    DentryKind::Positive { fh, .. } => Some((fh.ino, fh.gen)),
+                    DentryKind::Negative => None,
+                },
+                filled_by_ev: d.filled_by_ev,
+            })
+            .collect();
+        let attrs = self
+            .attrs
+            .borrow()
+            .entries()
+            .map(|(fh, e)| AttrView {
+                ino: fh.ino,
+                gen: fh.gen,
+                nlink: e.attr.nlink,
+                size: e.attr.size,
+                mtime_ns: e.attr.mtime,
+                fresh_for: (e.fetched_at + e.attrtimeo).saturating_sub(now),
+                filled_by_ev: e.filled_by_ev,
+            })
+            .collect();
+        CacheView { dentries, attrs }
     }
 
     /// Paths this host has open, for state dumps.

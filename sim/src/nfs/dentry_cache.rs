@@ -50,6 +50,11 @@ impl DentryCache {
         }
     }
 
+    /// Every entry, by directory then name.
+    pub fn entries(&self) -> impl Iterator<Item = (Fh, &str, &Dentry)> {
+        self.dirs.iter().flat_map(|(dir, names)| names.iter().map(move |(name, d)| (*dir, name.as_str(), d)))
+    }
+
     pub fn remove(&mut self, dir: Fh, name: &str) {
         if let Some(d) = self.dirs.get_mut(&dir) {
             d.remove(name);

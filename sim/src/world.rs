@@ -190,11 +190,14 @@ struct HostState {
     reap_wake: Rc<Notify>,
 }
 
+/// A callback run once, right after one event is recorded.
+pub type Probe = Box<dyn FnOnce(&World)>;
+
 struct Inner {
     config: WorldConfig,
     trace: RefCell<Trace>,
     /// A state dump waiting for its event (see [`World::probe_at`]).
-    probe: RefCell<Option<(u64, Box<dyn FnOnce(&World)>)>>,
+    probe: RefCell<Option<(u64, Probe)>>,
     programs: RefCell<IndexMap<String, Program>>,
     hosts: RefCell<IndexMap<Rc<str>, HostState>>,
     server: RefCell<ServerState>,
@@ -646,7 +649,7 @@ impl World {
 
     /// Calls `probe` once, right after event `seq` is recorded (between two
     /// events of one step, with no part of the world borrowed), for state dumps.
-    pub fn probe_at(&self, seq: u64, probe: Box<dyn FnOnce(&World)>) {
+    pub fn probe_at(&self, seq: u64, probe: Probe) {
         *self.0.probe.borrow_mut() = Some((seq, probe));
     }
 

@@ -118,6 +118,7 @@ pub struct Attr {
 
 struct OpenFile {
     fh: Fh,
+    ftype: Ftype,
     path: String,
     flags: Flags,
     pos: u64,
@@ -565,7 +566,7 @@ impl NfsClient {
         self.silly.borrow_mut().opened(fh);
         let mut files = self.files.borrow_mut();
         let fd = (3..).find(|fd| !files.contains_key(&(ctx.pid, *fd))).expect("a free fd");
-        files.insert((ctx.pid, fd), OpenFile { fh, path: path.to_string(), flags, pos: 0 });
+        files.insert((ctx.pid, fd), OpenFile { fh, ftype: attr.ftype, path: path.to_string(), flags, pos: 0 });
         Ok(fd)
     }
 
@@ -786,6 +787,10 @@ impl NfsClient {
         if !flags.read {
             return Err(libc::EBADF);
         }
+        // generic_read_dir: read(2) on a directory fails before any RPC.
+        if self.files.borrow().get(&(ctx.pid, fd)).is_some_and(|f| f.ftype == Ftype::Dir) {
+            return Err(libc::EISDIR);
+        }
         // Cached pages are trusted while the attributes are fresh; otherwise a GETATTR
         // revalidates them (and drops them if the file changed).
         let fresh = self.attrs.borrow().fresh(fh, true_now()).is_some();
@@ -925,13 +930,15 @@ impl NfsClient {
     }
 
     async fn link_once(&self, ctx: &Ctx, existing: &str, new: &str, reval: Reval) -> Res<()> {
+        // do_linkat's order: resolve the source, create the new name (EEXIST if it
+        // exists), and only then vfs_link refuses a directory (EPERM).
         let (src, ftype) = self.resolve(ctx, existing, reval).await?;
-        if ftype == Ftype::Dir {
-            return Err(libc::EPERM);
-        }
         let (dir, name) = self.parent(ctx, new, reval).await?;
         if self.lookup_name(ctx, dir, name, Intent::Exclusive, reval).await?.is_some() {
             return Err(libc::EEXIST);
+        }
+        if ftype == Ftype::Dir {
+            return Err(libc::EPERM);
         }
         let got = self.rpc(ctx, Request::Link { fh: src, dir, name: name.to_string() }).await?;
         let verifier = self.absorb_dir(dir, &got.reply.dir, got.ev);
@@ -981,7 +988,13 @@ impl NfsClient {
 
     async fn remove_once(&self, ctx: &Ctx, path: &str, want_dir: bool, reval: Reval) -> Res<()> {
         let (dir, name) = self.parent(ctx, path, reval).await?;
-        let (fh, _) = self.lookup_name(ctx, dir, name, Intent::Plain, reval).await?.ok_or(libc::ENOENT)?;
+        let (fh, ftype) = self.lookup_name(ctx, dir, name, Intent::Plain, reval).await?.ok_or(libc::ENOENT)?;
+        // may_delete(): the VFS checks the victim's type before the client sends anything.
+        match (want_dir, ftype) {
+            (false, Ftype::Dir) => return Err(libc::EISDIR),
+            (true, Ftype::Reg) => return Err(libc::ENOTDIR),
+            _ => {}
+        }
         if !want_dir && self.silly.borrow().holds(fh) && name.starts_with(".nfs") {
             // unlink(2): removing a silly-renamed file by hand gives EBUSY.
             return Err(libc::EBUSY);
@@ -1045,8 +1058,19 @@ impl NfsClient {
             self.lookup_name(ctx, from_dir, from_name, Intent::Plain, reval).await?.ok_or(libc::ENOENT)?;
         let (to_dir, to_name) = self.parent(ctx, to, reval).await?;
         let dst = self.lookup_name(ctx, to_dir, to_name, Intent::RenameTarget, reval).await?;
+        // may_delete() on an existing target: its type must match the source's.
+        match (ftype, dst.map(|(_, t)| t)) {
+            (Ftype::Reg, Some(Ftype::Dir)) => return Err(libc::EISDIR),
+            (Ftype::Dir, Some(Ftype::Reg)) => return Err(libc::ENOTDIR),
+            _ => {}
+        }
+        if dst.is_some_and(|(dst_fh, _)| dst_fh == src) {
+            // vfs_rename: both names already refer to the same inode, so it does
+            // nothing and succeeds without calling the filesystem.
+            return Ok(());
+        }
         if let Some((dst_fh, _)) = dst {
-            if dst_fh != src && self.silly.borrow().is_busy(dst_fh) {
+            if self.silly.borrow().is_busy(dst_fh) {
                 // nfs_rename: a busy target is silly-renamed first; the name is then
                 // absent on the server until the second RENAME (spec/nfs.md §7).
                 self.silly_rename(ctx, to_dir, to_name, dst_fh).await?;

@@ -216,9 +216,10 @@ impl Proc {
     }
 
     /// The `pct` part of the gate (see [`crate::sched`]): a change point reached
-    /// by this call lowers this process's priority; then the call waits whole
-    /// steps, at most `defer_ms_max`, while a process of higher priority passed
-    /// the gate in this step or the previous one.
+    /// by this call lowers this process's priority; the call yields once so that
+    /// its host's other ready processes reach the gate in this step too, then
+    /// waits whole steps, at most `defer_ms_max`, while a process of higher
+    /// priority waits at the gate or passed it in this step or the previous one.
     async fn schedule(&self) {
         let world = &self.0.world;
         let key = self.key();
@@ -229,14 +230,18 @@ impl Proc {
             world.fault(format!("sched pct: call {call} lowers {}/{} to priority {priority}", key.host, key.pid));
         }
         let priority = self.priority().expect("pct");
+        world.with_sched(|s| s.arrive(&key, priority, world.step()));
+        tokio::task::yield_now().await;
+        self.after().await;
         let mut deferred = 0;
-        while deferred < defer_ms_max && world.with_sched(|s| s.higher_recent(&key, priority, world.step())) {
+        while deferred < defer_ms_max && world.with_sched(|s| s.must_wait(&key, priority, world.step())) {
             world.with_sched(|s| s.deferred());
             tokio::time::sleep(Duration::from_millis(1)).await;
             self.after().await;
+            world.with_sched(|s| s.arrive(&key, priority, world.step()));
             deferred += 1;
         }
-        world.with_sched(|s| s.passed(&key, priority, world.step()));
+        world.with_sched(|s| s.pass(&key, priority, world.step()));
     }
 
     /// After a call: a process crashed while the call was in flight never sees its result.

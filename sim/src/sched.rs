@@ -11,13 +11,15 @@
 //! making that call drops to priority `depth - i`, below every priority drawn at
 //! start (PCT's `d - i`).
 //!
-//! Priority acts at the gate: a call waits whole 1 ms steps while a live process
-//! of higher priority has passed the gate in this step or the previous one
-//! (standing in for "is runnable"), at most `defer_ms_max` steps per call.
-//! Deferring by steps, rather than reordering tasks within one step, is what
-//! changes interleavings here: hosts run one after another within a step, and
-//! the server applies each step's requests as one batch. Time never freezes:
-//! every wait is a 1 ms sleep, and the wait is bounded.
+//! Priority acts at the gate. A call announces itself and yields once, so that
+//! every task of its host that is ready in this step reaches the gate too; then
+//! it waits whole 1 ms steps, at most `defer_ms_max`, while a process of higher
+//! priority waits at the gate or has passed it in this step or the previous one
+//! (standing in for "is runnable"). Deferring by whole steps, rather than only
+//! reordering tasks within one step, is what changes interleavings here: hosts
+//! run one after another within a step, and the server applies each step's
+//! requests as one batch in a seeded order. Time never freezes: every wait is a
+//! 1 ms sleep, and the wait is bounded.
 //!
 //! What it deliberately is not: PCT's probability bound. Latency, the server's
 //! seeded batch order and the programs' own sleeps still drive the interleaving,
@@ -122,11 +124,18 @@ pub(crate) struct ProcKey {
     pub pid: u32,
 }
 
-/// A process that passed the gate recently, with its priority then.
-struct Passed {
+/// A process at the gate in some step, with its priority then.
+struct Seen {
     key: ProcKey,
     priority: u64,
     step: u64,
+}
+
+/// Inserts or refreshes `key`'s entry, and forgets entries older than the
+/// previous step (each list stays as small as the set of recently active processes).
+fn upsert(list: &mut Vec<Seen>, key: &ProcKey, priority: u64, step: u64) {
+    list.retain(|e| e.step + 1 >= step && e.key != *key);
+    list.push(Seen { key: key.clone(), priority, step });
 }
 
 /// The scheduler's state in one world; inert under the default scheduler.
@@ -135,8 +144,10 @@ pub(crate) struct Sched {
     change_points: Vec<u64>,
     change_next: usize,
     calls: u64,
+    /// Processes waiting at the gate in the current or the previous step.
+    waiting: Vec<Seen>,
     /// Processes that passed the gate in the current or the previous step.
-    passed: Vec<Passed>,
+    passed: Vec<Seen>,
     priority_changes: u64,
     deferred_ms: u64,
 }
@@ -154,6 +165,7 @@ impl Sched {
             change_points,
             change_next: 0,
             calls: 0,
+            waiting: Vec::new(),
             passed: Vec::new(),
             priority_changes: 0,
             deferred_ms: 0,
@@ -194,22 +206,26 @@ impl Sched {
         self.calls
     }
 
-    /// Whether another process of higher priority than `priority` passed the
-    /// gate in `step` or the step before.
-    pub fn higher_recent(&self, key: &ProcKey, priority: u64, step: u64) -> bool {
-        self.passed.iter().any(|p| p.priority > priority && p.step + 1 >= step && p.key != *key)
+    /// `key` is at the gate in `step` (again, after a wait).
+    pub fn arrive(&mut self, key: &ProcKey, priority: u64, step: u64) {
+        upsert(&mut self.waiting, key, priority, step);
+    }
+
+    /// Whether another process of higher priority than `priority` waits at the
+    /// gate or passed it, in `step` or the step before: it runs first.
+    pub fn must_wait(&self, key: &ProcKey, priority: u64, step: u64) -> bool {
+        let ahead = |e: &Seen| e.priority > priority && e.step + 1 >= step && e.key != *key;
+        self.waiting.iter().any(ahead) || self.passed.iter().any(ahead)
     }
 
     pub fn deferred(&mut self) {
         self.deferred_ms += 1;
     }
 
-    /// Records that `key` passed the gate in `step`, and forgets passes older
-    /// than the previous step (the list stays as small as the set of recently
-    /// active processes).
-    pub fn passed(&mut self, key: &ProcKey, priority: u64, step: u64) {
-        self.passed.retain(|p| p.step + 1 >= step && p.key != *key);
-        self.passed.push(Passed { key: key.clone(), priority, step });
+    /// `key` passed the gate in `step`.
+    pub fn pass(&mut self, key: &ProcKey, priority: u64, step: u64) {
+        self.waiting.retain(|e| e.key != *key);
+        upsert(&mut self.passed, key, priority, step);
     }
 
     pub fn report(&self) -> SchedReport {

@@ -237,18 +237,21 @@ impl SchedArgs {
 }
 
 /// Loads a scenario with the caller's `--set`s and the scheduler sugar; returns
-/// it with every `--set` it took (for sweep workers).
+/// it with every `--set` it took (for sweep workers). `--depth` needs pct, from
+/// `--sched pct` or from the scenario itself.
 fn load_sched(name: &str, sets: &[String], sched: &SchedArgs) -> Result<(scenario::Scenario, Vec<String>), String> {
+    if sched.depth.is_some() && sched.sched.as_deref() != Some("pct") {
+        let mut without_depth = sets.to_vec();
+        without_depth.extend(SchedArgs { depth: None, ..sched.clone() }.sets());
+        let (s, _) = scenario::load(name, &without_depth).map_err(|e| e.to_string())?;
+        if s.sched.kind != sim::SchedKind::Pct {
+            return Err("--depth: only with --sched pct (or a scenario whose sched.kind is \"pct\")".into());
+        }
+    }
     let mut all = sets.to_vec();
     all.extend(sched.sets());
-    let depth_without_pct = "--depth: only with --sched pct (or a scenario whose sched.kind is \"pct\")";
-    let not_pct = sched.depth.is_some() && sched.sched.as_deref() != Some("pct");
-    match scenario::load(name, &all) {
-        Ok((s, _)) if sched.depth.is_some() && s.sched.kind != sim::SchedKind::Pct => Err(depth_without_pct.into()),
-        Ok((s, _)) => Ok((s, all)),
-        Err(_) if not_pct => Err(depth_without_pct.into()),
-        Err(e) => Err(e.to_string()),
-    }
+    let (s, _) = scenario::load(name, &all).map_err(|e| e.to_string())?;
+    Ok((s, all))
 }
 
 /// The replay arguments of a run: its `--set`s, the scheduler sugar, `--swarm`.

@@ -84,6 +84,7 @@ fn bad_scheduler_input_gets_one_line_and_exit_code_2() {
         (&["run", "smoke", "--depth", "3"][..], "--depth: only with --sched pct"),
         (&["run", "smoke", "--sched", "default", "--depth", "2"], "--depth: only with --sched pct"),
         (&["sweep", "smoke", "--seeds", "0..2", "--depth", "2"], "--depth: only with --sched pct"),
+        (&["run", "nosuch", "--depth", "2"], "unknown scenario \"nosuch\""),
         (&["run", "smoke", "--sched", "pct", "--depth", "101"], "sched.depth: expected 0..=100"),
         (&["explain", "smoke", "--sched", "pct", "--depth", "-1"], "-1"),
         (&["run", "smoke", "--sched", "fifo"], "unknown variant `fifo`, expected `default` or `pct`"),

@@ -25,6 +25,8 @@ enum Command {
         /// Override any scenario key: `--set network.latency_ms=2`.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
+        #[command(flatten)]
+        sched: SchedArgs,
         /// Print the report as one JSON object.
         #[arg(long)]
         json: bool,
@@ -78,6 +80,8 @@ enum Command {
         seed: Option<u64>,
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
+        #[command(flatten)]
+        sched: SchedArgs,
         /// Explain the first violation of this oracle instead of the first of all.
         #[arg(long)]
         oracle: Option<String>,
@@ -89,6 +93,8 @@ enum Command {
         seed: Option<u64>,
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
+        #[command(flatten)]
+        sched: SchedArgs,
         /// The HTML file to write.
         #[arg(long, value_name = "FILE")]
         out: std::path::PathBuf,
@@ -124,6 +130,8 @@ enum Command {
         out: Option<std::path::PathBuf>,
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
+        #[command(flatten)]
+        sched: SchedArgs,
         /// Stop scheduling seeds after the first failure.
         #[arg(long)]
         stop_on_first: bool,
@@ -149,6 +157,8 @@ enum Command {
         seed: u64,
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
+        #[command(flatten)]
+        sched: SchedArgs,
         /// Where to write the smallest scenario found (default: NAME-seed-N-shrunk.toml).
         #[arg(long, value_name = "FILE")]
         out: Option<std::path::PathBuf>,
@@ -186,6 +196,72 @@ enum Command {
         #[arg(long)]
         swarm: bool,
     },
+}
+
+/// `--sched KIND [--depth D]`: sugar for `--set sched.kind=KIND --set sched.depth=D`,
+/// so the scheduler is part of the scenario and replays with the seed.
+#[derive(clap::Args, Clone, Default)]
+struct SchedArgs {
+    /// The scheduler at the sim gate: `default` (latency-driven) or `pct`.
+    #[arg(long, value_name = "KIND")]
+    sched: Option<String>,
+    /// pct's number of priority change points (0..=100; only with `--sched pct`).
+    #[arg(long, value_name = "D")]
+    depth: Option<u32>,
+}
+
+impl SchedArgs {
+    /// The `--set`s this sugar stands for.
+    fn sets(&self) -> Vec<String> {
+        let mut sets = Vec::new();
+        if let Some(kind) = &self.sched {
+            sets.push(format!("sched.kind={kind}"));
+        }
+        if let Some(depth) = self.depth {
+            sets.push(format!("sched.depth={depth}"));
+        }
+        sets
+    }
+
+    /// The same flags, for a replay command.
+    fn replay(&self) -> String {
+        let mut s = String::new();
+        if let Some(kind) = &self.sched {
+            s.push_str(&format!(" --sched {kind}"));
+        }
+        if let Some(depth) = self.depth {
+            s.push_str(&format!(" --depth {depth}"));
+        }
+        s
+    }
+}
+
+/// Loads a scenario with the caller's `--set`s and the scheduler sugar; returns
+/// it with every `--set` it took (for sweep workers). `--depth` needs pct, from
+/// `--sched pct` or from the scenario itself.
+fn load_sched(name: &str, sets: &[String], sched: &SchedArgs) -> Result<(scenario::Scenario, Vec<String>), String> {
+    if sched.depth.is_some() && sched.sched.as_deref() != Some("pct") {
+        let mut without_depth = sets.to_vec();
+        without_depth.extend(SchedArgs { depth: None, ..sched.clone() }.sets());
+        let (s, _) = scenario::load(name, &without_depth).map_err(|e| e.to_string())?;
+        if s.sched.kind != sim::SchedKind::Pct {
+            return Err("--depth: only with --sched pct (or a scenario whose sched.kind is \"pct\")".into());
+        }
+    }
+    let mut all = sets.to_vec();
+    all.extend(sched.sets());
+    let (s, _) = scenario::load(name, &all).map_err(|e| e.to_string())?;
+    Ok((s, all))
+}
+
+/// The replay arguments of a run: its `--set`s, the scheduler sugar, `--swarm`.
+fn replay_args(sets: &[String], sched: &SchedArgs, swarm: bool) -> String {
+    let mut args: String = sets.iter().map(|s| format!(" --set {s}")).collect();
+    args.push_str(&sched.replay());
+    if swarm {
+        args.push_str(" --swarm");
+    }
+    args
 }
 
 #[derive(Subcommand)]
@@ -231,9 +307,14 @@ fn seed_from(flag: Option<u64>) -> Result<u64, String> {
 }
 
 /// Loads a scenario and its seed, or the exit code of a bad input.
-fn load_seeded(name: &str, seed: Option<u64>, sets: &[String]) -> Result<(scenario::Scenario, u64), ExitCode> {
+fn load_seeded(
+    name: &str,
+    seed: Option<u64>,
+    sets: &[String],
+    sched: &SchedArgs,
+) -> Result<(scenario::Scenario, u64), ExitCode> {
     let seed = seed_from(seed).map_err(|e| bad_input(&e))?;
-    let (scenario, _) = scenario::load(name, sets).map_err(|e| bad_input(&e.to_string()))?;
+    let (scenario, _) = load_sched(name, sets, sched).map_err(|e| bad_input(&e))?;
     Ok((scenario, seed))
 }
 
@@ -362,6 +443,7 @@ fn main() -> ExitCode {
             shard,
             out,
             sets,
+            sched,
             stop_on_first,
             check_determinism,
             timeout_s,
@@ -375,9 +457,10 @@ fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(e) => return bad_input(&e.to_string()),
             };
-            if let Err(e) = scenario::load(&name, &sets) {
-                return bad_input(&e.to_string());
-            }
+            let (scenario, all_sets) = match load_sched(&name, &sets, &sched) {
+                Ok(v) => v,
+                Err(e) => return bad_input(&e),
+            };
             if jobs == Some(0) {
                 return bad_input("--jobs: expected at least 1");
             }
@@ -391,7 +474,7 @@ fn main() -> ExitCode {
                 Err(e) => return bad_input(&format!("cannot find this executable to re-run it: {}", e.kind())),
             };
             let mut worker_args = vec![name.clone()];
-            for s in &sets {
+            for s in &all_sets {
                 worker_args.push("--set".into());
                 worker_args.push(s.clone());
             }
@@ -411,23 +494,21 @@ fn main() -> ExitCode {
                 stop_on_first,
                 timeout: std::time::Duration::from_secs(timeout_s.max(1)),
                 progress: true,
+                sched: scenario.sched.label(),
             };
             let lines = match scenarios::sweep::sweep(&opts) {
                 Ok(lines) => lines,
                 Err(e) => return bad_input(&format!("sweep: {}", e.kind())),
             };
-            let mut replay_args: String = sets.iter().map(|s| format!(" --set {s}")).collect();
-            if swarm {
-                replay_args.push_str(" --swarm");
-            }
+            let replay_args = replay_args(&sets, &sched, swarm);
             eprint!("{}", scenarios::sweep::summary(&lines, &name, &replay_args));
             let worst = lines.iter().map(|l| l.exit_code).max().unwrap_or(0);
             ExitCode::from(worst as u8)
         }
-        Command::Shrink { scenario: name, seed, sets, out, runs_max } => {
-            let (scenario, _) = match scenario::load(&name, &sets) {
+        Command::Shrink { scenario: name, seed, sets, sched, out, runs_max } => {
+            let (scenario, _) = match load_sched(&name, &sets, &sched) {
                 Ok(s) => s,
-                Err(e) => return bad_input(&e.to_string()),
+                Err(e) => return bad_input(&e),
             };
             let path = out.unwrap_or_else(|| format!("{}-seed-{seed}-shrunk.toml", name.replace('/', "_")).into());
             if let Err(e) = std::fs::File::create(&path) {
@@ -601,15 +682,15 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Explain { scenario: name, seed, sets, oracle } => {
-            let (scenario, seed) = match load_seeded(&name, seed, &sets) {
+        Command::Explain { scenario: name, seed, sets, sched, oracle } => {
+            let (scenario, seed) = match load_seeded(&name, seed, &sets, &sched) {
                 Ok(v) => v,
                 Err(code) => return code,
             };
             if let Some(o) = oracle.as_deref().filter(|o| !scenarios::oracle::NAMES.contains(o)) {
                 return bad_input(&format!("--oracle {o:?}: expected one of: {}", scenarios::oracle::NAMES.join(", ")));
             }
-            let replay_args: String = sets.iter().map(|s| format!(" --set {s}")).collect();
+            let replay_args = replay_args(&sets, &sched, false);
             let Some(out) = run_caught(&scenario, seed, &replay_args) else { return ExitCode::from(exit::PANIC as u8) };
             for line in scenarios::explain::explain(out.trace.events(), &out.report, oracle.as_deref()) {
                 println!("{line}");
@@ -619,8 +700,8 @@ fn main() -> ExitCode {
             }
             ExitCode::from(out.report.exit_code as u8)
         }
-        Command::Timeline { scenario: name, seed, sets, out: path, from_s, to_s } => {
-            let (scenario, seed) = match load_seeded(&name, seed, &sets) {
+        Command::Timeline { scenario: name, seed, sets, sched, out: path, from_s, to_s } => {
+            let (scenario, seed) = match load_seeded(&name, seed, &sets, &sched) {
                 Ok(v) => v,
                 Err(code) => return code,
             };
@@ -637,7 +718,7 @@ fn main() -> ExitCode {
             if let Err(e) = std::fs::File::create(&path) {
                 return bad_input(&format!("--out {}: cannot write: {}", path.display(), e.kind()));
             }
-            let replay_args: String = sets.iter().map(|s| format!(" --set {s}")).collect();
+            let replay_args = replay_args(&sets, &sched, false);
             let Some(out) = run_caught(&scenario, seed, &replay_args) else { return ExitCode::from(exit::PANIC as u8) };
             let events = out.trace.events();
             let (a, b) = scenarios::timeline::window(&out.report, events, from_s, to_s);
@@ -652,6 +733,7 @@ fn main() -> ExitCode {
             scenario: name,
             seed,
             sets,
+            sched,
             json,
             trace,
             check_determinism,
@@ -664,9 +746,9 @@ fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(e) => return bad_input(&e),
             };
-            let (mut scenario, _) = match scenario::load(&name, &sets) {
+            let (mut scenario, _) = match load_sched(&name, &sets, &sched) {
                 Ok(s) => s,
-                Err(e) => return bad_input(&e.to_string()),
+                Err(e) => return bad_input(&e),
             };
             let drawn = if swarm { scenarios::swarm::apply(&mut scenario, seed) } else { Vec::new() };
             let filter = match trace_filter.as_deref().map(scenarios::trace_filter::TraceFilter::parse).transpose() {
@@ -700,10 +782,7 @@ fn main() -> ExitCode {
                     return bad_input(&format!("--trace {}: cannot write: {}", path.display(), e.kind()));
                 }
             }
-            let mut replay_args: String = sets.iter().map(|s| format!(" --set {s}")).collect();
-            if swarm {
-                replay_args.push_str(" --swarm");
-            }
+            let replay_args = replay_args(&sets, &sched, swarm);
             // The tools that show events keep them all; a run that only reports
             // keeps what the oracles read (the report is the same either way).
             let retention = if trace.is_some() || logs.is_some() || check_determinism {

@@ -75,6 +75,8 @@ pub struct Report {
     /// The faults this seed drew in swarm mode (empty otherwise).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub swarm: Vec<String>,
+    /// The scheduler, its parameters, the change points it drew and what it did.
+    pub sched: sim::SchedReport,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -299,6 +301,7 @@ pub fn run_kept(scenario: &Scenario, seed: u64, replay_args: &str, retention: si
     let world = simulation.world().clone();
     let store = world.with_server(|s| s.store.clone());
     let counters = world.counters();
+    let sched = world.sched_report();
     drop(simulation);
     let trace = world.take_trace();
     let ending_problem = match &ending {
@@ -359,6 +362,7 @@ pub fn run_kept(scenario: &Scenario, seed: u64, replay_args: &str, retention: si
         fingerprint: fingerprint(&canonical),
         replay: format!("mmsim run {} --seed {seed}{replay_args}", scenario.name),
         swarm: Vec::new(),
+        sched,
         lock_wait_ms: lock_waits(trace.events()),
     };
     RunOutput { report, trace }
@@ -378,6 +382,19 @@ pub fn nonzero_counters(counters: &sim::Counters) -> Vec<String> {
     out
 }
 
+/// The scheduler line of the report. Under `pct` it says plainly that no
+/// probability bound is claimed: latency still drives the interleaving.
+fn render_sched(r: &sim::SchedReport) -> String {
+    match r.kind {
+        sim::SchedKind::Default => "default (latency-driven)".into(),
+        sim::SchedKind::Pct => format!(
+            "pct depth={} horizon_calls={} defer_ms_max={}; change points at calls {:?}, {} applied; \
+             {} ms deferred; no probability bound is claimed (latency still drives the interleaving)",
+            r.depth, r.horizon_calls, r.defer_ms_max, r.change_points, r.priority_changes, r.deferred_ms
+        ),
+    }
+}
+
 impl Report {
     /// The human report.
     pub fn render(&self) -> String {
@@ -395,6 +412,7 @@ impl Report {
         );
         let _ = writeln!(s, "steps       {} ({:.0} steps/s)", self.steps, self.steps_per_s);
         let _ = writeln!(s, "events      {}", self.events);
+        let _ = writeln!(s, "sched       {}", render_sched(&self.sched));
         for line in &self.swarm {
             let _ = writeln!(s, "swarm       {line}");
         }

@@ -37,6 +37,9 @@ pub struct Scenario {
     pub network: NetworkSettings,
     #[serde(default)]
     pub gate: sim::GateConfig,
+    /// Which scheduler orders calls at the sim gate: `default` or `pct`.
+    #[serde(default)]
+    pub sched: sim::SchedConfig,
     #[serde(default)]
     pub server: sim::ServerConfig,
     /// Mount options of every client host (a host may override them).
@@ -547,8 +550,33 @@ fn validate(s: &Scenario) -> Result<(), InputError> {
     if s.gate.ops_per_step_max == 0 {
         return Err(bad("gate.ops_per_step_max: expected a positive count"));
     }
+    validate_sched(&s.sched)?;
     if s.server.timestamp_granularity_ms == 0 {
         return Err(bad("server.timestamp_granularity_ms: expected a positive number of milliseconds"));
+    }
+    Ok(())
+}
+
+fn validate_sched(c: &sim::SchedConfig) -> Result<(), InputError> {
+    if c.kind == sim::SchedKind::Default {
+        // The pct keys mean nothing to the default scheduler: a changed one is a mistake.
+        if *c != (sim::SchedConfig { kind: sim::SchedKind::Default, ..sim::SchedConfig::default() }) {
+            return Err(bad("sched: depth, horizon_calls and defer_ms_max apply only with sched.kind = \"pct\""));
+        }
+        return Ok(());
+    }
+    if c.depth > sim::DEPTH_MAX {
+        return Err(bad(format!("sched.depth: expected 0..={} change points, got {}", sim::DEPTH_MAX, c.depth)));
+    }
+    if c.horizon_calls == 0 {
+        return Err(bad("sched.horizon_calls: expected a positive number of calls"));
+    }
+    if c.defer_ms_max > sim::DEFER_MS_MAX_MAX {
+        return Err(bad(format!(
+            "sched.defer_ms_max: expected 0..={} milliseconds, got {}",
+            sim::DEFER_MS_MAX_MAX,
+            c.defer_ms_max
+        )));
     }
     Ok(())
 }
@@ -594,6 +622,7 @@ impl Scenario {
             latency_ms: self.network.latency_ms,
             server: self.server.clone(),
             gate: self.gate.clone(),
+            sched: self.sched.clone(),
             hosts: self
                 .hosts
                 .iter()

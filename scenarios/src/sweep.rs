@@ -38,6 +38,9 @@ pub struct SeedLine {
     pub marks: BTreeMap<String, u64>,
     /// The first violation line of the first failing oracle.
     pub first_violation: Option<String>,
+    /// The scheduler that ran the seed: `default` or `pct depth=D`.
+    #[serde(default)]
+    pub sched: String,
 }
 
 impl SeedLine {
@@ -63,6 +66,7 @@ impl SeedLine {
             events: r.events,
             marks: r.marks.clone(),
             first_violation,
+            sched: r.sched.label(),
         }
     }
 
@@ -78,6 +82,7 @@ impl SeedLine {
             events: 0,
             marks: BTreeMap::new(),
             first_violation: None,
+            sched: String::new(),
         }
     }
 }
@@ -125,6 +130,8 @@ pub struct Options {
     pub stop_on_first: bool,
     pub timeout: Duration,
     pub progress: bool,
+    /// The scheduler's label (`SchedConfig::label`), for seeds whose worker died.
+    pub sched: String,
 }
 
 struct Worker {
@@ -201,11 +208,16 @@ pub fn sweep(opts: &Options) -> std::io::Result<Vec<SeedLine>> {
         let exe = opts.exe.clone();
         let args = opts.worker_args.clone();
         let timeout = opts.timeout;
+        let sched = opts.sched.clone();
         handles.push(std::thread::spawn(move || {
             let mut worker: Option<Worker> = None;
             loop {
                 let Some(seed) = queue.lock().expect("queue").pop_front() else { break };
-                let line = run_seed(&mut worker, &exe, &args, seed, timeout);
+                let mut line = run_seed(&mut worker, &exe, &args, seed, timeout);
+                if line.sched.is_empty() {
+                    // A worker that died or hung reported nothing, not even its scheduler.
+                    line.sched = sched.clone();
+                }
                 if tx.send(line).is_err() {
                     break;
                 }
@@ -292,6 +304,18 @@ pub fn summary(lines: &[SeedLine], scenario: &str, replay_args: &str) -> String 
     let n = lines.len() as u64;
     let passed = lines.iter().filter(|l| l.exit_code == exit::PASS).count() as u64;
     let _ = writeln!(s, "{scenario}: {n} seeds, {passed} passed, {} failed", n - passed);
+    // Which scheduler found the failures: one line per scheduler (a merge may mix them).
+    let mut by_sched: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for l in lines {
+        let e = by_sched.entry(sched_name(l)).or_default();
+        e.0 += 1;
+        if l.exit_code != exit::PASS {
+            e.1 += 1;
+        }
+    }
+    for (sched, (runs, fails)) in &by_sched {
+        let _ = writeln!(s, "  sched {sched}: {fails}/{runs} seeds failed");
+    }
     let mut by_oracle: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
     for l in lines {
         for (name, status) in &l.oracles {
@@ -324,15 +348,25 @@ pub fn summary(lines: &[SeedLine], scenario: &str, replay_args: &str) -> String 
         for l in failing {
             let _ = writeln!(
                 s,
-                "  seed {} exit {}: {}",
+                "  seed {} exit {} (sched {}): {}",
                 l.seed,
                 l.exit_code,
+                sched_name(l),
                 l.first_violation.as_deref().unwrap_or(&l.verdict)
             );
             let _ = writeln!(s, "    mmsim run {scenario} --seed {}{replay_args}", l.seed);
         }
     }
     s
+}
+
+/// The scheduler a line names; lines written before schedulers existed ran the default.
+fn sched_name(l: &SeedLine) -> &str {
+    if l.sched.is_empty() {
+        "default"
+    } else {
+        &l.sched
+    }
 }
 
 /// Reads and combines shard outputs: sorted by seed, one line per seed.

@@ -113,6 +113,7 @@ fn world(hosts: usize, program: &str) -> WorldConfig {
         latency_ms: 1,
         server: Default::default(),
         gate: GateConfig::default(),
+        sched: Default::default(),
         hosts: (0..hosts)
             .map(|i| HostConfig {
                 name: format!("h{i}"),

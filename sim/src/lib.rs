@@ -5,6 +5,8 @@
 //! - `clock`: true simulated time, and each host's wall clock (offset, drift, steps).
 //! - `world`: hosts, processes, the program table, counters; [`World`] is the shared handle.
 //! - `process`: a simulated process ([`Proc`]) and the sim gate its calls pass through.
+//! - `sched`: who goes first at the gate: the default (latency-driven) scheduler,
+//!   or PCT-style random priorities with change points.
 //! - `rpc`: NFS RPCs over turmoil UDP, with per-link fates and retransmission
 //!   (`timeo`/`retrans` backoff, hard and soft mounts).
 //! - `nfs`: the NFSv3 filesystem, one mechanism per module: wire shapes (`proto`),
@@ -31,6 +33,7 @@ pub mod nfs;
 mod process;
 mod rng;
 mod rpc;
+mod sched;
 mod trace;
 mod world;
 
@@ -48,6 +51,7 @@ pub use nfs::store::{DumpEntry, ReaddirOrder};
 pub use process::{Proc, TcpListener, TcpStream};
 pub use rng::{ppm, Rng};
 pub use rpc::{Backoff, LinkFaults, MountKind, TransportOptions};
+pub use sched::{SchedConfig, SchedKind, SchedReport, DEFER_MS_MAX_MAX, DEPTH_MAX};
 pub use trace::{events_before, events_from, first_divergence, Event, EventKind, Outcome, Retention, Trace};
 pub use world::{BootProgram, Counters, GateConfig, HostConfig, ProcStatus, Program, World, WorldConfig};
 

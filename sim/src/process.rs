@@ -9,10 +9,13 @@
 //!    call issued after a crash gets through, even before the task abort lands;
 //! 2. counts the call against the world's per-step cap, turning a livelock into a
 //!    liveness verdict;
-//! 3. stalls the process, with chance `stall_ppm` per call, for a long-tailed
+//! 3. under the `pct` scheduler, counts the call toward the next priority change
+//!    point and waits whole steps while a higher-priority process is running
+//!    ([`crate::sched`]; the default scheduler skips this entirely);
+//! 4. stalls the process, with chance `stall_ppm` per call, for a long-tailed
 //!    number of ms drawn from the process's own stall stream ([`crate::GateConfig`]),
 //!    standing in for the OS scheduler and paging;
-//! 4. charges the configured CPU cost, and sleeps 1 ms whenever the charge reaches
+//! 5. charges the configured CPU cost, and sleeps 1 ms whenever the charge reaches
 //!    1 ms, so a loop over cached answers cannot freeze simulated time.
 //!
 //! Calls are recorded as `Call` events when they return. `now`, `random`,
@@ -31,6 +34,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::clock::{true_now, ClockConfig};
 use crate::nfs::client::{Attr, Ctx, Flags, NfsClient, Res};
 use crate::rng::Rng;
+use crate::sched::ProcKey;
 use crate::trace::{EventKind, Outcome};
 use crate::world::{ProcStatus, World};
 
@@ -46,6 +50,9 @@ struct Inner {
     /// Stalls at the gate draw from their own stream, so turning them on does not
     /// shift the values `random()` returns.
     stall_rng: RefCell<Rng>,
+    /// The scheduling priority under `pct` (higher runs first); `None` under the
+    /// default scheduler.
+    priority: Cell<Option<u64>>,
     clock: ClockConfig,
     client: Rc<NfsClient>,
 }
@@ -108,6 +115,7 @@ impl Proc {
         let rng = Rng::stream(world.seed(), &format!("proc/{host}/{incarnation}/{pid}"));
         let stall_rng = Rng::stream(world.seed(), &format!("proc/{host}/{incarnation}/{pid}/stall"));
         let clock = world.host_clock(&host);
+        let priority = world.sched_priority_at_start(&ProcKey { host: host.clone(), incarnation, pid });
         Proc(Rc::new(Inner {
             world,
             host,
@@ -118,6 +126,7 @@ impl Proc {
             cost: Cell::new(Duration::ZERO),
             rng: RefCell::new(rng),
             stall_rng: RefCell::new(stall_rng),
+            priority: Cell::new(priority),
             clock,
             client,
         }))
@@ -141,6 +150,15 @@ impl Proc {
 
     pub fn world(&self) -> &World {
         &self.0.world
+    }
+
+    /// The scheduling priority under `pct`; `None` under the default scheduler.
+    pub fn priority(&self) -> Option<u64> {
+        self.0.priority.get()
+    }
+
+    fn key(&self) -> ProcKey {
+        ProcKey { host: self.0.host.clone(), incarnation: self.0.incarnation, pid: self.0.pid }
     }
 
     pub(crate) fn revoke(&self) {
@@ -172,6 +190,9 @@ impl Proc {
         if !self.is_alive() || !self.0.world.charge_op(&self.0.host, self.0.pid) {
             std::future::pending::<()>().await;
         }
+        if self.priority().is_some() {
+            self.schedule().await;
+        }
         let stall_ms = {
             let gate = &self.0.world.config().gate;
             let mut rng = self.0.stall_rng.borrow_mut();
@@ -192,6 +213,35 @@ impl Proc {
         if self.charge() {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
+    }
+
+    /// The `pct` part of the gate (see [`crate::sched`]): a change point reached
+    /// by this call lowers this process's priority; the call yields once so that
+    /// its host's other ready processes reach the gate in this step too, then
+    /// waits whole steps, at most `defer_ms_max`, while a process of higher
+    /// priority waits at the gate or passed it in this step or the previous one.
+    async fn schedule(&self) {
+        let world = &self.0.world;
+        let key = self.key();
+        let (lowered, defer_ms_max) = world.with_sched(|s| (s.count_call(), s.defer_ms_max()));
+        if let Some(priority) = lowered {
+            self.0.priority.set(Some(priority));
+            let call = world.with_sched(|s| s.calls());
+            world.fault(format!("sched pct: call {call} lowers {}/{} to priority {priority}", key.host, key.pid));
+        }
+        let priority = self.priority().expect("pct");
+        world.with_sched(|s| s.arrive(&key, priority, world.step()));
+        tokio::task::yield_now().await;
+        self.after().await;
+        let mut deferred = 0;
+        while deferred < defer_ms_max && world.with_sched(|s| s.must_wait(&key, priority, world.step())) {
+            world.with_sched(|s| s.deferred());
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            self.after().await;
+            world.with_sched(|s| s.arrive(&key, priority, world.step()));
+            deferred += 1;
+        }
+        world.with_sched(|s| s.pass(&key, priority, world.step()));
     }
 
     /// After a call: a process crashed while the call was in flight never sees its result.

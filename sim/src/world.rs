@@ -22,6 +22,7 @@ use crate::nfs::client::{MountOptions, NfsClient};
 use crate::nfs::server::{ServerConfig, ServerState};
 use crate::process::Proc;
 use crate::rpc::{LinkFaults, Transport};
+use crate::sched::{ProcKey, Sched, SchedConfig, SchedReport};
 use crate::trace::{EventKind, Trace};
 
 /// A program: an entry point a process runs, given its handle and argv.
@@ -102,6 +103,9 @@ pub struct WorldConfig {
     pub server: ServerConfig,
     pub hosts: Vec<HostConfig>,
     pub gate: GateConfig,
+    /// Which scheduler orders calls at the gate (see [`crate::sched`]).
+    #[serde(default)]
+    pub sched: SchedConfig,
 }
 
 /// Counters every report shows. All are counts of events.
@@ -207,6 +211,7 @@ struct Inner {
     ops_step: Cell<u64>,
     ops_in_step: Cell<u64>,
     livelock: RefCell<Option<String>>,
+    sched: RefCell<Sched>,
 }
 
 /// A cheap handle to the world.
@@ -216,6 +221,7 @@ pub struct World(Rc<Inner>);
 impl World {
     pub fn new(config: WorldConfig) -> World {
         let server = ServerState::new(config.seed, config.server.clone());
+        let sched = Sched::new(config.seed, config.sched.clone());
         let hosts = config
             .hosts
             .iter()
@@ -247,6 +253,7 @@ impl World {
             ops_step: Cell::new(0),
             ops_in_step: Cell::new(0),
             livelock: RefCell::new(None),
+            sched: RefCell::new(sched),
         }))
     }
 
@@ -402,9 +409,35 @@ impl World {
         true
     }
 
+    pub(crate) fn step(&self) -> u64 {
+        self.0.step.get()
+    }
+
     /// Set once a process has passed the per-step op cap.
     pub fn livelock(&self) -> Option<String> {
         self.0.livelock.borrow().clone()
+    }
+
+    // ---- the scheduler ----
+
+    /// A new process's priority under `pct`; `None` under the default scheduler.
+    pub(crate) fn sched_priority_at_start(&self, key: &ProcKey) -> Option<u64> {
+        let sched = self.0.sched.borrow();
+        sched.is_pct().then(|| sched.initial_priority(self.seed(), key))
+    }
+
+    pub(crate) fn with_sched<R>(&self, f: impl FnOnce(&mut Sched) -> R) -> R {
+        f(&mut self.0.sched.borrow_mut())
+    }
+
+    /// What the scheduler did so far: its parameters, change points and waits.
+    pub fn sched_report(&self) -> SchedReport {
+        self.0.sched.borrow().report()
+    }
+
+    /// A live or exited process's current priority under `pct`.
+    pub fn sched_priority(&self, host: &str, pid: u32) -> Option<u64> {
+        self.0.hosts.borrow().get(host).and_then(|h| h.procs.get(&pid)).and_then(|s| s.proc.priority())
     }
 
     // ---- hosts ----

@@ -146,6 +146,7 @@ fn sim_log(table: &Table) -> Log {
         latency_ms: 1,
         server: Default::default(),
         gate: Default::default(),
+        sched: Default::default(),
         hosts: vec![HostConfig {
             name: "h".into(),
             clock: Default::default(),

@@ -9,6 +9,7 @@ mod format_doc;
 mod inspect;
 mod profiles;
 mod real;
+mod sched;
 mod shrink;
 mod snapshots;
 mod sweep;

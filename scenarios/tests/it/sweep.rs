@@ -87,6 +87,7 @@ fn smoke_passes_over_the_test_seed_range() {
         stop_on_first: false,
         timeout: std::time::Duration::from_secs(300),
         progress: false,
+        sched: "default".into(),
     };
     let lines = scenarios::sweep::sweep(&opts).unwrap();
     assert_eq!(lines.len() as u64, range.1 - range.0);

@@ -12,6 +12,7 @@ fn world(program: &str, gate: GateConfig) -> WorldConfig {
         latency_ms: 1,
         server: Default::default(),
         gate,
+        sched: Default::default(),
         hosts: vec![HostConfig {
             name: "h1".into(),
             clock: Default::default(),

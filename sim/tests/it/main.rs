@@ -9,6 +9,7 @@ mod drc;
 mod gate;
 mod harness;
 mod profiles;
+mod sched;
 mod server;
 mod silly;
 mod stalls;

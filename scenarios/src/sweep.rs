@@ -38,6 +38,13 @@ pub struct SeedLine {
     pub marks: BTreeMap<String, u64>,
     /// The first violation line of the first failing oracle.
     pub first_violation: Option<String>,
+    /// The load phase in simulated ms (`Report::load_sim_ms`).
+    #[serde(default)]
+    pub load_sim_ms: u64,
+    #[serde(default)]
+    pub lock_wait_ms: crate::LockWaits,
+    #[serde(default)]
+    pub figures: crate::figures::Figures,
 }
 
 impl SeedLine {
@@ -63,6 +70,9 @@ impl SeedLine {
             events: r.events,
             marks: r.marks.clone(),
             first_violation,
+            load_sim_ms: r.load_sim_ms,
+            lock_wait_ms: r.lock_wait_ms.clone(),
+            figures: r.figures.clone(),
         }
     }
 
@@ -78,6 +88,9 @@ impl SeedLine {
             events: 0,
             marks: BTreeMap::new(),
             first_violation: None,
+            load_sim_ms: 0,
+            lock_wait_ms: crate::LockWaits::default(),
+            figures: crate::figures::Figures::default(),
         }
     }
 }

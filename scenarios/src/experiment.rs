@@ -172,8 +172,7 @@ impl Experiment {
             toml::from_str(text).map_err(|e| bad(format!("experiment: {}", one_line(&e.to_string()))))?;
         // A builtin name (or `NAME/VARIANT`) as it is; a path relative to the experiment file.
         let builtin = |n: &str| scenario::BUILTIN.iter().any(|(b, _)| *b == n);
-        let is_builtin =
-            builtin(&file.scenario) || file.scenario.rsplit_once('/').is_some_and(|(b, _)| builtin(b));
+        let is_builtin = builtin(&file.scenario) || file.scenario.rsplit_once('/').is_some_and(|(b, _)| builtin(b));
         let scenario = if is_builtin || Path::new(&file.scenario).is_absolute() {
             file.scenario.clone()
         } else {
@@ -521,7 +520,13 @@ pub fn csv(exp: &Experiment, results: &[CellResult]) -> String {
         let rate = |oracle: &str| {
             let (k, n) = r.failures(oracle);
             let p = r.metric("violation_rate", oracle);
-            [k.to_string(), fmt_num(p.y), fmt_num(p.lo.unwrap_or(f64::NAN)), fmt_num(p.hi.unwrap_or(f64::NAN)), n.to_string()]
+            [
+                k.to_string(),
+                fmt_num(p.y),
+                fmt_num(p.lo.unwrap_or(f64::NAN)),
+                fmt_num(p.hi.unwrap_or(f64::NAN)),
+                n.to_string(),
+            ]
         };
         let [k, p, lo, hi, _] = rate("any");
         row.extend([r.lines.len().to_string(), k, p, lo, hi]);

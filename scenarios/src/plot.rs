@@ -51,7 +51,8 @@ fn draw(data: &PlotData, text: &mut String) -> Result<(), String> {
         .margin(14)
         .x_label_area_size(44)
         .y_label_area_size(64)
-        .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..y_top).map_err(err)?;
+        .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..y_top)
+        .map_err(err)?;
     let labels = data.x_values.clone();
     chart
         .configure_mesh()
@@ -68,7 +69,8 @@ fn draw(data: &PlotData, text: &mut String) -> Result<(), String> {
                 String::new()
             }
         })
-        .draw().map_err(err)?;
+        .draw()
+        .map_err(err)?;
     let count = data.series.len() as f64;
     for (s, (name, points)) in data.series.iter().enumerate() {
         let colour = COLOURS[s % COLOURS.len()];
@@ -81,18 +83,21 @@ fn draw(data: &PlotData, text: &mut String) -> Result<(), String> {
             .label(name.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
         chart.draw_series(line.iter().map(|&(x, y)| Circle::new((x, y), 4, colour.filled()))).map_err(err)?;
-        chart.draw_series(points.iter().enumerate().filter_map(|(i, p)| {
-            let p = (*p)?;
-            let (lo, hi) = (p.lo?, p.hi?);
-            Some(ErrorBar::new_vertical(i as f64 + nudge, lo * scale, p.y * scale, hi * scale, colour, 8))
-        })).map_err(err)?;
+        chart
+            .draw_series(points.iter().enumerate().filter_map(|(i, p)| {
+                let p = (*p)?;
+                let (lo, hi) = (p.lo?, p.hi?);
+                Some(ErrorBar::new_vertical(i as f64 + nudge, lo * scale, p.y * scale, hi * scale, colour, 8))
+            }))
+            .map_err(err)?;
     }
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
-        .draw().map_err(err)?;
+        .draw()
+        .map_err(err)?;
     root.present().map_err(err)?;
     Ok(())
 }

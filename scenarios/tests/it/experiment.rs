@@ -176,7 +176,8 @@ fn bad_vars_are_one_line_errors() {
         let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
         scenarios::scenario::parse(text, &sets).unwrap_err().to_string()
     };
-    let undefined = "name='x'\ndescription='y'\n[[hosts]]\nname='a'\nboot=[{program='smoke-worker', args=['--n={count}']}]\n";
+    let undefined =
+        "name='x'\ndescription='y'\n[[hosts]]\nname='a'\nboot=[{program='smoke-worker', args=['--n={count}']}]\n";
     let e = load(undefined, &[]);
     assert!(e.contains("hosts.0.boot.0.args.0: undefined variable {count}; defined: posts, profile"), "{e}");
     let defined = format!("{undefined}[vars]\ncount = 3\n");

@@ -9,6 +9,8 @@
 //! - `run`: [`run`] and [`run_full`], the [`Report`], exit codes.
 //! - `oracle/`: one property per file. `marks`: coverage marks.
 //! - `bench`: `mmsim bench`, seeds/s, simulated-to-wall time and peak RSS, beside the real kernel.
+//! - `figures`: per-run throughput and bounce-registration delay, from the trace.
+//! - `experiment`: `mmsim experiment`, a grid of `--set`s swept cell by cell into CSV; `plot`: its SVGs.
 //! - `explain`: the causal story of a run's first violation (`mmsim explain`).
 //! - `timeline`: a window of a run as a self-contained HTML page (`mmsim timeline`).
 //! - `dump`: the world's state at one trace event (`mmsim run --dump-at`).
@@ -20,12 +22,15 @@
 pub mod bench;
 pub mod cron;
 pub mod dump;
+pub mod experiment;
 pub mod explain;
+pub mod figures;
 pub mod install;
 pub mod lock_worker;
 pub mod logs;
 pub mod marks;
 pub mod oracle;
+pub mod plot;
 pub mod programs;
 pub mod real;
 mod run;

@@ -145,6 +145,17 @@ enum Command {
         #[arg(long)]
         swarm: bool,
     },
+    /// Run a grid of parameters, each cell a seed sweep; write CSV and one SVG per metric.
+    Experiment {
+        /// The experiment file (TOML; docs/experiment-format.md).
+        file: std::path::PathBuf,
+        /// Output directory (default: experiments/<name>/).
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
+        /// Worker processes (default: the file's `jobs`, else the number of cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
     /// Run the model on a real directory with real processes.
     Real {
         #[command(subcommand)]
@@ -349,7 +360,7 @@ fn main() -> ExitCode {
             let text = e.to_string();
             let first = text.lines().next().unwrap_or("bad arguments").trim_start_matches("error: ");
             return bad_input(&format!(
-                "{first} (see `mmsim --help`; commands: run, explain, timeline, sweep, merge, list)"
+                "{first} (see `mmsim --help`; commands: run, explain, timeline, sweep, experiment, merge, list)"
             ));
         }
     };
@@ -504,6 +515,51 @@ fn main() -> ExitCode {
             eprint!("{}", scenarios::sweep::summary(&lines, &name, &replay_args));
             let worst = lines.iter().map(|l| l.exit_code).max().unwrap_or(0);
             ExitCode::from(worst as u8)
+        }
+        Command::Experiment { file, out, jobs } => {
+            let exp = match scenarios::experiment::Experiment::load(&file, jobs) {
+                Ok(e) => e,
+                Err(e) => return bad_input(&e.to_string()),
+            };
+            let dir = out.unwrap_or_else(|| std::path::Path::new("experiments").join(&exp.file.name));
+            let outputs = match scenarios::experiment::Outputs::prepare(&dir) {
+                Ok(o) => o,
+                Err(e) => return bad_input(&e.to_string()),
+            };
+            let exe = match std::env::current_exe() {
+                Ok(exe) => exe,
+                Err(e) => return bad_input(&format!("cannot find this executable to re-run it: {}", e.kind())),
+            };
+            eprintln!(
+                "{}: {} cells x {} seeds, {} jobs, into {}",
+                exp.file.name,
+                exp.cells.len(),
+                exp.file.seeds,
+                exp.jobs,
+                dir.display()
+            );
+            let results = match scenarios::experiment::run(&exp, &exe, &outputs, &mut |line| eprintln!("{line}")) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("mmsim: experiment: {e}");
+                    return ExitCode::from(exit::PANIC as u8);
+                }
+            };
+            match scenarios::experiment::write_outputs(&exp, &results, &outputs) {
+                Ok(files) => {
+                    print!("{}", scenarios::experiment::summary(&exp, &results));
+                    for f in files {
+                        println!("wrote {}", f.display());
+                    }
+                }
+                Err(e) => {
+                    eprintln!("mmsim: experiment: writing {}: {e}", dir.display());
+                    return ExitCode::from(exit::PANIC as u8);
+                }
+            }
+            // Violations are the experiment's data; only a crashed seed makes it fail.
+            let crashed = results.iter().flat_map(|r| &r.lines).any(|l| l.exit_code == exit::PANIC);
+            ExitCode::from(if crashed { exit::PANIC as u8 } else { 0 })
         }
         Command::Shrink { scenario: name, seed, sets, sched, out, runs_max } => {
             let (scenario, _) = match load_sched(&name, &sets, &sched) {

@@ -72,6 +72,8 @@ pub struct Report {
     /// Lock waits: from a `lock()` call's first contention to its success, in
     /// simulated ms (uncontended acquisitions count as 0).
     pub lock_wait_ms: LockWaits,
+    /// Throughput and bounce-registration figures (`figures.rs`).
+    pub figures: crate::figures::Figures,
     /// The faults this seed drew in swarm mode (empty otherwise).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub swarm: Vec<String>,
@@ -79,7 +81,7 @@ pub struct Report {
     pub sched: sim::SchedReport,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct LockWaits {
     pub acquisitions: u64,
     pub p50: u64,
@@ -364,6 +366,7 @@ pub fn run_kept(scenario: &Scenario, seed: u64, replay_args: &str, retention: si
         swarm: Vec::new(),
         sched,
         lock_wait_ms: lock_waits(trace.events()),
+        figures: crate::figures::figures(trace.events()),
     };
     RunOutput { report, trace }
 }

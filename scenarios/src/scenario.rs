@@ -61,6 +61,12 @@ pub struct Scenario {
     /// Named variants, run as `NAME/VARIANT`: each switches one thing.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub variants: Vec<Variant>,
+    /// Scenario variables: `{name}` in a boot argument is replaced by the
+    /// value, and `--set vars.name=value` changes it (an experiment grid axis).
+    /// `posts` and `profile` are reserved: they are `load.posts` and
+    /// `mailman.profile`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub vars: std::collections::BTreeMap<String, toml::Value>,
 }
 
 /// A fault at a fixed simulated time, `at_s` seconds from the start.
@@ -393,6 +399,16 @@ fn apply_set(tree: &mut toml::Value, set: &str) -> Result<(), InputError> {
     for part in key.split('.') {
         walked.push(part);
         let here = walked.join(".");
+        // `[vars]` is open: setting a new name defines it (validation then
+        // requires that some boot argument uses it, which catches typos).
+        let fresh = match walked[..] {
+            ["vars"] => Some(toml::Value::Table(toml::Table::new())),
+            ["vars", _] => Some(toml::Value::String(String::new())),
+            _ => None,
+        };
+        if let (Some(fresh), toml::Value::Table(t)) = (fresh, &mut *node) {
+            t.entry(part.to_string()).or_insert(fresh);
+        }
         node = match node {
             toml::Value::Table(t) => {
                 let known: Vec<String> = t.keys().cloned().collect();
@@ -413,6 +429,8 @@ fn apply_set(tree: &mut toml::Value, set: &str) -> Result<(), InputError> {
     };
     let expected = type_name(node);
     let value = match (&*node, parsed) {
+        // A variable takes whatever scalar it is given: it only ever becomes text.
+        (old, v) if key.starts_with("vars.") && !old.is_table() && !old.is_array() => v,
         (toml::Value::Float(_), toml::Value::Integer(i)) => toml::Value::Float(i as f64),
         (toml::Value::String(_), v @ toml::Value::String(_)) => v,
         // A string key keeps the raw text, so `--set x=linux-2.2` works unquoted.
@@ -470,6 +488,39 @@ fn validate(s: &Scenario) -> Result<(), InputError> {
         }
         if let Some(f) = &h.faults {
             validate_faults(&format!("hosts.{i}.faults"), f)?;
+        }
+    }
+    for (name, value) in &s.vars {
+        if RESERVED_VARS.contains(&name.as_str()) {
+            return Err(bad(format!(
+                "vars.{name}: reserved; {{{name}}} always means {}",
+                if name == "posts" { "load.posts" } else { "mailman.profile" }
+            )));
+        }
+        if !valid_var_name(name) {
+            return Err(bad(format!("vars.{name}: expected a name of letters, digits and '_'")));
+        }
+        if value.is_table() || value.is_array() || value.is_datetime() {
+            return Err(bad(format!("vars.{name}: expected a string, a number or true/false")));
+        }
+    }
+    let args: Vec<(String, &String)> = s
+        .hosts
+        .iter()
+        .enumerate()
+        .flat_map(|(i, h)| {
+            h.boot.iter().enumerate().flat_map(move |(j, b)| {
+                b.args.iter().enumerate().map(move |(k, a)| (format!("hosts.{i}.boot.{j}.args.{k}"), a))
+            })
+        })
+        .collect();
+    for (key, a) in &args {
+        s.expand(a).map_err(|e| bad(format!("{key}: {e}")))?;
+    }
+    for name in s.vars.keys() {
+        let placeholder = format!("{{{name}}}");
+        if !args.iter().any(|(_, a)| a.contains(&placeholder)) {
+            return Err(bad(format!("vars.{name}: no such variable; no boot argument says {placeholder}")));
         }
     }
     if !MAILMAN_PROFILES.contains(&s.mailman.profile.as_str()) {
@@ -614,7 +665,57 @@ fn program_names() -> String {
     programs::programs().map(|(n, _)| n).collect::<Vec<_>>().join(", ")
 }
 
+/// Placeholders that are not `[vars]`: `{posts}` is `load.posts`, `{profile}` is `mailman.profile`.
+pub const RESERVED_VARS: &[&str] = &["posts", "profile"];
+
+fn valid_var_name(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The text a variable's value stands for: a string as it is, anything else as TOML writes it.
+fn var_text(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 impl Scenario {
+    /// Replaces every `{name}` in a boot argument, in one pass (a value is
+    /// never expanded again). A placeholder is `{` + letters, digits and `_`
+    /// + `}`, so JSON such as `{"outgoing":{}}` passes through untouched.
+    pub fn expand(&self, arg: &str) -> Result<String, String> {
+        let mut out = String::with_capacity(arg.len());
+        let mut rest = arg;
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            let name_len = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
+            let name = &after[..name_len];
+            if name.is_empty() || !after[name_len..].starts_with('}') {
+                out.push('{');
+                rest = after;
+                continue;
+            }
+            let value = match name {
+                "posts" => self.load.posts.to_string(),
+                "profile" => self.mailman.profile.clone(),
+                _ => match self.vars.get(name) {
+                    Some(v) => var_text(v),
+                    None => {
+                        let known: Vec<&str> =
+                            RESERVED_VARS.iter().copied().chain(self.vars.keys().map(String::as_str)).collect();
+                        return Err(format!("undefined variable {{{name}}}; defined: {}", known.join(", ")));
+                    }
+                },
+            };
+            out.push_str(&value);
+            rest = &after[name_len + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
     /// The world this scenario describes, under `seed`.
     pub fn world_config(&self, seed: u64) -> sim::WorldConfig {
         sim::WorldConfig {
@@ -640,9 +741,12 @@ impl Scenario {
                             args: b
                                 .args
                                 .iter()
-                                .map(|a| {
-                                    a.replace("{profile}", &self.mailman.profile)
-                                        .replace("{posts}", &self.load.posts.to_string())
+                                // An argument that expands to nothing is left out, as an
+                                // unquoted empty shell variable is: a variable can switch a
+                                // flag off without changing the other arguments.
+                                .filter_map(|a| {
+                                    let expanded = self.expand(a).expect("validated when the scenario was loaded");
+                                    (a.is_empty() || !expanded.is_empty()).then_some(expanded)
                                 })
                                 .collect(),
                             start_ms: b.start_ms,

@@ -41,6 +41,13 @@ pub struct SeedLine {
     /// The scheduler that ran the seed: `default` or `pct depth=D`.
     #[serde(default)]
     pub sched: String,
+    /// The load phase in simulated ms (`Report::load_sim_ms`).
+    #[serde(default)]
+    pub load_sim_ms: u64,
+    #[serde(default)]
+    pub lock_wait_ms: crate::LockWaits,
+    #[serde(default)]
+    pub figures: crate::figures::Figures,
 }
 
 impl SeedLine {
@@ -67,6 +74,9 @@ impl SeedLine {
             marks: r.marks.clone(),
             first_violation,
             sched: r.sched.label(),
+            load_sim_ms: r.load_sim_ms,
+            lock_wait_ms: r.lock_wait_ms.clone(),
+            figures: r.figures.clone(),
         }
     }
 
@@ -83,6 +93,9 @@ impl SeedLine {
             marks: BTreeMap::new(),
             first_violation: None,
             sched: String::new(),
+            load_sim_ms: 0,
+            lock_wait_ms: crate::LockWaits::default(),
+            figures: crate::figures::Figures::default(),
         }
     }
 }

@@ -4,6 +4,7 @@ mod bench;
 mod cli;
 mod conformance;
 mod determinism;
+mod experiment;
 mod explain;
 mod format_doc;
 mod inspect;

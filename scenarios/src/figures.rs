@@ -1,0 +1,63 @@
+//! Per-run figures that experiments aggregate: throughput and the delay in
+//! registering bounces, read from the model's notes in the trace (like the
+//! oracles, never by asking the model).
+//!
+//! Definitions (docs/experiment-format.md §metrics):
+//! - an **acquisition** is a `LockAcquired` note (any lock); `last_acquired_ms`
+//!   is the simulated time of the last one, so acquisitions per second are
+//!   `acquisitions / last_acquired_ms`;
+//! - a **delivery** is a `SinkReceived` note (one recipient's copy accepted
+//!   downstream); deliveries per second likewise use `last_delivery_ms`;
+//! - a **permanent failure** is an `SmtpRecipient` note with outcome
+//!   `permanent`; its **bounce delay** runs from that note to the
+//!   `BounceRegistered` note that registers it, paired first-in first-out per
+//!   (list, address). Failures never registered by the end of the run (lost on
+//!   a runner's stop or crash, spec/mailman.md R20, or still pending) are counted
+//!   in `permanent_failures` but have no delay.
+//!
+//! Left out: per-lock breakdowns (every lock counts), and bounces the
+//! BounceRunner registers from the events file (2.1.5+) are paired the same way.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use model::ModelEvent;
+use serde::{Deserialize, Serialize};
+
+/// What one run did, in counts and simulated milliseconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    pub last_acquired_ms: u64,
+    pub deliveries: u64,
+    pub last_delivery_ms: u64,
+    pub permanent_failures: u64,
+    /// One entry per registered permanent failure, in registration order.
+    pub bounce_delays_ms: Vec<u64>,
+}
+
+pub fn figures(events: &[sim::Event]) -> Figures {
+    let mut f = Figures::default();
+    let mut pending: BTreeMap<(&str, &str), VecDeque<Duration>> = BTreeMap::new();
+    for e in events {
+        let sim::EventKind::Note { payload, .. } = &e.kind else { continue };
+        let ms = e.t.as_millis() as u64;
+        match payload.downcast_ref::<ModelEvent>() {
+            Some(ModelEvent::LockAcquired { .. }) => f.last_acquired_ms = ms,
+            Some(ModelEvent::SinkReceived { .. }) => {
+                f.deliveries += 1;
+                f.last_delivery_ms = ms;
+            }
+            Some(ModelEvent::SmtpRecipient { list, recipient, outcome, .. }) if outcome == "permanent" => {
+                f.permanent_failures += 1;
+                pending.entry((list, recipient)).or_default().push_back(e.t);
+            }
+            Some(ModelEvent::BounceRegistered { list, address }) => {
+                if let Some(at) = pending.get_mut(&(list.as_str(), address.as_str())).and_then(VecDeque::pop_front) {
+                    f.bounce_delays_ms.push((e.t - at).as_millis() as u64);
+                }
+            }
+            _ => {}
+        }
+    }
+    f
+}

@@ -237,8 +237,8 @@ fn provenance(ix: &Index, call: &Event) -> Vec<String> {
                 }
                 out.push(s);
             }
-            Served::Cache(name, ev) => {
-                let mut s = format!("  answered from {} (no RPC)", cache_words(name));
+            Served::Cache(cache, ev) => {
+                let mut s = format!("  answered from {} (no RPC)", cache_words(cache));
                 if let Some(fill) = ix.events.get(ev as usize) {
                     s.push_str(&format!(" filled at {} [ev {ev}]", t(fill)));
                     if let EventKind::Rpc { span, xid, proc, .. } = &fill.kind {
@@ -250,6 +250,18 @@ fn provenance(ix: &Index, call: &Event) -> Vec<String> {
                         }
                         if let Some(a) = ix.apply_of(host, *xid, ev) {
                             s.push_str(&format!(" (server then: {} [ev {}])", describe(ix, a), a.seq));
+                            // A name the server called absent: what had taken it away just before.
+                            let absent = matches!(&a.kind, EventKind::Apply { status, .. } if status.contains("NOENT"));
+                            if let Some(gone) =
+                                server_changes(ix, name, 0, a.seq, 1).into_iter().next().filter(|_| absent)
+                            {
+                                s.push_str(&format!(
+                                    "; the name was absent since {} at {} [ev {}]",
+                                    describe(ix, gone),
+                                    t(gone),
+                                    gone.seq
+                                ));
+                            }
                         }
                     }
                 }

@@ -715,11 +715,8 @@ fn main() -> ExitCode {
                 }
                 let scenario = &seeded;
                 let result = std::panic::catch_unwind(|| {
-                    let retention = if check_determinism {
-                        scenarios::FOR_ORACLES_AND_DIVERGENCE
-                    } else {
-                        scenarios::FOR_ORACLES
-                    };
+                    let retention =
+                        if check_determinism { scenarios::FOR_ORACLES_AND_DIVERGENCE } else { scenarios::FOR_ORACLES };
                     let first = scenarios::run_kept(scenario, seed, "", retention);
                     let mut result = scenarios::sweep::SeedLine::from_report(&first.report);
                     if check_determinism {

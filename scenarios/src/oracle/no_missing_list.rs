@@ -20,6 +20,8 @@ use sim::EventKind;
 use super::{History, OracleResult};
 
 /// The last call by `host/pid` before event `seq` whose arguments mention `needle`.
+/// When a negative dentry answered it, the server's last change to the name
+/// before that dentry was filled follows: what made the name absent then.
 pub fn provenance(history: &History, host: &str, pid: u32, before: usize, needle: &str) -> String {
     for e in sim::events_before(history.events, before as u64).iter().rev() {
         if let EventKind::Call { host: h, pid: p, op, args, outcome, served_by, .. } = &e.kind {
@@ -28,11 +30,39 @@ pub fn provenance(history: &History, host: &str, pid: u32, before: usize, needle
                     Ok(_) => "ok".to_string(),
                     Err(errno) => sim::errno_name(*errno).to_string(),
                 };
-                return format!("{op} {args} -> {result} served_by={served_by} [event {}]", e.seq);
+                let mut s = format!("{op} {args} -> {result} served_by={served_by} [event {}]", e.seq);
+                let negative = crate::explain::parse_served_by(served_by).into_iter().find_map(|p| match p {
+                    crate::explain::Served::Cache("neg-dentry", ev) => Some(ev),
+                    _ => None,
+                });
+                if let Some(filled) = negative {
+                    s.push_str(&negative_fill(history, host, filled, args));
+                }
+                return s;
             }
         }
     }
     "no matching call".into()
+}
+
+/// The server's side of the LOOKUP whose reply (event `filled`) made a negative
+/// dentry: the apply that answered NOENT, and the server's last change to the
+/// config before it, which is what had made the name absent.
+fn negative_fill(history: &History, host: &str, filled: u64, call_args: &str) -> String {
+    let name = call_args.trim_matches('"').rsplit('/').next().unwrap_or("");
+    let quoted = format!("\"{name}\"");
+    let lookup = sim::events_before(history.events, filled).iter().rev().find(|e| {
+        matches!(&e.kind, EventKind::Apply { proc: "LOOKUP", client, args, status, .. }
+            if &**client == host && args.contains(&quoted) && status.contains("NOENT"))
+    });
+    match lookup {
+        Some(apply) => format!(
+            "; its LOOKUP got NOENT on the server [event {}] after the server's {}",
+            apply.seq,
+            history.name_state_at(apply.seq, "")
+        ),
+        None => String::new(),
+    }
 }
 
 pub fn check(history: &History) -> OracleResult {

@@ -216,20 +216,61 @@ fn the_simulated_filesystem_agrees_with_the_real_kernel_case_by_case() {
 /// names in `t/`. Names may become files or directories as the sequence goes.
 #[derive(Clone, Debug)]
 enum Op {
-    Write { by_b: bool, name: u8, data: u8 },
-    Append { by_b: bool, name: u8, data: u8 },
-    Read { by_b: bool, name: u8 },
-    Stat { by_b: bool, name: u8 },
-    Link { by_b: bool, from: u8, to: u8 },
-    Rename { by_b: bool, from: u8, to: u8 },
-    Unlink { by_b: bool, name: u8 },
-    CreateExclusive { by_b: bool, name: u8 },
-    Mkdir { by_b: bool, name: u8 },
-    Rmdir { by_b: bool, name: u8 },
-    ReadDir { by_b: bool },
+    Write {
+        by_b: bool,
+        name: u8,
+        data: u8,
+    },
+    Append {
+        by_b: bool,
+        name: u8,
+        data: u8,
+    },
+    Read {
+        by_b: bool,
+        name: u8,
+    },
+    Stat {
+        by_b: bool,
+        name: u8,
+    },
+    Link {
+        by_b: bool,
+        from: u8,
+        to: u8,
+    },
+    Rename {
+        by_b: bool,
+        from: u8,
+        to: u8,
+    },
+    Unlink {
+        by_b: bool,
+        name: u8,
+    },
+    CreateExclusive {
+        by_b: bool,
+        name: u8,
+    },
+    Mkdir {
+        by_b: bool,
+        name: u8,
+    },
+    Rmdir {
+        by_b: bool,
+        name: u8,
+    },
+    ReadDir {
+        by_b: bool,
+    },
     /// Opens a name read-only and keeps it open until the end (or `ReadHeld`).
-    Hold { by_b: bool, name: u8 },
-    ReadHeld { index: u8 },
+    Hold {
+        by_b: bool,
+        name: u8,
+    },
+    ReadHeld {
+        index: u8,
+    },
 }
 
 const NAMES: u8 = 4;

@@ -8,6 +8,7 @@ mod experiment;
 mod explain;
 mod format_doc;
 mod inspect;
+mod oracles;
 mod profiles;
 mod real;
 mod sched;

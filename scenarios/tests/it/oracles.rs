@@ -1,0 +1,78 @@
+//! Oracles on hand-made histories: the evidence they report for a violation.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use model::ModelEvent;
+use scenarios::oracle::{check, History, Status};
+use sim::nfs::store::{ReaddirOrder, Store};
+use sim::{Event, EventKind};
+
+fn note(host: &str, pid: u32, m: ModelEvent) -> EventKind {
+    EventKind::Note { host: host.into(), pid, text: String::new(), payload: Rc::new(m) }
+}
+
+fn apply(client: &str, proc: &'static str, args: &str, status: &'static str) -> EventKind {
+    EventKind::Apply { client: client.into(), xid: 7, proc, args: args.into(), status, replay: false }
+}
+
+/// The silly-rename window: mail1's Save renames its tmp file over a
+/// `config.pck` that is open on mail1, so the client first renames the busy
+/// target to `.nfs…`; mail2's LOOKUP lands in between and fills a negative
+/// dentry, from which the MTA's stat gets ENOENT. The violation names the
+/// LOOKUP's NOENT and the silly rename before it, not only the later rename
+/// that brought the name back. Event 4 (the LOOKUP's reply) is absent, as a
+/// run that keeps only what the oracles read drops it.
+#[test]
+fn no_missing_list_names_what_made_the_name_absent_when_a_negative_dentry_was_filled() {
+    let kinds = vec![
+        (
+            0,
+            note(
+                "mail1",
+                6,
+                ModelEvent::ListSaved { list: "test".into(), file: "lists/test/config.pck".into(), post_id: 1 },
+            ),
+        ),
+        (1, apply("mail1", "RENAME", "21.21 \"config.pck\" -> 21.21 \".nfs0001\"", "OK")),
+        (2, apply("mail2", "LOOKUP", "21.21 \"config.pck\"", "NFS3ERR_NOENT")),
+        (3, apply("mail1", "RENAME", "21.21 \"config.pck.tmp.mail1.6\" -> 21.21 \"config.pck\"", "OK")),
+        (
+            5,
+            EventKind::Call {
+                span: 9,
+                host: "mail2".into(),
+                pid: 1,
+                op: "stat",
+                args: "\"lists/test/config.pck\"".into(),
+                outcome: Err(libc::ENOENT),
+                served_by: "pos-dentry(ev 0)+neg-dentry(ev 4)".into(),
+                started: Duration::from_millis(5),
+            },
+        ),
+        (
+            6,
+            note(
+                "mail2",
+                1,
+                ModelEvent::MtaRouted {
+                    list: "test".into(),
+                    recipient: "test@lists.example.com".into(),
+                    decision: "bounced_unknown_list".into(),
+                    errno: "ENOENT".into(),
+                },
+            ),
+        ),
+    ];
+    let events: Vec<Event> =
+        kinds.into_iter().map(|(seq, kind)| Event { seq, t: Duration::from_millis(seq), kind }).collect();
+    let store = Store::new(0, 1, ReaddirOrder::Creation, 0);
+    let history = History { events: &events, store: &store, ending_problem: None, held_locks_must_be_free: true };
+    let result = check("no_missing_list", &history);
+    assert_eq!(result.status, Status::Fail);
+    assert_eq!(result.first_event, Some(6));
+    let v = &result.violations[0];
+    assert!(v.contains("its LOOKUP got NOENT on the server [event 2]"), "{v}");
+    assert!(v.contains("after the server's last change RENAME 21.21 \"config.pck\" -> 21.21 \".nfs0001\""), "{v}");
+    assert!(v.contains("on the server: last change RENAME 21.21 \"config.pck.tmp.mail1.6\""), "{v}");
+}

@@ -45,23 +45,29 @@ pub fn provenance(history: &History, host: &str, pid: u32, before: usize, needle
     "no matching call".into()
 }
 
-/// The server's side of the LOOKUP whose reply (event `filled`) made a negative
-/// dentry: the apply that answered NOENT, and the server's last change to the
-/// config before it, which is what had made the name absent.
+/// The server's side of the RPC whose reply (event `filled`) made a negative
+/// dentry: this host's last apply on the name before it. A LOOKUP that got
+/// NOENT comes with the server's last change to the config before it (what
+/// had made the name absent); this host's own REMOVE or RENAME (a silly
+/// rename of a busy file) speaks for itself.
 fn negative_fill(history: &History, host: &str, filled: u64, call_args: &str) -> String {
     let name = call_args.trim_matches('"').rsplit('/').next().unwrap_or("");
     let quoted = format!("\"{name}\"");
-    let lookup = sim::events_before(history.events, filled).iter().rev().find(|e| {
-        matches!(&e.kind, EventKind::Apply { proc: "LOOKUP", client, args, status, .. }
-            if &**client == host && args.contains(&quoted) && status.contains("NOENT"))
-    });
-    match lookup {
-        Some(apply) => format!(
-            "; its LOOKUP got NOENT on the server [event {}] after the server's {}",
-            apply.seq,
-            history.name_state_at(apply.seq, "")
+    let apply = sim::events_before(history.events, filled).iter().rev().find(
+        |e| matches!(&e.kind, EventKind::Apply { client, args, .. } if &**client == host && args.contains(&quoted)),
+    );
+    match apply.map(|e| (e, &e.kind)) {
+        Some((e, EventKind::Apply { proc: "LOOKUP", status, .. })) if status.contains("NOENT") => format!(
+            "; its negative dentry was filled by a LOOKUP that got NOENT on the server [event {}] after the server's {}",
+            e.seq,
+            history.name_state_at(e.seq, "")
         ),
-        None => String::new(),
+        Some((e, EventKind::Apply { proc, args, status, .. })) => format!(
+            "; its negative dentry was filled by this host's own {proc} {args} {status} at t={:.3}s [event {}]",
+            e.t.as_secs_f64(),
+            e.seq
+        ),
+        _ => String::new(),
     }
 }
 

@@ -21,10 +21,34 @@ fn apply(client: &str, proc: &'static str, args: &str, status: &'static str) -> 
 /// target to `.nfs…`; mail2's LOOKUP lands in between and fills a negative
 /// dentry, from which the MTA's stat gets ENOENT. The violation names the
 /// LOOKUP's NOENT and the silly rename before it, not only the later rename
-/// that brought the name back. Event 4 (the LOOKUP's reply) is absent, as a
+/// that brought the name back. Event 5 (the LOOKUP's reply) is absent, as a
 /// run that keeps only what the oracles read drops it.
 #[test]
 fn no_missing_list_names_what_made_the_name_absent_when_a_negative_dentry_was_filled() {
+    let v = silly_rename_window_violation("mail2", 5);
+    assert!(v.contains("its negative dentry was filled by a LOOKUP that got NOENT on the server [event 3]"), "{v}");
+    assert!(v.contains("after the server's last change RENAME 21.21 \"config.pck\" -> 21.21 \".nfs0001\""), "{v}");
+    assert!(v.contains("on the server: last change RENAME 21.21 \"config.pck.tmp.mail1.6\""), "{v}");
+}
+
+/// The same window seen from the saving host itself: its client made the
+/// negative dentry when it silly-renamed the busy `config.pck`.
+#[test]
+fn no_missing_list_names_the_hosts_own_silly_rename_that_filled_a_negative_dentry() {
+    let v = silly_rename_window_violation("mail1", 2);
+    assert!(
+        v.contains(
+            "its negative dentry was filled by this host's own RENAME 21.21 \"config.pck\" -> 21.21 \".nfs0001\" OK"
+        ),
+        "{v}"
+    );
+}
+
+/// The first `no_missing_list` violation of a hand-made silly-rename window in
+/// which `stat_host`'s MTA stats the config through a negative dentry filled
+/// by the reply at event `fill` (2: mail1's silly RENAME; 5: mail2's LOOKUP).
+/// Replies are absent, as a run that keeps only what the oracles read drops them.
+fn silly_rename_window_violation(stat_host: &str, fill: u64) -> String {
     let kinds = vec![
         (
             0,
@@ -35,25 +59,25 @@ fn no_missing_list_names_what_made_the_name_absent_when_a_negative_dentry_was_fi
             ),
         ),
         (1, apply("mail1", "RENAME", "21.21 \"config.pck\" -> 21.21 \".nfs0001\"", "OK")),
-        (2, apply("mail2", "LOOKUP", "21.21 \"config.pck\"", "NFS3ERR_NOENT")),
-        (3, apply("mail1", "RENAME", "21.21 \"config.pck.tmp.mail1.6\" -> 21.21 \"config.pck\"", "OK")),
+        (3, apply("mail2", "LOOKUP", "21.21 \"config.pck\"", "NFS3ERR_NOENT")),
+        (4, apply("mail1", "RENAME", "21.21 \"config.pck.tmp.mail1.6\" -> 21.21 \"config.pck\"", "OK")),
         (
-            5,
+            6,
             EventKind::Call {
                 span: 9,
-                host: "mail2".into(),
+                host: stat_host.into(),
                 pid: 1,
                 op: "stat",
                 args: "\"lists/test/config.pck\"".into(),
                 outcome: Err(libc::ENOENT),
-                served_by: "pos-dentry(ev 0)+neg-dentry(ev 4)".into(),
+                served_by: format!("pos-dentry(ev 0)+neg-dentry(ev {fill})"),
                 started: Duration::from_millis(5),
             },
         ),
         (
-            6,
+            7,
             note(
-                "mail2",
+                stat_host,
                 1,
                 ModelEvent::MtaRouted {
                     list: "test".into(),
@@ -70,9 +94,6 @@ fn no_missing_list_names_what_made_the_name_absent_when_a_negative_dentry_was_fi
     let history = History { events: &events, store: &store, ending_problem: None, held_locks_must_be_free: true };
     let result = check("no_missing_list", &history);
     assert_eq!(result.status, Status::Fail);
-    assert_eq!(result.first_event, Some(6));
-    let v = &result.violations[0];
-    assert!(v.contains("its LOOKUP got NOENT on the server [event 2]"), "{v}");
-    assert!(v.contains("after the server's last change RENAME 21.21 \"config.pck\" -> 21.21 \".nfs0001\""), "{v}");
-    assert!(v.contains("on the server: last change RENAME 21.21 \"config.pck.tmp.mail1.6\""), "{v}");
+    assert_eq!(result.first_event, Some(7));
+    result.violations[0].clone()
 }

@@ -52,7 +52,7 @@ pub use process::{Proc, TcpListener, TcpStream};
 pub use rng::{ppm, Rng};
 pub use rpc::{Backoff, LinkFaults, MountKind, TransportOptions};
 pub use sched::{SchedConfig, SchedKind, SchedReport, DEFER_MS_MAX_MAX, DEPTH_MAX};
-pub use trace::{events_before, events_from, first_divergence, Event, EventKind, Outcome, Retention, Trace};
+pub use trace::{events_before, first_divergence, Event, EventKind, Outcome, Retention, Trace};
 pub use world::{BootProgram, Counters, GateConfig, HostConfig, ProcStatus, Program, World, WorldConfig};
 
 /// The NFS server's host name.

@@ -408,11 +408,6 @@ pub fn events_before(events: &[Event], seq: u64) -> &[Event] {
     &events[..events.partition_point(|e| e.seq < seq)]
 }
 
-/// The suffix of `events` (in `seq` order) from sequence number `seq` on.
-pub fn events_from(events: &[Event], seq: u64) -> &[Event] {
-    &events[events.partition_point(|e| e.seq < seq)..]
-}
-
 /// The first index at which two runs' traces differ, if any.
 pub fn first_divergence(a: &[u64], b: &[u64]) -> Option<usize> {
     let n = a.len().min(b.len());

@@ -90,7 +90,7 @@ impl OracleResult {
 pub struct History<'a> {
     /// The events the run kept, in `seq` order: at least what
     /// [`crate::run::FOR_ORACLES`] keeps. Index by `seq` only through
-    /// [`sim::events_before`] / [`sim::events_from`].
+    /// [`sim::events_before`].
     pub events: &'a [Event],
     /// The server's namespace at the end of the run.
     pub store: &'a sim::nfs::store::Store,

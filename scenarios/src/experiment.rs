@@ -168,8 +168,8 @@ impl Experiment {
 
     /// Validates experiment text; `base` resolves a relative scenario path.
     pub fn parse(text: &str, base: &Path, jobs: Option<usize>) -> Result<Experiment, InputError> {
-        let file: ExperimentFile =
-            toml::from_str(text).map_err(|e| bad(format!("experiment: {}", one_line(&e.to_string()))))?;
+        let file: ExperimentFile = toml::from_str(text)
+            .map_err(|e| bad(format!("experiment: {}", crate::scenario::one_line(&e.to_string()))))?;
         // A builtin name (or `NAME/VARIANT`) as it is; a path relative to the experiment file.
         let builtin = |n: &str| scenario::BUILTIN.iter().any(|(b, _)| *b == n);
         let is_builtin = builtin(&file.scenario) || file.scenario.rsplit_once('/').is_some_and(|(b, _)| builtin(b));
@@ -290,14 +290,6 @@ impl Experiment {
             parts.join(", ")
         }
     }
-}
-
-fn one_line(s: &str) -> String {
-    s.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('|') && !l.chars().all(|c| c == '^' || c == ' '))
-        .collect::<Vec<_>>()
-        .join(": ")
 }
 
 /// The output files, created (empty) up front so that an unwritable path fails before any seed runs.

@@ -379,7 +379,8 @@ pub fn parse(text: &str, sets: &[String]) -> Result<(Scenario, String), InputErr
     Ok((scenario, canonical))
 }
 
-fn one_line(s: &str) -> String {
+/// A TOML error as one line (its caret diagram dropped), for the one-line bad-input contract.
+pub(crate) fn one_line(s: &str) -> String {
     s.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('|') && !l.chars().all(|c| c == '^' || c == ' '))

@@ -1,10 +1,6 @@
 //! `mmsim bench`: it runs, its JSON has the figures, bad input exits 2.
 
-use std::process::Command;
-
-fn mmsim(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_mmsim")).args(args).output().unwrap()
-}
+use super::mmsim;
 
 #[test]
 fn bench_runs_each_seed_in_a_child_and_reports_the_figures_as_json() {

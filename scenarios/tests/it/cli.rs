@@ -1,21 +1,8 @@
 //! The CLI's contract: bad input gets one clear line and exit code 2, never a
 //! panic or a backtrace; the seed comes from --seed, then MMSIM_SEED.
 
-use std::process::{Command, Output};
-
-fn mmsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mmsim")).args(args).env_remove("MMSIM_SEED").output().unwrap()
-}
-
-/// Asserts exit 2 and a single stderr line containing `needle`.
-fn check_bad_input(args: &[&str], needle: &str) {
-    let out = mmsim(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: one line expected, got {stderr:?}");
-    assert!(stderr.contains(needle), "{args:?}: {stderr:?} lacks {needle:?}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-}
+use super::{check_bad_input, mmsim};
+use std::process::Command;
 
 #[test]
 fn bad_input_gets_one_line_and_exit_code_2() {

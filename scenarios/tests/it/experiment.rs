@@ -2,17 +2,8 @@
 //! cell and one SVG per metric; bad experiment files refused before any run;
 //! scenario `[vars]` and `{var}` placeholders.
 
+use super::mmsim;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn mmsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mmsim"))
-        .args(args)
-        .env_remove("MMSIM_SEED")
-        .env_remove("MMSIM_WORKER_ABORT_ON_SEED")
-        .output()
-        .unwrap()
-}
 
 /// A 2 x 2 grid on `smoke`, two seeds a cell.
 const TINY: &str = r#"

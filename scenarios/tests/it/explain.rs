@@ -1,7 +1,7 @@
 //! `mmsim explain`: the story of a failing seed names the errno, the file and
 //! trace events; a passing seed says so and exits 0.
 
-use std::process::{Command, Output};
+use super::mmsim;
 
 /// The 2002 report with 100 posts through each host instead of 1000.
 pub const SMALL_2002: &[&str] = &[
@@ -13,10 +13,6 @@ pub const SMALL_2002: &[&str] = &[
     "--set",
     "hosts.3.boot.1.args.3=--count=100",
 ];
-
-pub fn mmsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mmsim")).args(args).env_remove("MMSIM_SEED").output().unwrap()
-}
 
 #[test]
 fn explain_tells_the_missing_list_story_of_a_failing_2002_seed() {

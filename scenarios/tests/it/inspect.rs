@@ -1,15 +1,6 @@
 //! `mmsim run --dump-at`, `--trace-filter` and `--logs`, and their bad inputs.
 
-use super::explain::mmsim;
-
-/// Asserts exit 2 and a single stderr line containing `needle`.
-fn check_bad_input(args: &[&str], needle: &str) {
-    let out = mmsim(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: one line expected, got {stderr:?}");
-    assert!(stderr.contains(needle), "{args:?}: {stderr:?} lacks {needle:?}");
-}
+use super::{check_bad_input, mmsim};
 
 const SHORT_2002: &[&str] = &[
     "two-servers-2002",

@@ -16,3 +16,25 @@ mod shrink;
 mod snapshots;
 mod sweep;
 mod timeline;
+
+use std::process::{Command, Output};
+
+/// Runs the `mmsim` binary, isolated from the seed and crash-hook variables of the environment.
+pub fn mmsim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mmsim"))
+        .args(args)
+        .env_remove("MMSIM_SEED")
+        .env_remove("MMSIM_WORKER_ABORT_ON_SEED")
+        .output()
+        .unwrap()
+}
+
+/// Asserts exit 2, a single stderr line containing `needle`, and no panic.
+pub fn check_bad_input(args: &[&str], needle: &str) {
+    let out = mmsim(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: one line expected, got {stderr:?}");
+    assert!(stderr.contains(needle), "{args:?}: {stderr:?} lacks {needle:?}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -2,11 +2,7 @@
 //! the seed, is reported with its parameters, names itself in sweeps, and bad
 //! scheduler input is one line and exit code 2.
 
-use std::process::{Command, Output};
-
-fn mmsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mmsim")).args(args).env_remove("MMSIM_SEED").output().unwrap()
-}
+use super::mmsim;
 
 fn run(name: &str, seed: u64, sets: &[&str]) -> scenarios::RunOutput {
     let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();

@@ -5,7 +5,8 @@
 
 use std::process::Command;
 
-use super::explain::{mmsim, SMALL_2002};
+use super::explain::SMALL_2002;
+use super::mmsim;
 
 fn chromium() -> String {
     for name in ["chromium", "chromium-browser", "google-chrome"] {

@@ -22,7 +22,7 @@ enum Command {
         /// The seed; otherwise MMSIM_SEED, otherwise 1.
         #[arg(long)]
         seed: Option<u64>,
-        /// Override any scenario key: `--set network.latency_ms=2`.
+        /// Override any scenario key: `--set network.latency_us=200`.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
         #[command(flatten)]

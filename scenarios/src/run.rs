@@ -240,8 +240,16 @@ pub(crate) fn drive<'a>(
     if stop(simulation.world()) {
         return Driven { simulation, ending: None, load_phase };
     }
+    // The driver looks at the world every 100 ms of simulated time (and at each
+    // process crash it must apply): cheap, and the end time stays a function of the seed.
+    let check_every = Duration::from_millis(100);
+    let mut next_check = check_every;
     let ending = loop {
-        if let Err(e) = simulation.step() {
+        let mut target = next_check.min(budget);
+        if let Some((at, _, _)) = crashes.peek() {
+            target = target.min((*at).max(simulation.elapsed()));
+        }
+        if let Err(e) = simulation.run_until(target) {
             break Some(Ending::SimError(e));
         }
         if let Some(why) = simulation.world().livelock() {
@@ -259,9 +267,12 @@ pub(crate) fn drive<'a>(
         if stop(simulation.world()) {
             break None;
         }
-        // Checked every 100 steps: cheap, and the end time stays a function of the seed.
+        let checkpoint = simulation.elapsed() >= next_check;
+        if checkpoint {
+            next_check += check_every;
+        }
         if !wait_for.is_empty()
-            && simulation.steps() % 100 == 0
+            && checkpoint
             && simulation.elapsed() > wait_from
             && !simulation.world().any_live(&wait_for)
         {

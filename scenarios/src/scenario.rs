@@ -202,15 +202,87 @@ impl Default for RunSettings {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetworkSettings {
-    /// One-way latency of every link, whole milliseconds (turmoil's, fixed).
-    pub latency_ms: u64,
+    /// Which engine runs the world: `events` (nanosecond time) or `turmoil` (1 ms steps).
+    pub engine: sim::EngineKind,
+    /// The link profile (`docs/engines.md`): `lan-modern`, `lan-2002` or `whole-ms`.
+    pub profile: sim::LinkProfile,
+    /// Overrides the profile's one-way latency between hosts, in microseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_us: Option<u64>,
+    /// Overrides the profile's link bandwidth, in Mbit/s (0: unlimited).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bandwidth_mbit_s: Option<u64>,
+    /// Overrides the profile's one-way loopback latency, in microseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loopback_latency_us: Option<u64>,
     /// Fault rates of every client's link to the NFS server (a host may override them).
     pub faults: sim::LinkFaults,
 }
 
 impl Default for NetworkSettings {
     fn default() -> Self {
-        NetworkSettings { latency_ms: 1, faults: sim::LinkFaults::default() }
+        NetworkSettings {
+            engine: sim::EngineKind::default(),
+            profile: sim::LinkProfile::default(),
+            latency_us: None,
+            bandwidth_mbit_s: None,
+            loopback_latency_us: None,
+            faults: sim::LinkFaults::default(),
+        }
+    }
+}
+
+impl NetworkSettings {
+    /// The profile with this scenario's overrides.
+    pub fn net_config(&self) -> sim::NetConfig {
+        let mut net = self.profile.net_config();
+        if let Some(us) = self.latency_us {
+            net.lan.latency_ns = us * 1000;
+        }
+        if let Some(mbit) = self.bandwidth_mbit_s {
+            net.lan.bandwidth_bit_s = mbit * 1_000_000;
+        }
+        if let Some(us) = self.loopback_latency_us {
+            net.loopback.latency_ns = us * 1000;
+        }
+        net
+    }
+}
+
+/// Keys that were renamed when time became nanosecond-resolution: (old, new).
+const RETIRED_KEYS: &[(&str, &str)] = &[("latency_ms", "latency_us"), ("delay_ms_max", "delay_us_max")];
+
+/// Refuses a retired key, naming its replacement, and a table that mixes both forms.
+fn check_retired(table: &toml::Table, path: &str) -> Result<(), InputError> {
+    for (key, value) in table {
+        let here = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+        if let Some((old, new)) = RETIRED_KEYS.iter().find(|(old, _)| old == key) {
+            if table.contains_key(*new) {
+                return Err(bad(format!("{here}: mixes {old} and {new} for one setting; keep only {new}")));
+            }
+            return Err(bad(format!("{here}: this key is gone; use {new} (microseconds: 1 ms = 1000)")));
+        }
+        match value {
+            toml::Value::Table(t) => check_retired(t, &here)?,
+            toml::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let toml::Value::Table(t) = item {
+                        check_retired(t, &format!("{here}.{i}"))?;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_retired_set(set: &str) -> Result<(), InputError> {
+    let key = set.split_once('=').map_or(set, |(k, _)| k).trim();
+    let last = key.rsplit('.').next().unwrap_or(key);
+    match RETIRED_KEYS.iter().find(|(old, _)| *old == last) {
+        Some((_, new)) => Err(bad(format!("--set {key}: this key is gone; use {new} (microseconds: 1 ms = 1000)"))),
+        None => Ok(()),
     }
 }
 
@@ -349,6 +421,10 @@ fn expand_profiles(raw: &mut toml::Table) -> Result<(), InputError> {
 pub fn parse(text: &str, sets: &[String]) -> Result<(Scenario, String), InputError> {
     let mut raw: toml::Table =
         toml::from_str(text).map_err(|e| bad(format!("scenario: {}", one_line(&e.to_string()))))?;
+    check_retired(&raw, "")?;
+    for set in sets {
+        check_retired_set(set)?;
+    }
     let (nfs_sets, other_sets): (Vec<&String>, Vec<&String>) =
         sets.iter().partition(|s| s.trim_start().starts_with("nfs."));
     if !nfs_sets.is_empty() {
@@ -594,9 +670,7 @@ fn validate(s: &Scenario) -> Result<(), InputError> {
             }
         }
     }
-    if s.network.latency_ms == 0 || s.network.latency_ms > 10_000 {
-        return Err(bad("network.latency_ms: expected 1..=10000 whole milliseconds"));
-    }
+    validate_network(&s.network)?;
     validate_faults("network.faults", &s.network.faults)?;
     validate_mount("mount", &s.mount)?;
     if s.gate.ops_per_step_max == 0 {
@@ -633,6 +707,27 @@ fn validate_sched(c: &sim::SchedConfig) -> Result<(), InputError> {
     Ok(())
 }
 
+/// An hour: no latency in a LAN simulation is longer; a larger value is a typo.
+const LATENCY_US_MAX: u64 = 3_600_000_000;
+
+fn validate_network(n: &NetworkSettings) -> Result<(), InputError> {
+    for (key, v) in [("latency_us", n.latency_us), ("loopback_latency_us", n.loopback_latency_us)] {
+        if v.is_some_and(|us| us > LATENCY_US_MAX) {
+            return Err(bad(format!("network.{key}: expected 0..={LATENCY_US_MAX} microseconds (an hour)")));
+        }
+    }
+    if n.bandwidth_mbit_s.is_some_and(|m| m > 1_000_000) {
+        return Err(bad("network.bandwidth_mbit_s: expected 0..=1000000 Mbit/s (0: unlimited)"));
+    }
+    let net = n.net_config();
+    if n.engine == sim::EngineKind::Turmoil && net.lan.latency_ns == 0 {
+        return Err(bad(
+            "network.latency_us: the turmoil engine cannot represent a zero latency (its quantum is 1 ms); use 1..",
+        ));
+    }
+    Ok(())
+}
+
 fn validate_faults(key: &str, f: &sim::LinkFaults) -> Result<(), InputError> {
     for (name, v) in [
         ("drop_request_ppm", f.drop_request_ppm),
@@ -644,8 +739,8 @@ fn validate_faults(key: &str, f: &sim::LinkFaults) -> Result<(), InputError> {
             return Err(bad(format!("{key}.{name}: expected 0..=1000000 parts per million, got {v}")));
         }
     }
-    if f.delay_ms_max > 60_000 {
-        return Err(bad(format!("{key}.delay_ms_max: expected 0..=60000 milliseconds")));
+    if f.delay_us_max > 60_000_000 {
+        return Err(bad(format!("{key}.delay_us_max: expected 0..=60000000 microseconds (a minute)")));
     }
     Ok(())
 }
@@ -721,7 +816,8 @@ impl Scenario {
     pub fn world_config(&self, seed: u64) -> sim::WorldConfig {
         sim::WorldConfig {
             seed,
-            latency_ms: self.network.latency_ms,
+            engine: self.network.engine,
+            net: self.network.net_config(),
             server: self.server.clone(),
             gate: self.gate.clone(),
             sched: self.sched.clone(),

@@ -35,9 +35,9 @@ pub fn apply(s: &mut Scenario, seed: u64) -> Vec<String> {
     }
     if on(&mut rng) {
         s.network.faults.delay_ppm = log_uniform(&mut rng, 1_000, 500_000) as u32;
-        s.network.faults.delay_ms_max = log_uniform(&mut rng, 1, 200) as u32;
+        s.network.faults.delay_us_max = log_uniform(&mut rng, 1, 200) * 1000;
         drawn
-            .push(format!("rpc delay: {} ppm, up to {} ms", s.network.faults.delay_ppm, s.network.faults.delay_ms_max));
+            .push(format!("rpc delay: {} ppm, up to {} us", s.network.faults.delay_ppm, s.network.faults.delay_us_max));
     }
     if on(&mut rng) {
         s.gate.stall_ppm = log_uniform(&mut rng, 10, 20_000) as u32;

@@ -110,7 +110,8 @@ fn trace_push_call(bencher: Bencher) {
 fn world(hosts: usize, program: &str) -> WorldConfig {
     WorldConfig {
         seed: 3,
-        latency_ms: 1,
+        engine: Default::default(),
+        net: sim::LinkProfile::WholeMs.net_config(),
         server: Default::default(),
         gate: GateConfig::default(),
         sched: Default::default(),

@@ -1,6 +1,6 @@
 //! Host wall clocks and true simulated time.
 //!
-//! True simulated time is turmoil's elapsed time since the start of the run. It
+//! True simulated time is the engine's clock (nanoseconds since the start of the run). It
 //! orders the trace and the oracles, and the model never sees it. Every host
 //! (the NFS server included) has its own wall clock derived from true time:
 //! `wall = EPOCH + t + offset + t * drift + Σ steps that have happened`. The
@@ -39,10 +39,10 @@ pub fn from_system_time(t: SystemTime) -> Nanos {
     }
 }
 
-/// True simulated time since the start of the run, as seen by the host that is
-/// running now (turmoil tracks it per step and within a step). Zero outside a host.
+/// True simulated time since the start of the run, from the engine that runs
+/// the code on this thread (see `engine`). Zero outside a simulation.
 pub fn true_now() -> Duration {
-    turmoil::sim_elapsed().unwrap_or(Duration::ZERO)
+    crate::engine::now()
 }
 
 /// A one-off jump of a host clock, as an NTP step does.

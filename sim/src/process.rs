@@ -29,9 +29,9 @@ use std::fmt::Write as _;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 use crate::clock::{true_now, ClockConfig};
+use crate::engine;
+pub use crate::engine::{TcpListener, TcpStream};
 use crate::nfs::client::{Attr, Ctx, Flags, NfsClient, Res};
 use crate::rng::Rng;
 use crate::sched::ProcKey;
@@ -60,26 +60,6 @@ struct Inner {
 /// A handle to one simulated process.
 #[derive(Clone)]
 pub struct Proc(Rc<Inner>);
-
-pub struct TcpListener(turmoil::net::TcpListener);
-pub struct TcpStream(turmoil::net::TcpStream);
-
-fn io_errno(e: &std::io::Error) -> i32 {
-    if let Some(n) = e.raw_os_error() {
-        return n;
-    }
-    use std::io::ErrorKind as K;
-    match e.kind() {
-        K::ConnectionRefused => libc::ECONNREFUSED,
-        K::ConnectionReset | K::ConnectionAborted => libc::ECONNRESET,
-        K::BrokenPipe => libc::EPIPE,
-        K::NotConnected => libc::ENOTCONN,
-        K::AddrInUse => libc::EADDRINUSE,
-        K::TimedOut => libc::ETIMEDOUT,
-        K::HostUnreachable | K::NetworkUnreachable => libc::EHOSTUNREACH,
-        _ => libc::EIO,
-    }
-}
 
 fn render_attr(a: &Attr) -> String {
     format!(
@@ -207,11 +187,11 @@ impl Proc {
                 c.stalls += 1;
                 c.stall_ms_total += stall_ms;
             });
-            tokio::time::sleep(Duration::from_millis(stall_ms)).await;
+            engine::sleep(Duration::from_millis(stall_ms)).await;
             self.after().await;
         }
         if self.charge() {
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            engine::sleep(Duration::from_millis(1)).await;
         }
     }
 
@@ -231,12 +211,12 @@ impl Proc {
         }
         let priority = self.priority().expect("pct");
         world.with_sched(|s| s.arrive(&key, priority, world.step()));
-        tokio::task::yield_now().await;
+        engine::yield_now().await;
         self.after().await;
         let mut deferred = 0;
         while deferred < defer_ms_max && world.with_sched(|s| s.must_wait(&key, priority, world.step())) {
             world.with_sched(|s| s.deferred());
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            engine::sleep(Duration::from_millis(1)).await;
             self.after().await;
             world.with_sched(|s| s.arrive(&key, priority, world.step()));
             deferred += 1;
@@ -295,7 +275,7 @@ impl Proc {
 
     pub async fn sleep(&self, d: Duration) {
         self.gate().await;
-        tokio::time::sleep(d).await;
+        engine::sleep(d).await;
         self.after().await;
     }
 
@@ -499,7 +479,7 @@ impl Proc {
     pub async fn tcp_listen(&self, port: u16) -> Res<TcpListener> {
         self.gate().await;
         let (ctx, t0) = self.begin();
-        let r = turmoil::net::TcpListener::bind(("0.0.0.0", port)).await.map(TcpListener).map_err(|e| io_errno(&e));
+        let r = engine::listen(&self.0.host, port).await;
         self.end(ctx, t0, "listen", format!("port={port}"), &r, |_| String::new());
         self.after().await;
         r
@@ -508,14 +488,7 @@ impl Proc {
     pub async fn tcp_accept(&self, listener: &TcpListener) -> Res<(TcpStream, String)> {
         self.gate().await;
         let (ctx, t0) = self.begin();
-        let r = listener
-            .0
-            .accept()
-            .await
-            .map(|(s, addr)| {
-                (TcpStream(s), turmoil::reverse_lookup(addr.ip()).unwrap_or_else(|| addr.ip().to_string()))
-            })
-            .map_err(|e| io_errno(&e));
+        let r = engine::accept(listener).await;
         self.end(ctx, t0, "accept", String::new(), &r, |(_, peer)| format!("peer={peer}"));
         self.after().await;
         r
@@ -524,7 +497,7 @@ impl Proc {
     pub async fn tcp_connect(&self, host: &str, port: u16) -> Res<TcpStream> {
         self.gate().await;
         let (ctx, t0) = self.begin();
-        let r = turmoil::net::TcpStream::connect((host, port)).await.map(TcpStream).map_err(|e| io_errno(&e));
+        let r = engine::connect(&self.0.host, host, port).await;
         self.end(ctx, t0, "connect", format!("{host}:{port}"), &r, |_| String::new());
         self.after().await;
         r
@@ -533,7 +506,7 @@ impl Proc {
     pub async fn tcp_read(&self, stream: &mut TcpStream, buf: &mut [u8]) -> Res<usize> {
         self.gate().await;
         let (ctx, t0) = self.begin();
-        let r = stream.0.read(buf).await.map_err(|e| io_errno(&e));
+        let r = stream.read(buf).await;
         self.end(ctx, t0, "recv", String::new(), &r, |n| format!("n={n}"));
         self.after().await;
         r
@@ -542,7 +515,7 @@ impl Proc {
     pub async fn tcp_write(&self, stream: &mut TcpStream, data: &[u8]) -> Res<()> {
         self.gate().await;
         let (ctx, t0) = self.begin();
-        let r = stream.0.write_all(data).await.map_err(|e| io_errno(&e));
+        let r = stream.write_all(data).await;
         self.end(ctx, t0, "send", format!("n={}", data.len()), &r, |_| String::new());
         self.after().await;
         r

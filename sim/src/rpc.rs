@@ -1,12 +1,12 @@
-//! The RPC layer: NFS calls over turmoil UDP, with each transmission's fate
-//! drawn from its link's own random stream.
+//! The RPC layer: NFS calls over the engine's datagrams, with each
+//! transmission's fate drawn from its link's own random stream.
 //!
-//! turmoil's own latency and `fail_rate` draw from one RNG shared by the whole
-//! world in global send order (spec/determinism.md §4.2, §5), so the world keeps
-//! turmoil's latency fixed and its `fail_rate` at 0. Instead every transmission
-//! draws its fate here, from the stream `link/<client>-><server>`: deliver, drop
-//! the request, drop the reply, duplicate the request, or add a whole-millisecond
-//! delay. The reply's fate travels with the request, so the server honours it
+//! The engine's links are fixed (latency plus transmission time) and lose
+//! nothing; under turmoil its own latency and `fail_rate` would draw from one
+//! RNG shared by the whole world in global send order, so they stay fixed and
+//! 0. Every transmission draws its fate here, from the stream
+//! `link/<client>-><server>`: deliver, drop the request, drop the reply,
+//! duplicate the request, or hold it back a uniform number of microseconds. The reply's fate travels with the request, so the server honours it
 //! without drawing itself.
 //!
 //! A call retransmits with the **same xid** after `timeo`, doubling up to
@@ -17,14 +17,13 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
-use turmoil::net::UdpSocket;
 
+use crate::engine::{Addr, Datagrams};
 use crate::nfs::proto::{Reply, Request};
 use crate::rng::Rng;
 use crate::world::World;
@@ -32,8 +31,6 @@ use crate::world::World;
 pub const NFS_PORT: u16 = 2049;
 /// The client's source port: a reserved port, as the Linux client uses.
 pub const CLIENT_PORT: u16 = 800;
-/// Large enough for any READ or WRITE of the largest rsize/wsize.
-pub const DATAGRAM_BYTES_MAX: usize = 1 << 20;
 
 /// Per-link fault rates, in parts per million of transmissions.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -44,8 +41,8 @@ pub struct LinkFaults {
     pub duplicate_ppm: u32,
     /// Chance that a request (and, separately, its reply) is held back.
     pub delay_ppm: u32,
-    /// A held-back message waits a uniform 1..=delay_ms_max whole milliseconds.
-    pub delay_ms_max: u32,
+    /// A held-back message waits a uniform 1..=delay_us_max microseconds more.
+    pub delay_us_max: u64,
 }
 
 /// The transport part of a mount (nfs(5) `timeo`, `retrans`, `hard`/`soft`, `softerr`).
@@ -101,7 +98,8 @@ pub enum MountKind {
 pub enum ReplyFate {
     Deliver,
     Drop,
-    DelayMs(u32),
+    /// Held back this many nanoseconds beyond the link's own time.
+    DelayNs(u64),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -114,7 +112,8 @@ pub struct CallMsg {
 #[derive(Serialize, Deserialize)]
 pub struct ReplyMsg {
     pub xid: u32,
-    pub reply: Reply,
+    /// Shared with the server's DRC, which may send it again.
+    pub reply: Rc<Reply>,
 }
 
 /// How a call went, for `served_by` and the counters.
@@ -129,8 +128,8 @@ pub struct CallInfo {
 pub struct Transport {
     world: World,
     host: Rc<str>,
-    socket: Rc<UdpSocket>,
-    server: SocketAddr,
+    socket: Rc<Datagrams<ReplyMsg, CallMsg>>,
+    server: Addr,
     pending: RefCell<BTreeMap<u32, oneshot::Sender<Reply>>>,
     xid_next: Cell<u32>,
     link: RefCell<Rng>,
@@ -148,12 +147,10 @@ impl Transport {
         faults: LinkFaults,
         options: TransportOptions,
     ) -> Rc<Transport> {
-        let socket = UdpSocket::bind(("0.0.0.0", CLIENT_PORT)).await.expect("bind NFS client port");
-        let server = SocketAddr::new(turmoil::lookup(server), NFS_PORT);
-        let link = Rng::stream(
-            world.seed(),
-            &format!("link/{host}->{}", turmoil::reverse_lookup(server.ip()).unwrap_or_default()),
-        );
+        let socket =
+            Datagrams::bind(Addr { host: host.clone(), port: CLIENT_PORT }).await.expect("bind NFS client port");
+        let server = Addr { host: server.into(), port: NFS_PORT };
+        let link = Rng::stream(world.seed(), &format!("link/{host}->{}", server.host));
         let transport = Rc::new(Transport {
             world,
             host,
@@ -167,20 +164,19 @@ impl Transport {
             options,
         });
         let receiver = transport.clone();
-        tokio::task::spawn_local(async move { receiver.receive_loop().await });
+        let host = transport.host.clone();
+        crate::engine::spawn(&host, async move { receiver.receive_loop().await });
         transport
     }
 
     async fn receive_loop(self: Rc<Self>) {
-        let mut buf = vec![0u8; DATAGRAM_BYTES_MAX];
         loop {
-            let Ok((n, _from)) = self.socket.recv_from(&mut buf).await else { continue };
-            let Ok(msg) = postcard::from_bytes::<ReplyMsg>(&buf[..n]) else { continue };
+            let (msg, _from) = self.socket.recv().await;
             // A reply to an xid nobody waits for (a duplicate, or one that arrives after a
             // soft timeout) is dropped, as the kernel drops it.
             let waiter = self.pending.borrow_mut().remove(&msg.xid);
             if let Some(tx) = waiter {
-                let _ = tx.send(msg.reply);
+                let _ = tx.send(Rc::try_unwrap(msg.reply).unwrap_or_else(|shared| (*shared).clone()));
             }
         }
     }
@@ -190,9 +186,10 @@ impl Transport {
         *self.faults.borrow_mut() = faults;
     }
 
-    fn draw_delay(faults: &LinkFaults, rng: &mut Rng) -> u32 {
-        if faults.delay_ms_max > 0 && rng.chance_ppm(faults.delay_ppm) {
-            rng.between(1, faults.delay_ms_max as u64) as u32
+    /// A hold-back in ns: whole microseconds, drawn uniformly.
+    fn draw_delay(faults: &LinkFaults, rng: &mut Rng) -> u64 {
+        if faults.delay_us_max > 0 && rng.chance_ppm(faults.delay_ppm) {
+            rng.between(1, faults.delay_us_max) * 1000
         } else {
             0
         }
@@ -211,7 +208,7 @@ impl Transport {
             } else {
                 match Self::draw_delay(&faults, &mut rng) {
                     0 => ReplyFate::Deliver,
-                    ms => ReplyFate::DelayMs(ms),
+                    ns => ReplyFate::DelayNs(ns),
                 }
             };
             let copies = if drop_request {
@@ -230,20 +227,10 @@ impl Transport {
         if copies == 2 {
             self.world.count(|c| c.requests_duplicated += 1);
         }
-        let bytes = postcard::to_allocvec(&CallMsg { xid, reply_fate, request: request.clone() }).expect("encode call");
-        let socket = self.socket.clone();
-        let server = self.server;
-        if request_delay == 0 {
-            for _ in 0..copies {
-                let _ = socket.try_send_to(&bytes, server);
-            }
-        } else {
-            tokio::task::spawn_local(async move {
-                tokio::time::sleep(Duration::from_millis(request_delay as u64)).await;
-                for _ in 0..copies {
-                    let _ = socket.try_send_to(&bytes, server);
-                }
-            });
+        let wire_bytes = request.wire_bytes();
+        for _ in 0..copies {
+            let msg = CallMsg { xid, reply_fate, request: request.clone() };
+            self.socket.send(&self.server, msg, Duration::from_nanos(request_delay), wire_bytes);
         }
     }
 
@@ -270,8 +257,8 @@ impl Transport {
         let mut minor = 0u32;
         loop {
             self.transmit(xid, request);
-            match tokio::time::timeout(timeo, &mut rx).await {
-                Ok(Ok(reply)) => {
+            match crate::engine::timeout(timeo, &mut rx).await {
+                Some(Ok(reply)) => {
                     let outcome = match &reply.status {
                         Ok(_) => "OK",
                         Err(stat) => stat.name(),
@@ -279,8 +266,8 @@ impl Transport {
                     let ev = self.world.record_rpc(span, &self.host, xid, proc.name(), retransmit, outcome);
                     return Ok((reply, CallInfo { xid, retransmits: retransmit, ev }));
                 }
-                Ok(Err(_)) => unreachable!("the reply router never drops a waiter it holds"),
-                Err(_elapsed) => {
+                Some(Err(_)) => unreachable!("the reply router never drops a waiter it holds"),
+                None => {
                     self.world.record_rpc(span, &self.host, xid, proc.name(), retransmit, "timeout");
                     retransmit += 1;
                     minor += 1;

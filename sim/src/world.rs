@@ -1,7 +1,7 @@
 //! The world: hosts, their processes and NFS clients, the NFS server's state,
 //! the program table, the trace and the counters, behind one shared handle.
 //!
-//! Everything runs on turmoil's single thread, so the world is an
+//! Everything runs on the engine's single thread, so the world is an
 //! `Rc<RefCell<…>>` and no borrow is ever held across an `.await`.
 
 use std::any::Any;
@@ -15,7 +15,6 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 
 use crate::clock::{true_now, ClockConfig};
 use crate::nfs::client::{MountOptions, NfsClient};
@@ -98,8 +97,13 @@ impl GateConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WorldConfig {
     pub seed: u64,
-    /// turmoil's one-way link latency, fixed (jitter comes from [`LinkFaults`]).
-    pub latency_ms: u64,
+    /// Which engine runs the world.
+    #[serde(default)]
+    pub engine: crate::engine::EngineKind,
+    /// Link timing: fixed latency plus transmission time (jitter comes from
+    /// [`LinkFaults`]). The turmoil engine rounds the latency up to whole ms
+    /// and ignores bandwidth.
+    pub net: crate::engine::NetConfig,
     pub server: ServerConfig,
     pub hosts: Vec<HostConfig>,
     pub gate: GateConfig,
@@ -179,7 +183,7 @@ struct ProcSlot {
     program: String,
     status: Option<ProcStatus>,
     exited: Rc<Notify>,
-    join: Option<JoinHandle<()>>,
+    join: Option<crate::engine::TaskHandle>,
 }
 
 struct HostState {
@@ -207,7 +211,6 @@ struct Inner {
     server: RefCell<ServerState>,
     counters: RefCell<Counters>,
     span_next: Cell<u64>,
-    step: Cell<u64>,
     ops_step: Cell<u64>,
     ops_in_step: Cell<u64>,
     livelock: RefCell<Option<String>>,
@@ -249,7 +252,6 @@ impl World {
             server: RefCell::new(server),
             counters: RefCell::new(Counters::default()),
             span_next: Cell::new(1),
-            step: Cell::new(0),
             ops_step: Cell::new(0),
             ops_in_step: Cell::new(0),
             livelock: RefCell::new(None),
@@ -382,13 +384,9 @@ impl World {
 
     // ---- steps and the op cap ----
 
-    pub(crate) fn set_step(&self, step: u64) {
-        self.0.step.set(step);
-    }
-
     /// Counts one `Os` call against the per-step cap. False once the cap is passed.
     pub(crate) fn charge_op(&self, host: &str, pid: u32) -> bool {
-        let step = self.0.step.get();
+        let step = self.step();
         if self.0.ops_step.get() != step {
             self.0.ops_step.set(step);
             self.0.ops_in_step.set(0);
@@ -409,8 +407,9 @@ impl World {
         true
     }
 
+    /// The current 1 ms window of true time (the unit of the op cap and of `pct`'s waits).
     pub(crate) fn step(&self) -> u64 {
-        self.0.step.get()
+        (true_now().as_nanos() / 1_000_000) as u64
     }
 
     /// Set once a process has passed the per-step op cap.
@@ -473,17 +472,17 @@ impl World {
         self.0.hosts.borrow_mut().get_mut(name).expect("registered host").client = Some(client);
         for boot in config.boot {
             let world = self.clone();
-            let name = name.clone();
+            let host = name.clone();
             let start = move || {
-                if let Err(e) = world.spawn(&name, None, &boot.program, boot.args.clone()) {
-                    world.fault(format!("boot of {} on {name} failed: {}", boot.program, crate::errno::errno_name(e)));
+                if let Err(e) = world.spawn(&host, None, &boot.program, boot.args.clone()) {
+                    world.fault(format!("boot of {} on {host} failed: {}", boot.program, crate::errno::errno_name(e)));
                 }
             };
             if boot.start_ms == 0 {
                 start();
             } else {
-                tokio::task::spawn_local(async move {
-                    tokio::time::sleep(Duration::from_millis(boot.start_ms)).await;
+                crate::engine::spawn(name.as_ref(), async move {
+                    crate::engine::sleep(Duration::from_millis(boot.start_ms)).await;
                     start();
                 });
             }
@@ -545,10 +544,11 @@ impl World {
         );
         let world = self.clone();
         let child = proc.clone();
-        let join = tokio::task::spawn_local(async move {
+        let join = crate::engine::spawn(host, async move {
             let code = entry(child.clone(), args).await;
             world.exited(&child, ProcStatus::Code(code));
-        });
+        })
+        .ok_or(libc::EIO)?;
         if let Some(slot) = self.0.hosts.borrow_mut().get_mut(host).expect("host").procs.get_mut(&pid) {
             slot.join = Some(join);
         }
@@ -616,7 +616,7 @@ impl World {
     }
 
     /// Marks every process of a host dead and drops its client, for a host crash.
-    /// The caller crashes the turmoil host, which drops its tasks.
+    /// The caller crashes the engine's host, which drops its tasks.
     pub fn host_crashed(&self, host: &str) {
         let procs: Vec<Proc> = {
             let mut hosts = self.0.hosts.borrow_mut();

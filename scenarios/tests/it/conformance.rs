@@ -143,7 +143,8 @@ fn real_log(table: &Table) -> Log {
 fn sim_log(table: &Table) -> Log {
     let config = WorldConfig {
         seed: 11,
-        latency_ms: 1,
+        engine: Default::default(),
+        net: sim::LinkProfile::WholeMs.net_config(),
         server: Default::default(),
         gate: Default::default(),
         sched: Default::default(),

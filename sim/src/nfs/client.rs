@@ -270,7 +270,7 @@ impl NfsClient {
         }
         let ms = self.gaps.borrow_mut().between(0, max);
         if ms > 0 {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
+            crate::engine::sleep(Duration::from_millis(ms)).await;
         }
     }
 

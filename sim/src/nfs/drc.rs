@@ -14,16 +14,16 @@
 //! monotonically increasing use stamp.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::proto::Proc;
+use super::proto::{Proc, Reply};
+use crate::engine::Addr;
 
 /// What identifies a request to the DRC.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct DrcKey {
-    pub client: SocketAddr,
+    pub client: Addr,
     pub xid: u32,
     pub proc: Proc,
     /// XXH3 of the first 256 bytes of the encoded arguments (`RC_CSUMLEN`).
@@ -36,12 +36,12 @@ pub enum DrcLookup {
     Miss,
     /// The original is still being served: drop the duplicate.
     InProgress,
-    /// The original's encoded reply, to send again.
-    Done(Rc<[u8]>),
+    /// The original's reply, to send again.
+    Done(Rc<Reply>),
 }
 
 struct Entry {
-    reply: Option<Rc<[u8]>>,
+    reply: Option<Rc<Reply>>,
     inserted_at: Duration,
     stamp: u64,
 }
@@ -82,7 +82,7 @@ impl Drc {
     /// Drops expired entries from the old end of the LRU, and evicts past capacity.
     fn prune(&mut self, now: Duration) {
         while let Some((_, key)) = self.lru.first_key_value() {
-            let key = *key;
+            let key = key.clone();
             let expired = self.entries.get(&key).is_some_and(|e| now >= e.inserted_at + self.ttl);
             if expired || self.entries.len() > self.capacity {
                 self.remove(&key);
@@ -103,7 +103,7 @@ impl Drc {
         // A hit refreshes the entry's place in the LRU, as knfsd moves it to the tail.
         self.lru.remove(&e.stamp);
         e.stamp = stamp;
-        self.lru.insert(stamp, *key);
+        self.lru.insert(stamp, key.clone());
         self.stamp_next += 1;
         match &e.reply {
             None => DrcLookup::InProgress,
@@ -112,20 +112,20 @@ impl Drc {
     }
 
     /// Records an executed request: in progress (`reply` None) or done.
-    pub fn insert(&mut self, key: DrcKey, reply: Option<Rc<[u8]>>, now: Duration) {
+    pub fn insert(&mut self, key: DrcKey, reply: Option<Rc<Reply>>, now: Duration) {
         if self.capacity == 0 {
             return;
         }
         self.remove(&key);
         let stamp = self.stamp_next;
         self.stamp_next += 1;
-        self.entries.insert(key, Entry { reply, inserted_at: now, stamp });
+        self.entries.insert(key.clone(), Entry { reply, inserted_at: now, stamp });
         self.lru.insert(stamp, key);
         self.prune(now);
     }
 
     /// Marks an in-progress entry done once its reply goes out.
-    pub fn complete(&mut self, key: &DrcKey, reply: Rc<[u8]>) {
+    pub fn complete(&mut self, key: &DrcKey, reply: Rc<Reply>) {
         if let Some(e) = self.entries.get_mut(key) {
             e.reply = Some(reply);
         }

@@ -205,6 +205,64 @@ impl Request {
     }
 }
 
+/// XDR length of a string or opaque: a length word and the bytes padded to 4.
+fn xdr_opaque(n: usize) -> usize {
+    4 + n.div_ceil(4) * 4
+}
+
+/// An NFSv3 file handle on the wire: a length word and Linux knfsd's 32 bytes.
+const FH_BYTES: usize = 4 + 32;
+/// IPv4 + UDP headers.
+const IP_UDP_BYTES: usize = 20 + 8;
+/// An RPC call header with AUTH_UNIX credentials (RFC 5531 §9, host name and one group).
+const CALL_HEADER_BYTES: usize = 24 + 40 + 8;
+/// An RPC accepted-reply header with an AUTH_NONE verifier.
+const REPLY_HEADER_BYTES: usize = 24;
+/// `fattr3` (RFC 1813 §2.6) with its `post_op_attr` flag.
+const POST_OP_ATTR_BYTES: usize = 4 + 84;
+/// `wcc_data`: `pre_op_attr` (size, mtime, ctime) and `post_op_attr`.
+const WCC_BYTES: usize = 4 + 24 + POST_OP_ATTR_BYTES;
+
+impl Request {
+    /// The request's length on the wire (IP, UDP, RPC header, XDR arguments of
+    /// RFC 1813 §3.3), for the link's transmission time.
+    pub fn wire_bytes(&self) -> usize {
+        let args = match self {
+            Request::Getattr { .. } | Request::Commit { .. } | Request::Readdir { .. } => FH_BYTES + 12,
+            Request::Setattr { .. } => FH_BYTES + 40,
+            Request::Lookup { name, .. }
+            | Request::Mkdir { name, .. }
+            | Request::Remove { name, .. }
+            | Request::Rmdir { name, .. } => FH_BYTES + xdr_opaque(name.len()) + 24,
+            Request::Create { name, .. } => FH_BYTES + xdr_opaque(name.len()) + 40,
+            Request::Read { .. } => FH_BYTES + 12,
+            Request::Write { data, .. } => FH_BYTES + 16 + xdr_opaque(data.len()),
+            Request::Rename { from_name, to_name, .. } => {
+                2 * FH_BYTES + xdr_opaque(from_name.len()) + xdr_opaque(to_name.len())
+            }
+            Request::Link { name, .. } => 2 * FH_BYTES + xdr_opaque(name.len()),
+        };
+        IP_UDP_BYTES + CALL_HEADER_BYTES + args
+    }
+}
+
+impl Reply {
+    /// The reply's length on the wire (IP, UDP, RPC header, XDR results).
+    pub fn wire_bytes(&self) -> usize {
+        let body = match &self.status {
+            Ok(Body::None) | Err(_) => 0,
+            Ok(Body::Handle(_)) => 4 + FH_BYTES,
+            Ok(Body::Read { data, .. }) => 8 + xdr_opaque(data.len()),
+            Ok(Body::Write { .. }) => 16,
+            Ok(Body::Entries(names)) => names.iter().map(|n| 8 + 8 + xdr_opaque(n.len()) + 4).sum::<usize>() + 16,
+        };
+        let attrs = self.obj.map_or(4, |_| POST_OP_ATTR_BYTES)
+            + self.dir.as_ref().map_or(0, |_| WCC_BYTES)
+            + self.dir2.as_ref().map_or(0, |_| WCC_BYTES);
+        IP_UDP_BYTES + REPLY_HEADER_BYTES + 4 + attrs + body
+    }
+}
+
 /// `nfsstat3`, reduced to the values this server returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NfsStat {

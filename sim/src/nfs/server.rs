@@ -1,11 +1,12 @@
-//! The NFS server host: drains its socket each step, serves the batch in a
-//! seeded order, answers duplicates from the DRC, and replies with post-op
-//! attributes.
+//! The NFS server host: drains its socket of every request delivered at one
+//! instant, serves the batch in a seeded order, answers duplicates from the
+//! DRC, and replies with post-op attributes.
 //!
-//! turmoil hands a host every message due in a step in link-registration order,
-//! so without a shuffle the earlier-registered client would always be served
-//! first (spec/determinism.md §6). The server therefore drains the socket and
-//! applies the batch in an order drawn from its own stream `server/order`.
+//! Requests that arrive at one instant (one turmoil step, or one nanosecond of
+//! the events engine) are queued in the order their links delivered them, so
+//! without a shuffle one client would always be served first. The server
+//! therefore drains the socket and applies the batch in an order drawn from
+//! its own stream `server/order`.
 //!
 //! **Crash and reboot** (spec/nfs.md §10): while down, the server drops every
 //! request it receives (and any reply it was still holding back). A crash
@@ -23,19 +24,18 @@
 //! link (a delayed reply stands for a request still in progress), NLM, v4 state.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use turmoil::net::UdpSocket;
 
 use super::drc::{Drc, DrcKey, DrcLookup};
 use super::proto::NfsStat;
 use super::store::{ReaddirOrder, Store};
 use crate::clock::{true_now, ClockConfig};
+use crate::engine::{Addr, Datagrams};
 use crate::rng::Rng;
-use crate::rpc::{CallMsg, ReplyFate, ReplyMsg, DATAGRAM_BYTES_MAX, NFS_PORT};
+use crate::rpc::{CallMsg, ReplyFate, ReplyMsg, NFS_PORT};
 use crate::trace::EventKind;
 use crate::world::World;
 
@@ -109,7 +109,6 @@ pub struct ServerState {
     pub config: ServerConfig,
     order: Rng,
     boot_rng: Rng,
-    names: BTreeMap<IpAddr, Rc<str>>,
     drc: Drc,
     /// Under `async`: the namespace as last made durable.
     durable: Option<Store>,
@@ -118,7 +117,7 @@ pub struct ServerState {
     down_until: Option<Duration>,
     /// Trace bookkeeping, not server state: non-idempotent requests already
     /// executed, and whether the first execution succeeded. Survives reboots.
-    executed: BTreeMap<(SocketAddr, u32), bool>,
+    executed: BTreeMap<(Addr, u32), bool>,
 }
 
 impl ServerState {
@@ -140,19 +139,11 @@ impl ServerState {
             config,
             order: Rng::stream(seed, "server/order"),
             boot_rng,
-            names: BTreeMap::new(),
             durable,
             boot: 1,
             down_until: None,
             executed: BTreeMap::new(),
         }
-    }
-
-    fn client_name(&mut self, ip: IpAddr) -> Rc<str> {
-        self.names
-            .entry(ip)
-            .or_insert_with(|| turmoil::reverse_lookup(ip).unwrap_or_else(|| ip.to_string()).into())
-            .clone()
     }
 
     /// Whether the server is down at true time `now`.
@@ -198,15 +189,20 @@ fn checksum(call: &CallMsg) -> u64 {
 }
 
 /// The server host's software.
-pub async fn serve(world: World) -> turmoil::Result {
-    let socket = Rc::new(UdpSocket::bind(("0.0.0.0", NFS_PORT)).await?);
+pub async fn serve(world: World) -> Result<(), String> {
+    let host: Rc<str> = crate::SERVER_HOST.into();
+    let socket: Rc<ServerSocket> = Rc::new(
+        Datagrams::bind(Addr { host: host.clone(), port: NFS_PORT })
+            .await
+            .map_err(|e| format!("bind the NFS port: {}", crate::errno::errno_name(e)))?,
+    );
     if world.config().server.export == Export::Async {
         let w = world.clone();
-        tokio::task::spawn_local(async move {
+        crate::engine::spawn(&host, async move {
             let interval = w.config().server.async_sync_ms.max(1);
             let mut rng = Rng::stream(w.seed(), "server/sync");
             loop {
-                tokio::time::sleep(Duration::from_millis(interval + rng.below(interval + 1))).await;
+                crate::engine::sleep(Duration::from_millis(interval + rng.below(interval + 1))).await;
                 w.with_server(|s| {
                     if !s.is_down(true_now()) {
                         s.sync_durable()
@@ -215,64 +211,73 @@ pub async fn serve(world: World) -> turmoil::Result {
             }
         });
     }
-    let mut buf = vec![0u8; DATAGRAM_BYTES_MAX];
     loop {
-        let (n, from) = socket.recv_from(&mut buf).await?;
-        let mut batch: Vec<(Vec<u8>, SocketAddr)> = vec![(buf[..n].to_vec(), from)];
-        while let Ok((n, from)) = socket.try_recv_from(&mut buf) {
-            batch.push((buf[..n].to_vec(), from));
+        let first = socket.recv().await;
+        let mut batch: Vec<(CallMsg, Addr)> = vec![first];
+        while let Some(next) = socket.try_recv() {
+            batch.push(next);
         }
         if world.with_server(|s| s.is_down(true_now())) {
             world.count(|c| c.requests_dropped_server_down += batch.len() as u64);
             continue;
         }
         world.with_server(|s| s.order.shuffle(&mut batch));
-        for (bytes, from) in batch {
-            let Ok(call) = postcard::from_bytes::<CallMsg>(&bytes) else { continue };
+        for (call, from) in batch {
             serve_one(&world, &socket, call, from);
         }
     }
 }
 
-fn serve_one(world: &World, socket: &Rc<UdpSocket>, call: CallMsg, from: SocketAddr) {
+type ServerSocket = Datagrams<CallMsg, ReplyMsg>;
+
+fn serve_one(world: &World, socket: &Rc<ServerSocket>, call: CallMsg, from: Addr) {
     let proc = call.request.proc();
     let now = true_now();
-    let key = proc.is_non_idempotent().then(|| DrcKey { client: from, xid: call.xid, proc, checksum: checksum(&call) });
+    let key = proc.is_non_idempotent().then(|| DrcKey {
+        client: from.clone(),
+        xid: call.xid,
+        proc,
+        checksum: checksum(&call),
+    });
+    let client = from.host.clone();
     if let Some(key) = &key {
         let found = world.with_server(|s| s.drc.lookup(key, now));
-        let client = world.with_server(|s| s.client_name(from.ip()));
         match found {
             DrcLookup::Miss => world.count(|c| c.drc_misses += 1),
             DrcLookup::InProgress => {
                 world.count(|c| c.drc_in_progress_drops += 1);
-                world.record(EventKind::Drc { client, xid: call.xid, proc: proc.name(), outcome: "in-progress" });
+                world.record(EventKind::Drc {
+                    client: client.clone(),
+                    xid: call.xid,
+                    proc: proc.name(),
+                    outcome: "in-progress",
+                });
                 return;
             }
             DrcLookup::Done(reply) => {
                 world.count(|c| c.drc_hits += 1);
                 world.record(EventKind::Drc { client, xid: call.xid, proc: proc.name(), outcome: "hit" });
                 let boot = world.with_server(|s| s.boot);
-                send(world, socket, call.reply_fate, reply, from, None, boot);
+                send(world, socket, call.reply_fate, ReplyMsg { xid: call.xid, reply }, from, None, boot);
                 return;
             }
         }
     }
-    let (reply, client, replay, boot) = world.with_server(|s| {
+    let (reply, replay, boot) = world.with_server(|s| {
         let wall = s.config.clock.wall_ns(now);
         let reply = s.store.apply(&call.request, wall);
-        let client = s.client_name(from.ip());
         let ok = reply.status.is_ok();
         let replay = match key {
-            Some(_) => match s.executed.get(&(from, call.xid)) {
+            Some(_) => match s.executed.get(&(from.clone(), call.xid)) {
                 Some(first_ok) => Some(*first_ok),
                 None => {
-                    s.executed.insert((from, call.xid), ok);
+                    s.executed.insert((from.clone(), call.xid), ok);
                     None
                 }
             },
             None => None,
         };
-        (reply, client, replay, s.boot)
+        (reply, replay, s.boot)
     });
     let status = match &reply.status {
         Ok(_) => "OK",
@@ -289,14 +294,14 @@ fn serve_one(world: &World, socket: &Rc<UdpSocket>, call: CallMsg, from: SocketA
         });
     }
     world.record_apply(client, call.xid, proc.name(), call.request.describe(), status, replay.is_some());
-    let bytes: Rc<[u8]> = postcard::to_allocvec(&ReplyMsg { xid: call.xid, reply }).expect("encode reply").into();
+    let reply = Rc::new(reply);
     if let Some(key) = key {
         // A reply held back by the link stands for a request still in progress.
-        let done = !matches!(call.reply_fate, ReplyFate::DelayMs(_));
-        world.with_server(|s| s.drc.insert(key, done.then(|| bytes.clone()), now));
-        send(world, socket, call.reply_fate, bytes, from, (!done).then_some(key), boot);
+        let done = !matches!(call.reply_fate, ReplyFate::DelayNs(_));
+        world.with_server(|s| s.drc.insert(key.clone(), done.then(|| reply.clone()), now));
+        send(world, socket, call.reply_fate, ReplyMsg { xid: call.xid, reply }, from, (!done).then_some(key), boot);
     } else {
-        send(world, socket, call.reply_fate, bytes, from, None, boot);
+        send(world, socket, call.reply_fate, ReplyMsg { xid: call.xid, reply }, from, None, boot);
     }
 }
 
@@ -304,32 +309,31 @@ fn serve_one(world: &World, socket: &Rc<UdpSocket>, call: CallMsg, from: SocketA
 /// rebooted meanwhile; `pending` names the DRC entry it completes.
 fn send(
     world: &World,
-    socket: &Rc<UdpSocket>,
+    socket: &Rc<ServerSocket>,
     fate: ReplyFate,
-    bytes: Rc<[u8]>,
-    to: SocketAddr,
+    msg: ReplyMsg,
+    to: Addr,
     pending: Option<DrcKey>,
     boot: u32,
 ) {
+    let wire_bytes = msg.reply.wire_bytes();
     match fate {
-        ReplyFate::Deliver => {
-            let _ = socket.try_send_to(&bytes, to);
-        }
+        ReplyFate::Deliver => socket.send(&to, msg, Duration::ZERO, wire_bytes),
         ReplyFate::Drop => world.count(|c| c.replies_dropped += 1),
-        ReplyFate::DelayMs(ms) => {
+        ReplyFate::DelayNs(ns) => {
             let socket = socket.clone();
             let world = world.clone();
-            tokio::task::spawn_local(async move {
-                tokio::time::sleep(Duration::from_millis(ms as u64)).await;
+            crate::engine::spawn(crate::SERVER_HOST, async move {
+                crate::engine::sleep(Duration::from_nanos(ns)).await;
                 let alive = world.with_server(|s| {
                     let alive = s.boot == boot && !s.is_down(true_now());
                     if let (true, Some(key)) = (alive, pending) {
-                        s.drc.complete(&key, bytes.clone());
+                        s.drc.complete(&key, msg.reply.clone());
                     }
                     alive
                 });
                 if alive {
-                    let _ = socket.try_send_to(&bytes, to);
+                    socket.send(&to, msg, Duration::ZERO, wire_bytes);
                 }
             });
         }

@@ -9,7 +9,8 @@ use sim::{BootProgram, GateConfig, HostConfig, Proc, Simulation, WorldConfig};
 fn world(program: &str, gate: GateConfig) -> WorldConfig {
     WorldConfig {
         seed: 3,
-        latency_ms: 1,
+        engine: Default::default(),
+        net: sim::LinkProfile::WholeMs.net_config(),
         server: Default::default(),
         gate,
         sched: Default::default(),

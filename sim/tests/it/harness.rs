@@ -24,7 +24,15 @@ pub fn host(name: &str, mount: MountOptions, boot: &[&str]) -> HostConfig {
 }
 
 pub fn config(seed: u64, server: ServerConfig, hosts: Vec<HostConfig>) -> WorldConfig {
-    WorldConfig { seed, latency_ms: 1, server, hosts, gate: GateConfig::default(), sched: Default::default() }
+    WorldConfig {
+        seed,
+        engine: Default::default(),
+        net: sim::LinkProfile::WholeMs.net_config(),
+        server,
+        hosts,
+        gate: GateConfig::default(),
+        sched: Default::default(),
+    }
 }
 
 pub struct Bench {

@@ -219,6 +219,9 @@ struct SchedArgs {
     /// pct's number of priority change points (0..=100; only with `--sched pct`).
     #[arg(long, value_name = "D")]
     depth: Option<u32>,
+    /// The engine: `events` (default, nanosecond time) or `turmoil` (the 1 ms reference).
+    #[arg(long, value_name = "ENGINE")]
+    engine: Option<String>,
 }
 
 impl SchedArgs {
@@ -231,6 +234,9 @@ impl SchedArgs {
         if let Some(depth) = self.depth {
             sets.push(format!("sched.depth={depth}"));
         }
+        if let Some(engine) = &self.engine {
+            sets.push(format!("network.engine={engine}"));
+        }
         sets
     }
 
@@ -242,6 +248,9 @@ impl SchedArgs {
         }
         if let Some(depth) = self.depth {
             s.push_str(&format!(" --depth {depth}"));
+        }
+        if let Some(engine) = &self.engine {
+            s.push_str(&format!(" --engine {engine}"));
         }
         s
     }

@@ -79,6 +79,34 @@ pub struct Report {
     pub swarm: Vec<String>,
     /// The scheduler, its parameters, the change points it drew and what it did.
     pub sched: sim::SchedReport,
+    /// The engine that ran the world, and its link timing.
+    pub engine: EngineReport,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EngineReport {
+    pub kind: sim::EngineKind,
+    pub profile: sim::LinkProfile,
+    pub net: sim::NetConfig,
+}
+
+impl EngineReport {
+    fn render(&self) -> String {
+        let n = &self.net;
+        let bw = |b: u64| if b == 0 { "unlimited".to_string() } else { format!("{} Mbit/s", b / 1_000_000) };
+        let mut s = format!(
+            "{} | {}: {} µs + {} between hosts, {} µs loopback",
+            self.kind.name(),
+            self.profile.name(),
+            n.lan.latency_ns as f64 / 1000.0,
+            bw(n.lan.bandwidth_bit_s),
+            n.loopback.latency_ns as f64 / 1000.0,
+        );
+        if self.kind == sim::EngineKind::Turmoil {
+            s.push_str(" (turmoil: every duration rounded up to whole ms, no bandwidth, loopback on the next step)");
+        }
+        s
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
@@ -376,6 +404,11 @@ pub fn run_kept(scenario: &Scenario, seed: u64, replay_args: &str, retention: si
         replay: format!("mmsim run {} --seed {seed}{replay_args}", scenario.name),
         swarm: Vec::new(),
         sched,
+        engine: EngineReport {
+            kind: scenario.network.engine,
+            profile: scenario.network.profile,
+            net: scenario.network.net_config(),
+        },
         lock_wait_ms: lock_waits(trace.events()),
         figures: crate::figures::figures(trace.events()),
     };
@@ -426,6 +459,7 @@ impl Report {
         );
         let _ = writeln!(s, "steps       {} ({:.0} steps/s)", self.steps, self.steps_per_s);
         let _ = writeln!(s, "events      {}", self.events);
+        let _ = writeln!(s, "engine      {}", self.engine.render());
         let _ = writeln!(s, "sched       {}", render_sched(&self.sched));
         for line in &self.swarm {
             let _ = writeln!(s, "swarm       {line}");

@@ -206,47 +206,72 @@ pub struct NetworkSettings {
     pub engine: sim::EngineKind,
     /// The link profile (`docs/engines.md`): `lan-modern`, `lan-2002` or `whole-ms`.
     pub profile: sim::LinkProfile,
-    /// Overrides the profile's one-way latency between hosts, in microseconds.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub latency_us: Option<u64>,
-    /// Overrides the profile's link bandwidth, in Mbit/s (0: unlimited).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bandwidth_mbit_s: Option<u64>,
-    /// Overrides the profile's one-way loopback latency, in microseconds.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub loopback_latency_us: Option<u64>,
+    /// One-way latency between hosts, in microseconds (the profile's unless set).
+    pub latency_us: u64,
+    /// Link bandwidth in Mbit/s, 0 for unlimited (the profile's unless set).
+    pub bandwidth_mbit_s: u64,
+    /// One-way loopback latency, in microseconds (the profile's unless set).
+    pub loopback_latency_us: u64,
     /// Fault rates of every client's link to the NFS server (a host may override them).
     pub faults: sim::LinkFaults,
 }
 
 impl Default for NetworkSettings {
     fn default() -> Self {
-        NetworkSettings {
-            engine: sim::EngineKind::default(),
-            profile: sim::LinkProfile::default(),
-            latency_us: None,
-            bandwidth_mbit_s: None,
-            loopback_latency_us: None,
-            faults: sim::LinkFaults::default(),
-        }
+        NetworkSettings::from_profile(sim::LinkProfile::default())
     }
 }
 
 impl NetworkSettings {
-    /// The profile with this scenario's overrides.
-    pub fn net_config(&self) -> sim::NetConfig {
-        let mut net = self.profile.net_config();
-        if let Some(us) = self.latency_us {
-            net.lan.latency_ns = us * 1000;
+    /// A profile's figures as keys.
+    pub fn from_profile(profile: sim::LinkProfile) -> NetworkSettings {
+        let net = profile.net_config();
+        NetworkSettings {
+            engine: sim::EngineKind::default(),
+            profile,
+            latency_us: net.lan.latency_ns / 1000,
+            bandwidth_mbit_s: net.lan.bandwidth_bit_s / 1_000_000,
+            loopback_latency_us: net.loopback.latency_ns / 1000,
+            faults: sim::LinkFaults::default(),
         }
-        if let Some(mbit) = self.bandwidth_mbit_s {
-            net.lan.bandwidth_bit_s = mbit * 1_000_000;
-        }
-        if let Some(us) = self.loopback_latency_us {
-            net.loopback.latency_ns = us * 1000;
-        }
-        net
     }
+
+    /// The link timing these keys describe.
+    pub fn net_config(&self) -> sim::NetConfig {
+        sim::NetConfig {
+            lan: sim::LinkTiming {
+                latency_ns: self.latency_us.saturating_mul(1000),
+                bandwidth_bit_s: self.bandwidth_mbit_s.saturating_mul(1_000_000),
+            },
+            loopback: sim::LinkTiming { latency_ns: self.loopback_latency_us.saturating_mul(1000), bandwidth_bit_s: 0 },
+        }
+    }
+}
+
+/// Fills the link keys a scenario leaves out from its `network.profile`
+/// (after `--set network.profile=…`, which applies first, as `nfs.` sets do).
+fn expand_network(raw: &mut toml::Table, profile_sets: &[&String]) -> Result<(), InputError> {
+    let network = raw.entry("network").or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let toml::Value::Table(network) = network else { return Err(bad("network: expected a table")) };
+    for set in profile_sets {
+        let (_, value) = set.split_once('=').unwrap_or((set, ""));
+        network.insert("profile".into(), toml::Value::String(value.trim().trim_matches('"').to_string()));
+    }
+    let profile: sim::LinkProfile = match network.get("profile") {
+        None => sim::LinkProfile::default(),
+        Some(v) => v.clone().try_into().map_err(|_| {
+            bad(format!("network.profile: unknown profile {v}; expected one of: lan-modern, lan-2002, whole-ms"))
+        })?,
+    };
+    let defaults = NetworkSettings::from_profile(profile);
+    for (key, value) in [
+        ("latency_us", defaults.latency_us),
+        ("bandwidth_mbit_s", defaults.bandwidth_mbit_s),
+        ("loopback_latency_us", defaults.loopback_latency_us),
+    ] {
+        network.entry(key).or_insert(toml::Value::Integer(value as i64));
+    }
+    Ok(())
 }
 
 /// Keys that were renamed when time became nanosecond-resolution: (old, new).
@@ -425,8 +450,11 @@ pub fn parse(text: &str, sets: &[String]) -> Result<(Scenario, String), InputErr
     for set in sets {
         check_retired_set(set)?;
     }
+    let (profile_sets, sets): (Vec<&String>, Vec<&String>) =
+        sets.iter().partition(|s| s.trim_start().starts_with("network.profile="));
+    expand_network(&mut raw, &profile_sets)?;
     let (nfs_sets, other_sets): (Vec<&String>, Vec<&String>) =
-        sets.iter().partition(|s| s.trim_start().starts_with("nfs."));
+        sets.into_iter().partition(|s| s.trim_start().starts_with("nfs."));
     if !nfs_sets.is_empty() {
         let mut nfs = to_value(&NfsProfiles::default())?;
         if let Some(file_nfs) = raw.get("nfs") {
@@ -712,11 +740,11 @@ const LATENCY_US_MAX: u64 = 3_600_000_000;
 
 fn validate_network(n: &NetworkSettings) -> Result<(), InputError> {
     for (key, v) in [("latency_us", n.latency_us), ("loopback_latency_us", n.loopback_latency_us)] {
-        if v.is_some_and(|us| us > LATENCY_US_MAX) {
+        if v > LATENCY_US_MAX {
             return Err(bad(format!("network.{key}: expected 0..={LATENCY_US_MAX} microseconds (an hour)")));
         }
     }
-    if n.bandwidth_mbit_s.is_some_and(|m| m > 1_000_000) {
+    if n.bandwidth_mbit_s > 1_000_000 {
         return Err(bad("network.bandwidth_mbit_s: expected 0..=1000000 Mbit/s (0: unlimited)"));
     }
     let net = n.net_config();

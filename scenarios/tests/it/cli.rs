@@ -10,8 +10,18 @@ fn bad_input_gets_one_line_and_exit_code_2() {
     check_bad_input(&["run", "smoke", "--seed", "x"], "--seed");
     check_bad_input(&["run", "smoke", "--seed", "-1"], "-1");
     check_bad_input(&["run", "smoke", "--set", "network.nosuch=1"], "no such key; expected one of:");
-    check_bad_input(&["run", "smoke", "--set", "network.latency_ms=fast"], "expected an integer");
-    check_bad_input(&["run", "smoke", "--set", "network.latency_ms=0"], "network.latency_ms");
+    check_bad_input(&["run", "smoke", "--set", "network.latency_us=fast"], "expected an integer");
+    check_bad_input(&["run", "smoke", "--set", "network.latency_us=3600000001"], "network.latency_us");
+    check_bad_input(&["run", "smoke", "--set", "network.latency_us=-5"], "network.latency_us");
+    check_bad_input(&["run", "smoke", "--set", "network.latency_ms=1"], "use latency_us");
+    check_bad_input(&["run", "smoke", "--set", "network.faults.delay_ms_max=1"], "use delay_us_max");
+    check_bad_input(&["run", "smoke", "--set", "network.engine=warp"], "network.engine");
+    check_bad_input(&["run", "smoke", "--engine", "warp"], "warp");
+    check_bad_input(&["run", "smoke", "--set", "network.profile=token-ring"], "network.profile");
+    check_bad_input(
+        &["run", "smoke", "--set", "network.engine=turmoil", "--set", "network.latency_us=0"],
+        "turmoil engine cannot represent",
+    );
     check_bad_input(&["run", "smoke", "--set", "hosts.9.name=x"], "expected an index below 2");
     check_bad_input(&["run", "smoke", "--set", "noequals"], "expected key=value");
     check_bad_input(&["run", "smoke", "--bogus"], "--bogus");

@@ -13,11 +13,11 @@ scenario = "smoke"
 seeds = 2
 seed_first = 5
 jobs = 2
-x = "network.latency_ms"
+x = "network.latency_us"
 plot = ["violation_rate", "lock_wait_p99_ms", "acquisitions_per_s"]
 
 [grid]
-network.latency_ms = [1, 3]
+network.latency_us = [1000, 3000]
 "gate.stall_ppm" = [0, 20000]
 "#;
 
@@ -39,7 +39,7 @@ fn a_two_by_two_grid_writes_a_csv_row_per_cell_and_an_svg_per_metric() {
     let header = &rows[0];
     for column in [
         "gate.stall_ppm",
-        "network.latency_ms",
+        "network.latency_us",
         "seeds",
         "failures",
         "fail_rate",
@@ -55,8 +55,8 @@ fn a_two_by_two_grid_writes_a_csv_row_per_cell_and_an_svg_per_metric() {
     assert_eq!(rows.len(), 5, "a header and one row per cell:\n{csv}");
     let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
     let cells: Vec<(&str, &str)> =
-        rows[1..].iter().map(|r| (r[col("gate.stall_ppm")], r[col("network.latency_ms")])).collect();
-    assert_eq!(cells, [("0", "1"), ("0", "3"), ("20000", "1"), ("20000", "3")]);
+        rows[1..].iter().map(|r| (r[col("gate.stall_ppm")], r[col("network.latency_us")])).collect();
+    assert_eq!(cells, [("0", "1000"), ("0", "3000"), ("20000", "1000"), ("20000", "3000")]);
     for r in &rows[1..] {
         assert_eq!(r.len(), header.len());
         assert_eq!(r[col("seeds")], "2");
@@ -112,20 +112,21 @@ fn bad_experiment_files_are_refused_with_exit_2_before_any_run() {
     check_refused(&format!("{head}[grid]\nnetwork.nosuch=[1]\n"), &[], "grid key \"network.nosuch\"");
     check_refused(&format!("{head}[grid]\nvars.nosuch=[1]\n"), &[], "vars.nosuch");
     check_refused(&format!("{head}[grid]\n"), &[], "grid: empty");
-    check_refused(&format!("{head}[grid]\nnetwork.latency_ms=[]\n"), &[], "empty list");
-    check_refused(&format!("{head}[grid]\nnetwork.latency_ms=[1]\n"), &["--jobs", "0"], "jobs");
-    check_refused(&format!("{head}colour='red'\n[grid]\nnetwork.latency_ms=[1]\n"), &[], "colour");
+    check_refused(&format!("{head}[grid]\nnetwork.latency_us=[]\n"), &[], "empty list");
+    check_refused(&format!("{head}[grid]\nnetwork.latency_us=[1000]\n"), &["--jobs", "0"], "jobs");
+    check_refused(&format!("{head}colour='red'\n[grid]\nnetwork.latency_us=[1000]\n"), &[], "colour");
     check_refused("name = \n", &[], "experiment:");
-    check_refused(&format!("{head}plot=['beauty']\n[grid]\nnetwork.latency_ms=[1]\n"), &[], "unknown metric");
+    check_refused(&format!("{head}plot=['beauty']\n[grid]\nnetwork.latency_us=[1000]\n"), &[], "unknown metric");
     check_refused(
-        &format!("{head}[grid]\nnetwork.latency_ms=[1]\ngate.stall_ppm=[0]\n"),
+        &format!("{head}[grid]\nnetwork.latency_us=[1000]\ngate.stall_ppm=[0]\n"),
         &[],
         "x: required with several grid keys",
     );
-    check_refused(&format!("{head}[grid]\nnetwork.latency_ms=[0]\n"), &[], "network.latency_ms");
-    check_refused(&format!("{head}oracle='nosuch'\n[grid]\nnetwork.latency_ms=[1]\n"), &[], "oracle");
+    check_refused(&format!("{head}[grid]\nnetwork.latency_us=[3600000001]\n"), &[], "network.latency_us");
+    check_refused(&format!("{head}[grid]\nnetwork.latency_ms=[1]\n"), &[], "use latency_us");
+    check_refused(&format!("{head}oracle='nosuch'\n[grid]\nnetwork.latency_us=[1000]\n"), &[], "oracle");
     let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "e.toml", &format!("{head}[grid]\nnetwork.latency_ms=[1]\n"));
+    let file = write(dir.path(), "e.toml", &format!("{head}[grid]\nnetwork.latency_us=[1000]\n"));
     let o = mmsim(&["experiment", &file, "--out", "/proc/no-such-dir/out"]);
     assert_eq!(o.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&o.stderr);

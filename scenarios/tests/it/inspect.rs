@@ -118,15 +118,18 @@ fn bad_inspection_inputs_get_one_line_and_exit_code_2() {
     );
 }
 
-/// `--dump-at` stops between two events of one 1 ms step: the server's CREATE
+/// `--dump-at` stops between two events of one instant: the server's CREATE
 /// of the lock file is in the namespace right after its `apply` event, and not
-/// right after the event before it, recorded in the same step. The dump also
+/// right after the event before it, recorded at the same simulated time. The dump also
 /// shows each client's lookup and attribute caches, naming inodes by path.
 #[test]
 fn dump_at_stops_between_two_events_of_one_step_and_shows_client_caches() {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("t.jsonl");
-    assert_eq!(mmsim(&["run", "smoke", "--seed", "7", "--trace", trace.to_str().unwrap()]).status.code(), Some(0));
+    // Under turmoil, so that the event before the CREATE shares its 1 ms step.
+    let turmoil = ["--engine", "turmoil"];
+    let run = ["run", "smoke", "--seed", "7", "--trace", trace.to_str().unwrap()];
+    assert_eq!(mmsim(&[&run[..], &turmoil[..]].concat()).status.code(), Some(0));
     let events: Vec<serde_json::Value> =
         std::fs::read_to_string(&trace).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let create = (1..events.len())
@@ -138,9 +141,10 @@ fn dump_at_stops_between_two_events_of_one_step_and_shows_client_caches() {
                 && e["args"].as_str().unwrap().contains("\"smoke.lock\"")
                 && events[i - 1]["t_us"] == e["t_us"]
         })
-        .expect("a CREATE of smoke.lock that shares its step with the event before it");
+        .expect("a CREATE of smoke.lock that shares its instant with the event before it");
     let dump = |seq: usize| {
-        let out = mmsim(&["run", "smoke", "--seed", "7", "--dump-at", &seq.to_string()]);
+        let seq = seq.to_string();
+        let out = mmsim(&[&["run", "smoke", "--seed", "7", "--dump-at", &seq][..], &turmoil[..]].concat());
         assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };

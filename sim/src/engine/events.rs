@@ -36,9 +36,15 @@ pub type Software = Rc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String
 /// that wakes itself forever without letting time pass).
 pub const POLLS_PER_INSTANT_MAX: u64 = 50_000_000;
 
+/// What a timer does when it fires: wake a task, or deliver a message.
+type Action = Box<dyn FnOnce(&Rc<Runtime>)>;
+
+/// A directed link: (from, to) host names.
+type Link = (Rc<str>, Rc<str>);
+
 enum Timer {
     Wake(Waker),
-    Deliver(Box<dyn FnOnce(&Rc<Runtime>)>),
+    Deliver(Action),
 }
 
 struct Host {
@@ -87,8 +93,8 @@ pub struct Runtime {
     pipe_next: Cell<u64>,
     generation_next: Cell<u64>,
     /// Per directed link (or loopback), the time its transmitter is busy until.
-    busy_until: RefCell<BTreeMap<(Rc<str>, Rc<str>), u64>>,
-    partitions: RefCell<BTreeSet<(Rc<str>, Rc<str>)>>,
+    busy_until: RefCell<BTreeMap<Link, u64>>,
+    partitions: RefCell<BTreeSet<Link>>,
     net: NetConfig,
     instants: Cell<u64>,
     error: RefCell<Option<String>>,

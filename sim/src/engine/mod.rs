@@ -140,7 +140,7 @@ pub(crate) enum Current {
 }
 
 thread_local! {
-    static CURRENT: RefCell<Current> = RefCell::new(Current::None);
+    static CURRENT: RefCell<Current> = const { RefCell::new(Current::None) };
 }
 
 pub(crate) fn enter(current: Current) {

@@ -1,6 +1,5 @@
 //! The duplicate request cache (spec/nfs.md §6) and the false replies of replays.
 
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -83,13 +82,13 @@ fn the_bsd_kludge_turns_a_replayed_eexist_into_success() {
 }
 
 fn key(xid: u32) -> DrcKey {
-    DrcKey { client: SocketAddr::from(([10, 0, 0, 1], 800)), xid, proc: Proc::Link, checksum: 7 }
+    DrcKey { client: sim::engine::Addr { host: "mail1".into(), port: 800 }, xid, proc: Proc::Link, checksum: 7 }
 }
 
 #[test]
 fn drc_forgets_entries_after_the_ttl_and_evicts_the_least_recently_used_past_capacity() {
     let s = Duration::from_secs;
-    let reply: Rc<[u8]> = Rc::from(&b"r"[..]);
+    let reply = Rc::new(sim::nfs::proto::Reply::err(sim::nfs::proto::NfsStat::Exist));
     let mut drc = Drc::new(2, s(120));
     drc.insert(key(1), Some(reply.clone()), s(0));
     drc.insert(key(2), None, s(1));

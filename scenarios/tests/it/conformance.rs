@@ -140,11 +140,11 @@ fn real_log(table: &Table) -> Log {
     log
 }
 
-fn sim_log(table: &Table) -> Log {
+fn sim_log(table: &Table, engine: sim::EngineKind) -> Log {
     let config = WorldConfig {
         seed: 11,
-        engine: Default::default(),
-        net: sim::LinkProfile::WholeMs.net_config(),
+        engine,
+        net: sim::LinkProfile::LanModern.net_config(),
         server: Default::default(),
         gate: Default::default(),
         sched: Default::default(),
@@ -203,11 +203,13 @@ fn sim_log(table: &Table) -> Log {
 #[test]
 fn the_simulated_filesystem_agrees_with_the_real_kernel_case_by_case() {
     let real = real_log(&Table::Cases);
-    let sim = sim_log(&Table::Cases);
-    for (i, (r, s)) in real.iter().zip(&sim).enumerate() {
-        assert_eq!(r, s, "case line {i} differs (real vs sim)");
+    for engine in [sim::EngineKind::Events, sim::EngineKind::Turmoil] {
+        let sim = sim_log(&Table::Cases, engine);
+        for (i, (r, s)) in real.iter().zip(&sim).enumerate() {
+            assert_eq!(r, s, "case line {i} differs (real vs sim on the {engine:?} engine)");
+        }
+        assert_eq!(real.len(), sim.len());
     }
-    assert_eq!(real.len(), sim.len());
     insta::with_settings!({ snapshot_path => "../../../snapshots", prepend_module_to_snapshot => false }, {
         insta::assert_snapshot!("os-conformance", real.join("\n"));
     });
@@ -415,7 +417,7 @@ proptest::proptest! {
     ) {
         let table = Table::Ops(ops);
         let real = real_log(&table);
-        let sim = sim_log(&table);
-        proptest::prop_assert_eq!(real, sim);
+        proptest::prop_assert_eq!(&real, &sim_log(&table, sim::EngineKind::Events));
+        proptest::prop_assert_eq!(&real, &sim_log(&table, sim::EngineKind::Turmoil));
     }
 }

@@ -6,6 +6,7 @@ mod attr_cache;
 mod close_to_open;
 mod dentry_cache;
 mod drc;
+mod engine;
 mod gate;
 mod harness;
 mod profiles;

@@ -134,6 +134,8 @@ pub struct RealFigures {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct ScaleFigures {
+    /// The engine these seeds ran on.
+    pub engine: String,
     pub scale: u64,
     pub messages: u64,
     pub sets: Vec<String>,
@@ -166,6 +168,8 @@ pub struct Options {
     pub sets: Vec<String>,
     pub seeds: Vec<u64>,
     pub scales: Vec<u64>,
+    /// Engines to run every scale on (`--engine events,turmoil`), in order.
+    pub engines: Vec<sim::EngineKind>,
     pub real_dir: Option<PathBuf>,
     /// Posts for the real run; by default the scaled sender count.
     pub real_messages: Option<u64>,
@@ -315,29 +319,36 @@ pub fn real_figures(exe: &Path, dir: &Path, messages: u64) -> std::io::Result<Re
 /// Runs the benchmark; `progress` gets one line per finished seed.
 pub fn bench(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<BenchReport, String> {
     let mut scales = Vec::new();
-    for &scale in &opts.scales {
-        let (sets, messages) = scale_sets(&opts.scenario, scale).map_err(|e| e.to_string())?;
+    for (&engine, &scale) in opts.engines.iter().flat_map(|e| opts.scales.iter().map(move |s| (e, s))) {
+        let (mut sets, messages) = scale_sets(&opts.scenario, scale).map_err(|e| e.to_string())?;
+        sets.push(format!("network.engine={}", engine.name()));
         let mut seeds = Vec::new();
         for &seed in &opts.seeds {
             let f = seed_figures(opts, seed, &sets, messages).map_err(|e| format!("seed {seed}: {}", e.kind()))?;
             progress(&format!(
-                "scale {scale} seed {seed}: exit {} wall {:.2} s, {:.0}x (load {:.0}x), {:.0} MB",
-                f.exit_code, f.wall_s, f.sim_to_wall, f.load_sim_to_wall, f.peak_rss_mb
+                "{} scale {scale} seed {seed}: exit {} wall {:.2} s, {:.0}x (load {:.0}x), {:.0} MB",
+                engine.name(),
+                f.exit_code,
+                f.wall_s,
+                f.sim_to_wall,
+                f.load_sim_to_wall,
+                f.peak_rss_mb
             ));
             seeds.push(f);
         }
         let real = match &opts.real_dir {
-            Some(dir) => {
+            Some(dir) if engine == opts.engines[0] => {
                 let n = opts.real_messages.unwrap_or(messages);
                 let r = real_figures(&opts.exe, dir, n).map_err(|e| format!("real run in {}: {e}", dir.display()))?;
                 progress(&format!("scale {scale} real: {n} messages, {:.2} s", r.wall_s));
                 Some(r)
             }
-            None => None,
+            _ => None,
         };
         let spread = |f: fn(&SeedFigures) -> f64| Spread::of(seeds.iter().map(f));
         let total_wall: f64 = seeds.iter().map(|s| s.wall_s).sum();
         scales.push(ScaleFigures {
+            engine: engine.name().to_string(),
             scale,
             messages,
             sets,
@@ -371,7 +382,7 @@ impl BenchReport {
         let _ = writeln!(s, "scenario {} | seeds {:?} | git {}", self.scenario, self.seeds, self.git_revision);
         let r = |x: &Spread, p: usize| format!("{:.p$} [{:.p$}-{:.p$}]", x.median, x.min, x.max);
         for sc in &self.scales {
-            let _ = writeln!(s, "scale {} ({} messages)", sc.scale, sc.messages);
+            let _ = writeln!(s, "engine {} | scale {} ({} messages)", sc.engine, sc.scale, sc.messages);
             let _ = writeln!(s, "  wall s/seed       {}", r(&sc.wall_s, 2));
             let _ = writeln!(s, "  seeds/s           {:.3}", sc.seeds_per_s);
             let _ = writeln!(s, "  simulated s       {}", r(&sc.sim_s, 1));
@@ -394,6 +405,35 @@ impl BenchReport {
                     real.messages_per_s,
                     real.left_in_queue
                 );
+            }
+        }
+        // Side by side: the same scale on each engine, against the first engine.
+        let engines: Vec<&str> = self.scales.iter().map(|sc| sc.engine.as_str()).fold(Vec::new(), |mut v, e| {
+            if !v.contains(&e) {
+                v.push(e);
+            }
+            v
+        });
+        if engines.len() > 1 {
+            let _ = writeln!(s, "engines side by side (medians; ratio against {})", engines[0]);
+            for first in self.scales.iter().filter(|sc| sc.engine == engines[0]) {
+                for other in self.scales.iter().filter(|sc| sc.scale == first.scale && sc.engine != engines[0]) {
+                    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+                    let _ = writeln!(
+                        s,
+                        "  scale {}: wall s/seed {} {:.3} vs {} {:.3} ({:.1}x); peak RSS MB {:.1} vs {:.1}; simulated s {:.1} vs {:.1}",
+                        first.scale,
+                        first.engine,
+                        first.wall_s.median,
+                        other.engine,
+                        other.wall_s.median,
+                        ratio(other.wall_s.median, first.wall_s.median),
+                        first.peak_rss_mb.median,
+                        other.peak_rss_mb.median,
+                        first.sim_s.median,
+                        other.sim_s.median,
+                    );
+                }
             }
         }
         s

@@ -70,6 +70,9 @@ enum Command {
         /// Posts for the real run (default: the scaled sender count).
         #[arg(long)]
         real_messages: Option<u64>,
+        /// Engines to run each scale on, side by side: `events`, `turmoil` or `events,turmoil`.
+        #[arg(long, default_value = "events")]
+        engine: String,
         #[arg(long)]
         json: bool,
     },
@@ -381,7 +384,17 @@ fn main() -> ExitCode {
             }
             Err(e) => bad_input(&e.to_string()),
         },
-        Command::Bench { scenario: name, seeds, scale, sets, real, dir, real_messages, json } => {
+        Command::Bench { scenario: name, seeds, scale, sets, real, dir, real_messages, engine, json } => {
+            let mut engines = Vec::new();
+            for e in engine.split(',') {
+                match e.trim() {
+                    "events" => engines.push(sim::EngineKind::Events),
+                    "turmoil" => engines.push(sim::EngineKind::Turmoil),
+                    other => {
+                        return bad_input(&format!("--engine {other:?}: expected events, turmoil or events,turmoil"))
+                    }
+                }
+            }
             let (scenario, _) = match scenario::load(&name, &sets) {
                 Ok(s) => s,
                 Err(e) => return bad_input(&e.to_string()),
@@ -416,6 +429,7 @@ fn main() -> ExitCode {
                 sets,
                 seeds: (1..=seeds).collect(),
                 scales,
+                engines,
                 real_dir,
                 real_messages,
             };

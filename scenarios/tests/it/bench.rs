@@ -85,3 +85,15 @@ fn bench_refuses_bad_input_with_exit_2() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
+
+#[test]
+fn bench_runs_each_engine_side_by_side() {
+    let out = mmsim(&["bench", "--scenario", "smoke", "--seeds", "1", "--engine", "events,turmoil"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("engine events | scale 1"), "{text}");
+    assert!(text.contains("engine turmoil | scale 1"), "{text}");
+    assert!(text.contains("engines side by side (medians; ratio against events)"), "{text}");
+    assert!(text.contains("wall s/seed events "), "{text}");
+    super::check_bad_input(&["bench", "--scenario", "smoke", "--engine", "warp"], "--engine \"warp\"");
+}

@@ -291,6 +291,8 @@ enum DgInner {
 pub(crate) struct Datagrams<In, Out> {
     inner: DgInner,
     local: Addr,
+    /// turmoil only: the receive buffer.
+    buf: std::cell::Cell<Option<Vec<u8>>>,
     _t: PhantomData<(In, Out)>,
 }
 
@@ -305,7 +307,7 @@ impl<In: DeserializeOwned + 'static, Out: Serialize + 'static> Datagrams<In, Out
                 turmoil::net::UdpSocket::bind(("0.0.0.0", local.port)).await.map_err(|e| io_errno(&e))?,
             )),
         };
-        Ok(Datagrams { inner, local, _t: PhantomData })
+        Ok(Datagrams { inner, local, buf: std::cell::Cell::new(None), _t: PhantomData })
     }
 
     /// Sends `msg` to `to`, held back `extra` beyond the link's own time.
@@ -336,13 +338,16 @@ impl<In: DeserializeOwned + 'static, Out: Serialize + 'static> Datagrams<In, Out
                 (*msg.downcast::<In>().expect("one type per port"), from)
             }
             DgInner::Turmoil(socket) => {
-                let mut buf = vec![0u8; DATAGRAM_BYTES_MAX];
-                loop {
+                // One buffer per socket, taken out across the await (no borrow is held there).
+                let mut buf = self.buf.take().unwrap_or_else(|| vec![0u8; DATAGRAM_BYTES_MAX]);
+                let got = loop {
                     let Ok((n, from)) = socket.recv_from(&mut buf).await else { continue };
                     if let Ok(msg) = postcard::from_bytes::<In>(&buf[..n]) {
-                        return (msg, turmoil_name(from));
+                        break (msg, turmoil_name(from));
                     }
-                }
+                };
+                self.buf.set(Some(buf));
+                got
             }
         }
     }
@@ -355,13 +360,16 @@ impl<In: DeserializeOwned + 'static, Out: Serialize + 'static> Datagrams<In, Out
                 Some((*msg.downcast::<In>().expect("one type per port"), from))
             }
             DgInner::Turmoil(socket) => {
-                let mut buf = vec![0u8; DATAGRAM_BYTES_MAX];
+                let mut buf = self.buf.take().unwrap_or_else(|| vec![0u8; DATAGRAM_BYTES_MAX]);
+                let mut got = None;
                 while let Ok((n, from)) = socket.try_recv_from(&mut buf) {
                     if let Ok(msg) = postcard::from_bytes::<In>(&buf[..n]) {
-                        return Some((msg, turmoil_name(from)));
+                        got = Some((msg, turmoil_name(from)));
+                        break;
                     }
                 }
-                None
+                self.buf.set(Some(buf));
+                got
             }
         }
     }

@@ -147,14 +147,17 @@ enum Intent {
 /// Whether a walk revalidates every dentry (`LOOKUP_REVAL`, the ESTALE retry).
 type Reval = bool;
 
-/// What the dentry cache says about a name before any LOOKUP (`lookup_fast`).
+/// What `lookup_fast` found for a name: the dentry cache, with `d_revalidate`.
 #[derive(Clone, Copy, Debug)]
 enum Cached {
     /// The cache answers: the object, or `None` for a trusted negative dentry.
     Hit(Option<(Fh, Ftype)>),
-    /// A dentry that may not be trusted (or a walk that revalidates every one).
+    /// A negative dentry that may not be trusted, or a walk that revalidates
+    /// every name (`LOOKUP_REVAL`): the slow path sends a LOOKUP.
     Untrusted,
-    /// No dentry for the name.
+    /// No dentry, or one revalidation just threw away: the slow path asks
+    /// `->lookup` with a fresh dentry (which v3 skips for exclusive creates
+    /// and rename targets).
     Absent,
 }
 
@@ -448,15 +451,18 @@ impl NfsClient {
     }
 
     /// `lookup_fast`: what the dentry cache says about `name` in `dir` under the
-    /// rules of spec/nfs.md §2, revalidating the directory's attributes if
-    /// needed (a GETATTR, as `d_revalidate` does, without the directory lock).
-    async fn lookup_cached(&self, ctx: &Ctx, dir: Fh, name: &str, intent: Intent, reval: Reval) -> Cached {
-        if reval {
-            return Cached::Untrusted;
-        }
+    /// rules of spec/nfs.md §2, with `d_revalidate`'s own RPCs, which run
+    /// without the directory lock: a GETATTR of the directory when its
+    /// attributes have expired, and for a positive dentry whose directory
+    /// changed a LOOKUP that keeps the dentry if the name still leads to the
+    /// same handle and throws it away otherwise (`nfs_lookup_revalidate_dentry`).
+    async fn lookup_cached(&self, ctx: &Ctx, dir: Fh, name: &str, intent: Intent, reval: Reval) -> Res<Cached> {
         let v3_excl = self.options.exclusive_create == ExclusiveCreate::Exclusive;
-        let Some(d) = self.dentries.borrow().get(dir, name) else { return Cached::Absent };
+        let Some(d) = self.dentries.borrow().get(dir, name) else {
+            return Ok(if reval { Cached::Untrusted } else { Cached::Absent });
+        };
         match d.kind {
+            DentryKind::Negative if reval => Ok(Cached::Untrusted),
             DentryKind::Negative => {
                 // nfs_neg_need_reval: no revalidation for creates and rename targets.
                 let trusted = match intent {
@@ -466,20 +472,48 @@ impl NfsClient {
                 if trusted {
                     ctx.cache("neg-dentry", d.filled_by_ev);
                     self.count(|c| c.negative_dentry_hits += 1);
-                    return Cached::Hit(None);
+                    return Ok(Cached::Hit(None));
                 }
+                Ok(Cached::Untrusted)
+            }
+            DentryKind::Positive { fh, .. } if self.stale.borrow().contains(&fh) => {
+                // A stale inode's dentry is bad at once, without an RPC.
+                self.dentries.borrow_mut().remove(dir, name);
+                Ok(Cached::Absent)
             }
             DentryKind::Positive { fh, ftype } => {
-                // LOOKUP_EXCL forces a LOOKUP of a positive dentry (v3).
-                let forced = (intent == Intent::Exclusive && v3_excl) || self.stale.borrow().contains(&fh);
-                if !forced && self.dir_verified(ctx, dir, d.verifier).await {
+                // LOOKUP_EXCL and LOOKUP_REVAL skip the verifier (v3).
+                let skip = (intent == Intent::Exclusive && v3_excl) || reval;
+                if !skip && self.dir_verified(ctx, dir, d.verifier).await {
                     ctx.cache("pos-dentry", d.filled_by_ev);
                     self.count(|c| c.positive_dentry_hits += 1);
-                    return Cached::Hit(Some((fh, ftype)));
+                    return Ok(Cached::Hit(Some((fh, ftype))));
+                }
+                let got = self.rpc(ctx, Request::Lookup { dir, name: name.to_string() }).await?;
+                let verifier = self.absorb_dir(dir, &got.reply.dir, got.ev);
+                match got.reply.status {
+                    Ok(Body::Handle(found)) if found == fh => {
+                        let attr = match got.reply.obj {
+                            Some(a) => {
+                                self.absorb(fh, &a, got.ev, None);
+                                a
+                            }
+                            None => self.getattr(ctx, fh).await?,
+                        };
+                        self.remember(dir, name, DentryKind::Positive { fh, ftype: attr.ftype }, verifier, got.ev);
+                        Ok(Cached::Hit(Some((fh, attr.ftype))))
+                    }
+                    // Another handle, or the name is gone: the dentry is invalid,
+                    // and the slow path looks the name up again.
+                    Ok(Body::Handle(_)) | Err(NfsStat::Noent) | Err(NfsStat::Stale) => {
+                        self.dentries.borrow_mut().remove(dir, name);
+                        Ok(Cached::Absent)
+                    }
+                    Ok(_) => Err(libc::EIO),
+                    Err(stat) => Err(stat.errno()),
                 }
             }
         }
-        Cached::Untrusted
     }
 
     /// The slow path of a lookup, with `dir`'s lock held by the caller: the
@@ -536,14 +570,14 @@ impl NfsClient {
         intent: Intent,
         reval: Reval,
     ) -> Res<Option<(Fh, Ftype)>> {
-        let cached = self.lookup_cached(ctx, dir, name, intent, reval).await;
+        let cached = self.lookup_cached(ctx, dir, name, intent, reval).await?;
         if let Cached::Hit(found) = cached {
             return Ok(found);
         }
         let held = self.lock_dir(dir, self.reader_mode()).await;
         // real_lookup: the cache is asked again after a wait, since the holder
         // may have changed the name meanwhile.
-        let cached = if held.waited { self.lookup_cached(ctx, dir, name, intent, reval).await } else { cached };
+        let cached = if held.waited { self.lookup_cached(ctx, dir, name, intent, reval).await? } else { cached };
         self.lookup_slow(ctx, dir, name, intent, cached).await
     }
 
@@ -557,7 +591,7 @@ impl NfsClient {
         intent: Intent,
         reval: Reval,
     ) -> Res<Option<(Fh, Ftype)>> {
-        let cached = self.lookup_cached(ctx, dir, name, intent, reval).await;
+        let cached = self.lookup_cached(ctx, dir, name, intent, reval).await?;
         self.lookup_slow(ctx, dir, name, intent, cached).await
     }
 
@@ -648,12 +682,12 @@ impl NfsClient {
                     // (the opportunistic O_CREAT lookup; 2.2's open_namei locked
                     // only to create); otherwise the lookup and the CREATE run
                     // under the lock, taken exclusively.
-                    match self.lookup_cached(ctx, dir, name, Intent::Create, reval).await {
+                    match self.lookup_cached(ctx, dir, name, Intent::Create, reval).await? {
                         Cached::Hit(Some((fh, _))) => (fh, self.cto_attrs(ctx, fh).await?),
                         cached => {
                             let held = self.lock_dir(dir, Mode::Exclusive).await;
                             let cached = if held.waited {
-                                self.lookup_cached(ctx, dir, name, Intent::Create, reval).await
+                                self.lookup_cached(ctx, dir, name, Intent::Create, reval).await?
                             } else {
                                 cached
                             };

@@ -155,6 +155,10 @@ pub struct Counters {
     pub rollbacks: u64,
     pub stalls: u64,
     pub stall_ms_total: u64,
+    /// Acquisitions of a client's VFS directory lock that had to wait for
+    /// another process of the same host (docs/semantics/dir-locking.md).
+    pub dir_lock_waits: u64,
+    pub dir_lock_wait_us_total: u64,
     pub calls: u64,
     pub processes_started: u64,
     pub process_crashes: u64,

@@ -18,7 +18,10 @@
 //!   write verifier changed;
 //! - a path-based call that meets ESTALE walks again once with revalidation
 //!   (`retry_estale`), unless the profile says otherwise (§8);
-//! - unlinking or renaming over a file open on this host silly-renames it (§7, §8).
+//! - unlinking or renaming over a file open on this host silly-renames it (§7, §8);
+//! - namespace operations hold their parent directories' VFS locks across their
+//!   RPCs, and a lookup that has to ask the server waits for them
+//!   ([`super::dir_lock`], docs/semantics/dir-locking.md).
 //!
 //! A `Call` answered (partly) from a cache names the cache and the trace event
 //! that filled the entry in `served_by` (see [`Ctx`]).
@@ -34,7 +37,10 @@ use std::time::Duration;
 
 use super::attr_cache::AttrCache;
 use super::dentry_cache::{Dentry, DentryCache, DentryKind};
-use super::mount::{Cto, EstaleErrno, EstaleRetry, ExclusiveCreate, LookupCache, MapEexist, PostOpAttrs, WriteMode};
+use super::dir_lock::{DirLocks, Held, Mode};
+use super::mount::{
+    Cto, DirLock, EstaleErrno, EstaleRetry, ExclusiveCreate, LookupCache, MapEexist, PostOpAttrs, WriteMode,
+};
 use super::pages::{DataVerifier, Pages};
 use super::proto::{Body, CreateMode, Fattr, Fh, Ftype, NfsStat, Proc, Reply, Request, Sattr, SetTime, Stable, Wcc};
 use super::readdir_cache::{Listing, ReaddirCache};
@@ -141,6 +147,20 @@ enum Intent {
 /// Whether a walk revalidates every dentry (`LOOKUP_REVAL`, the ESTALE retry).
 type Reval = bool;
 
+/// What `lookup_fast` found for a name: the dentry cache, with `d_revalidate`.
+#[derive(Clone, Copy, Debug)]
+enum Cached {
+    /// The cache answers: the object, or `None` for a trusted negative dentry.
+    Hit(Option<(Fh, Ftype)>),
+    /// A negative dentry that may not be trusted, or a walk that revalidates
+    /// every name (`LOOKUP_REVAL`): the slow path sends a LOOKUP.
+    Untrusted,
+    /// No dentry, or one revalidation just threw away: the slow path asks
+    /// `->lookup` with a fresh dentry (which v3 skips for exclusive creates
+    /// and rename targets).
+    Absent,
+}
+
 /// A reply and the trace event that recorded it.
 struct Got {
     reply: Reply,
@@ -188,6 +208,7 @@ pub struct NfsClient {
     listings: RefCell<ReaddirCache>,
     pages: RefCell<BTreeMap<Fh, Pages>>,
     silly: RefCell<Silly>,
+    dir_locks: DirLocks,
     /// Handles the server called stale (`NFS_STALE`): a dentry pointing at one is
     /// never trusted again, so a later walk looks the name up afresh.
     stale: RefCell<BTreeSet<Fh>>,
@@ -231,6 +252,7 @@ impl NfsClient {
             listings: RefCell::new(ReaddirCache::default()),
             pages: RefCell::new(BTreeMap::new()),
             silly: RefCell::new(Silly::default()),
+            dir_locks: DirLocks::default(),
             stale: RefCell::new(BTreeSet::new()),
             gaps: RefCell::new(gaps),
         }
@@ -272,6 +294,34 @@ impl NfsClient {
         if ms > 0 {
             crate::engine::sleep(Duration::from_millis(ms)).await;
         }
+    }
+
+    // ---- the VFS directory locks (docs/semantics/dir-locking.md) ----
+
+    fn count_wait(&self, waited: Duration) {
+        self.count(|c| {
+            c.dir_lock_waits += 1;
+            c.dir_lock_wait_us_total += waited.as_micros() as u64;
+        });
+    }
+
+    /// The mode in which a lookup that asks the server, or a readdir, takes
+    /// the directory's lock: `inode_lock_shared`, or 2.2's `down(&i_sem)`.
+    fn reader_mode(&self) -> Mode {
+        match self.options.dir_lock {
+            DirLock::Rwsem => Mode::Shared,
+            DirLock::Semaphore => Mode::Exclusive,
+        }
+    }
+
+    async fn lock_dir(&self, dir: Fh, mode: Mode) -> Held {
+        self.dir_locks.lock(dir, mode, |d| self.count_wait(d)).await
+    }
+
+    /// `lock_rename` (modern) or `double_lock` (2.2): both parents, exclusively.
+    async fn lock_rename(&self, a: Fh, b: Fh) -> Held {
+        let mutex = self.options.dir_lock == DirLock::Rwsem;
+        self.dir_locks.lock_rename(a, b, mutex, |d| self.count_wait(d)).await
     }
 
     // ---- RPCs and what their replies teach the caches ----
@@ -400,47 +450,90 @@ impl NfsClient {
         }
     }
 
-    /// Looks `name` up in `dir`: from the dentry cache when the rules allow
-    /// (spec/nfs.md §2), else with a LOOKUP. `None` means the name is absent.
-    async fn lookup_name(
+    /// `lookup_fast`: what the dentry cache says about `name` in `dir` under the
+    /// rules of spec/nfs.md §2, with `d_revalidate`'s own RPCs, which run
+    /// without the directory lock: a GETATTR of the directory when its
+    /// attributes have expired, and for a positive dentry whose directory
+    /// changed a LOOKUP that keeps the dentry if the name still leads to the
+    /// same handle and throws it away otherwise (`nfs_lookup_revalidate_dentry`).
+    async fn lookup_cached(&self, ctx: &Ctx, dir: Fh, name: &str, intent: Intent, reval: Reval) -> Res<Cached> {
+        let v3_excl = self.options.exclusive_create == ExclusiveCreate::Exclusive;
+        let Some(d) = self.dentries.borrow().get(dir, name) else {
+            return Ok(if reval { Cached::Untrusted } else { Cached::Absent });
+        };
+        match d.kind {
+            DentryKind::Negative if reval => Ok(Cached::Untrusted),
+            DentryKind::Negative => {
+                // nfs_neg_need_reval: no revalidation for creates and rename targets.
+                let trusted = match intent {
+                    Intent::Create | Intent::Exclusive | Intent::RenameTarget => true,
+                    Intent::Plain => self.dir_verified(ctx, dir, d.verifier).await,
+                };
+                if trusted {
+                    ctx.cache("neg-dentry", d.filled_by_ev);
+                    self.count(|c| c.negative_dentry_hits += 1);
+                    return Ok(Cached::Hit(None));
+                }
+                Ok(Cached::Untrusted)
+            }
+            DentryKind::Positive { fh, .. } if self.stale.borrow().contains(&fh) => {
+                // A stale inode's dentry is bad at once, without an RPC.
+                self.dentries.borrow_mut().remove(dir, name);
+                Ok(Cached::Absent)
+            }
+            DentryKind::Positive { fh, ftype } => {
+                // LOOKUP_EXCL and LOOKUP_REVAL skip the verifier (v3).
+                let skip = (intent == Intent::Exclusive && v3_excl) || reval;
+                if !skip && self.dir_verified(ctx, dir, d.verifier).await {
+                    ctx.cache("pos-dentry", d.filled_by_ev);
+                    self.count(|c| c.positive_dentry_hits += 1);
+                    return Ok(Cached::Hit(Some((fh, ftype))));
+                }
+                let got = self.rpc(ctx, Request::Lookup { dir, name: name.to_string() }).await?;
+                let verifier = self.absorb_dir(dir, &got.reply.dir, got.ev);
+                match got.reply.status {
+                    Ok(Body::Handle(found)) if found == fh => {
+                        let attr = match got.reply.obj {
+                            Some(a) => {
+                                self.absorb(fh, &a, got.ev, None);
+                                a
+                            }
+                            None => self.getattr(ctx, fh).await?,
+                        };
+                        self.remember(dir, name, DentryKind::Positive { fh, ftype: attr.ftype }, verifier, got.ev);
+                        Ok(Cached::Hit(Some((fh, attr.ftype))))
+                    }
+                    // Another handle, or the name is gone: the dentry is invalid,
+                    // and the slow path looks the name up again.
+                    Ok(Body::Handle(_)) | Err(NfsStat::Noent) | Err(NfsStat::Stale) => {
+                        self.dentries.borrow_mut().remove(dir, name);
+                        Ok(Cached::Absent)
+                    }
+                    Ok(_) => Err(libc::EIO),
+                    Err(stat) => Err(stat.errno()),
+                }
+            }
+        }
+    }
+
+    /// The slow path of a lookup, with `dir`'s lock held by the caller: the
+    /// cache's answer if it had one, else a LOOKUP. `None` means the name is absent.
+    async fn lookup_slow(
         &self,
         ctx: &Ctx,
         dir: Fh,
         name: &str,
         intent: Intent,
-        reval: Reval,
+        cached: Cached,
     ) -> Res<Option<(Fh, Ftype)>> {
         let v3_excl = self.options.exclusive_create == ExclusiveCreate::Exclusive;
-        if !reval {
-            let cached = self.dentries.borrow().get(dir, name);
-            match cached {
-                Some(d) => match d.kind {
-                    DentryKind::Negative => {
-                        // nfs_neg_need_reval: no revalidation for creates and rename targets.
-                        let trusted = match intent {
-                            Intent::Create | Intent::Exclusive | Intent::RenameTarget => true,
-                            Intent::Plain => self.dir_verified(ctx, dir, d.verifier).await,
-                        };
-                        if trusted {
-                            ctx.cache("neg-dentry", d.filled_by_ev);
-                            self.count(|c| c.negative_dentry_hits += 1);
-                            return Ok(None);
-                        }
-                    }
-                    DentryKind::Positive { fh, ftype } => {
-                        // LOOKUP_EXCL forces a LOOKUP of a positive dentry (v3).
-                        let forced = (intent == Intent::Exclusive && v3_excl) || self.stale.borrow().contains(&fh);
-                        if !forced && self.dir_verified(ctx, dir, d.verifier).await {
-                            ctx.cache("pos-dentry", d.filled_by_ev);
-                            self.count(|c| c.positive_dentry_hits += 1);
-                            return Ok(Some((fh, ftype)));
-                        }
-                    }
-                },
-                // nfs_lookup optimises the LOOKUP away for v3 exclusive creates and rename targets.
-                None if (intent == Intent::Exclusive && v3_excl) || intent == Intent::RenameTarget => return Ok(None),
-                None => {}
+        match cached {
+            Cached::Hit(found) => return Ok(found),
+            // nfs_lookup optimises the LOOKUP away for v3 exclusive creates and rename targets.
+            Cached::Absent if (intent == Intent::Exclusive && v3_excl) || intent == Intent::RenameTarget => {
+                return Ok(None)
             }
+            Cached::Absent | Cached::Untrusted => {}
         }
         let got = self.rpc(ctx, Request::Lookup { dir, name: name.to_string() }).await?;
         let verifier = self.absorb_dir(dir, &got.reply.dir, got.ev);
@@ -463,6 +556,43 @@ impl NfsClient {
             }
             Err(stat) => Err(stat.errno()),
         }
+    }
+
+    /// Looks `name` up in `dir` for a caller that holds no lock on `dir`: from
+    /// the dentry cache when the rules allow (spec/nfs.md §2), else with a
+    /// LOOKUP under the directory's lock (`lookup_slow`), which waits while a
+    /// namespace operation of this host holds it. `None` means the name is absent.
+    async fn lookup_name(
+        &self,
+        ctx: &Ctx,
+        dir: Fh,
+        name: &str,
+        intent: Intent,
+        reval: Reval,
+    ) -> Res<Option<(Fh, Ftype)>> {
+        let cached = self.lookup_cached(ctx, dir, name, intent, reval).await?;
+        if let Cached::Hit(found) = cached {
+            return Ok(found);
+        }
+        let held = self.lock_dir(dir, self.reader_mode()).await;
+        // real_lookup: the cache is asked again after a wait, since the holder
+        // may have changed the name meanwhile.
+        let cached = if held.waited { self.lookup_cached(ctx, dir, name, intent, reval).await? } else { cached };
+        self.lookup_slow(ctx, dir, name, intent, cached).await
+    }
+
+    /// Looks `name` up in `dir` for a caller that holds `dir`'s lock
+    /// (`lookup_one_qstr_excl` after `filename_create`, `lock_rename`, …).
+    async fn lookup_locked(
+        &self,
+        ctx: &Ctx,
+        dir: Fh,
+        name: &str,
+        intent: Intent,
+        reval: Reval,
+    ) -> Res<Option<(Fh, Ftype)>> {
+        let cached = self.lookup_cached(ctx, dir, name, intent, reval).await?;
+        self.lookup_slow(ctx, dir, name, intent, cached).await
     }
 
     /// Walks the directories of `parts` from the root.
@@ -530,25 +660,46 @@ impl NfsClient {
             Some((name, dirs)) => {
                 let dir = self.walk_dirs(ctx, dirs, reval).await?;
                 if flags.create && flags.exclusive {
+                    // open_last_lookups: O_CREAT holds the directory exclusively
+                    // across the lookup and the create (with its SETATTR).
+                    let _held = self.lock_dir(dir, Mode::Exclusive).await;
                     match self.options.exclusive_create {
                         ExclusiveCreate::Exclusive => {
-                            if self.lookup_name(ctx, dir, name, Intent::Exclusive, reval).await?.is_some() {
+                            if self.lookup_locked(ctx, dir, name, Intent::Exclusive, reval).await?.is_some() {
                                 return Err(libc::EEXIST);
                             }
                             self.create_exclusive(ctx, dir, name).await?
                         }
                         ExclusiveCreate::LookupThenCreate => {
-                            if self.lookup_name(ctx, dir, name, Intent::Create, reval).await?.is_some() {
+                            if self.lookup_locked(ctx, dir, name, Intent::Create, reval).await?.is_some() {
                                 return Err(libc::EEXIST);
                             }
                             self.create_unchecked(ctx, dir, name).await?
                         }
                     }
+                } else if flags.create {
+                    // A trusted positive dentry opens without the directory lock
+                    // (the opportunistic O_CREAT lookup; 2.2's open_namei locked
+                    // only to create); otherwise the lookup and the CREATE run
+                    // under the lock, taken exclusively.
+                    match self.lookup_cached(ctx, dir, name, Intent::Create, reval).await? {
+                        Cached::Hit(Some((fh, _))) => (fh, self.cto_attrs(ctx, fh).await?),
+                        cached => {
+                            let held = self.lock_dir(dir, Mode::Exclusive).await;
+                            let cached = if held.waited {
+                                self.lookup_cached(ctx, dir, name, Intent::Create, reval).await?
+                            } else {
+                                cached
+                            };
+                            match self.lookup_slow(ctx, dir, name, Intent::Create, cached).await? {
+                                Some((fh, _)) => (fh, self.cto_attrs(ctx, fh).await?),
+                                None => self.create_unchecked(ctx, dir, name).await?,
+                            }
+                        }
+                    }
                 } else {
-                    let intent = if flags.create { Intent::Create } else { Intent::Plain };
-                    match self.lookup_name(ctx, dir, name, intent, reval).await? {
+                    match self.lookup_name(ctx, dir, name, Intent::Plain, reval).await? {
                         Some((fh, _)) => (fh, self.cto_attrs(ctx, fh).await?),
-                        None if flags.create => self.create_unchecked(ctx, dir, name).await?,
                         None => return Err(libc::ENOENT),
                     }
                 }
@@ -934,7 +1085,9 @@ impl NfsClient {
         // exists), and only then vfs_link refuses a directory (EPERM).
         let (src, ftype) = self.resolve(ctx, existing, reval).await?;
         let (dir, name) = self.parent(ctx, new, reval).await?;
-        if self.lookup_name(ctx, dir, name, Intent::Exclusive, reval).await?.is_some() {
+        // filename_create: the new name's directory, exclusively, for the lookup and the LINK.
+        let _held = self.lock_dir(dir, Mode::Exclusive).await;
+        if self.lookup_locked(ctx, dir, name, Intent::Exclusive, reval).await?.is_some() {
             return Err(libc::EEXIST);
         }
         if ftype == Ftype::Dir {
@@ -963,7 +1116,8 @@ impl NfsClient {
 
     async fn mkdir_once(&self, ctx: &Ctx, path: &str, reval: Reval) -> Res<()> {
         let (dir, name) = self.parent(ctx, path, reval).await?;
-        if self.lookup_name(ctx, dir, name, Intent::Exclusive, reval).await?.is_some() {
+        let _held = self.lock_dir(dir, Mode::Exclusive).await;
+        if self.lookup_locked(ctx, dir, name, Intent::Exclusive, reval).await?.is_some() {
             return Err(libc::EEXIST);
         }
         let got = self.rpc(ctx, Request::Mkdir { dir, name: name.to_string() }).await?;
@@ -988,7 +1142,10 @@ impl NfsClient {
 
     async fn remove_once(&self, ctx: &Ctx, path: &str, want_dir: bool, reval: Reval) -> Res<()> {
         let (dir, name) = self.parent(ctx, path, reval).await?;
-        let (fh, ftype) = self.lookup_name(ctx, dir, name, Intent::Plain, reval).await?.ok_or(libc::ENOENT)?;
+        // do_unlinkat / do_rmdir: the parent, exclusively, for the lookup and the
+        // REMOVE (or the silly RENAME).
+        let _held = self.lock_dir(dir, Mode::Exclusive).await;
+        let (fh, ftype) = self.lookup_locked(ctx, dir, name, Intent::Plain, reval).await?.ok_or(libc::ENOENT)?;
         // may_delete(): the VFS checks the victim's type before the client sends anything.
         match (want_dir, ftype) {
             (false, Ftype::Dir) => return Err(libc::EISDIR),
@@ -1001,6 +1158,12 @@ impl NfsClient {
         }
         if !want_dir && self.silly.borrow().is_busy(fh) {
             return self.silly_rename(ctx, dir, name, fh).await;
+        }
+        if !want_dir {
+            // nfs_unlink unhashes the dentry (since 6.0: marks it
+            // NFS_FSDATA_BLOCKED) for the REMOVE: a lookup of the name on this
+            // host cannot be answered from the cache and waits for the lock.
+            self.dentries.borrow_mut().remove(dir, name);
         }
         let request = if want_dir {
             Request::Rmdir { dir, name: name.to_string() }
@@ -1042,7 +1205,11 @@ impl NfsClient {
             return Err(stat.errno());
         }
         self.count(|c| c.silly_renames += 1);
-        self.remember(dir, name, DentryKind::Negative, verifier, got.ev);
+        // nfs_sillyrename d_moves the dentry to the hidden name: the old name
+        // is left with no dentry, never a negative one, so a lookup of it on
+        // this host asks the server under the directory lock, which the
+        // unlink or rename holding it releases only when it is done.
+        self.dentries.borrow_mut().remove(dir, name);
         self.remember(dir, &hidden, DentryKind::Positive { fh, ftype: Ftype::Reg }, verifier, got.ev);
         self.silly.borrow_mut().renamed(fh, dir, hidden);
         Ok(())
@@ -1053,11 +1220,14 @@ impl NfsClient {
     }
 
     async fn rename_once(&self, ctx: &Ctx, from: &str, to: &str, reval: Reval) -> Res<()> {
+        // do_renameat2: both parents are walked, then locked (`lock_rename`),
+        // and both names are looked up under the locks, held to the end.
         let (from_dir, from_name) = self.parent(ctx, from, reval).await?;
-        let (src, ftype) =
-            self.lookup_name(ctx, from_dir, from_name, Intent::Plain, reval).await?.ok_or(libc::ENOENT)?;
         let (to_dir, to_name) = self.parent(ctx, to, reval).await?;
-        let dst = self.lookup_name(ctx, to_dir, to_name, Intent::RenameTarget, reval).await?;
+        let _held = self.lock_rename(from_dir, to_dir).await;
+        let (src, ftype) =
+            self.lookup_locked(ctx, from_dir, from_name, Intent::Plain, reval).await?.ok_or(libc::ENOENT)?;
+        let dst = self.lookup_locked(ctx, to_dir, to_name, Intent::RenameTarget, reval).await?;
         // may_delete() on an existing target: its type must match the source's.
         match (ftype, dst.map(|(_, t)| t)) {
             (Ftype::Reg, Some(Ftype::Dir)) => return Err(libc::EISDIR),
@@ -1072,9 +1242,14 @@ impl NfsClient {
         if let Some((dst_fh, _)) = dst {
             if self.silly.borrow().is_busy(dst_fh) {
                 // nfs_rename: a busy target is silly-renamed first; the name is then
-                // absent on the server until the second RENAME (spec/nfs.md §7).
+                // absent on the server until the second RENAME (spec/nfs.md §7),
+                // and on this host a lookup of it waits for the locks held here.
                 self.silly_rename(ctx, to_dir, to_name, dst_fh).await?;
                 self.gap().await;
+            } else {
+                // nfs_rename unhashes (since 6.0: blocks) the target's dentry
+                // for the RENAME, so lookups of it on this host wait.
+                self.dentries.borrow_mut().remove(to_dir, to_name);
             }
         }
         let got = self
@@ -1118,6 +1293,9 @@ impl NfsClient {
         }
         // opendir is LOOKUP_OPEN on a directory: close-to-open revalidates it (spec/nfs.md §4).
         let attr = self.cto_attrs(ctx, dir).await?;
+        // iterate_dir holds the directory's lock shared for getdents (2.2's
+        // sys_getdents: i_sem), so a listing waits for this host's renames in it.
+        let _held = self.lock_dir(dir, self.reader_mode()).await;
         let cached = self.listings.borrow().get(dir, attr.ctime).map(|l| (l.names.clone(), l.filled_by_ev));
         if let Some((names, ev)) = cached {
             ctx.cache("readdir-cache", ev);

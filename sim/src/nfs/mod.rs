@@ -6,11 +6,13 @@
 //!   crash and reboot, the `async` export.
 //! - `mount`: mount options and client profiles. `client`: the path walk, CTO, the
 //!   calls. `attr_cache`, `dentry_cache`, `readdir_cache`, `pages`: the client
-//!   caches. `silly`: silly rename.
+//!   caches. `silly`: silly rename. `dir_lock`: the VFS directory locks of one
+//!   client host.
 
 pub mod attr_cache;
 pub mod client;
 pub mod dentry_cache;
+pub mod dir_lock;
 pub mod drc;
 pub mod mount;
 pub mod pages;

@@ -107,6 +107,21 @@ pub enum WriteMode {
     Sync,
 }
 
+/// The VFS directory lock a namespace operation holds across its RPCs and a
+/// lookup that reaches the server waits for (docs/semantics/dir-locking.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DirLock {
+    /// `i_rwsem` (Linux since 4.7): lookups that miss the dentry cache and
+    /// readdir take it shared; a rename between two directories first takes
+    /// the mount's rename mutex (`lock_rename`).
+    #[default]
+    Rwsem,
+    /// `i_sem` (Linux 2.2): a semaphore, so every holder, lookups and readdir
+    /// included, is exclusive; no rename mutex.
+    Semaphore,
+}
+
 /// Named bundles of every client setting (spec/nfs.md §12).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientProfile {
@@ -152,8 +167,11 @@ pub struct MountOptions {
     pub map_eexist_to_success: MapEexist,
     pub writes: WriteMode,
     /// The gap inside two-RPC operations (silly RENAME then RENAME; CREATE
-    /// EXCLUSIVE then SETATTR): a seeded whole number of ms in 0..=this.
+    /// EXCLUSIVE then SETATTR): a seeded whole number of ms in 0..=this. An
+    /// experiment knob (0 in every profile): it stands for a delay no client
+    /// is known to add.
     pub compound_gap_ms_max: u64,
+    pub dir_lock: DirLock,
 }
 
 impl Default for MountOptions {
@@ -177,6 +195,7 @@ impl Default for MountOptions {
             map_eexist_to_success: MapEexist::Never,
             writes: WriteMode::WriteBack,
             compound_gap_ms_max: 0,
+            dir_lock: DirLock::Rwsem,
         }
     }
 }
@@ -206,6 +225,7 @@ impl MountOptions {
                 lookupcache: LookupCache::Positive,
                 estale_retry: EstaleRetry::Never,
                 exclusive_create: ExclusiveCreate::LookupThenCreate,
+                dir_lock: DirLock::Semaphore,
                 ..modern
             },
         }

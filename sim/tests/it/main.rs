@@ -5,6 +5,7 @@
 mod attr_cache;
 mod close_to_open;
 mod dentry_cache;
+mod dir_lock;
 mod drc;
 mod engine;
 mod gate;

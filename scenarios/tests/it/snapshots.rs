@@ -58,6 +58,18 @@ fn smoke_seed_7() {
     check("smoke", 7, &[]);
 }
 
+/// The reference engine keeps its own pins: on whole-ms links turmoil gives
+/// the trace hash smoke seed 7 had before the engine seam (a0d41c025a5452d9).
+#[test]
+fn smoke_seed_7_on_turmoil() {
+    check("smoke", 7, &["network.engine=turmoil", "network.profile=whole-ms"]);
+}
+
+#[test]
+fn lock_stress_seed_1_on_turmoil() {
+    check("lock-stress", 1, &["network.engine=turmoil"]);
+}
+
 #[test]
 fn smoke_on_linux_2_2_with_drops_seed_7() {
     check(

@@ -434,3 +434,37 @@ pub fn first_divergence(a: &[u64], b: &[u64]) -> Option<usize> {
     let n = a.len().min(b.len());
     (0..n).find(|&i| a[i] != b[i]).or(if a.len() != b.len() { Some(n) } else { None })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    fn fault(i: u64) -> EventKind {
+        EventKind::Fault { text: format!("fault {i}") }
+    }
+
+    /// The observer sees every event, in order, whatever the trace keeps; the
+    /// hash and the count do not depend on either.
+    #[test]
+    fn the_observer_sees_every_event_and_changes_no_hash() {
+        let seen: Rc<RefCell<Vec<(u64, String)>>> = Rc::default();
+        let mut observed = Trace::with_retention(Retention::NONE);
+        let log = seen.clone();
+        observed.set_observer(Some(Box::new(move |e: &Event| log.borrow_mut().push((e.seq, e.line())))));
+        let mut all = Trace::default();
+        for i in 0..5 {
+            observed.push(Duration::from_millis(i), fault(i));
+            all.push(Duration::from_millis(i), fault(i));
+        }
+        assert!(observed.events().is_empty());
+        assert!(observed.line_hashes().is_empty());
+        assert_eq!(observed.len(), 5);
+        assert_eq!(observed.hash(), all.hash());
+        let lines: Vec<(u64, String)> = all.events().iter().map(|e| (e.seq, e.line())).collect();
+        assert_eq!(*seen.borrow(), lines);
+        assert!(observed.set_observer(None).is_some());
+        observed.push(Duration::from_millis(5), fault(5));
+        assert_eq!(seen.borrow().len(), 5);
+    }
+}

@@ -81,10 +81,8 @@ impl LockWaitLedger {
     fn observe(&mut self, e: &Event) {
         let sim::EventKind::Note { payload, .. } = &e.kind else { return };
         match payload.downcast_ref::<ModelEvent>() {
-            Some(ModelEvent::LockContended { claim, .. }) => {
-                if !self.contended.contains_key(claim.as_str()) {
-                    self.contended.insert(claim.clone(), e.t);
-                }
+            Some(ModelEvent::LockContended { claim, .. }) if !self.contended.contains_key(claim.as_str()) => {
+                self.contended.insert(claim.clone(), e.t);
             }
             Some(ModelEvent::LockAcquired { claim, .. }) => {
                 let since = self.contended.remove(claim.as_str()).unwrap_or(e.t);

@@ -134,6 +134,9 @@ pub const FOR_ORACLES: sim::Retention = sim::Retention::NONE;
 /// [`FOR_ORACLES`] plus the line hashes that name a divergence (`--check-determinism`).
 pub const FOR_ORACLES_AND_DIVERGENCE: sim::Retention = sim::Retention { line_hashes: true, ..sim::Retention::NONE };
 
+/// What the trace shows every event to as it is recorded (`sim::Trace::set_observer`).
+pub(crate) type Observer = Box<dyn FnMut(&sim::Event)>;
+
 /// A run driven up to its end, or up to where the caller stopped it.
 pub(crate) struct Driven<'a> {
     pub simulation: Simulation<'a>,
@@ -151,7 +154,7 @@ pub(crate) fn drive<'a>(
     seed: u64,
     started: std::time::Instant,
     retention: sim::Retention,
-    observer: Option<Box<dyn FnMut(&sim::Event)>>,
+    observer: Option<Observer>,
     stop: &mut dyn FnMut(&sim::World) -> bool,
 ) -> Driven<'a> {
     let mut simulation = Simulation::new(scenario.world_config(seed));
@@ -271,9 +274,9 @@ fn run_judged(
     #[allow(clippy::disallowed_methods)] // wall time is reported, never fed to the world
     let started = std::time::Instant::now();
     let ledgers = Rc::new(RefCell::new(Ledgers::new(&scenario.oracles.enabled)));
-    let observer: Option<Box<dyn FnMut(&sim::Event)>> = as_it_goes.then(|| {
+    let observer = as_it_goes.then(|| {
         let ledgers = ledgers.clone();
-        Box::new(move |e: &sim::Event| ledgers.borrow_mut().observe(e)) as Box<dyn FnMut(&sim::Event)>
+        Box::new(move |e: &sim::Event| ledgers.borrow_mut().observe(e)) as Observer
     });
     let Driven { simulation, ending, load_phase } = drive(scenario, seed, started, retention, observer, &mut |_| false);
     let ending = ending.expect("only a stop hook ends a drive early, and run_judged has none");

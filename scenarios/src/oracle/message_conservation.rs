@@ -60,11 +60,9 @@ impl Oracle for MessageConservation {
     fn observe(&mut self, seen: &Seen) {
         let Some((_, _, note)) = seen.note else { return };
         match note {
-            ModelEvent::SenderInjected { message_id, .. } => {
-                if !self.ledgers.contains_key(message_id.as_str()) {
-                    let ledger = Ledger { first_seq: seen.event.seq, ..Default::default() };
-                    self.ledgers.insert(message_id.as_str().into(), ledger);
-                }
+            ModelEvent::SenderInjected { message_id, .. } if !self.ledgers.contains_key(message_id.as_str()) => {
+                let ledger = Ledger { first_seq: seen.event.seq, ..Default::default() };
+                self.ledgers.insert(message_id.as_str().into(), ledger);
             }
             ModelEvent::SenderAccepted { message_id, .. } => self.ledger(message_id).accepted = true,
             ModelEvent::SenderBounced { message_id, code, .. } => self.ledger(message_id).bounced = Some(*code),
@@ -105,8 +103,14 @@ impl Oracle for MessageConservation {
     }
 
     fn finish(self: Box<Self>, end: &End) -> OracleResult {
-        let members: Vec<(String, Option<u32>)> =
-            end.final_members().into_iter().map(|m| (m.clone(), self.recipients.get(&m).copied())).collect();
+        let members: Vec<(String, Option<u32>)> = end
+            .final_members()
+            .into_iter()
+            .map(|m| {
+                let n = self.recipients.get(&m).copied();
+                (m, n)
+            })
+            .collect();
         let mut violations = Violations::default();
         let mut tally: BTreeMap<&str, u64> = BTreeMap::new();
         for (id, l) in &self.ledgers {

@@ -74,6 +74,9 @@ struct Call {
     served_by: String,
 }
 
+/// pid -> list -> the process's last call whose arguments mention `lists/{list}/`.
+type CallsOf = BTreeMap<u32, BTreeMap<String, Rc<Call>>>;
+
 #[derive(Default)]
 pub struct NoMissingList {
     violations: Violations,
@@ -82,8 +85,8 @@ pub struct NoMissingList {
     created: BTreeMap<String, Duration>,
     /// The server's last change to a list config.
     config_change: Option<Rc<Applied>>,
-    /// host -> pid -> list -> the process's last call whose arguments mention `lists/{list}/`.
-    calls: BTreeMap<Rc<str>, BTreeMap<u32, BTreeMap<String, Rc<Call>>>>,
+    /// host -> pid -> list -> the process's last call on the list's files.
+    calls: BTreeMap<Rc<str>, CallsOf>,
     /// Every apply that can have made a name absent on its client, in order.
     fills: Vec<NegativeFill>,
     /// client -> name -> its last such apply (an index into `fills`).

@@ -315,7 +315,7 @@ enum RealCommand {
 }
 
 fn bad_input(msg: &str) -> ExitCode {
-    eprintln!("mmsim: {msg}");
+    eprintln!("mmsim: {}", scenario::escape_controls(msg));
     ExitCode::from(exit::BAD_INPUT as u8)
 }
 
@@ -457,8 +457,10 @@ fn main() -> ExitCode {
                 }
             }
             println!("programs:");
-            for (name, description) in scenarios::programs::programs() {
-                println!("  {name:<24} {description}");
+            for p in scenarios::programs::programs() {
+                for line in scenarios::programs::describe(p) {
+                    println!("{line}");
+                }
             }
             println!("marks:");
             for (name, description) in scenarios::marks::DESCRIPTIONS {
@@ -692,7 +694,7 @@ fn main() -> ExitCode {
         }
         Command::Exec { root, host, program, args } => {
             if !scenarios::programs::is_program(&program) {
-                let known: Vec<&str> = scenarios::programs::programs().map(|(n, _)| n).collect();
+                let known: Vec<&str> = scenarios::programs::programs().map(|p| p.name).collect();
                 return bad_input(&format!("exec: unknown program {program:?}; expected one of: {}", known.join(", ")));
             }
             let exe = match std::env::current_exe() {

@@ -344,7 +344,7 @@ impl ProgramSpec {
             if value.is_none() && matches!(spec.default, ArgDefault::Required) {
                 return Err(ArgError::new(
                     format!("--{}", spec.name),
-                    format!("required ({}{})", spec.usage(false), self.command.then_some(" before --").unwrap_or("")),
+                    format!("required ({}{})", spec.usage(false), if self.command { " before --" } else { "" }),
                 ));
             }
         }

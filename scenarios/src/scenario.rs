@@ -386,8 +386,8 @@ pub fn load(name_or_path: &str, sets: &[String]) -> Result<(Scenario, String), I
     let text = if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
         text.to_string()
     } else if name_or_path.ends_with(".toml") || Path::new(name_or_path).exists() {
-        std::fs::read_to_string(name_or_path)
-            .map_err(|e| bad(format!("cannot read scenario file {name_or_path:?}: {}", e.kind())))?
+        read_input_file(Path::new(name_or_path))
+            .map_err(|e| bad(format!("cannot read scenario file {name_or_path:?}: {e}")))?
     } else {
         let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
         return Err(bad(format!(
@@ -396,6 +396,23 @@ pub fn load(name_or_path: &str, sets: &[String]) -> Result<(Scenario, String), I
         )));
     };
     parse(&text, sets)
+}
+
+/// The largest scenario or experiment file read: the shipped ones are a few KiB.
+pub const INPUT_FILE_BYTES_MAX: u64 = 4 << 20;
+
+/// Reads a scenario or experiment file as UTF-8 text, at most
+/// [`INPUT_FILE_BYTES_MAX`] bytes (so `/dev/zero` is refused, not read forever).
+/// `Err` is a short reason.
+pub fn read_input_file(path: &Path) -> Result<String, String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|e| e.kind().to_string())?;
+    let mut bytes = Vec::new();
+    file.take(INPUT_FILE_BYTES_MAX + 1).read_to_end(&mut bytes).map_err(|e| e.kind().to_string())?;
+    if bytes.len() as u64 > INPUT_FILE_BYTES_MAX {
+        return Err(format!("larger than {INPUT_FILE_BYTES_MAX} bytes"));
+    }
+    String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
 }
 
 /// Overlays `over` on `base`, table by table; `over` wins.

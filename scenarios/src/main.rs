@@ -407,8 +407,13 @@ fn main() -> ExitCode {
                 Err(e) => return bad_input(&e.to_string()),
             };
             for &k in &scales {
-                if let Err(e) = scenarios::bench::scale_sets(&scenario, k) {
-                    return bad_input(&e.to_string());
+                let scaled = match scenarios::bench::scale_sets(&scenario, k) {
+                    Ok((scaled, _)) => scaled,
+                    Err(e) => return bad_input(&e.to_string()),
+                };
+                // Each scale's scenario must load too (a sender's --count has a bound).
+                if let Err(e) = scenario::load(&name, &[sets.clone(), scaled].concat()) {
+                    return bad_input(&format!("--scale {k}: {e}"));
                 }
             }
             let real_dir = match (real, dir) {
@@ -644,11 +649,6 @@ fn main() -> ExitCode {
             command:
                 RealCommand::LockStress { dir, processes, rounds, variant, retry_ms_spread, hold_ms, lifetime_s, json },
         } => {
-            if scenarios::lock_worker::variant(&variant).is_none() {
-                return bad_input(&format!(
-                    "--variant {variant:?}: expected one of: mailman21, mailman20, flufl, open2"
-                ));
-            }
             if processes == 0 || rounds == 0 {
                 return bad_input("--processes and --rounds: expected at least 1");
             }
@@ -661,6 +661,10 @@ fn main() -> ExitCode {
             };
             let params =
                 scenarios::real::LockStress { dir, processes, rounds, variant, retry_ms_spread, hold_ms, lifetime_s };
+            // The workers' own declaration checks what they will be given (--variant, --lifetime-s, …).
+            if let Err(e) = scenarios::lock_worker::plan(&scenarios::real::worker_args(&params)) {
+                return bad_input(&format!("lock-worker {e}"));
+            }
             let report = match scenarios::real::lock_stress(&exe, &params) {
                 Ok(r) => r,
                 Err(e) => return bad_input(&format!("lock-stress: {}", e.kind())),

@@ -38,6 +38,8 @@ fn the_two_leaks_are_stopped_at_the_door() {
         "hosts.3.boot.0 (sender on sender): --count=99999999999: expected 1..=1000000 messages",
     );
     check_bad_input(&["run", "two-servers", "--set", "load.posts=0"], "load.posts: expected 1..=1000000 posts");
+    // A bench scale that takes a sender past its bound is refused before any seed runs.
+    check_bad_input(&["bench", "--scale", "1,2000", "--seeds", "1"], "--scale 2000: load.posts: expected 1..=1000000");
 }
 
 /// One bad argument per program, reached through `--set` on a shipped

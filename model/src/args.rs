@@ -1,8 +1,8 @@
-//! Program arguments: one typed declaration per program ([`ProgramSpec`]),
-//! used both to parse the arguments when the program starts and, before any
-//! world exists, to check a scenario's boot arguments (`scenarios::scenario`
-//! calls the same `plan` functions that the programs call). `mmsim list`
-//! prints the same declarations.
+//! Program arguments: one typed declaration per program ([`ProgramSpec`]).
+//! A program parses its arguments with it when it starts, through its `plan`
+//! function, which does no I/O: so a caller can check a program's arguments,
+//! with exactly the program's own parser, before anything runs. The same
+//! declarations describe the programs' arguments to users.
 //!
 //! The syntax is the model's strict one: `--name=value` options (each at most
 //! once, a value always required), positional arguments (anything not
@@ -120,8 +120,19 @@ pub fn shown(text: &str) -> String {
 }
 
 impl ArgError {
+    /// Control characters in either part (a parser's message may repeat the
+    /// input) are escaped, so the error stays one line.
     pub fn new(arg: impl Into<String>, expected: impl Into<String>) -> ArgError {
-        ArgError { arg: arg.into(), expected: expected.into() }
+        let escape = |s: String| {
+            if s.chars().any(char::is_control) {
+                s.chars()
+                    .flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] })
+                    .collect()
+            } else {
+                s
+            }
+        };
+        ArgError { arg: escape(arg.into()), expected: escape(expected.into()) }
     }
 
     /// An error about option `--name=value`.
@@ -471,5 +482,6 @@ mod tests {
         assert!(e(&["--to=a@b", "../../etc"]).starts_with("LISTNAME \"../../etc\""));
         assert!(e(&["--to=a@b", "--count", "x"]).contains("expected --count=N"));
         assert!(!e(&["--to=a\nb", "x"]).contains('\n'));
+        assert!(!ArgError::new("x", "unknown field `a\nb`").to_string().contains('\n'));
     }
 }

@@ -5,10 +5,9 @@
 //! (a partial override merged over the profile, unknown keys rejected).
 //! Each program's arguments are declared once ([`SPECS`], `crate::args`):
 //! [`plan`] parses them strictly against that declaration and builds what the
-//! program runs with, without any I/O, so a scenario can check its boot
-//! arguments before the world starts. An unknown option, a missing value, a
-//! stray argument or a value out of range exits 2 with one line in the
-//! `stderr` log.
+//! program runs with, without any I/O, so the arguments can be checked before
+//! the program runs. An unknown option, a missing value, a stray argument or a
+//! value out of range exits 2 with one line in the `stderr` log.
 
 use std::collections::BTreeSet;
 

@@ -29,7 +29,7 @@ pub fn dump_at(scenario: &Scenario, seed: u64, event: u64) -> Result<String, Str
     let started = std::time::Instant::now();
     let dumped: Rc<RefCell<Option<String>>> = Rc::new(RefCell::new(None));
     let mut armed = false;
-    let driven = crate::run::drive(scenario, seed, started, sim::Retention::ALL, &mut |w| {
+    let driven = crate::run::drive(scenario, seed, started, sim::Retention::ALL, None, &mut |w| {
         if !armed {
             armed = true;
             let out = dumped.clone();

@@ -35,11 +35,18 @@ pub struct Figures {
     pub bounce_delays_ms: Vec<u64>,
 }
 
-pub fn figures(events: &[sim::Event]) -> Figures {
-    let mut f = Figures::default();
-    let mut pending: BTreeMap<(&str, &str), VecDeque<Duration>> = BTreeMap::new();
-    for e in events {
-        let sim::EventKind::Note { payload, .. } = &e.kind else { continue };
+/// The figures, computed as events are recorded.
+#[derive(Default)]
+pub struct FigureLedger {
+    figures: Figures,
+    /// list -> recipient -> when each of its unregistered permanent failures happened.
+    pending: BTreeMap<String, BTreeMap<String, VecDeque<Duration>>>,
+}
+
+impl FigureLedger {
+    pub fn observe(&mut self, e: &sim::Event) {
+        let sim::EventKind::Note { payload, .. } = &e.kind else { return };
+        let f = &mut self.figures;
         let ms = e.t.as_millis() as u64;
         match payload.downcast_ref::<ModelEvent>() {
             Some(ModelEvent::LockAcquired { .. }) => f.last_acquired_ms = ms,
@@ -49,15 +56,37 @@ pub fn figures(events: &[sim::Event]) -> Figures {
             }
             Some(ModelEvent::SmtpRecipient { list, recipient, outcome, .. }) if outcome == "permanent" => {
                 f.permanent_failures += 1;
-                pending.entry((list, recipient)).or_default().push_back(e.t);
+                let by_recipient = match self.pending.get_mut(list.as_str()) {
+                    Some(r) => r,
+                    None => self.pending.entry(list.clone()).or_default(),
+                };
+                match by_recipient.get_mut(recipient.as_str()) {
+                    Some(q) => q.push_back(e.t),
+                    None => {
+                        by_recipient.insert(recipient.clone(), VecDeque::from([e.t]));
+                    }
+                }
             }
             Some(ModelEvent::BounceRegistered { list, address }) => {
-                if let Some(at) = pending.get_mut(&(list.as_str(), address.as_str())).and_then(VecDeque::pop_front) {
+                let pending = self.pending.get_mut(list.as_str()).and_then(|r| r.get_mut(address.as_str()));
+                if let Some(at) = pending.and_then(VecDeque::pop_front) {
                     f.bounce_delays_ms.push((e.t - at).as_millis() as u64);
                 }
             }
             _ => {}
         }
     }
-    f
+
+    pub fn finish(self) -> Figures {
+        self.figures
+    }
+}
+
+/// The figures of a recorded trace.
+pub fn figures(events: &[sim::Event]) -> Figures {
+    let mut ledger = FigureLedger::default();
+    for e in events {
+        ledger.observe(e);
+    }
+    ledger.finish()
 }

@@ -8,6 +8,7 @@
 //! - `programs`: which model entry points a simulated host can run.
 //! - `run`: [`run`] and [`run_full`], the [`Report`], exit codes.
 //! - `oracle/`: one property per file. `marks`: coverage marks.
+//! - `ledgers`: the oracles, marks, figures and lock waits as one state machine fed each event as it is recorded.
 //! - `bench`: `mmsim bench`, seeds/s, simulated-to-wall time and peak RSS, beside the real kernel.
 //! - `figures`: per-run throughput and bounce-registration delay, from the trace.
 //! - `experiment`: `mmsim experiment`, a grid of `--set`s swept cell by cell into CSV; `plot`: its SVGs.
@@ -26,6 +27,7 @@ pub mod experiment;
 pub mod explain;
 pub mod figures;
 pub mod install;
+pub mod ledgers;
 pub mod lock_worker;
 pub mod logs;
 pub mod marks;

@@ -49,40 +49,61 @@ fn counter(counters: &serde_json::Value, name: &str) -> u64 {
     counters.get(name).and_then(|v| v.as_u64()).unwrap_or(0)
 }
 
-pub fn count(events: &[Event], counters: &Counters) -> BTreeMap<String, u64> {
-    let mut marks: BTreeMap<String, u64> = NAMES.iter().map(|n| (n.to_string(), 0)).collect();
-    let mut hit = |name: &str, n: u64| *marks.get_mut(name).expect("known mark") += n;
-    for e in events {
-        match &e.kind {
+/// The marks read from the trace, counted as events are recorded.
+#[derive(Default)]
+pub struct Marks {
+    hits: BTreeMap<&'static str, u64>,
+}
+
+impl Marks {
+    pub fn observe(&mut self, e: &Event) {
+        let mark = match &e.kind {
             EventKind::Call { op: "open", args, outcome: Err(libc::EEXIST), .. } if args.contains("EXCL") => {
-                hit("lock_contended", 1)
+                "lock_contended"
             }
-            EventKind::Rpc { retransmit, .. } if *retransmit > 0 => hit("retransmission", 1),
+            EventKind::Rpc { retransmit, .. } if *retransmit > 0 => "retransmission",
             EventKind::Note { payload, .. } => match payload.downcast_ref::<ModelEvent>() {
-                Some(ModelEvent::LockContended { .. }) => hit("lock_contended", 1),
-                Some(ModelEvent::LockTimedOut { .. }) => hit("lock_timed_out", 1),
-                Some(ModelEvent::LockBroken { .. }) => hit("lock_broken", 1),
-                Some(ModelEvent::ListFileLoad { outcome: ListLoadOutcome::Corrupt, .. }) => {
-                    hit("corrupt_config_read", 1)
-                }
-                Some(ModelEvent::ListFallbackUsed { .. }) => hit("last_fallback", 1),
-                Some(ModelEvent::ListRepairStarted { .. }) => hit("config_repair", 1),
-                _ => {}
+                Some(ModelEvent::LockContended { .. }) => "lock_contended",
+                Some(ModelEvent::LockTimedOut { .. }) => "lock_timed_out",
+                Some(ModelEvent::LockBroken { .. }) => "lock_broken",
+                Some(ModelEvent::ListFileLoad { outcome: ListLoadOutcome::Corrupt, .. }) => "corrupt_config_read",
+                Some(ModelEvent::ListFallbackUsed { .. }) => "last_fallback",
+                Some(ModelEvent::ListRepairStarted { .. }) => "config_repair",
+                _ => return,
             },
-            _ => {}
+            _ => return,
+        };
+        *self.hits.entry(mark).or_default() += 1;
+    }
+
+    /// Every mark: the trace's counts and the world's counters.
+    pub fn finish(self, counters: &Counters) -> BTreeMap<String, u64> {
+        let mut marks: BTreeMap<String, u64> = NAMES.iter().map(|n| (n.to_string(), 0)).collect();
+        let mut hit = |name: &str, n: u64| *marks.get_mut(name).expect("known mark") += n;
+        for (mark, n) in self.hits {
+            hit(mark, n);
         }
+        let c = serde_json::to_value(counters).unwrap_or_default();
+        for (mark, name) in [
+            ("drc_hit", "drc_hits"),
+            ("false_eexist", "false_eexist"),
+            ("false_enoent", "false_enoent"),
+            ("estale_retry", "estale_retries"),
+            ("negative_dentry_hit", "negative_dentry_hits"),
+            ("attr_cache_hit", "attr_cache_hits"),
+            ("silly_rename", "silly_renames"),
+        ] {
+            hit(mark, counter(&c, name));
+        }
+        marks
     }
-    let c = serde_json::to_value(counters).unwrap_or_default();
-    for (mark, name) in [
-        ("drc_hit", "drc_hits"),
-        ("false_eexist", "false_eexist"),
-        ("false_enoent", "false_enoent"),
-        ("estale_retry", "estale_retries"),
-        ("negative_dentry_hit", "negative_dentry_hits"),
-        ("attr_cache_hit", "attr_cache_hits"),
-        ("silly_rename", "silly_renames"),
-    ] {
-        hit(mark, counter(&c, name));
+}
+
+/// The marks of a recorded trace.
+pub fn count(events: &[Event], counters: &Counters) -> BTreeMap<String, u64> {
+    let mut marks = Marks::default();
+    for e in events {
+        marks.observe(e);
     }
-    marks
+    marks.finish(counters)
 }

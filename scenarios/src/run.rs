@@ -1,14 +1,17 @@
 //! Running a scenario under a seed, and the report it produces.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::time::Duration;
 
 use serde::Serialize;
 use sim::{Simulation, Trace};
 
-use crate::oracle::{self, History, OracleResult, Status};
+use crate::ledgers::{Judged, Ledgers};
+use crate::oracle::{End, OracleResult, Status};
+use crate::programs;
 use crate::scenario::Scenario;
-use crate::{marks, programs};
 
 /// Exit codes, the same for every command.
 pub mod exit {
@@ -117,38 +120,6 @@ pub struct LockWaits {
     pub max: u64,
 }
 
-/// Lock waits read from the model's annotations: `LockContended` (first
-/// EEXIST of a `lock()` call) to `LockAcquired` of the same claim.
-fn lock_waits(events: &[sim::Event]) -> LockWaits {
-    use model::ModelEvent;
-    let mut contended: std::collections::BTreeMap<&str, Duration> = std::collections::BTreeMap::new();
-    let mut waits: Vec<u64> = Vec::new();
-    for e in events {
-        let sim::EventKind::Note { payload, .. } = &e.kind else { continue };
-        match payload.downcast_ref::<ModelEvent>() {
-            Some(ModelEvent::LockContended { claim, .. }) => {
-                contended.entry(claim).or_insert(e.t);
-            }
-            Some(ModelEvent::LockAcquired { claim, .. }) => {
-                let since = contended.remove(claim.as_str()).unwrap_or(e.t);
-                waits.push((e.t - since).as_millis() as u64);
-            }
-            Some(ModelEvent::LockTimedOut { claim, .. }) => {
-                contended.remove(claim.as_str());
-            }
-            _ => {}
-        }
-    }
-    waits.sort_unstable();
-    let pick = |q: f64| waits.get(((waits.len() as f64 * q).ceil() as usize).saturating_sub(1)).copied().unwrap_or(0);
-    LockWaits {
-        acquisitions: waits.len() as u64,
-        p50: pick(0.50),
-        p99: pick(0.99),
-        max: waits.last().copied().unwrap_or(0),
-    }
-}
-
 /// Whether every non-terminal queue directory on the server is empty: the
 /// entries `oracle::liveness` would flag, found by scanning only the queue
 /// directories (and `qfiles/` itself, for 2.0's flat layout) instead of dumping
@@ -177,31 +148,22 @@ pub fn fingerprint(canonical: &str) -> Fingerprint {
     }
 }
 
-/// The library entry point: runs `scenario` under `seed`, keeping only what the
-/// oracles read of the trace.
+/// The library entry point: runs `scenario` under `seed`, keeping no event:
+/// the oracles, marks and figures read each as it is recorded.
 pub fn run(scenario: &Scenario, seed: u64) -> Report {
     run_kept(scenario, seed, "", FOR_ORACLES).report
 }
 
-/// What a run that only judges and reports keeps of its trace: every event is
-/// still hashed and counted, but socket calls (`send`, `recv`, `accept`,
-/// `connect`, `listen`: half of a mail run's events, read by no oracle), RPCs
-/// that were not retransmissions, and the text of notes (their payload stays)
-/// are not stored, nor are line hashes. The events kept keep their `seq`.
-pub const FOR_ORACLES: sim::Retention = sim::Retention { keep: oracle_view, line_hashes: false };
+/// What a run that only judges and reports keeps of its trace: nothing. Every
+/// event is still hashed and counted, and shown to the oracles as it is
+/// recorded; no event and no line hash is stored.
+pub const FOR_ORACLES: sim::Retention = sim::Retention::NONE;
 
 /// [`FOR_ORACLES`] plus the line hashes that name a divergence (`--check-determinism`).
-pub const FOR_ORACLES_AND_DIVERGENCE: sim::Retention = sim::Retention { keep: oracle_view, line_hashes: true };
+pub const FOR_ORACLES_AND_DIVERGENCE: sim::Retention = sim::Retention { line_hashes: true, ..sim::Retention::NONE };
 
-fn oracle_view(kind: sim::EventKind) -> Option<sim::EventKind> {
-    use sim::EventKind;
-    match kind {
-        EventKind::Call { op: "send" | "recv" | "accept" | "connect" | "listen", .. } => None,
-        EventKind::Rpc { retransmit: 0, .. } => None,
-        EventKind::Note { host, pid, payload, .. } => Some(EventKind::Note { host, pid, text: String::new(), payload }),
-        other => Some(other),
-    }
-}
+/// What the trace shows every event to as it is recorded (`sim::Trace::set_observer`).
+pub(crate) type Observer = Box<dyn FnMut(&sim::Event)>;
 
 /// A run driven up to its end, or up to where the caller stopped it.
 pub(crate) struct Driven<'a> {
@@ -220,10 +182,13 @@ pub(crate) fn drive<'a>(
     seed: u64,
     started: std::time::Instant,
     retention: sim::Retention,
+    observer: Option<Observer>,
     stop: &mut dyn FnMut(&sim::World) -> bool,
 ) -> Driven<'a> {
     let mut simulation = Simulation::new(scenario.world_config(seed));
     simulation.world().set_trace_retention(retention);
+    assert!(simulation.world().trace().is_empty(), "the observer and retention see every event");
+    simulation.world().set_trace_observer(observer);
     programs::register(simulation.world());
     let budget = Duration::from_secs(scenario.run.duration_s_max);
     let wait_for: Vec<&str> = scenario.run.wait_for.iter().map(String::as_str).collect();
@@ -324,18 +289,36 @@ pub(crate) fn drive<'a>(
     Driven { simulation, ending, load_phase }
 }
 
-/// Runs and keeps the whole trace. `replay_args` are appended to the replay command.
+/// Runs and keeps the whole trace. `replay_args` are appended to the replay
+/// command. The report is judged after the run, from the kept events (the
+/// same ledgers [`run_kept`] feeds as it goes, fed every event at the end).
 pub fn run_full(scenario: &Scenario, seed: u64, replay_args: &str) -> RunOutput {
-    run_kept(scenario, seed, replay_args, sim::Retention::ALL)
+    run_judged(scenario, seed, replay_args, sim::Retention::ALL, false)
 }
 
-/// Runs and keeps what `retention` keeps of the trace; the report is the same
-/// whatever it keeps, as long as it keeps what the oracles read ([`FOR_ORACLES`]).
+/// Runs and keeps what `retention` keeps of the trace (nothing, under
+/// [`FOR_ORACLES`]); the report is judged as the run goes, by ledgers shown
+/// every event as it is recorded, and is the same whatever the trace keeps.
 pub fn run_kept(scenario: &Scenario, seed: u64, replay_args: &str, retention: sim::Retention) -> RunOutput {
+    run_judged(scenario, seed, replay_args, retention, true)
+}
+
+fn run_judged(
+    scenario: &Scenario,
+    seed: u64,
+    replay_args: &str,
+    retention: sim::Retention,
+    as_it_goes: bool,
+) -> RunOutput {
     #[allow(clippy::disallowed_methods)] // wall time is reported, never fed to the world
     let started = std::time::Instant::now();
-    let Driven { simulation, ending, load_phase } = drive(scenario, seed, started, retention, &mut |_| false);
-    let ending = ending.expect("only a stop hook ends a drive early, and run_full has none");
+    let ledgers = Rc::new(RefCell::new(Ledgers::new(&scenario.oracles.enabled)));
+    let observer = as_it_goes.then(|| {
+        let ledgers = ledgers.clone();
+        Box::new(move |e: &sim::Event| ledgers.borrow_mut().observe(e)) as Observer
+    });
+    let Driven { simulation, ending, load_phase } = drive(scenario, seed, started, retention, observer, &mut |_| false);
+    let ending = ending.expect("only a stop hook ends a drive early, and run_judged has none");
     let wall = started.elapsed();
     let steps = simulation.steps();
     let sim_time = simulation.elapsed();
@@ -344,7 +327,15 @@ pub fn run_kept(scenario: &Scenario, seed: u64, replay_args: &str, retention: si
     let counters = world.counters();
     let sched = world.sched_report();
     drop(simulation);
+    world.set_trace_observer(None);
     let trace = world.take_trace();
+    let mut ledgers = Rc::try_unwrap(ledgers).ok().expect("the observer is gone").into_inner();
+    if !as_it_goes {
+        for e in trace.events() {
+            ledgers.observe(e);
+        }
+    }
+    assert_eq!(ledgers.observed(), trace.len() as u64, "the ledgers saw every event");
     let ending_problem = match &ending {
         Ending::Completed => None,
         Ending::BudgetExhausted => {
@@ -353,10 +344,8 @@ pub fn run_kept(scenario: &Scenario, seed: u64, replay_args: &str, retention: si
         Ending::Livelock(why) => Some(why.clone()),
         Ending::SimError(e) => Some(e.clone()),
     };
-    let history = History { events: trace.events(), store: &store, ending_problem, held_locks_must_be_free: true };
-    let oracles: Vec<OracleResult> =
-        scenario.oracles.enabled.iter().map(|name| oracle::check(name, &history)).collect();
-    let marks = marks::count(trace.events(), &counters);
+    let end = End { store: &store, ending_problem: ending_problem.as_deref(), held_locks_must_be_free: true };
+    let Judged { oracles, marks, figures, lock_waits } = ledgers.finish(&end, &counters);
     let missing: Vec<&String> =
         scenario.run.require_marks.iter().filter(|m| marks.get(*m).copied().unwrap_or(0) == 0).collect();
     let failed: Vec<&str> = oracles.iter().filter(|o| o.status == Status::Fail).map(|o| o.name.as_str()).collect();
@@ -409,8 +398,8 @@ pub fn run_kept(scenario: &Scenario, seed: u64, replay_args: &str, retention: si
             profile: scenario.network.profile,
             net: scenario.network.net_config(),
         },
-        lock_wait_ms: lock_waits(trace.events()),
-        figures: crate::figures::figures(trace.events()),
+        lock_wait_ms: lock_waits,
+        figures,
     };
     RunOutput { report, trace }
 }

@@ -282,12 +282,14 @@ impl Event {
     }
 }
 
-/// What a trace keeps of each event after hashing it.
+/// What a trace keeps of each event after hashing it (and showing it to the
+/// observer, if any).
 ///
 /// Every event is hashed (the trace hash and the event count never depend on
 /// retention); `keep` then decides whether the event is stored, and may store a
-/// smaller form of it. A run that only feeds oracles keeps what they read; the
-/// tools that show events (`--trace`, explain, timeline, dump) keep everything.
+/// smaller form of it. A run whose consumers read the events as they are
+/// recorded (through [`Trace::set_observer`]) keeps none; the tools that show
+/// events (`--trace`, explain, timeline, dump) keep everything.
 #[derive(Clone, Copy)]
 pub struct Retention {
     /// The event to store, if any. Must keep `seq` order (it sees events in order).
@@ -300,7 +302,14 @@ pub struct Retention {
 impl Retention {
     /// Every event, in full, and every line hash.
     pub const ALL: Retention = Retention { keep: Some, line_hashes: true };
+    /// No event and no line hash: only the hash and the count.
+    pub const NONE: Retention = Retention { keep: |_| None, line_hashes: false };
 }
+
+/// Shown every event as it is recorded, after hashing and before retention
+/// decides what to keep. It runs inside the world's borrow of its trace, so it
+/// must not call back into the world.
+pub type Observer = Box<dyn FnMut(&Event)>;
 
 impl Default for Retention {
     fn default() -> Self {
@@ -319,6 +328,7 @@ pub struct Trace {
     hasher: Xxh3,
     scratch: String,
     retention: Retention,
+    observer: Option<Observer>,
 }
 
 impl Default for Trace {
@@ -336,7 +346,14 @@ impl Trace {
             hasher: Xxh3::new(),
             scratch: String::new(),
             retention,
+            observer: None,
         }
+    }
+
+    /// Shows every later event to `observer` as it is recorded (`None`: to no
+    /// one); returns the previous observer.
+    pub fn set_observer(&mut self, observer: Option<Observer>) -> Option<Observer> {
+        std::mem::replace(&mut self.observer, observer)
     }
 
     /// Changes what later events keep; events already stored stay as they are.
@@ -359,7 +376,11 @@ impl Trace {
         if self.retention.line_hashes {
             self.line_hashes.push(xxhash_rust::xxh3::xxh3_64(self.scratch.as_bytes()));
         }
-        if let Some(kind) = (self.retention.keep)(kind) {
+        let event = Event { seq, t, kind };
+        if let Some(observe) = &mut self.observer {
+            observe(&event);
+        }
+        if let Some(kind) = (self.retention.keep)(event.kind) {
             self.events.push(Event { seq, t, kind });
         }
         seq
@@ -412,4 +433,38 @@ pub fn events_before(events: &[Event], seq: u64) -> &[Event] {
 pub fn first_divergence(a: &[u64], b: &[u64]) -> Option<usize> {
     let n = a.len().min(b.len());
     (0..n).find(|&i| a[i] != b[i]).or(if a.len() != b.len() { Some(n) } else { None })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    fn fault(i: u64) -> EventKind {
+        EventKind::Fault { text: format!("fault {i}") }
+    }
+
+    /// The observer sees every event, in order, whatever the trace keeps; the
+    /// hash and the count do not depend on either.
+    #[test]
+    fn the_observer_sees_every_event_and_changes_no_hash() {
+        let seen: Rc<RefCell<Vec<(u64, String)>>> = Rc::default();
+        let mut observed = Trace::with_retention(Retention::NONE);
+        let log = seen.clone();
+        observed.set_observer(Some(Box::new(move |e: &Event| log.borrow_mut().push((e.seq, e.line())))));
+        let mut all = Trace::default();
+        for i in 0..5 {
+            observed.push(Duration::from_millis(i), fault(i));
+            all.push(Duration::from_millis(i), fault(i));
+        }
+        assert!(observed.events().is_empty());
+        assert!(observed.line_hashes().is_empty());
+        assert_eq!(observed.len(), 5);
+        assert_eq!(observed.hash(), all.hash());
+        let lines: Vec<(u64, String)> = all.events().iter().map(|e| (e.seq, e.line())).collect();
+        assert_eq!(*seen.borrow(), lines);
+        assert!(observed.set_observer(None).is_some());
+        observed.push(Duration::from_millis(5), fault(5));
+        assert_eq!(seen.borrow().len(), 5);
+    }
 }

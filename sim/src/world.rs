@@ -329,6 +329,11 @@ impl World {
         self.0.trace.borrow_mut().set_retention(retention);
     }
 
+    /// Shows every event recorded from now on to `observer` (see [`crate::trace::Observer`]).
+    pub fn set_trace_observer(&self, observer: Option<crate::trace::Observer>) -> Option<crate::trace::Observer> {
+        self.0.trace.borrow_mut().set_observer(observer)
+    }
+
     /// Takes the trace out of the world, at the end of a run.
     pub fn take_trace(&self) -> Trace {
         let mut trace = self.0.trace.borrow_mut();

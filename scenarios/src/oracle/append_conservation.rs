@@ -8,48 +8,63 @@ use std::collections::BTreeMap;
 
 use model::ModelEvent;
 
-use super::{History, OracleResult};
+use super::{End, Oracle, OracleResult, Seen, Violations};
 
-pub fn check(history: &History) -> OracleResult {
-    // path -> record -> (times appended, first event)
-    let mut ledger: BTreeMap<&str, BTreeMap<&str, (u32, u64)>> = BTreeMap::new();
-    for (event, _, _, note) in history.notes() {
-        if let ModelEvent::Appended { path, record } = note {
-            let entry = ledger.entry(path).or_default().entry(record).or_insert((0, event.seq));
-            entry.0 += 1;
-        }
-    }
-    let mut violations = Vec::new();
-    let mut checked = 0u64;
-    for (path, records) in &ledger {
-        let content =
-            history.store.read_file(path).map(|d| String::from_utf8_lossy(d).into_owned()).unwrap_or_default();
-        let mut seen: BTreeMap<&str, u32> = BTreeMap::new();
-        for line in content.lines() {
-            *seen.entry(line).or_default() += 1;
-        }
-        for (record, (appended, seq)) in records {
-            checked += 1;
-            let found = seen.get(record).copied().unwrap_or(0);
-            if found < *appended {
-                violations.push((
-                    *seq,
-                    format!("{path}: record {record:?} appended {appended}x but found {found}x (lost) [event {seq}]"),
-                ));
-            } else if found > *appended {
-                violations.push((
-                    *seq,
-                    format!(
-                        "{path}: record {record:?} appended {appended}x but found {found}x (duplicated) [event {seq}]"
-                    ),
-                ));
-            }
-        }
-        for (line, n) in &seen {
-            if !records.contains_key(line) {
-                violations.push((u64::MAX, format!("{path}: line {line:?} ({n}x) was never appended (corruption)")));
+#[derive(Default)]
+pub struct AppendConservation {
+    /// path -> record -> (times appended, first event)
+    ledger: BTreeMap<String, BTreeMap<String, (u32, u64)>>,
+}
+
+impl Oracle for AppendConservation {
+    fn observe(&mut self, seen: &Seen) {
+        let Some((_, _, ModelEvent::Appended { path, record })) = seen.note else { return };
+        let records = match self.ledger.get_mut(path.as_str()) {
+            Some(records) => records,
+            None => self.ledger.entry(path.clone()).or_default(),
+        };
+        match records.get_mut(record.as_str()) {
+            Some(entry) => entry.0 += 1,
+            None => {
+                records.insert(record.clone(), (1, seen.event.seq));
             }
         }
     }
-    OracleResult::new("append_conservation", checked, violations)
+
+    fn finish(self: Box<Self>, end: &End) -> OracleResult {
+        let mut violations = Violations::default();
+        let mut checked = 0u64;
+        for (path, records) in &self.ledger {
+            let content =
+                end.store.read_file(path).map(|d| String::from_utf8_lossy(d).into_owned()).unwrap_or_default();
+            let mut seen: BTreeMap<&str, u32> = BTreeMap::new();
+            for line in content.lines() {
+                *seen.entry(line).or_default() += 1;
+            }
+            for (record, (appended, seq)) in records {
+                checked += 1;
+                let found = seen.get(record.as_str()).copied().unwrap_or(0);
+                if found < *appended {
+                    violations.push(*seq, || {
+                        format!(
+                            "{path}: record {record:?} appended {appended}x but found {found}x (lost) [event {seq}]"
+                        )
+                    });
+                } else if found > *appended {
+                    violations.push(*seq, || {
+                        format!(
+                            "{path}: record {record:?} appended {appended}x but found {found}x (duplicated) [event {seq}]"
+                        )
+                    });
+                }
+            }
+            for (line, n) in &seen {
+                if !records.contains_key(*line) {
+                    violations
+                        .push(u64::MAX, || format!("{path}: line {line:?} ({n}x) was never appended (corruption)"));
+                }
+            }
+        }
+        OracleResult::new("append_conservation", checked, violations)
+    }
 }

@@ -5,7 +5,7 @@
 //! its first call), in true simulated time. Intervals are matched by claim, so a
 //! second lock object in the same process cannot end another's interval. A
 //! holder that never releases (it crashed, or the run ended) holds until the end.
-//! The checker keeps, per lock, the current `holder: Option<(claim, since)>`: a
+//! The ledger keeps, per lock, the current holder (claim, since when): a
 //! second acquisition while a holder is set is a violation.
 //!
 //! A lock broken while its holder is alive is reported even when no overlap
@@ -17,64 +17,73 @@ use std::time::Duration;
 
 use model::ModelEvent;
 
-use super::{History, OracleResult};
+use super::{End, Oracle, OracleResult, Seen, Violations};
 
-struct Holder<'a> {
+struct Holder {
     who: String,
-    claim: &'a str,
+    claim: String,
     since: Duration,
 }
 
-pub fn check(history: &History) -> OracleResult {
-    let mut holders: BTreeMap<&str, Holder> = BTreeMap::new();
-    // Claims that held a lock and have not released it, with the lock and since when.
-    let mut holding: BTreeMap<&str, (&str, Duration)> = BTreeMap::new();
-    let mut violations = Vec::new();
-    let mut intervals = 0u64;
-    for (event, host, pid, note) in history.notes() {
-        let who = format!("{host}/{pid}");
+#[derive(Default)]
+pub struct LockExclusion {
+    /// The current holder of each lock.
+    holders: BTreeMap<String, Holder>,
+    /// Claims that hold a lock and have not released it, since when.
+    holding: BTreeMap<String, Duration>,
+    violations: Violations,
+    intervals: u64,
+}
+
+impl Oracle for LockExclusion {
+    fn observe(&mut self, seen: &Seen) {
+        let Some((host, pid, note)) = seen.note else { return };
+        let event = seen.event;
         let t = event.t.as_secs_f64();
         match note {
             ModelEvent::LockAcquired { lock, claim } => {
-                intervals += 1;
-                if let Some(h) = holders.get(lock.as_str()) {
-                    violations.push((
-                        event.seq,
+                self.intervals += 1;
+                let who = format!("{host}/{pid}");
+                if let Some(h) = self.holders.get(lock.as_str()) {
+                    self.violations.push(event.seq, || {
                         format!(
                             "t={t:.3}s {who} acquired {lock} (claim {claim}) while {} (claim {}) held it since t={:.3}s [event {}]",
                             h.who,
                             h.claim,
                             h.since.as_secs_f64(),
                             event.seq
-                        ),
-                    ));
+                        )
+                    });
                 }
-                holders.insert(lock, Holder { who, claim, since: event.t });
-                holding.insert(claim, (lock, event.t));
+                self.holders.insert(lock.clone(), Holder { who, claim: claim.clone(), since: event.t });
+                self.holding.insert(claim.clone(), event.t);
             }
             ModelEvent::LockReleasing { lock, claim } => {
-                if holders.get(lock.as_str()).is_some_and(|h| h.claim == claim) {
-                    holders.remove(lock.as_str());
+                if self.holders.get(lock.as_str()).is_some_and(|h| h.claim == *claim) {
+                    self.holders.remove(lock.as_str());
                 }
-                holding.remove(claim.as_str());
+                self.holding.remove(claim.as_str());
             }
             ModelEvent::LockRefreshed { lock, claim, held: false } => {
-                if let Some((_, since)) = holding.remove(claim.as_str()) {
-                    violations.push((
-                        event.seq,
+                if let Some(since) = self.holding.remove(claim.as_str()) {
+                    let who = format!("{host}/{pid}");
+                    self.violations.push(event.seq, || {
                         format!(
                             "t={t:.3}s {who} found its lock {lock} (claim {claim}, held since t={:.3}s) broken while it was alive [event {}]",
                             since.as_secs_f64(),
                             event.seq
-                        ),
-                    ));
-                    if holders.get(lock.as_str()).is_some_and(|h| h.claim == claim) {
-                        holders.remove(lock.as_str());
+                        )
+                    });
+                    if self.holders.get(lock.as_str()).is_some_and(|h| h.claim == *claim) {
+                        self.holders.remove(lock.as_str());
                     }
                 }
             }
             _ => {}
         }
     }
-    OracleResult::new("lock_exclusion", intervals, violations)
+
+    fn finish(self: Box<Self>, _: &End) -> OracleResult {
+        OracleResult::new("lock_exclusion", self.intervals, self.violations)
+    }
 }

@@ -9,73 +9,104 @@ use std::collections::BTreeMap;
 
 use model::ModelEvent;
 
-use super::{History, OracleResult};
+use super::{End, Oracle, OracleResult, Seen, Violations};
 
-pub fn check(history: &History) -> OracleResult {
-    let mut violations = Vec::new();
-    let mut checked = 0u64;
-    let mut last_saved: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-    let mut numbered: BTreeMap<(&str, u64), (&str, u64)> = BTreeMap::new();
-    let mut sink: BTreeMap<u64, (&str, u64)> = BTreeMap::new();
-    let mut registered: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-    for (event, host, pid, note) in history.notes() {
+#[derive(Default)]
+pub struct LostUpdate {
+    violations: Violations,
+    checked: u64,
+    /// list -> (post_id, event) of its last save.
+    last_saved: BTreeMap<String, (u64, u64)>,
+    /// list -> post number -> (message, event) that last got it.
+    numbered: BTreeMap<String, BTreeMap<u64, (String, u64)>>,
+    /// post number -> (message, event) the sink last saw it on.
+    sink: BTreeMap<u64, (String, u64)>,
+    /// list -> address -> event of its last registration.
+    registered: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+impl Oracle for LostUpdate {
+    fn observe(&mut self, seen: &Seen) {
+        let Some((host, pid, note)) = seen.note else { return };
+        let event = seen.event;
         match note {
             ModelEvent::ListSaved { list, post_id, .. } => {
-                checked += 1;
-                if let Some((prev, prev_seq)) = last_saved.get(list.as_str()) {
-                    if post_id < prev || *post_id > prev + 1 {
-                        violations.push((
-                            event.seq,
-                            format!(
-                                "t={:.3}s {host}/{pid} saved {list} with post_id {post_id} after a save with {prev} [events {prev_seq}, {}]",
-                                event.t.as_secs_f64(),
-                                event.seq
-                            ),
-                        ));
+                self.checked += 1;
+                match self.last_saved.get_mut(list.as_str()) {
+                    Some(last) => {
+                        let (prev, prev_seq) = *last;
+                        if *post_id < prev || *post_id > prev + 1 {
+                            self.violations.push(event.seq, || {
+                                format!(
+                                    "t={:.3}s {host}/{pid} saved {list} with post_id {post_id} after a save with {prev} [events {prev_seq}, {}]",
+                                    event.t.as_secs_f64(),
+                                    event.seq
+                                )
+                            });
+                        }
+                        *last = (*post_id, event.seq);
+                    }
+                    None => {
+                        self.last_saved.insert(list.clone(), (*post_id, event.seq));
                     }
                 }
-                last_saved.insert(list, (*post_id, event.seq));
             }
             ModelEvent::PostNumbered { list, message_id, post_id } => {
-                checked += 1;
-                if let Some((other, seq)) = numbered.get(&(list.as_str(), *post_id)) {
+                self.checked += 1;
+                let numbered = match self.numbered.get_mut(list.as_str()) {
+                    Some(numbered) => numbered,
+                    None => self.numbered.entry(list.clone()).or_default(),
+                };
+                if let Some((other, seq)) = numbered.get(post_id) {
                     if other != message_id {
-                        violations.push((
-                            event.seq,
+                        self.violations.push(event.seq, || {
                             format!(
                                 "{list}: post number {post_id} given to {message_id} and to {other} [events {seq}, {}]",
                                 event.seq
-                            ),
-                        ));
+                            )
+                        });
                     }
                 }
-                numbered.insert((list, *post_id), (message_id, event.seq));
+                numbered.insert(*post_id, (message_id.clone(), event.seq));
             }
-            ModelEvent::SinkReceived { message_id, post_number: Some(n), .. } => match sink.get(n) {
+            ModelEvent::SinkReceived { message_id, post_number: Some(n), .. } => match self.sink.get_mut(n) {
                 Some((other, seq)) if other != message_id => {
-                    violations.push((
-                        event.seq,
+                    let (other, seq) = (other.as_str(), *seq);
+                    self.violations.push(event.seq, || {
                         format!(
                             "the sink saw post number {n} on {message_id} and on {other} [events {seq}, {}]",
                             event.seq
-                        ),
-                    ));
+                        )
+                    });
                 }
-                _ => {
-                    sink.insert(*n, (message_id, event.seq));
+                Some((_, seq)) => *seq = event.seq,
+                None => {
+                    self.sink.insert(*n, (message_id.clone(), event.seq));
                 }
             },
             ModelEvent::BounceRegistered { list, address } => {
-                registered.insert((list, address), event.seq);
+                let addresses = match self.registered.get_mut(list.as_str()) {
+                    Some(addresses) => addresses,
+                    None => self.registered.entry(list.clone()).or_default(),
+                };
+                addresses.insert(address.clone(), event.seq);
             }
             _ => {}
         }
     }
-    for ((list, address), seq) in &registered {
-        checked += 1;
-        if !history.final_bounce_addresses(list).contains(*address) {
-            violations.push((*seq, format!("{list}: the bounce of {address} registered at event {seq} is not in the final config (lost update)")));
+
+    fn finish(self: Box<Self>, end: &End) -> OracleResult {
+        let LostUpdate { mut violations, mut checked, registered, .. } = *self;
+        let configs = if registered.is_empty() { BTreeMap::new() } else { end.final_configs() };
+        for (list, addresses) in &registered {
+            let config = configs.get(list);
+            for (address, seq) in addresses {
+                checked += 1;
+                if !config.is_some_and(|c| c.bounce_info.contains_key(address)) {
+                    violations.push(*seq, || format!("{list}: the bounce of {address} registered at event {seq} is not in the final config (lost update)"));
+                }
+            }
         }
+        OracleResult::new("lost_update", checked, violations)
     }
-    OracleResult::new("lost_update", checked, violations)
 }

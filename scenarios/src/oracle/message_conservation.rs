@@ -8,10 +8,11 @@
 //! at-least-once delivery (spec/mailman.md §3.5), so they are not violations.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
 
 use model::ModelEvent;
 
-use super::{History, OracleResult};
+use super::{End, Oracle, OracleResult, Seen, Violations};
 
 #[derive(Default)]
 struct Ledger {
@@ -21,91 +22,145 @@ struct Ledger {
     shunted: bool,
     deleted: bool,
     preserved: bool,
-    delivered: BTreeMap<String, u32>,
-    permanent: BTreeSet<String>,
+    /// Deliveries per recipient, indexed by recipient number (see `recipients`).
+    delivered: Vec<u32>,
+    /// Recipient numbers that failed permanently.
+    permanent: BTreeSet<u32>,
 }
 
-pub fn check(history: &History) -> OracleResult {
-    let mut ledgers: BTreeMap<&str, Ledger> = BTreeMap::new();
-    let mut files: BTreeMap<&str, &str> = BTreeMap::new();
-    for (event, _, _, note) in history.notes() {
+#[derive(Default)]
+pub struct MessageConservation {
+    ledgers: BTreeMap<Rc<str>, Ledger>,
+    /// Queue entry -> the message it holds.
+    files: BTreeMap<String, Rc<str>>,
+    /// Every recipient seen, numbered in order of appearance: a message's
+    /// deliveries are counts indexed by these numbers, not a map of names.
+    recipients: BTreeMap<String, u32>,
+}
+
+impl MessageConservation {
+    fn ledger(&mut self, message_id: &str) -> &mut Ledger {
+        if !self.ledgers.contains_key(message_id) {
+            self.ledgers.insert(message_id.into(), Ledger::default());
+        }
+        self.ledgers.get_mut(message_id).expect("just inserted")
+    }
+
+    fn recipient(&mut self, recipient: &str) -> u32 {
+        if let Some(n) = self.recipients.get(recipient) {
+            return *n;
+        }
+        let n = self.recipients.len() as u32;
+        self.recipients.insert(recipient.to_string(), n);
+        n
+    }
+}
+
+impl Oracle for MessageConservation {
+    fn observe(&mut self, seen: &Seen) {
+        let Some((_, _, note)) = seen.note else { return };
         match note {
-            ModelEvent::SenderInjected { message_id, .. } => {
-                ledgers.entry(message_id).or_insert_with(|| Ledger { first_seq: event.seq, ..Default::default() });
+            ModelEvent::SenderInjected { message_id, .. } if !self.ledgers.contains_key(message_id.as_str()) => {
+                let ledger = Ledger { first_seq: seen.event.seq, ..Default::default() };
+                self.ledgers.insert(message_id.as_str().into(), ledger);
             }
-            ModelEvent::SenderAccepted { message_id, .. } => ledgers.entry(message_id).or_default().accepted = true,
-            ModelEvent::SenderBounced { message_id, code, .. } => {
-                ledgers.entry(message_id).or_default().bounced = Some(*code)
-            }
+            ModelEvent::SenderAccepted { message_id, .. } => self.ledger(message_id).accepted = true,
+            ModelEvent::SenderBounced { message_id, code, .. } => self.ledger(message_id).bounced = Some(*code),
             ModelEvent::QueueEnqueued { filebase, message_id, .. }
             | ModelEvent::QueueDequeued { filebase, message_id, .. } => {
-                files.insert(filebase, message_id);
+                let id: Rc<str> = match self.ledgers.get_key_value(message_id.as_str()) {
+                    Some((id, _)) => id.clone(),
+                    None => message_id.as_str().into(),
+                };
+                match self.files.get_mut(filebase.as_str()) {
+                    Some(held) => *held = id,
+                    None => {
+                        self.files.insert(filebase.clone(), id);
+                    }
+                }
             }
-            ModelEvent::Shunted { message_id, .. } => ledgers.entry(message_id).or_default().shunted = true,
-            ModelEvent::MessageDeleted { message_id, .. } => ledgers.entry(message_id).or_default().deleted = true,
+            ModelEvent::Shunted { message_id, .. } => self.ledger(message_id).shunted = true,
+            ModelEvent::MessageDeleted { message_id, .. } => self.ledger(message_id).deleted = true,
             ModelEvent::QueueFinished { filebase, outcome, .. } if outcome == "preserved" => {
-                if let Some(id) = files.get(filebase.as_str()) {
-                    ledgers.entry(id).or_default().preserved = true;
+                if let Some(id) = self.files.get(filebase.as_str()).cloned() {
+                    self.ledger(&id).preserved = true;
                 }
             }
             ModelEvent::SinkReceived { message_id, recipient, .. } => {
-                *ledgers.entry(message_id).or_default().delivered.entry(recipient.clone()).or_default() += 1;
+                let n = self.recipient(recipient) as usize;
+                let delivered = &mut self.ledger(message_id).delivered;
+                if delivered.len() <= n {
+                    delivered.resize(n + 1, 0);
+                }
+                delivered[n] += 1;
             }
             ModelEvent::SmtpRecipient { message_id, recipient, outcome, .. } if outcome == "permanent" => {
-                ledgers.entry(message_id).or_default().permanent.insert(recipient.clone());
+                let n = self.recipient(recipient);
+                self.ledger(message_id).permanent.insert(n);
             }
             _ => {}
         }
     }
-    let members = history.final_members();
-    let mut violations = Vec::new();
-    let mut tally: BTreeMap<&str, u64> = BTreeMap::new();
-    for (id, l) in &ledgers {
-        let expected: Vec<&String> = members.iter().filter(|m| !l.permanent.contains(*m)).collect();
-        let missing: Vec<&&String> = expected.iter().filter(|m| !l.delivered.contains_key(m.as_str())).collect();
-        let duplicated = l.delivered.values().filter(|n| **n > 1).count() as u64;
-        *tally.entry("duplicated_deliveries").or_default() += duplicated;
-        let outcome = if let Some(code) = l.bounced {
-            if code == 550 {
-                "bounced"
+
+    fn finish(self: Box<Self>, end: &End) -> OracleResult {
+        let members: Vec<(String, Option<u32>)> = end
+            .final_members()
+            .into_iter()
+            .map(|m| {
+                let n = self.recipients.get(&m).copied();
+                (m, n)
+            })
+            .collect();
+        let mut violations = Violations::default();
+        let mut tally: BTreeMap<&str, u64> = BTreeMap::new();
+        for (id, l) in &self.ledgers {
+            let delivered = |n: Option<u32>| n.and_then(|n| l.delivered.get(n as usize)).is_some_and(|d| *d > 0);
+            let expected: Vec<&(String, Option<u32>)> =
+                members.iter().filter(|(_, n)| !n.is_some_and(|n| l.permanent.contains(&n))).collect();
+            let missing: Vec<&&(String, Option<u32>)> = expected.iter().filter(|(_, n)| !delivered(*n)).collect();
+            let duplicated = l.delivered.iter().filter(|n| **n > 1).count() as u64;
+            *tally.entry("duplicated_deliveries").or_default() += duplicated;
+            let outcome = if let Some(code) = l.bounced {
+                if code == 550 {
+                    "bounced"
+                } else {
+                    "bounced_other"
+                }
+            } else if !l.accepted {
+                "never_accepted"
+            } else if l.shunted {
+                "shunted"
+            } else if l.preserved {
+                "preserved_bad"
+            } else if l.deleted {
+                "deleted"
+            } else if missing.is_empty() {
+                "delivered"
             } else {
-                "bounced_other"
+                violations.push(l.first_seq, || {
+                    format!(
+                        "message {id}: accepted but {} of {} expected recipients never received it (e.g. {}) [event {}]",
+                        missing.len(),
+                        expected.len(),
+                        missing[0].0,
+                        l.first_seq
+                    )
+                });
+                "lost"
+            };
+            *tally.entry(outcome).or_default() += 1;
+            if outcome == "never_accepted" {
+                violations.push(l.first_seq, || {
+                    format!("message {id}: injected but never answered by the MTA [event {}]", l.first_seq)
+                });
             }
-        } else if !l.accepted {
-            "never_accepted"
-        } else if l.shunted {
-            "shunted"
-        } else if l.preserved {
-            "preserved_bad"
-        } else if l.deleted {
-            "deleted"
-        } else if missing.is_empty() {
-            "delivered"
-        } else {
-            violations.push((
-                l.first_seq,
-                format!(
-                    "message {id}: accepted but {} of {} expected recipients never received it (e.g. {}) [event {}]",
-                    missing.len(),
-                    expected.len(),
-                    missing[0],
-                    l.first_seq
-                ),
-            ));
-            "lost"
-        };
-        *tally.entry(outcome).or_default() += 1;
-        if outcome == "never_accepted" {
-            violations.push((
-                l.first_seq,
-                format!("message {id}: injected but never answered by the MTA [event {}]", l.first_seq),
-            ));
+            if outcome == "deleted" {
+                violations
+                    .push(l.first_seq, || format!("message {id}: deleted without delivery [event {}]", l.first_seq));
+            }
         }
-        if outcome == "deleted" {
-            violations.push((l.first_seq, format!("message {id}: deleted without delivery [event {}]", l.first_seq)));
-        }
+        let mut result = OracleResult::new("message_conservation", self.ledgers.len() as u64, violations);
+        result.tally = tally.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        result
     }
-    let mut result = OracleResult::new("message_conservation", ledgers.len() as u64, violations);
-    result.tally = tally.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-    result
 }

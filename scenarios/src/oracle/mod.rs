@@ -1,7 +1,10 @@
 //! Oracles: properties checked over the recorded history, one per file.
 //!
 //! An oracle reads the trace (and, for end-state properties, the server's final
-//! namespace); it never asks the model whether it behaved.
+//! namespace); it never asks the model whether it behaved. Each is a state
+//! machine ([`Oracle`]) shown every event as it is recorded: it keeps its
+//! ledger, never the events, so that a run that only reports keeps none.
+//! [`check`] runs the same machine over a recorded [`History`].
 
 mod append_conservation;
 mod liveness;
@@ -72,36 +75,96 @@ pub struct OracleResult {
 
 pub const VIOLATIONS_SHOWN_MAX: usize = 10;
 
+/// The violations an oracle found, as its report shows them: the first
+/// [`VIOLATIONS_SHOWN_MAX`] by event (then in the order found; `u64::MAX` for
+/// a violation of the end state), and how many there were.
+#[derive(Default)]
+pub(crate) struct Violations {
+    /// (event, order found) -> text; never more than `VIOLATIONS_SHOWN_MAX`.
+    shown: BTreeMap<(u64, u64), String>,
+    total: u64,
+}
+
+impl Violations {
+    /// A violation at event `seq`; `text` is only rendered when it would be shown.
+    pub fn push(&mut self, seq: u64, text: impl FnOnce() -> String) {
+        let key = (seq, self.total);
+        self.total += 1;
+        if self.shown.len() == VIOLATIONS_SHOWN_MAX {
+            if self.shown.last_key_value().is_some_and(|(last, _)| *last < key) {
+                return;
+            }
+            self.shown.pop_last();
+        }
+        self.shown.insert(key, text());
+    }
+}
+
 impl OracleResult {
-    fn new(name: &str, checked: u64, mut violations: Vec<(u64, String)>) -> OracleResult {
-        violations.sort_by_key(|(seq, _)| *seq);
-        let first_event = violations.first().map(|(seq, _)| *seq).filter(|seq| *seq != u64::MAX);
-        let status = if violations.is_empty() { Status::Pass } else { Status::Fail };
-        let total = violations.len();
-        let mut lines: Vec<String> = violations.into_iter().take(VIOLATIONS_SHOWN_MAX).map(|(_, v)| v).collect();
-        if total > VIOLATIONS_SHOWN_MAX {
-            lines.push(format!("… and {} more", total - VIOLATIONS_SHOWN_MAX));
+    fn new(name: &str, checked: u64, violations: Violations) -> OracleResult {
+        let first_event = violations.shown.keys().next().map(|(seq, _)| *seq).filter(|seq| *seq != u64::MAX);
+        let status = if violations.total == 0 { Status::Pass } else { Status::Fail };
+        let mut lines: Vec<String> = violations.shown.into_values().collect();
+        if violations.total > VIOLATIONS_SHOWN_MAX as u64 {
+            lines.push(format!("… and {} more", violations.total - VIOLATIONS_SHOWN_MAX as u64));
         }
         OracleResult { name: name.to_string(), status, checked, violations: lines, first_event, tally: BTreeMap::new() }
     }
 }
 
-/// What an oracle may read.
-pub struct History<'a> {
-    /// The events the run kept, in `seq` order: at least what
-    /// [`crate::run::FOR_ORACLES`] keeps. Index by `seq` only through
-    /// [`sim::events_before`].
-    pub events: &'a [Event],
+/// One event as an oracle sees it: with its model annotation, if it is one.
+pub struct Seen<'a> {
+    pub event: &'a Event,
+    /// `(host, pid, annotation)` of a `Note` whose payload is a [`ModelEvent`].
+    pub note: Option<(&'a str, u32, &'a ModelEvent)>,
+}
+
+impl<'a> Seen<'a> {
+    pub fn of(event: &'a Event) -> Seen<'a> {
+        let note = match &event.kind {
+            sim::EventKind::Note { host, pid, payload, .. } => {
+                payload.downcast_ref::<ModelEvent>().map(|m| (&**host, *pid, m))
+            }
+            _ => None,
+        };
+        Seen { event, note }
+    }
+}
+
+/// One property as a state machine: shown every event of a run in order, as it
+/// is recorded, it keeps only its ledger; `finish` judges the ledger against
+/// the end of the run.
+pub trait Oracle {
+    fn observe(&mut self, seen: &Seen);
+    fn finish(self: Box<Self>, end: &End) -> OracleResult;
+}
+
+/// A fresh state machine for oracle `name`.
+pub fn oracle(name: &str) -> Box<dyn Oracle> {
+    match name {
+        "lock_exclusion" => Box::<lock_exclusion::LockExclusion>::default(),
+        "append_conservation" => Box::<append_conservation::AppendConservation>::default(),
+        "no_missing_list" => Box::<no_missing_list::NoMissingList>::default(),
+        "message_conservation" => Box::<message_conservation::MessageConservation>::default(),
+        "lost_update" => Box::<lost_update::LostUpdate>::default(),
+        "liveness" => Box::new(liveness::Liveness),
+        "runner_errors" => Box::<runner_errors::RunnerErrors>::default(),
+        other => unreachable!("scenario validation admits only known oracles, got {other}"),
+    }
+}
+
+/// What an oracle may read after the run: the end state.
+pub struct End<'a> {
     /// The server's namespace at the end of the run.
     pub store: &'a sim::nfs::store::Store,
     /// Why the run did not end by draining, if it did not (budget, livelock).
-    pub ending_problem: Option<String>,
+    pub ending_problem: Option<&'a str>,
     /// Whether lock files left at the end are a liveness failure (not after
     /// a crash that the scenario does not recover from).
     pub held_locks_must_be_free: bool,
 }
 
-impl History<'_> {
+impl End<'_> {
     /// Every list config on the server at the end, by list directory name.
     pub fn final_configs(&self) -> BTreeMap<String, model::ListConfig> {
         let mut out = BTreeMap::new();
@@ -124,50 +187,38 @@ impl History<'_> {
     pub fn final_members(&self) -> BTreeSet<String> {
         self.final_configs().values().flat_map(|c| c.members.iter().cloned()).collect()
     }
+}
 
-    pub fn final_bounce_addresses(&self, list: &str) -> BTreeSet<String> {
-        self.final_configs().get(list).map(|c| c.bounce_info.keys().cloned().collect()).unwrap_or_default()
-    }
+/// A recorded history, for the tools that keep every event (and tests on
+/// hand-made histories).
+pub struct History<'a> {
+    /// The events, in `seq` order.
+    pub events: &'a [Event],
+    /// The server's namespace at the end of the run.
+    pub store: &'a sim::nfs::store::Store,
+    /// Why the run did not end by draining, if it did not (budget, livelock).
+    pub ending_problem: Option<String>,
+    /// Whether lock files left at the end are a liveness failure (not after
+    /// a crash that the scenario does not recover from).
+    pub held_locks_must_be_free: bool,
+}
 
-    /// The server's last change to a list config name before event `seq`, as
-    /// the server applied it: what the name looked like on the server then.
-    pub fn name_state_at(&self, seq: u64, _list: &str) -> String {
-        for e in sim::events_before(self.events, seq).iter().rev() {
-            if let sim::EventKind::Apply { proc, args, status, xid, client, .. } = &e.kind {
-                let touches = args.contains("\"config.pck\"") || args.contains("\"config.db\"");
-                let changes = matches!(*proc, "RENAME" | "REMOVE" | "CREATE" | "LINK" | "SETATTR" | "WRITE");
-                if touches && changes {
-                    return format!(
-                        "last change {proc} {args} {status} by {client} x{xid} at t={:.3}s [event {}]",
-                        e.t.as_secs_f64(),
-                        e.seq
-                    );
-                }
-            }
+impl History<'_> {
+    pub fn end(&self) -> End<'_> {
+        End {
+            store: self.store,
+            ending_problem: self.ending_problem.as_deref(),
+            held_locks_must_be_free: self.held_locks_must_be_free,
         }
-        "no server change to the config before this".into()
-    }
-
-    /// Model annotations, with their events.
-    pub fn notes(&self) -> impl Iterator<Item = (&Event, &str, u32, &ModelEvent)> {
-        self.events.iter().filter_map(|e| match &e.kind {
-            sim::EventKind::Note { host, pid, payload, .. } => {
-                payload.downcast_ref::<ModelEvent>().map(|m| (e, &**host, *pid, m))
-            }
-            _ => None,
-        })
     }
 }
 
+/// Checks oracle `name` on a whole history: the same state machine a run
+/// feeds as it goes, fed every event of `history`, then finished.
 pub fn check(name: &str, history: &History) -> OracleResult {
-    match name {
-        "lock_exclusion" => lock_exclusion::check(history),
-        "append_conservation" => append_conservation::check(history),
-        "no_missing_list" => no_missing_list::check(history),
-        "message_conservation" => message_conservation::check(history),
-        "lost_update" => lost_update::check(history),
-        "liveness" => liveness::check(history),
-        "runner_errors" => runner_errors::check(history),
-        other => unreachable!("scenario validation admits only known oracles, got {other}"),
+    let mut oracle = oracle(name);
+    for event in history.events {
+        oracle.observe(&Seen::of(event));
     }
+    oracle.finish(&history.end())
 }

@@ -12,86 +12,246 @@
 //! the conclusion (an RPC xid, or a cache entry and the event that filled it).
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::time::Duration;
 
 use model::ModelEvent;
-use sim::EventKind;
+use sim::{EventKind, Outcome};
 
-use super::{History, OracleResult};
+use super::{End, Oracle, OracleResult, Seen, Violations};
 
-/// The last call by `host/pid` before event `seq` whose arguments mention `needle`.
-/// When a negative dentry answered it, the server's last change to the name
-/// before that dentry was filled follows: what made the name absent then.
-pub fn provenance(history: &History, host: &str, pid: u32, before: usize, needle: &str) -> String {
-    for e in sim::events_before(history.events, before as u64).iter().rev() {
-        if let EventKind::Call { host: h, pid: p, op, args, outcome, served_by, .. } = &e.kind {
-            if &**h == host && *p == pid && args.contains(needle) {
-                let result = match outcome {
-                    Ok(_) => "ok".to_string(),
-                    Err(errno) => sim::errno_name(*errno).to_string(),
-                };
-                let mut s = format!("{op} {args} -> {result} served_by={served_by} [event {}]", e.seq);
-                let negative = crate::explain::parse_served_by(served_by).into_iter().find_map(|p| match p {
-                    crate::explain::Served::Cache("neg-dentry", ev) => Some(ev),
-                    _ => None,
-                });
-                if let Some(filled) = negative {
-                    s.push_str(&negative_fill(history, host, filled, args));
+/// A server apply, as a finding quotes it.
+struct Applied {
+    seq: u64,
+    t: Duration,
+    client: Rc<str>,
+    xid: u32,
+    proc: &'static str,
+    args: String,
+    status: &'static str,
+}
+
+/// `name_state_at`: the server's last change to a list config name, as the
+/// server applied it (what the name looked like on the server then).
+fn server_state(change: Option<&Applied>) -> String {
+    match change {
+        Some(a) => format!(
+            "last change {} {} {} by {} x{} at t={:.3}s [event {}]",
+            a.proc,
+            a.args,
+            a.status,
+            a.client,
+            a.xid,
+            a.t.as_secs_f64(),
+            a.seq
+        ),
+        None => "no server change to the config before this".into(),
+    }
+}
+
+/// An apply that can have filled a negative dentry on its client: what a
+/// finding says of it.
+enum Fill {
+    /// A LOOKUP that got NOENT, with the server's last config change before it.
+    Lookup { config_before: Option<Rc<Applied>> },
+    /// The client's own REMOVE, RMDIR or RENAME away of the name.
+    Own { t: Duration, proc: &'static str, args: Box<str>, status: &'static str },
+}
+
+struct NegativeFill {
+    seq: u64,
+    /// The previous fill of the same client and name (an index into `fills`).
+    prev: Option<u32>,
+    fill: Fill,
+}
+
+/// A call on a list's files.
+struct Call {
+    seq: u64,
+    op: &'static str,
+    args: String,
+    outcome: Outcome,
+    served_by: String,
+}
+
+/// pid -> list -> the process's last call whose arguments mention `lists/{list}/`.
+type CallsOf = BTreeMap<u32, BTreeMap<String, Rc<Call>>>;
+
+#[derive(Default)]
+pub struct NoMissingList {
+    violations: Violations,
+    checked: u64,
+    /// list -> when its config was first saved.
+    created: BTreeMap<String, Duration>,
+    /// The server's last change to a list config.
+    config_change: Option<Rc<Applied>>,
+    /// host -> pid -> list -> the process's last call on the list's files.
+    calls: BTreeMap<Rc<str>, CallsOf>,
+    /// Every apply that can have made a name absent on its client, in order.
+    fills: Vec<NegativeFill>,
+    /// client -> name -> its last such apply (an index into `fills`).
+    last_fill: BTreeMap<Rc<str>, BTreeMap<Box<str>, u32>>,
+}
+
+/// The name in a quoted-name argument (`21.21 "config.pck"`, as the trace
+/// renders a request), still escaped as the trace quotes it.
+fn quoted_name(arg: &str) -> Option<&str> {
+    let rest = arg.split_once(' ')?.1.strip_prefix('"')?;
+    let mut escaped = false;
+    for (i, c) in rest.char_indices() {
+        match c {
+            '\\' if !escaped => escaped = true,
+            '"' if !escaped => return Some(&rest[..i]),
+            _ => escaped = false,
+        }
+    }
+    None
+}
+
+/// The name an apply can have made absent on its client: a LOOKUP's that got
+/// NOENT, a REMOVE's or RMDIR's, a RENAME's source, when they succeeded.
+fn made_absent<'a>(proc: &str, args: &'a str, status: &str) -> Option<&'a str> {
+    match proc {
+        "LOOKUP" if status.contains("NOENT") => quoted_name(args),
+        "REMOVE" | "RMDIR" | "RENAME" if status == "OK" => quoted_name(args),
+        _ => None,
+    }
+}
+
+impl NoMissingList {
+    fn apply(&mut self, seq: u64, t: Duration, kind: &EventKind) {
+        let EventKind::Apply { client, xid, proc, args, status, .. } = kind else { return };
+        let applied = || Applied { seq, t, client: client.clone(), xid: *xid, proc, args: args.clone(), status };
+        if let Some(name) = made_absent(proc, args, status) {
+            let fill = match *proc {
+                "LOOKUP" => Fill::Lookup { config_before: self.config_change.clone() },
+                _ => Fill::Own { t, proc, args: args.as_str().into(), status },
+            };
+            let names = match self.last_fill.get_mut(&**client) {
+                Some(names) => names,
+                None => self.last_fill.entry(client.clone()).or_default(),
+            };
+            let index = self.fills.len() as u32;
+            let prev = match names.get_mut(name) {
+                Some(last) => Some(std::mem::replace(last, index)),
+                None => {
+                    names.insert(name.into(), index);
+                    None
                 }
-                return s;
+            };
+            self.fills.push(NegativeFill { seq, prev, fill });
+        }
+        let touches = args.contains("\"config.pck\"") || args.contains("\"config.db\"");
+        let changes = matches!(*proc, "RENAME" | "REMOVE" | "CREATE" | "LINK" | "SETATTR" | "WRITE");
+        if touches && changes {
+            self.config_change = Some(Rc::new(applied()));
+        }
+    }
+
+    /// Remembers a call as its process's last on every list whose files it names.
+    fn call(&mut self, seq: u64, kind: &EventKind) {
+        let EventKind::Call { host, pid, op, args, outcome, served_by, .. } = kind else { return };
+        let mut lists = args.match_indices("lists/").filter_map(|(i, _)| {
+            let rest = &args[i + "lists/".len()..];
+            rest.find('/').map(|end| &rest[..end])
+        });
+        let Some(first) = lists.next() else { return };
+        let call =
+            Rc::new(Call { seq, op, args: args.clone(), outcome: outcome.clone(), served_by: served_by.clone() });
+        let pids = match self.calls.get_mut(&**host) {
+            Some(pids) => pids,
+            None => self.calls.entry(host.clone()).or_default(),
+        };
+        let by_list = pids.entry(*pid).or_default();
+        for list in std::iter::once(first).chain(lists) {
+            match by_list.get_mut(list) {
+                Some(last) => *last = call.clone(),
+                None => {
+                    by_list.insert(list.to_string(), call.clone());
+                }
             }
         }
     }
-    "no matching call".into()
-}
 
-/// The server's side of the RPC whose reply (event `filled`) made a negative
-/// dentry: this host's last apply on the name before it. A LOOKUP that got
-/// NOENT comes with the server's last change to the config before it (what
-/// had made the name absent); this host's own REMOVE or RENAME (a silly
-/// rename of a busy file) speaks for itself.
-fn negative_fill(history: &History, host: &str, filled: u64, call_args: &str) -> String {
-    let name = call_args.trim_matches('"').rsplit('/').next().unwrap_or("");
-    let quoted = format!("\"{name}\"");
-    let apply = sim::events_before(history.events, filled).iter().rev().find(
-        |e| matches!(&e.kind, EventKind::Apply { client, args, .. } if &**client == host && args.contains(&quoted)),
-    );
-    match apply.map(|e| (e, &e.kind)) {
-        Some((e, EventKind::Apply { proc: "LOOKUP", status, .. })) if status.contains("NOENT") => format!(
-            "; its negative dentry was filled by a LOOKUP that got NOENT on the server [event {}] after the server's {}",
-            e.seq,
-            history.name_state_at(e.seq, "")
-        ),
-        Some((e, EventKind::Apply { proc, args, status, .. })) => format!(
-            "; its negative dentry was filled by this host's own {proc} {args} {status} at t={:.3}s [event {}]",
-            e.t.as_secs_f64(),
-            e.seq
-        ),
-        _ => String::new(),
+    /// The last call by `host/pid` on the files of `list`. When a negative
+    /// dentry answered it, what filled the dentry follows.
+    fn provenance(&self, host: &str, pid: u32, list: &str) -> String {
+        let Some(c) = self.calls.get(host).and_then(|p| p.get(&pid)).and_then(|l| l.get(list)) else {
+            return "no matching call".into();
+        };
+        let result = match &c.outcome {
+            Ok(_) => "ok".to_string(),
+            Err(errno) => sim::errno_name(*errno).to_string(),
+        };
+        let mut s = format!("{} {} -> {result} served_by={} [event {}]", c.op, c.args, c.served_by, c.seq);
+        let negative = crate::explain::parse_served_by(&c.served_by).into_iter().find_map(|p| match p {
+            crate::explain::Served::Cache("neg-dentry", ev) => Some(ev),
+            _ => None,
+        });
+        if let Some(filled) = negative {
+            s.push_str(&self.negative_fill(host, filled, &c.args));
+        }
+        s
+    }
+
+    /// The server's side of the RPC whose reply (event `filled`) made a
+    /// negative dentry: this host's last apply before it that can have made
+    /// the name absent. A LOOKUP that got NOENT comes with the server's last
+    /// change to the config before it (what had made the name absent); this
+    /// host's own REMOVE or RENAME (a silly rename of a busy file) speaks for
+    /// itself.
+    fn negative_fill(&self, host: &str, filled: u64, call_args: &str) -> String {
+        let name = call_args.trim_matches('"').rsplit('/').next().unwrap_or("");
+        let mut at = self.last_fill.get(host).and_then(|names| names.get(name)).copied();
+        let fill = loop {
+            let Some(f) = at.map(|i| &self.fills[i as usize]) else { return String::new() };
+            if f.seq < filled {
+                break f;
+            }
+            at = f.prev;
+        };
+        match &fill.fill {
+            Fill::Lookup { config_before } => format!(
+                "; its negative dentry was filled by a LOOKUP that got NOENT on the server [event {}] after the server's {}",
+                fill.seq,
+                server_state(config_before.as_deref())
+            ),
+            Fill::Own { t, proc, args, status } => format!(
+                "; its negative dentry was filled by this host's own {proc} {args} {status} at t={:.3}s [event {}]",
+                t.as_secs_f64(),
+                fill.seq
+            ),
+        }
     }
 }
 
-pub fn check(history: &History) -> OracleResult {
-    let mut created: BTreeMap<&str, Duration> = BTreeMap::new();
-    let mut violations = Vec::new();
-    let mut checked = 0u64;
-    for (event, host, pid, note) in history.notes() {
+impl Oracle for NoMissingList {
+    fn observe(&mut self, seen: &Seen) {
+        let event = seen.event;
+        match &event.kind {
+            EventKind::Apply { .. } => return self.apply(event.seq, event.t, &event.kind),
+            EventKind::Call { .. } => return self.call(event.seq, &event.kind),
+            _ => {}
+        }
+        let Some((host, pid, note)) = seen.note else { return };
         let (list, what, errno) = match note {
             ModelEvent::ListSaved { list, .. } => {
-                created.entry(list).or_insert(event.t);
-                continue;
+                if !self.created.contains_key(list.as_str()) {
+                    self.created.insert(list.clone(), event.t);
+                }
+                return;
             }
             ModelEvent::MtaRouted { list, decision, errno, .. } => {
-                checked += 1;
+                self.checked += 1;
                 if decision != "bounced_unknown_list" {
-                    continue;
+                    return;
                 }
                 (list, "the MTA router found no config (RCPT 550, bounce)", errno.clone())
             }
             ModelEvent::PostExited { list, exit_code: 1, reason, .. } => (list, "post exited 1", reason.clone()),
             ModelEvent::PostExited { .. } => {
-                checked += 1;
-                continue;
+                self.checked += 1;
+                return;
             }
             ModelEvent::Shunted { list, reason, errno, .. } if reason.contains("missing list") => {
                 (list, "a runner shunted a message for a missing list", errno.clone())
@@ -100,20 +260,21 @@ pub fn check(history: &History) -> OracleResult {
                 (list, "the 2.0 qrunner deleted a message for a missing list", reason.clone())
             }
             ModelEvent::ListMissing { list, errnos, .. } => (list, "list_exists() was false", errnos.join(",")),
-            _ => continue,
+            _ => return,
         };
-        let Some(since) = created.get(list.as_str()) else { continue };
-        let server = history.name_state_at(event.seq, list);
-        violations.push((
-            event.seq,
-            format!(
-                "t={:.3}s {host}/{pid}: {what} for list {list:?} (exists since t={:.3}s), errno {errno}; via {}; on the server: {server} [event {}]",
-                event.t.as_secs_f64(),
-                since.as_secs_f64(),
-                provenance(history, host, pid, event.seq as usize, &format!("lists/{list}/")),
-                event.seq
-            ),
-        ));
+        let Some(since) = self.created.get(list.as_str()) else { return };
+        let text = format!(
+            "t={:.3}s {host}/{pid}: {what} for list {list:?} (exists since t={:.3}s), errno {errno}; via {}; on the server: {} [event {}]",
+            event.t.as_secs_f64(),
+            since.as_secs_f64(),
+            self.provenance(host, pid, list),
+            server_state(self.config_change.as_deref()),
+            event.seq
+        );
+        self.violations.push(event.seq, || text);
     }
-    OracleResult::new("no_missing_list", checked, violations)
+
+    fn finish(self: Box<Self>, _: &End) -> OracleResult {
+        OracleResult::new("no_missing_list", self.checked, self.violations)
+    }
 }

@@ -3,12 +3,18 @@
 
 use model::ModelEvent;
 
-use super::{History, OracleResult};
+use super::{End, Oracle, OracleResult, Seen, Violations};
 
-pub fn check(history: &History) -> OracleResult {
-    let mut violations = Vec::new();
-    let mut checked = 0u64;
-    for (event, host, pid, note) in history.notes() {
+#[derive(Default)]
+pub struct RunnerErrors {
+    violations: Violations,
+    checked: u64,
+}
+
+impl Oracle for RunnerErrors {
+    fn observe(&mut self, seen: &Seen) {
+        let Some((host, pid, note)) = seen.note else { return };
+        let event = seen.event;
         let t = event.t.as_secs_f64();
         let finding = match note {
             ModelEvent::Shunted { queue, message_id, reason, errno, .. } if !reason.contains("missing list") => {
@@ -24,14 +30,17 @@ pub fn check(history: &History) -> OracleResult {
                 Some(format!("runner {runner} exited: {reason}"))
             }
             ModelEvent::QueueDequeued { .. } => {
-                checked += 1;
+                self.checked += 1;
                 None
             }
             _ => None,
         };
         if let Some(f) = finding {
-            violations.push((event.seq, format!("t={t:.3}s {host}/{pid}: {f} [event {}]", event.seq)));
+            self.violations.push(event.seq, || format!("t={t:.3}s {host}/{pid}: {f} [event {}]", event.seq));
         }
     }
-    OracleResult::new("runner_errors", checked, violations)
+
+    fn finish(self: Box<Self>, _: &End) -> OracleResult {
+        OracleResult::new("runner_errors", self.checked, self.violations)
+    }
 }

@@ -97,3 +97,81 @@ fn silly_rename_window_violation(stat_host: &str, fill: u64) -> String {
     assert_eq!(result.first_event, Some(7));
     result.violations[0].clone()
 }
+
+fn history_of(kinds: Vec<(u64, EventKind)>) -> Vec<Event> {
+    kinds.into_iter().map(|(seq, kind)| Event { seq, t: Duration::from_millis(seq), kind }).collect()
+}
+
+/// A negative dentry filled by this host's silly RENAME of `config.pck` (its
+/// reply is event 2) answers a stat although the host's client later removed
+/// another `config.pck` (another list's, event 4): the finding names the last
+/// apply that could have made the name absent *before the fill*, not the last one.
+#[test]
+fn no_missing_list_names_the_fill_before_the_dentry_was_filled_not_a_later_one() {
+    let stat = |seq: u64| EventKind::Call {
+        span: seq,
+        host: "mail1".into(),
+        pid: 1,
+        op: "stat",
+        args: "\"lists/test/config.pck\"".into(),
+        outcome: Err(libc::ENOENT),
+        served_by: "pos-dentry(ev 0)+neg-dentry(ev 2)".into(),
+        started: Duration::from_millis(seq),
+    };
+    let routed = ModelEvent::MtaRouted {
+        list: "test".into(),
+        recipient: "test@lists.example.com".into(),
+        decision: "bounced_unknown_list".into(),
+        errno: "ENOENT".into(),
+    };
+    let events = history_of(vec![
+        (0, note("mail1", 6, ModelEvent::ListSaved { list: "test".into(), file: "x".into(), post_id: 1 })),
+        (1, apply("mail1", "RENAME", "21.21 \"config.pck\" -> 21.21 \".nfs0001\"", "OK")),
+        (4, apply("mail1", "REMOVE", "33.33 \"config.pck\"", "OK")),
+        (5, apply("mail1", "LOOKUP", "21.21 \"config.pck\"", "NFS3ERR_NOENT")),
+        (6, stat(6)),
+        (7, note("mail1", 1, routed)),
+    ]);
+    let store = Store::new(0, 1, ReaddirOrder::Creation, 0);
+    let history = History { events: &events, store: &store, ending_problem: None, held_locks_must_be_free: true };
+    let v = check("no_missing_list", &history).violations[0].clone();
+    assert!(
+        v.contains(
+            "filled by this host's own RENAME 21.21 \"config.pck\" -> 21.21 \".nfs0001\" OK at t=0.001s [event 1]"
+        ),
+        "{v}"
+    );
+    assert!(v.contains("via stat \"lists/test/config.pck\" -> ENOENT served_by="), "{v}");
+}
+
+/// A report shows the first violations by event (end-state findings last),
+/// however the oracle found them, and counts the rest.
+#[test]
+fn an_oracle_shows_its_first_violations_by_event_and_counts_the_rest() {
+    use sim::nfs::proto::{Body, CreateMode, Request, Stable};
+    // Twelve records appended at events 0..12 whose names sort in reverse
+    // event order, none of them in the final file, which holds a stray line.
+    let events = history_of(
+        (0..12)
+            .map(|i| {
+                let record = format!("r{:02}", 99 - i);
+                (i, note("h", 1, ModelEvent::Appended { path: "shared".into(), record }))
+            })
+            .collect(),
+    );
+    let mut store = Store::new(0, 1, ReaddirOrder::Creation, 0);
+    let created = store
+        .apply(&Request::Create { dir: sim::nfs::store::ROOT, name: "shared".into(), mode: CreateMode::Unchecked }, 0);
+    let Ok(Body::Handle(fh)) = created.status else { panic!("create: {:?}", created.status) };
+    store.apply(&Request::Write { fh, offset: 0, stable: Stable::FileSync, data: b"stray\n".to_vec() }, 0);
+    let history = History { events: &events, store: &store, ending_problem: None, held_locks_must_be_free: true };
+    let result = check("append_conservation", &history);
+    assert_eq!(result.status, Status::Fail);
+    assert_eq!(result.checked, 12);
+    assert_eq!(result.first_event, Some(0));
+    assert_eq!(result.violations.len(), 11);
+    for (i, v) in result.violations[..10].iter().enumerate() {
+        assert!(v.ends_with(&format!("(lost) [event {i}]")), "{i}: {v}");
+    }
+    assert_eq!(result.violations[10], "… and 3 more");
+}

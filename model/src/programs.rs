@@ -241,7 +241,9 @@ fn settings(p: &Parsed) -> Result<(Box<Settings>, Vec<String>), ArgError> {
     let profile = p.text("profile");
     let overrides = p.given("settings");
     let settings = settings_from(&profile, overrides)
-        .map_err(|e| ArgError::option("settings", overrides.unwrap_or(""), e.to_string()))?;
+        .map_err(|e| e.to_string())
+        .and_then(|s| check_settings(&s).map(|()| s))
+        .map_err(|e| ArgError::option("settings", overrides.unwrap_or(""), e))?;
     let mut child = Vec::new();
     if let Some(given) = p.given("profile") {
         child.push(format!("--profile={given}"));
@@ -250,6 +252,40 @@ fn settings(p: &Parsed) -> Result<(Box<Settings>, Vec<String>), ArgError> {
         child.push(format!("--settings={s}"));
     }
     Ok((Box::new(settings), child))
+}
+
+/// The most runners of one kind `mailmanctl.qrunners` may ask for.
+pub const QRUNNER_COUNT_MAX: u32 = 256;
+
+/// What serde cannot say about merged settings: the directories stay under
+/// the Mailman prefix, the SMTP host is a host name, and every qrunner that
+/// mailmanctl would start is one `qrunner --runner=` takes. `Err` names the
+/// setting by its JSON path.
+pub fn check_settings(s: &Settings) -> Result<(), String> {
+    for (key, dir) in [
+        ("queue.queue_dir", &s.queue.queue_dir),
+        ("arch.private_archive_dir", &s.arch.private_archive_dir),
+        ("outgoing.data_dir", &s.outgoing.data_dir),
+        ("mailmanctl.lock_dir", &s.mailmanctl.lock_dir),
+    ] {
+        ArgKind::Path.check(dir).map_err(|e| format!("{key} {:?}: {e}", crate::args::shown(dir)))?;
+    }
+    ArgKind::Host
+        .check(&s.outgoing.smtp_host)
+        .map_err(|e| format!("outgoing.smtp_host {:?}: {e}", crate::args::shown(&s.outgoing.smtp_host)))?;
+    for (i, q) in s.mailmanctl.qrunners.iter().enumerate() {
+        if !RUNNER_NAMES.contains(&q.name.as_str()) {
+            return Err(format!(
+                "mailmanctl.qrunners.{i}.name {:?}: expected one of: {}",
+                crate::args::shown(&q.name),
+                RUNNER_NAMES.join(", ")
+            ));
+        }
+        if !(1..=QRUNNER_COUNT_MAX).contains(&q.count) {
+            return Err(format!("mailmanctl.qrunners.{i}.count: expected 1..={QRUNNER_COUNT_MAX} slices"));
+        }
+    }
+    Ok(())
 }
 
 fn address_set(v: Option<&str>) -> BTreeSet<String> {

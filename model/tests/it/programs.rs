@@ -71,6 +71,23 @@ const BAD: &[(&str, &[&str], &str)] = &[
     ("post", &["--stdin=x", "--frob=1", "test"], "unknown option"),
     ("bounces", &["--stdin=x", "a/b"], "stays inside lists/"),
     ("mta", &["--settings={\"mta\":{\"smtp_port\":\"x\"}}"], "--settings="),
+    (
+        "mailmanctl",
+        &["--settings={\"mailmanctl\":{\"lock_dir\":\"../../etc\"}}"],
+        "mailmanctl.lock_dir \"../../etc\": expected a relative path",
+    ),
+    (
+        "mailmanctl",
+        &["--settings={\"mailmanctl\":{\"qrunners\":[{\"name\":\"Nope\",\"count\":1}]}}"],
+        "mailmanctl.qrunners.0.name \"Nope\": expected one of",
+    ),
+    (
+        "mailmanctl",
+        &["--settings={\"mailmanctl\":{\"qrunners\":[{\"name\":\"Arch\",\"count\":0}]}}"],
+        "mailmanctl.qrunners.0.count: expected 1..=256",
+    ),
+    ("qrunner", &["--runner=Arch", "--settings={\"queue\":{\"queue_dir\":\"/var/spool\"}}"], "queue.queue_dir"),
+    ("post", &["--stdin=x", "--settings={\"outgoing\":{\"smtp_host\":\"a b\"}}", "test"], "outgoing.smtp_host"),
     ("smtp-sink", &["--port=0"], "--port=0: expected 1..=65535"),
     ("smtp-sink", &["--port=70000"], "expected 1..=65535"),
     ("smtp-sink", &["--sessions=0"], "expected 1..=10000 sessions"),

@@ -66,6 +66,16 @@ const BAD_AT_LOAD: &[(&str, &str, &str)] = &[
     ),
     (
         "two-servers",
+        r#"hosts.0.boot.2.args.1=--settings={"mailmanctl":{"lock_dir":"../../etc"}}"#,
+        "(mailmanctl on mail1): --settings={\"mailmanctl\":{\"lock_dir\":\"../../etc\"}}: mailmanctl.lock_dir",
+    ),
+    (
+        "two-servers",
+        r#"hosts.1.boot.1.args.1=--settings={"mailmanctl":{"qrunners":[{"name":"Incomin","count":2}]}}"#,
+        "hosts.1.boot.1 (mailmanctl on mail2): --settings=",
+    ),
+    (
+        "two-servers",
         "hosts.2.boot.0.args.0=--port=0",
         "hosts.2.boot.0 (smtp-sink on sink): --port=0: expected 1..=65535",
     ),

@@ -21,11 +21,13 @@
 //! - `smtp`, `mta`, `post`: SMTP, the Exim-like MTA and the `post` script.
 //! - `peers`: the downstream sink and the sender.
 //! - `profile`: version profiles and the `Settings` struct.
-//! - `programs`: entry points by name, for `Os::spawn`.
+//! - `programs`: entry points by name, for `Os::spawn`; `args`: the typed
+//!   declaration of each program's arguments, which parses them.
 //!
 //! The model knows nothing of simulation: no fault injection, no `cfg(test)`
 //! behaviour, no randomness but `Os::random`, no clock but `Os::now`.
 
+pub mod args;
 mod event;
 mod fileio;
 pub mod list_access;
@@ -52,9 +54,9 @@ mod task_set;
 pub use event::{ListLoadOutcome, ModelEvent};
 pub use lockfile::{Condition, LockCounter, LockError, LockFile, LockLogging, LockSettings, LockVariant, LOCK_DIR};
 pub use mlist::{
-    list_exists, newlist, validate_list_name, BounceRecord, ConfigFormat, ListConfig, ListError, ListNameValidation,
-    LoadFailureUnlock, LoadShortcut, MailList, MailListSettings, RepairMode, SaveProtocol, SyncAfterWrite,
-    LIST_DATA_DIR,
+    check_new_list_name, list_exists, newlist, validate_list_name, BounceRecord, ConfigFormat, ListConfig, ListError,
+    ListNameValidation, LoadFailureUnlock, LoadShortcut, MailList, MailListSettings, RepairMode, SaveProtocol,
+    SyncAfterWrite, ACCEPTABLE_LISTNAME_CHARACTERS, LIST_DATA_DIR,
 };
 pub use os::{err, errno, errno_name, ExitStatus, Fd, FileType, Metadata, OpenFlags, Os, Pid, SetTime, Signal};
 pub use profile::{MailmanProfile, Settings};

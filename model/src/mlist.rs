@@ -94,6 +94,32 @@ pub fn validate_list_name(name: &str) -> Result<(), ListError> {
     Ok(())
 }
 
+/// `mm_cfg.ACCEPTABLE_LISTNAME_CHARACTERS` (`[-+_.=a-z0-9]`, Mailman 2.1.11
+/// and later), spelled out; docs/semantics/list-names.md.
+pub const ACCEPTABLE_LISTNAME_CHARACTERS: &str = "-+_.=abcdefghijklmnopqrstuvwxyz0123456789";
+
+/// The list names a new list may take (`install --list=`, a `post` boot
+/// argument): what Mailman's `bin/newlist` and `MailList.Create` accept
+/// (lower case, every character in [`ACCEPTABLE_LISTNAME_CHARACTERS`]) that
+/// [`validate_list_name`] also accepts (so no `+`, `=`, `.` alone or `..`).
+/// `Err` is the "expected …" text. See docs/semantics/list-names.md.
+pub fn check_new_list_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("expected a list name; got an empty one");
+    }
+    if name.contains('/') || name.contains("..") || name == "." {
+        return Err("expected a list name that stays inside lists/ (no '/', no '..', not '.')");
+    }
+    if name.chars().any(|c| c.is_ascii_uppercase()) {
+        return Err("expected a lower-case list name (newlist lower-cases names, MailList.Create asserts it)");
+    }
+    if !name.chars().all(|c| ACCEPTABLE_LISTNAME_CHARACTERS.contains(c)) {
+        return Err("expected a list name of a-z, 0-9, '-', '_' and '.' (Mailman's ACCEPTABLE_LISTNAME_CHARACTERS)");
+    }
+    validate_list_name(name)
+        .map_err(|_| "expected a list name of a-z, 0-9, '-', '_' and '.' ('+' and '=' are refused too)")
+}
+
 /// `Utils.list_exists(name)` (spec §2.6): true if any file of the version's
 /// chain passes `os.path.exists`, which is false on **any** stat error. Emits
 /// [`ModelEvent::ListMissing`] when it concludes false.

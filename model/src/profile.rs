@@ -39,6 +39,9 @@ pub enum MailmanProfile {
     V2_1_39,
 }
 
+/// The profile names `--profile=` takes, in [`MailmanProfile::ALL`]'s order.
+pub const PROFILE_NAMES: &[&str] = &["2.0", "2.1-early", "2.1.39"];
+
 impl MailmanProfile {
     pub const ALL: [MailmanProfile; 3] = [MailmanProfile::V2_0, MailmanProfile::V2_1Early, MailmanProfile::V2_1_39];
 

@@ -9,22 +9,60 @@
 
 use std::time::Duration;
 
+use crate::args::{ArgDefault, ArgError, ArgKind, ArgSpec, ProgramSpec};
 use crate::event::ModelEvent;
 use crate::os::{errno, OpenFlags, Os};
 
-/// Arguments: `<lock path> <shared path> <records> <tag>`.
-pub const USAGE: &str = "smoke-worker <lock-path> <shared-path> <records> <tag>";
+/// The smoke worker's arguments, all positional.
+pub static SPEC: ProgramSpec = ProgramSpec {
+    name: "smoke-worker",
+    summary: "the smoke workload: an O_EXCL lock file and appends to a shared file",
+    options: &[],
+    positional: &[
+        ArgSpec { name: "LOCK-PATH", kind: ArgKind::Path, default: ArgDefault::Required, help: "the lock file" },
+        ArgSpec {
+            name: "SHARED-PATH",
+            kind: ArgKind::Path,
+            default: ArgDefault::Required,
+            help: "the file every turn appends to",
+        },
+        ArgSpec {
+            name: "RECORDS",
+            kind: ArgKind::UInt { min: 0, max: 1_000_000, unit: "records" },
+            default: ArgDefault::Required,
+            help: "turns to take",
+        },
+        ArgSpec { name: "TAG", kind: ArgKind::Token, default: ArgDefault::Required, help: "this worker's record tag" },
+    ],
+    command: false,
+};
+
+/// A worker's plan: lock path, shared path, records, tag.
+pub struct Plan {
+    pub lock: String,
+    pub shared: String,
+    pub records: u32,
+    pub tag: String,
+}
+
+/// Parses and checks the arguments against [`SPEC`]. Pure: no I/O.
+pub fn plan(args: &[String]) -> Result<Plan, ArgError> {
+    let p = SPEC.parse(args)?;
+    let at = |i| p.positional(i).expect("required").to_string();
+    let records = at(2).parse().expect("checked when parsed");
+    Ok(Plan { lock: at(0), shared: at(1), records, tag: at(3) })
+}
 
 /// Runs one worker; returns the exit code.
 pub async fn worker<O: Os>(os: &O, args: &[String]) -> i32 {
-    let [lock, shared, records, tag] = args else {
-        os.event(ModelEvent::Log { log: "error".into(), message: format!("usage: {USAGE}") });
-        return 2;
+    let Plan { lock, shared, records, tag } = match plan(args) {
+        Ok(p) => p,
+        Err(e) => {
+            os.event(ModelEvent::Log { log: "error".into(), message: format!("smoke-worker: {e}") });
+            return 2;
+        }
     };
-    let Ok(records) = records.parse::<u32>() else {
-        os.event(ModelEvent::Log { log: "error".into(), message: format!("bad record count {records:?}") });
-        return 2;
-    };
+    let (lock, shared) = (&lock, &shared);
     for seq in 0..records {
         // Acquire: O_CREAT|O_EXCL, retrying after a random pause on EEXIST.
         loop {

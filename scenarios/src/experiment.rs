@@ -134,6 +134,9 @@ pub struct Experiment {
     pub jobs: usize,
 }
 
+/// The most cells a grid may have: each is a sweep, and each is loaded up front.
+pub const CELLS_MAX: usize = 10_000;
+
 fn bad(msg: impl Into<String>) -> InputError {
     InputError(msg.into())
 }
@@ -160,8 +163,8 @@ fn value_text(key: &str, v: &toml::Value) -> Result<String, InputError> {
 impl Experiment {
     /// Reads and validates an experiment file: every cell's scenario must load.
     pub fn load(path: &Path, jobs: Option<usize>) -> Result<Experiment, InputError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| bad(format!("cannot read experiment file {}: {}", path.display(), e.kind())))?;
+        let text = scenario::read_input_file(path)
+            .map_err(|e| bad(format!("cannot read experiment file {}: {e}", path.display())))?;
         let base = path.parent().unwrap_or(Path::new("."));
         Experiment::parse(&text, base, jobs)
     }
@@ -230,6 +233,10 @@ impl Experiment {
             let mut sets = file.set.clone();
             sets.push(format!("{}={}", axis.key, axis.values[0]));
             scenario::load(&scenario, &sets).map_err(|e| bad(format!("grid key {:?}: {e}", axis.key)))?;
+        }
+        let cells_total = axes.iter().try_fold(1usize, |n, a| n.checked_mul(a.values.len()));
+        if cells_total.is_none_or(|n| n > CELLS_MAX) {
+            return Err(bad(format!("grid: more than {CELLS_MAX} cells (the product of the value counts)")));
         }
         let mut cells = vec![Cell { values: Vec::new() }];
         for axis in &axes {

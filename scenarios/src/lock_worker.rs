@@ -9,21 +9,62 @@
 
 use std::time::Duration;
 
+use model::args::{ArgDefault, ArgError, ArgKind, ArgSpec, ProgramSpec};
 use model::{Condition, LockCounter, LockError, LockFile, LockSettings, LockVariant, OpenFlags, Os};
 
-pub const USAGE: &str = "lock-worker --lock=PATH --log=PATH --rounds=N [--variant=mailman21|mailman20|flufl|open2] \
-[--lifetime-s=S] [--retry-ms-min=MS] [--retry-ms-spread=MS] [--hold-ms=MS] [--think-ms=MS]";
+/// The lock variants `--variant=` names.
+pub const VARIANTS: &[&str] = &["mailman21", "mailman20", "flufl", "open2"];
 
-fn option<'a>(args: &'a [String], key: &str) -> Option<&'a str> {
-    args.iter().find_map(|a| a.strip_prefix(&format!("--{key}=")))
-}
+const MS: ArgKind = ArgKind::UInt { min: 0, max: 3_600_000, unit: "milliseconds" };
 
-fn number<T: std::str::FromStr>(args: &[String], key: &str, default: T) -> Result<T, String> {
-    match option(args, key) {
-        None => Ok(default),
-        Some(v) => v.parse().map_err(|_| format!("--{key}={v}: expected a number")),
-    }
-}
+/// `lock-worker`'s arguments.
+pub static SPEC: ProgramSpec = ProgramSpec {
+    name: "lock-worker",
+    summary: "rounds of LockFile lock / append enter+exit marks / unlock on one lock",
+    options: &[
+        ArgSpec { name: "lock", kind: ArgKind::Path, default: ArgDefault::Required, help: "the lock file" },
+        ArgSpec {
+            name: "log",
+            kind: ArgKind::Path,
+            default: ArgDefault::Required,
+            help: "the shared log of enter/exit marks",
+        },
+        ArgSpec {
+            name: "rounds",
+            kind: ArgKind::UInt { min: 0, max: 1_000_000, unit: "rounds" },
+            default: ArgDefault::Value("10"),
+            help: "critical sections to go through",
+        },
+        ArgSpec {
+            name: "variant",
+            kind: ArgKind::Choice(VARIANTS),
+            default: ArgDefault::Value("mailman21"),
+            help: "whose lock: Mailman 2.1's or 2.0's LockFile, flufl.lock, or the open(O_EXCL) recipe",
+        },
+        ArgSpec {
+            name: "lifetime-s",
+            kind: ArgKind::Float { min: 0.001, max: 1_000_000.0, unit: "seconds" },
+            default: ArgDefault::Value("15"),
+            help: "the lock lifetime (LockFile's DEFAULT_LOCK_LIFETIME)",
+        },
+        ArgSpec { name: "retry-ms-min", kind: MS, default: ArgDefault::Value("10"), help: "the shortest retry sleep" },
+        ArgSpec {
+            name: "retry-ms-spread",
+            kind: MS,
+            default: ArgDefault::Value("2000"),
+            help: "the retry sleep's random spread",
+        },
+        ArgSpec {
+            name: "hold-ms",
+            kind: MS,
+            default: ArgDefault::Value("0"),
+            help: "how long each critical section lasts",
+        },
+        ArgSpec { name: "think-ms", kind: MS, default: ArgDefault::Value("0"), help: "the pause between rounds" },
+    ],
+    positional: &[],
+    command: false,
+};
 
 pub fn variant(name: &str) -> Option<LockVariant> {
     match name {
@@ -35,7 +76,8 @@ pub fn variant(name: &str) -> Option<LockVariant> {
     }
 }
 
-struct Plan {
+/// What a worker does, from its arguments.
+pub struct Plan {
     lock: String,
     log: String,
     rounds: u32,
@@ -44,25 +86,20 @@ struct Plan {
     think: Duration,
 }
 
-fn plan(args: &[String]) -> Result<Plan, String> {
-    let known =
-        ["lock", "log", "rounds", "variant", "lifetime-s", "retry-ms-min", "retry-ms-spread", "hold-ms", "think-ms"];
-    if let Some(a) = args.iter().find(|a| !known.iter().any(|k| a.starts_with(&format!("--{k}=")))) {
-        return Err(format!("unknown argument {a:?}"));
-    }
-    let variant_name = option(args, "variant").unwrap_or("mailman21");
-    let mut settings =
-        LockSettings::new(variant(variant_name).ok_or_else(|| format!("--variant={variant_name}: unknown"))?);
-    settings.lifetime = Duration::from_secs_f64(number(args, "lifetime-s", 15.0)?);
-    settings.retry_sleep_min = Duration::from_millis(number(args, "retry-ms-min", 10)?);
-    settings.retry_sleep_spread = Duration::from_millis(number(args, "retry-ms-spread", 2000)?);
+/// Parses and checks the arguments against [`SPEC`]. Pure: no I/O.
+pub fn plan(args: &[String]) -> Result<Plan, ArgError> {
+    let p = SPEC.parse(args)?;
+    let mut settings = LockSettings::new(variant(&p.text("variant")).expect("a declared variant"));
+    settings.lifetime = Duration::from_secs_f64(p.float("lifetime-s"));
+    settings.retry_sleep_min = Duration::from_millis(p.uint("retry-ms-min"));
+    settings.retry_sleep_spread = Duration::from_millis(p.uint("retry-ms-spread"));
     Ok(Plan {
-        lock: option(args, "lock").ok_or("missing --lock=")?.to_string(),
-        log: option(args, "log").ok_or("missing --log=")?.to_string(),
-        rounds: number(args, "rounds", 10)?,
+        lock: p.text("lock"),
+        log: p.text("log"),
+        rounds: p.uint("rounds"),
         settings,
-        hold: Duration::from_millis(number(args, "hold-ms", 0)?),
-        think: Duration::from_millis(number(args, "think-ms", 0)?),
+        hold: Duration::from_millis(p.uint("hold-ms")),
+        think: Duration::from_millis(p.uint("think-ms")),
     })
 }
 
@@ -77,10 +114,7 @@ pub async fn lock_worker<O: Os>(os: O, args: &[String]) -> i32 {
     let plan = match plan(args) {
         Ok(p) => p,
         Err(e) => {
-            os.event(model::ModelEvent::Log {
-                log: "error".into(),
-                message: format!("lock-worker: {e}; usage: {USAGE}"),
-            });
+            os.event(model::ModelEvent::Log { log: "error".into(), message: format!("lock-worker: {e}") });
             return 2;
         }
     };

@@ -315,7 +315,7 @@ enum RealCommand {
 }
 
 fn bad_input(msg: &str) -> ExitCode {
-    eprintln!("mmsim: {msg}");
+    eprintln!("mmsim: {}", scenario::escape_controls(msg));
     ExitCode::from(exit::BAD_INPUT as u8)
 }
 
@@ -407,8 +407,13 @@ fn main() -> ExitCode {
                 Err(e) => return bad_input(&e.to_string()),
             };
             for &k in &scales {
-                if let Err(e) = scenarios::bench::scale_sets(&scenario, k) {
-                    return bad_input(&e.to_string());
+                let scaled = match scenarios::bench::scale_sets(&scenario, k) {
+                    Ok((scaled, _)) => scaled,
+                    Err(e) => return bad_input(&e.to_string()),
+                };
+                // Each scale's scenario must load too (a sender's --count has a bound).
+                if let Err(e) = scenario::load(&name, &[sets.clone(), scaled].concat()) {
+                    return bad_input(&format!("--scale {k}: {e}"));
                 }
             }
             let real_dir = match (real, dir) {
@@ -457,8 +462,10 @@ fn main() -> ExitCode {
                 }
             }
             println!("programs:");
-            for (name, description) in scenarios::programs::programs() {
-                println!("  {name:<24} {description}");
+            for p in scenarios::programs::programs() {
+                for line in scenarios::programs::describe(p) {
+                    println!("{line}");
+                }
             }
             println!("marks:");
             for (name, description) in scenarios::marks::DESCRIPTIONS {
@@ -642,11 +649,6 @@ fn main() -> ExitCode {
             command:
                 RealCommand::LockStress { dir, processes, rounds, variant, retry_ms_spread, hold_ms, lifetime_s, json },
         } => {
-            if scenarios::lock_worker::variant(&variant).is_none() {
-                return bad_input(&format!(
-                    "--variant {variant:?}: expected one of: mailman21, mailman20, flufl, open2"
-                ));
-            }
             if processes == 0 || rounds == 0 {
                 return bad_input("--processes and --rounds: expected at least 1");
             }
@@ -659,6 +661,10 @@ fn main() -> ExitCode {
             };
             let params =
                 scenarios::real::LockStress { dir, processes, rounds, variant, retry_ms_spread, hold_ms, lifetime_s };
+            // The workers' own declaration checks what they will be given (--variant, --lifetime-s, …).
+            if let Err(e) = scenarios::lock_worker::plan(&scenarios::real::worker_args(&params)) {
+                return bad_input(&format!("lock-worker {e}"));
+            }
             let report = match scenarios::real::lock_stress(&exe, &params) {
                 Ok(r) => r,
                 Err(e) => return bad_input(&format!("lock-stress: {}", e.kind())),
@@ -692,7 +698,7 @@ fn main() -> ExitCode {
         }
         Command::Exec { root, host, program, args } => {
             if !scenarios::programs::is_program(&program) {
-                let known: Vec<&str> = scenarios::programs::programs().map(|(n, _)| n).collect();
+                let known: Vec<&str> = scenarios::programs::programs().map(|p| p.name).collect();
                 return bad_input(&format!("exec: unknown program {program:?}; expected one of: {}", known.join(", ")));
             }
             let exe = match std::env::current_exe() {

@@ -1,32 +1,59 @@
 //! The program table: which entry points a simulated host can run.
 //!
 //! Every program of `model::programs` (mailmanctl, the qrunners, post, the MTA,
-//! the sink and the sender), plus `install` (directories and `newlist`) and the
-//! Foundation's `smoke-worker`. The same table serves `mmsim exec`, which runs a
-//! program on the real OS for `RealOs::spawn`.
+//! the sink and the sender), plus `install` (directories and `newlist`),
+//! `cron`, `lock-worker` and the Foundation's `smoke-worker`. The same table
+//! serves `mmsim exec`, which runs a program on the real OS for `RealOs::spawn`.
+//!
+//! Each program declares its arguments once (`model::args::ProgramSpec`); its
+//! `plan` parses them against that declaration when it starts, and [`check`]
+//! runs the same `plan` at scenario load, so a bad argument is refused before
+//! the world starts (docs/scenario-format.md, "Programs and their arguments").
 
 use std::rc::Rc;
 
+use model::args::{ArgError, ProgramSpec};
 use model::Os;
 use sim::{Proc, World};
 
 use crate::sim_os::SimOs;
 
 /// Programs this crate adds to the model's.
-const EXTRA: &[(&str, &str)] = &[
-    ("install", "creates Mailman's directories and one list with N members (bin/newlist)"),
-    ("cron", "runs a program every period, as Mailman 2.0's crontab ran qrunner: --every-s=S -- PROGRAM ARGS"),
-    ("lock-worker", "rounds of LockFile lock / append enter+exit marks / unlock on one lock"),
-    ("smoke-worker", "the smoke workload: an O_EXCL lock file and appends to a shared file"),
-];
+fn extra() -> [&'static ProgramSpec; 4] {
+    [&crate::install::SPEC, &crate::cron::SPEC, &crate::lock_worker::SPEC, &model::smoke::SPEC]
+}
 
-/// (name, one-line description) of every program a scenario may boot or spawn.
-pub fn programs() -> impl Iterator<Item = (&'static str, &'static str)> {
-    model::programs::PROGRAMS.iter().chain(EXTRA).copied()
+/// Every program a scenario may boot or spawn, with its arguments.
+pub fn programs() -> impl Iterator<Item = &'static ProgramSpec> {
+    model::programs::SPECS.iter().chain(extra())
 }
 
 pub fn is_program(name: &str) -> bool {
-    programs().any(|(n, _)| n == name)
+    programs().any(|p| p.name == name)
+}
+
+/// The declaration of program `name`.
+pub fn spec(name: &str) -> Option<&'static ProgramSpec> {
+    programs().find(|p| p.name == name)
+}
+
+/// Checks `program`'s arguments exactly as the program will when it starts
+/// (its own `plan`), without running anything.
+pub fn check(program: &str, args: &[String]) -> Result<(), ArgError> {
+    match program {
+        "install" => crate::install::plan(args).map(drop),
+        "cron" => crate::cron::plan(args).map(drop),
+        "lock-worker" => crate::lock_worker::plan(args).map(drop),
+        "smoke-worker" => model::smoke::plan(args).map(drop),
+        _ if !is_program(program) => {
+            let known: Vec<&str> = programs().map(|p| p.name).collect();
+            Err(ArgError::new(
+                format!("{:?}", model::args::shown(program)),
+                format!("unknown program; expected one of: {}", known.join(", ")),
+            ))
+        }
+        _ => model::programs::plan(program, args).map(drop),
+    }
 }
 
 /// Runs a program by name on any `Os`; returns its exit code.
@@ -42,7 +69,8 @@ pub async fn run<O: Os>(os: O, program: &str, args: &[String]) -> i32 {
 
 /// Registers every program on a world.
 pub fn register(world: &World) {
-    for (name, _) in programs() {
+    for p in programs() {
+        let name = p.name;
         world.register_program(
             name,
             Rc::new(move |proc: Proc, args: Vec<String>| {
@@ -50,4 +78,21 @@ pub fn register(world: &World) {
             }),
         );
     }
+}
+
+/// `mmsim list`'s lines for one program: its summary, usage, then one line per
+/// argument (name, type and range, default, help), all from its declaration.
+pub fn describe(p: &ProgramSpec) -> Vec<String> {
+    let mut lines = vec![format!("  {:<24} {}", p.name, p.summary), format!("      usage: {}", p.usage())];
+    let args = p.options.iter().map(|a| (a, false)).chain(p.positional.iter().map(|a| (a, true)));
+    for (a, positional) in args {
+        lines.push(format!("      {}  ({}; {})  {}", a.usage(positional), a.kind.describe(), a.default_text(), a.help));
+    }
+    if p.command {
+        lines.push(
+            "      -- PROGRAM ARGS...  (a program and its arguments; required)  the command, checked as that program"
+                .into(),
+        );
+    }
+    lines
 }

@@ -53,11 +53,28 @@ fn count(path: &Path, needle: &str) -> u64 {
     std::fs::read_to_string(path).map(|t| t.matches(needle).count() as u64).unwrap_or(0)
 }
 
+/// The shared log of the workers' critical sections, in the directory.
+const LOG: &str = "lock-stress.log";
+
+/// Each worker's `lock-worker` arguments; `lock_worker::plan` checks them
+/// before any process starts.
+pub fn worker_args(p: &LockStress) -> Vec<String> {
+    vec![
+        "--lock=locks/stress.lock".to_string(),
+        format!("--log={LOG}"),
+        format!("--rounds={}", p.rounds),
+        format!("--variant={}", p.variant),
+        format!("--retry-ms-spread={}", p.retry_ms_spread),
+        format!("--hold-ms={}", p.hold_ms),
+        format!("--lifetime-s={}", p.lifetime_s),
+    ]
+}
+
 pub fn lock_stress(exe: &Path, p: &LockStress) -> std::io::Result<LockStressReport> {
     for d in ["locks", "logs"] {
         std::fs::create_dir_all(p.dir.join(d))?;
     }
-    let log = "lock-stress.log";
+    let log = LOG;
     let _ = std::fs::remove_file(p.dir.join(log));
     let host = hostname();
     #[allow(clippy::disallowed_methods)] // wall time of a real run, reported only
@@ -67,13 +84,7 @@ pub fn lock_stress(exe: &Path, p: &LockStress) -> std::io::Result<LockStressRepo
         children.push(
             Command::new(exe)
                 .args(["exec", "--root", &p.dir.display().to_string(), "--host", &host, "lock-worker"])
-                .arg("--lock=locks/stress.lock")
-                .arg(format!("--log={log}"))
-                .arg(format!("--rounds={}", p.rounds))
-                .arg(format!("--variant={}", p.variant))
-                .arg(format!("--retry-ms-spread={}", p.retry_ms_spread))
-                .arg(format!("--hold-ms={}", p.hold_ms))
-                .arg(format!("--lifetime-s={}", p.lifetime_s))
+                .args(worker_args(p))
                 .spawn()?,
         );
     }

@@ -122,7 +122,10 @@ impl Default for MailmanSettings {
     }
 }
 
-pub const MAILMAN_PROFILES: &[&str] = &["2.0", "2.1-early", "2.1.39"];
+pub const MAILMAN_PROFILES: &[&str] = model::profile::PROFILE_NAMES;
+
+/// The most posts a sender injects: its `--count`'s bound.
+pub const LOAD_POSTS_MAX: u64 = model::programs::SENDER_COUNT_MAX;
 
 /// The size of the load. Boot arguments may say `{posts}`, so one key scales a
 /// scenario (`--set load.posts=20` for a quick run).
@@ -343,9 +346,19 @@ impl Default for OracleSettings {
 pub struct InputError(pub String);
 
 impl fmt::Display for InputError {
+    /// Always one line: a control character that a message repeats from the
+    /// input (a newline in a `--set` key) is written escaped.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&escape_controls(&self.0))
     }
+}
+
+/// `s` with every control character escaped (`\n`), so that it is one line.
+pub fn escape_controls(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 impl std::error::Error for InputError {}
@@ -373,8 +386,8 @@ pub fn load(name_or_path: &str, sets: &[String]) -> Result<(Scenario, String), I
     let text = if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
         text.to_string()
     } else if name_or_path.ends_with(".toml") || Path::new(name_or_path).exists() {
-        std::fs::read_to_string(name_or_path)
-            .map_err(|e| bad(format!("cannot read scenario file {name_or_path:?}: {}", e.kind())))?
+        read_input_file(Path::new(name_or_path))
+            .map_err(|e| bad(format!("cannot read scenario file {name_or_path:?}: {e}")))?
     } else {
         let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
         return Err(bad(format!(
@@ -383,6 +396,23 @@ pub fn load(name_or_path: &str, sets: &[String]) -> Result<(Scenario, String), I
         )));
     };
     parse(&text, sets)
+}
+
+/// The largest scenario or experiment file read: the shipped ones are a few KiB.
+pub const INPUT_FILE_BYTES_MAX: u64 = 4 << 20;
+
+/// Reads a scenario or experiment file as UTF-8 text, at most
+/// [`INPUT_FILE_BYTES_MAX`] bytes (so `/dev/zero` is refused, not read forever).
+/// `Err` is a short reason.
+pub fn read_input_file(path: &Path) -> Result<String, String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|e| e.kind().to_string())?;
+    let mut bytes = Vec::new();
+    file.take(INPUT_FILE_BYTES_MAX + 1).read_to_end(&mut bytes).map_err(|e| e.kind().to_string())?;
+    if bytes.len() as u64 > INPUT_FILE_BYTES_MAX {
+        return Err(format!("larger than {INPUT_FILE_BYTES_MAX} bytes"));
+    }
+    String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
 }
 
 /// Overlays `over` on `base`, table by table; `over` wins.
@@ -635,8 +665,20 @@ fn validate(s: &Scenario) -> Result<(), InputError> {
             MAILMAN_PROFILES.join(", ")
         )));
     }
-    if s.load.posts == 0 {
-        return Err(bad("load.posts: expected at least 1"));
+    if !(1..=LOAD_POSTS_MAX).contains(&s.load.posts) {
+        return Err(bad(format!("load.posts: expected 1..={LOAD_POSTS_MAX} posts, got {}", s.load.posts)));
+    }
+    // Every program that will boot, with its arguments as it will get them:
+    // the same `plan` that parses them when the program starts.
+    for (i, h) in s.hosts.iter().enumerate() {
+        for (j, b) in h.boot.iter().enumerate() {
+            if !s.boots_under_profile(b) {
+                continue;
+            }
+            let args = s.boot_args(b).map_err(|e| bad(format!("hosts.{i}.boot.{j}.args: {e}")))?;
+            programs::check(&b.program, &args)
+                .map_err(|e| bad(format!("hosts.{i}.boot.{j} ({} on {}): {e}", b.program, h.name)))?;
+        }
     }
     if s.run.duration_s_max == 0 {
         return Err(bad("run.duration_s_max: expected a positive number of seconds"));
@@ -786,7 +828,7 @@ fn validate_mount(key: &str, m: &sim::MountOptions) -> Result<(), InputError> {
 }
 
 fn program_names() -> String {
-    programs::programs().map(|(n, _)| n).collect::<Vec<_>>().join(", ")
+    programs::programs().map(|p| p.name).collect::<Vec<_>>().join(", ")
 }
 
 /// Placeholders that are not `[vars]`: `{posts}` is `load.posts`, `{profile}` is `mailman.profile`.
@@ -840,6 +882,26 @@ impl Scenario {
         Ok(out)
     }
 
+    /// Whether a boot entry starts under this scenario's `mailman.profile`.
+    pub fn boots_under_profile(&self, b: &BootSpec) -> bool {
+        b.profiles.as_ref().is_none_or(|p| p.contains(&self.mailman.profile))
+    }
+
+    /// A boot entry's arguments as its program gets them: every placeholder
+    /// expanded, and an argument that expands to nothing left out, as an
+    /// unquoted empty shell variable is (a variable can switch a flag off
+    /// without changing the other arguments).
+    pub fn boot_args(&self, b: &BootSpec) -> Result<Vec<String>, String> {
+        let mut args = Vec::with_capacity(b.args.len());
+        for a in &b.args {
+            let expanded = self.expand(a)?;
+            if a.is_empty() || !expanded.is_empty() {
+                args.push(expanded);
+            }
+        }
+        Ok(args)
+    }
+
     /// The world this scenario describes, under `seed`.
     pub fn world_config(&self, seed: u64) -> sim::WorldConfig {
         sim::WorldConfig {
@@ -860,20 +922,10 @@ impl Scenario {
                     boot: h
                         .boot
                         .iter()
-                        .filter(|b| b.profiles.as_ref().is_none_or(|p| p.contains(&self.mailman.profile)))
+                        .filter(|b| self.boots_under_profile(b))
                         .map(|b| sim::BootProgram {
                             program: b.program.clone(),
-                            args: b
-                                .args
-                                .iter()
-                                // An argument that expands to nothing is left out, as an
-                                // unquoted empty shell variable is: a variable can switch a
-                                // flag off without changing the other arguments.
-                                .filter_map(|a| {
-                                    let expanded = self.expand(a).expect("validated when the scenario was loaded");
-                                    (a.is_empty() || !expanded.is_empty()).then_some(expanded)
-                                })
-                                .collect(),
+                            args: self.boot_args(b).expect("validated when the scenario was loaded"),
                             start_ms: b.start_ms,
                         })
                         .collect(),

@@ -153,7 +153,7 @@ impl MailListSettings {
             write_chunk_bytes: 8192,
             read_chunk_bytes: 8192,
             copy_chunk_bytes: 16 * 1024,
-            acceptable_listname_characters: "-+_.=abcdefghijklmnopqrstuvwxyz0123456789".to_string(),
+            acceptable_listname_characters: super::ACCEPTABLE_LISTNAME_CHARACTERS.to_string(),
         }
     }
 

@@ -1,6 +1,6 @@
 //! Program dispatch and strict argument parsing.
 
-use model::programs::{parse_runner_spec, run, PROGRAMS};
+use model::programs::{parse_runner_spec, plan, run, Plan, SPECS};
 use model::slice::Slice;
 use model::ModelEvent;
 
@@ -33,9 +33,98 @@ fn runner_specs_parse_as_name_slice_count() {
 }
 
 #[test]
-fn every_program_has_a_description() {
-    for name in ["mailmanctl", "qrunner", "qrunner20", "post", "mta", "smtp-sink", "sender"] {
-        assert!(PROGRAMS.iter().any(|(n, d)| *n == name && !d.is_empty()), "{name}");
+fn every_program_declares_its_arguments() {
+    for name in ["mailmanctl", "qrunner", "qrunner20", "post", "bounces", "mta", "smtp-sink", "sender"] {
+        let spec = SPECS.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("{name}"));
+        assert!(!spec.summary.is_empty(), "{name}");
+        for a in spec.options.iter().chain(spec.positional) {
+            assert!(!a.help.is_empty(), "{name} --{}", a.name);
+        }
+    }
+}
+
+#[test]
+fn the_declared_defaults_are_the_settings_defaults() {
+    // The sender's defaults live in its declaration; SenderSettings::default() must agree.
+    let Plan::Sender(s) = plan("sender", &args(&["--to=test@lists.example.com"])).unwrap() else { panic!() };
+    assert_eq!(s, model::peers::SenderSettings::default());
+    let Plan::Sink(s) = plan("smtp-sink", &[]).unwrap() else { panic!() };
+    assert_eq!((s.port, s.sessions_max), (25, 20));
+    assert!(s.permanent_failures.is_empty() && s.temporary_failures.is_empty());
+}
+
+/// Bad arguments of each model program: (program, args, what the one-line error says).
+const BAD: &[(&str, &[&str], &str)] = &[
+    ("mailmanctl", &["--profile=3.0"], "--profile=3.0: expected one of: 2.0, 2.1-early, 2.1.39"),
+    ("mailmanctl", &["--settings={\"nope\":1}"], "unknown field `nope`"),
+    ("mailmanctl", &["--settings={"], "--settings={: expected a JSON object"),
+    ("mailmanctl", &["--settings=[1]"], "expected a JSON object"),
+    ("mailmanctl", &["--frob=1"], "--frob=1: unknown option"),
+    ("mailmanctl", &["extra"], "unexpected argument"),
+    ("qrunner", &[], "--runner: required"),
+    ("qrunner", &["--runner=Incoming:2:2"], "slice < count"),
+    ("qrunner", &["--runner=Nope:0:1"], "expected a runner name"),
+    ("qrunner20", &["--profile"], "expected --profile="),
+    ("post", &["test"], "--stdin: required"),
+    ("post", &["--stdin=x"], "LISTNAME: required"),
+    ("post", &["--stdin=x", "../../etc"], "LISTNAME \"../../etc\""),
+    ("post", &["--stdin=x", "--frob=1", "test"], "unknown option"),
+    ("bounces", &["--stdin=x", "a/b"], "stays inside lists/"),
+    ("mta", &["--settings={\"mta\":{\"smtp_port\":\"x\"}}"], "--settings="),
+    (
+        "mailmanctl",
+        &["--settings={\"mailmanctl\":{\"lock_dir\":\"../../etc\"}}"],
+        "mailmanctl.lock_dir \"../../etc\": expected a relative path",
+    ),
+    (
+        "mailmanctl",
+        &["--settings={\"mailmanctl\":{\"qrunners\":[{\"name\":\"Nope\",\"count\":1}]}}"],
+        "mailmanctl.qrunners.0.name \"Nope\": expected one of",
+    ),
+    (
+        "mailmanctl",
+        &["--settings={\"mailmanctl\":{\"qrunners\":[{\"name\":\"Arch\",\"count\":0}]}}"],
+        "mailmanctl.qrunners.0.count: expected 1..=256",
+    ),
+    ("qrunner", &["--runner=Arch", "--settings={\"queue\":{\"queue_dir\":\"/var/spool\"}}"], "queue.queue_dir"),
+    ("post", &["--stdin=x", "--settings={\"outgoing\":{\"smtp_host\":\"a b\"}}", "test"], "outgoing.smtp_host"),
+    ("smtp-sink", &["--port=0"], "--port=0: expected 1..=65535"),
+    ("smtp-sink", &["--port=70000"], "expected 1..=65535"),
+    ("smtp-sink", &["--sessions=0"], "expected 1..=10000 sessions"),
+    ("smtp-sink", &["--perm=not an address"], "expected an email address"),
+    ("sender", &[], "--to: required"),
+    ("sender", &["--to=test@x", "--count=99999999999"], "--count=99999999999: expected 1..=1000000 messages"),
+    ("sender", &["--to=test@x", "--count=0"], "expected 1..=1000000 messages"),
+    ("sender", &["--to=test@x", "--count=-1"], "expected 1..=1000000 messages"),
+    ("sender", &["--to=nobody"], "expected an email address"),
+    ("sender", &["--to=a@b\r\nRCPT TO:<x@y>"], "expected an email address"),
+    ("sender", &["--to=test@x", "--window-s=NaN"], "expected 0..=86400 seconds"),
+    ("sender", &["--to=test@x", "--retry-delay-s=-1"], "expected 0..=86400 seconds"),
+    ("sender", &["--to=test@x", "--connections=0"], "expected 1..=1000 connections"),
+    ("sender", &["--to=test@x", "--host=a b"], "expected a host name"),
+    ("sender", &["--to=test@x", "--id-prefix=a/b"], "--id-prefix=a/b"),
+    ("sender", &["--to=test@x", "--count=5", "--count=6"], "given twice"),
+    ("nosuch", &[], "unknown program"),
+];
+
+#[test]
+fn bad_arguments_are_refused_by_plan_in_one_line_and_exit_2_when_run() {
+    for (program, a, needle) in BAD {
+        let e = plan(program, &args(a)).expect_err(&format!("{program} {a:?}")).to_string();
+        assert!(e.contains(needle), "{program} {a:?}: {e:?} lacks {needle:?}");
+        assert!(!e.contains('\n'), "{program} {a:?}: {e:?}");
+        let os = TestOs::new(1);
+        assert_eq!(block_on(run(os.clone(), program, &args(a))), 2, "{program} {a:?}");
+        assert!(
+            os.events()
+                .iter()
+                .any(|e| matches!(e, ModelEvent::Log { log, message } if log == "stderr" && message.contains(needle))),
+            "{program} {a:?}"
+        );
+        assert!(
+            os.world.stat_log.borrow().is_empty() && os.names("").is_empty(),
+            "{program} {a:?}: refused before any I/O"
+        );
     }
 }
 

@@ -7,6 +7,8 @@ mod determinism;
 mod experiment;
 mod explain;
 mod format_doc;
+mod frontdoor;
+mod fuzz;
 mod inspect;
 mod oracles;
 mod profiles;

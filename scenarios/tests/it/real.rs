@@ -57,9 +57,14 @@ fn real_lock_stress_refuses_bad_input() {
         &["real", "lock-stress", "--dir", "/nonexistent-dir"][..],
         &["real", "lock-stress", "--dir", "/tmp", "--variant", "posix"],
         &["real", "lock-stress", "--dir", "/tmp", "--processes", "0"],
+        // Checked by lock-worker's own declaration before any worker starts.
+        &["real", "lock-stress", "--dir", "/tmp", "--lifetime-s=-1"],
+        &["real", "lock-stress", "--dir", "/tmp", "--lifetime-s=NaN"],
+        &["real", "lock-stress", "--dir", "/tmp", "--hold-ms=99999999999"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_mmsim")).args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr).trim_end().lines().count(), 1, "{args:?}");
     }
 }
 

@@ -256,9 +256,21 @@ impl NetworkSettings {
 fn expand_network(raw: &mut toml::Table, profile_sets: &[&String]) -> Result<(), InputError> {
     let network = raw.entry("network").or_insert_with(|| toml::Value::Table(toml::Table::new()));
     let toml::Value::Table(network) = network else { return Err(bad("network: expected a table")) };
-    for set in profile_sets {
-        let (_, value) = set.split_once('=').unwrap_or((set, ""));
-        network.insert("profile".into(), toml::Value::String(value.trim().trim_matches('"').to_string()));
+    if !profile_sets.is_empty() {
+        // The same value parsing as every other `--set`, on a tree of just this table.
+        network.entry("profile").or_insert_with(|| toml::Value::String(sim::LinkProfile::default().name().into()));
+        let mut tree = toml::Value::Table(toml::Table::from_iter([(
+            "network".to_string(),
+            toml::Value::Table(std::mem::take(network)),
+        )]));
+        for set in profile_sets {
+            apply_set(&mut tree, set)?;
+        }
+        if let toml::Value::Table(mut t) = tree {
+            if let Some(toml::Value::Table(n)) = t.remove("network") {
+                *network = n;
+            }
+        }
     }
     let profile: sim::LinkProfile = match network.get("profile") {
         None => sim::LinkProfile::default(),

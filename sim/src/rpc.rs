@@ -6,7 +6,8 @@
 //! RNG shared by the whole world in global send order, so they stay fixed and
 //! 0. Every transmission draws its fate here, from the stream
 //! `link/<client>-><server>`: deliver, drop the request, drop the reply,
-//! duplicate the request, or hold it back a uniform number of microseconds. The reply's fate travels with the request, so the server honours it
+//! duplicate the request, or hold it back a uniform number of microseconds.
+//! The reply's fate travels with the request, so the server honours it
 //! without drawing itself.
 //!
 //! A call retransmits with the **same xid** after `timeo`, doubling up to
@@ -128,7 +129,7 @@ pub struct CallInfo {
 pub struct Transport {
     world: World,
     host: Rc<str>,
-    socket: Rc<Datagrams<ReplyMsg, CallMsg>>,
+    socket: Datagrams<ReplyMsg, CallMsg>,
     server: Addr,
     pending: RefCell<BTreeMap<u32, oneshot::Sender<Reply>>>,
     xid_next: Cell<u32>,
@@ -154,7 +155,7 @@ impl Transport {
         let transport = Rc::new(Transport {
             world,
             host,
-            socket: Rc::new(socket),
+            socket,
             server,
             pending: RefCell::new(BTreeMap::new()),
             // xids start at a per-incarnation base, as a rebooted client picks a new one.

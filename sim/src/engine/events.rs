@@ -588,10 +588,9 @@ impl Future for Sleep {
 
 impl Drop for Sleep {
     fn drop(&mut self) {
+        // No timer borrow is ever held while a future is dropped (see `Runtime`).
         if let Some(key) = self.key.take() {
-            if let Ok(mut timers) = self.rt.timers.try_borrow_mut() {
-                timers.remove(&key);
-            }
+            self.rt.timers.borrow_mut().remove(&key);
         }
     }
 }
@@ -640,11 +639,7 @@ impl Stream {
 impl Drop for Stream {
     fn drop(&mut self) {
         let reset = !self.rt.host_alive(&self.local);
-        if let Ok(mut pipes) = self.rt.pipes.try_borrow_mut() {
-            pipes.remove(&self.rx);
-        }
-        if self.rt.timers.try_borrow_mut().is_ok() && self.rt.busy_until.try_borrow_mut().is_ok() {
-            self.rt.pipe_deliver(&self.local, &self.peer, self.tx, None, reset);
-        }
+        self.rt.pipes.borrow_mut().remove(&self.rx);
+        self.rt.pipe_deliver(&self.local, &self.peer, self.tx, None, reset);
     }
 }

@@ -477,7 +477,7 @@ impl World {
         let jiffies_base =
             crate::rng::Rng::stream(self.seed(), &format!("host/{name}/{incarnation}/jiffies")).below(1 << 31);
         let gaps = crate::rng::Rng::stream(self.seed(), &format!("host/{name}/{incarnation}/gaps"));
-        let client = Rc::new(NfsClient::new(transport, config.mount.clone(), jiffies_base, gaps));
+        let client = Rc::new(NfsClient::new(transport, config.mount.clone(), config.clock.clone(), jiffies_base, gaps));
         self.0.hosts.borrow_mut().get_mut(name).expect("registered host").client = Some(client);
         for boot in config.boot {
             let world = self.clone();

@@ -39,14 +39,15 @@ use super::attr_cache::AttrCache;
 use super::dentry_cache::{Dentry, DentryCache, DentryKind};
 use super::dir_lock::{DirLocks, Held, Mode};
 use super::mount::{
-    Cto, DirLock, EstaleErrno, EstaleRetry, ExclusiveCreate, LookupCache, MapEexist, PostOpAttrs, WriteMode,
+    Cto, DentryRevalidate, DirLock, EstaleErrno, EstaleRetry, ExclusiveCreate, LookupCache, MapEexist, PostOpAttrs,
+    WriteMode,
 };
 use super::pages::{DataVerifier, Pages};
 use super::proto::{Body, CreateMode, Fattr, Fh, Ftype, NfsStat, Proc, Reply, Request, Sattr, SetTime, Stable, Wcc};
 use super::readdir_cache::{Listing, ReaddirCache};
 use super::silly::Silly;
 use super::store::ROOT;
-use crate::clock::{true_now, Nanos};
+use crate::clock::{true_now, ClockConfig, Nanos};
 use crate::rng::Rng;
 use crate::rpc::Transport;
 use crate::world::Counters;
@@ -136,6 +137,8 @@ pub type Res<T> = Result<T, i32>;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Intent {
     Plain,
+    /// `LOOKUP_CONTINUE`: a directory on the way to the last name.
+    Continue,
     /// `LOOKUP_CREATE` (open with O_CREAT).
     Create,
     /// `LOOKUP_CREATE | LOOKUP_EXCL` (O_EXCL, link, mkdir).
@@ -202,6 +205,9 @@ pub struct NfsClient {
     /// a different value, so two hosts' `{jiffies, pid}` verifiers differ.
     jiffies_base: u64,
     options: MountOptions,
+    /// This host's wall clock (`CURRENT_TIME`), which Linux 2.2's dentry rules
+    /// compare with a directory's mtime as the server stamped it.
+    clock: ClockConfig,
     files: RefCell<BTreeMap<(u32, u32), OpenFile>>,
     attrs: RefCell<AttrCache>,
     dentries: RefCell<DentryCache>,
@@ -241,10 +247,17 @@ macro_rules! retry_estale {
 }
 
 impl NfsClient {
-    pub fn new(transport: Rc<Transport>, options: MountOptions, jiffies_base: u64, gaps: Rng) -> NfsClient {
+    pub fn new(
+        transport: Rc<Transport>,
+        options: MountOptions,
+        clock: ClockConfig,
+        jiffies_base: u64,
+        gaps: Rng,
+    ) -> NfsClient {
         NfsClient {
             transport,
             jiffies_base,
+            clock,
             attrs: RefCell::new(AttrCache::new(options.ac_bounds())),
             options,
             files: RefCell::new(BTreeMap::new()),
@@ -438,15 +451,65 @@ impl NfsClient {
     }
 
     fn remember(&self, dir: Fh, name: &str, kind: DentryKind, verifier: Option<Nanos>, ev: u64) {
+        // Linux 2.2's rules judge a dentry by its age, not by a verifier.
+        let verifier = match self.options.dentry_revalidate {
+            DentryRevalidate::ParentVerifier => verifier,
+            DentryRevalidate::ParentMtime | DentryRevalidate::DentryAge => Some(verifier.unwrap_or(0)),
+        };
+        let renewed = true_now();
         let mut dentries = self.dentries.borrow_mut();
         match (kind, verifier) {
             (DentryKind::Negative, Some(v)) if self.options.lookupcache == LookupCache::All => {
-                dentries.insert(dir, name, Dentry { kind, verifier: v, filled_by_ev: ev })
+                dentries.insert(dir, name, Dentry { kind, verifier: v, renewed, filled_by_ev: ev })
             }
             (DentryKind::Positive { .. }, Some(v)) => {
-                dentries.insert(dir, name, Dentry { kind, verifier: v, filled_by_ev: ev })
+                dentries.insert(dir, name, Dentry { kind, verifier: v, renewed, filled_by_ev: ev })
             }
             _ => dentries.remove(dir, name),
+        }
+    }
+
+    /// Whether `dir`'s cached mtime lies less than `secs` before this host's
+    /// wall clock, in whole seconds (`CURRENT_TIME - i_mtime < secs`). A
+    /// directory without cached attributes counts as changed.
+    fn dir_changed_within(&self, dir: Fh, secs: i64) -> bool {
+        const S: i64 = 1_000_000_000;
+        let Some(mtime) = self.attrs.borrow().get(dir).map(|e| e.attr.mtime) else { return true };
+        let now = self.clock.wall_ns(true_now());
+        now.div_euclid(S) - mtime.div_euclid(S) < secs
+    }
+
+    /// Linux 2.2's `d_revalidate` before any RPC: whether dentry `d` in `dir`
+    /// may answer without a LOOKUP (docs/semantics/linux-2.2-client.md §1, §3).
+    /// Times count in jiffies of a 100 Hz tick: a timeout of 0 still trusts a
+    /// dentry within the tick that made it (`time_after(jiffies, d_time + 0)`).
+    fn age_trusted(&self, dir: Fh, d: &Dentry, intent: Intent) -> bool {
+        const TICK_NS: u128 = 10_000_000;
+        let jiffies = |t: Duration| (t.as_nanos() / TICK_NS) as u64;
+        if self.options.lookupcache == LookupCache::None {
+            return false;
+        }
+        let attrtimeo = |fh: Fh| self.attrs.borrow().get(fh).map_or(Duration::ZERO, |e| e.attrtimeo);
+        let age = jiffies(true_now()) - jiffies(d.renewed);
+        let s = Duration::from_secs;
+        match (self.options.dentry_revalidate, d.kind) {
+            (DentryRevalidate::ParentVerifier, _) => unreachable!("the verifier rule is judged by dir_verified"),
+            // nfs_neg_need_reval
+            (DentryRevalidate::ParentMtime, DentryKind::Negative) => {
+                let timeout = if self.dir_changed_within(dir, 5 * 60) { s(1) } else { s(30) };
+                age <= jiffies(timeout)
+            }
+            // nfs_dentry_force_reval: the last name of a walk (no LOOKUP_CONTINUE)
+            // whose parent changed in the last 15 minutes gets a timeout of 0.
+            (DentryRevalidate::ParentMtime, DentryKind::Positive { fh, .. }) => {
+                let last = intent != Intent::Continue;
+                let timeout =
+                    if last && self.dir_changed_within(dir, 15 * 60) { Duration::ZERO } else { attrtimeo(fh) };
+                age <= jiffies(timeout)
+            }
+            // 2.2.1's nfs_lookup_revalidate: NFS_REVALIDATE_INTERVAL, then NFS_ATTRTIMEO.
+            (DentryRevalidate::DentryAge, DentryKind::Negative) => age < jiffies(s(5)),
+            (DentryRevalidate::DentryAge, DentryKind::Positive { fh, .. }) => age < jiffies(attrtimeo(fh)),
         }
     }
 
@@ -464,10 +527,14 @@ impl NfsClient {
         match d.kind {
             DentryKind::Negative if reval => Ok(Cached::Untrusted),
             DentryKind::Negative => {
-                // nfs_neg_need_reval: no revalidation for creates and rename targets.
-                let trusted = match intent {
-                    Intent::Create | Intent::Exclusive | Intent::RenameTarget => true,
-                    Intent::Plain => self.dir_verified(ctx, dir, d.verifier).await,
+                // nfs_neg_need_reval: no revalidation for creates and rename targets
+                // (modern); Linux 2.2 knew no intents and judged every use by age.
+                let trusted = match (self.options.dentry_revalidate, intent) {
+                    (DentryRevalidate::ParentMtime | DentryRevalidate::DentryAge, _) => {
+                        self.age_trusted(dir, &d, intent)
+                    }
+                    (_, Intent::Create | Intent::Exclusive | Intent::RenameTarget) => true,
+                    (_, Intent::Plain | Intent::Continue) => self.dir_verified(ctx, dir, d.verifier).await,
                 };
                 if trusted {
                     ctx.cache("neg-dentry", d.filled_by_ev);
@@ -484,7 +551,14 @@ impl NfsClient {
             DentryKind::Positive { fh, ftype } => {
                 // LOOKUP_EXCL and LOOKUP_REVAL skip the verifier (v3).
                 let skip = (intent == Intent::Exclusive && v3_excl) || reval;
-                if !skip && self.dir_verified(ctx, dir, d.verifier).await {
+                let trusted = !skip
+                    && match self.options.dentry_revalidate {
+                        DentryRevalidate::ParentVerifier => self.dir_verified(ctx, dir, d.verifier).await,
+                        DentryRevalidate::ParentMtime | DentryRevalidate::DentryAge => {
+                            self.age_trusted(dir, &d, intent)
+                        }
+                    };
+                if trusted {
                     ctx.cache("pos-dentry", d.filled_by_ev);
                     self.count(|c| c.positive_dentry_hits += 1);
                     return Ok(Cached::Hit(Some((fh, ftype))));
@@ -599,7 +673,7 @@ impl NfsClient {
     async fn walk_dirs(&self, ctx: &Ctx, parts: &[&str], reval: Reval) -> Res<Fh> {
         let mut dir = ROOT;
         for part in parts {
-            match self.lookup_name(ctx, dir, part, Intent::Plain, reval).await? {
+            match self.lookup_name(ctx, dir, part, Intent::Continue, reval).await? {
                 None => return Err(libc::ENOENT),
                 Some((fh, Ftype::Dir)) => dir = fh,
                 Some(_) => return Err(libc::ENOTDIR),
@@ -723,10 +797,24 @@ impl NfsClient {
 
     /// Close-to-open: `open` asks the server regardless of freshness, and a
     /// change drops cached pages (through [`Pages::absorb`]) (spec/nfs.md §3).
+    /// Linux 2.2 had no open method for files: their open uses whatever
+    /// attributes the inode holds (docs/semantics/linux-2.2-client.md §2).
     async fn cto_attrs(&self, ctx: &Ctx, fh: Fh) -> Res<Fattr> {
         match self.options.cto {
             Cto::Cto => self.getattr(ctx, fh).await,
             Cto::Nocto => self.cached_or_getattr(ctx, fh).await,
+            Cto::None => {
+                let held = self.attrs.borrow().get(fh).map(|e| (e.attr, e.filled_by_ev));
+                match held {
+                    Some((attr, ev)) if attr.ftype != Ftype::Dir => {
+                        ctx.cache("attr-cache", ev);
+                        self.count(|c| c.attr_cache_hits += 1);
+                        Ok(attr)
+                    }
+                    // nfs_dir_open: nfs_revalidate_inode.
+                    _ => self.cached_or_getattr(ctx, fh).await,
+                }
+            }
         }
     }
 

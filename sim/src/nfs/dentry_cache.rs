@@ -3,7 +3,9 @@
 //!
 //! Each entry stores its parent directory's change verifier from the time it was
 //! made: the directory's ctime at the server's timestamp granularity, as the
-//! Linux v3 client keys on ctime (§4). The trust rules (when an entry may answer
+//! Linux v3 client keys on ctime (§4); and the time it was made or last
+//! revalidated, which Linux 2.2's age-based rules read
+//! (docs/semantics/linux-2.2-client.md). The trust rules (when an entry may answer
 //! without a LOOKUP) live in the client, which knows the intent of each walk;
 //! this module only stores entries and records the trace event that made them.
 //!
@@ -12,6 +14,7 @@
 //! client per inode instead.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use super::proto::{Fh, Ftype};
 use crate::clock::Nanos;
@@ -27,6 +30,9 @@ pub struct Dentry {
     pub kind: DentryKind,
     /// The parent directory's ctime when the entry was made.
     pub verifier: Nanos,
+    /// True time the entry was made or last revalidated (`d_time`, renewed by
+    /// `nfs_renew_times`), for the age-based rules of Linux 2.2.
+    pub renewed: Duration,
     pub filled_by_ev: u64,
 }
 

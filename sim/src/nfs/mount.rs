@@ -23,19 +23,47 @@ pub enum LookupCache {
     /// Positive and negative dentries trusted until the parent's attributes expire.
     #[default]
     All,
-    /// Negative dentries are always revalidated (Linux before 2.6.28 kept none).
+    /// Negative dentries are always revalidated. (Linux 2.2 did keep negative
+    /// dentries: docs/semantics/linux-2.2-client.md §3.)
     Positive,
     /// Every dentry is revalidated with a LOOKUP.
     None,
 }
 
-/// `cto` / `nocto` (spec/nfs.md §3).
+/// `cto` / `nocto` (spec/nfs.md §3), and the open of a client older than
+/// close-to-open (docs/semantics/linux-2.2-client.md §2).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Cto {
     #[default]
     Cto,
+    /// `open` and `opendir` send a GETATTR only when the cached attributes have expired.
     Nocto,
+    /// Linux 2.2: `open` of a file sends nothing, even with expired attributes;
+    /// `opendir` behaves as `nocto`. A stale handle shows at the first read.
+    None,
+}
+
+/// How a dentry found in the cache is judged before it answers a lookup.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DentryRevalidate {
+    /// The modern rule (spec/nfs.md §2): a dentry is trusted while its
+    /// parent's attributes are fresh and the parent's change attribute is the
+    /// one it was made under; `lookupcache` decides about negative entries.
+    #[default]
+    ParentVerifier,
+    /// Linux 2.2 as carried into 2.4.18 (`nfs_dentry_force_reval`,
+    /// `nfs_neg_need_reval`; docs/semantics/linux-2.2-client.md §1, §3): by the
+    /// dentry's age against the parent's cached mtime as the client's clock sees
+    /// it. The last name of a path whose parent changed in the last 15 minutes
+    /// is looked up again on every use; other positive dentries live for their
+    /// inode's attribute timeout. Negative dentries live 1 s when the parent
+    /// changed in the last 5 minutes, else 30 s.
+    ParentMtime,
+    /// Linux 2.2.1 (docs/semantics/linux-2.2-client.md §1): a positive dentry
+    /// lives for its inode's attribute timeout, a negative one for 5 s.
+    DentryAge,
 }
 
 /// Whether post-op attributes in this client's own replies refresh its
@@ -172,6 +200,7 @@ pub struct MountOptions {
     /// is known to add.
     pub compound_gap_ms_max: u64,
     pub dir_lock: DirLock,
+    pub dentry_revalidate: DentryRevalidate,
 }
 
 impl Default for MountOptions {
@@ -196,6 +225,7 @@ impl Default for MountOptions {
             writes: WriteMode::WriteBack,
             compound_gap_ms_max: 0,
             dir_lock: DirLock::Rwsem,
+            dentry_revalidate: DentryRevalidate::ParentVerifier,
         }
     }
 }
@@ -221,8 +251,13 @@ impl MountOptions {
             // The 1 s timestamp granularity belongs to the server: `ServerConfig::profile(ServerProfile::Linux22)`.
             // Optional rows of §12 (ESTALE as ENOENT, nlink not updated after link) stay off;
             // a scenario turns them on with `estale_errno` and `post_op_attrs`.
+            // Dentries, open and the transfer size follow docs/semantics/linux-2.2-client.md.
             ClientProfile::Linux22 => MountOptions {
-                lookupcache: LookupCache::Positive,
+                rsize: 4096,
+                wsize: 4096,
+                lookupcache: LookupCache::All,
+                dentry_revalidate: DentryRevalidate::ParentMtime,
+                cto: Cto::None,
                 estale_retry: EstaleRetry::Never,
                 exclusive_create: ExclusiveCreate::LookupThenCreate,
                 dir_lock: DirLock::Semaphore,

@@ -47,7 +47,7 @@ pub use engine::{EngineKind, LinkProfile, LinkTiming, NetConfig};
 pub use errno::errno_name;
 pub use nfs::client::{Attr, Flags};
 pub use nfs::mount::{
-    Ac, ClientProfile, Cto, EstaleErrno, EstaleRetry, ExclusiveCreate, LookupCache, MapEexist, MountOptions,
+    Ac, ClientProfile, Cto, DentryRevalidate, EstaleErrno, EstaleRetry, ExclusiveCreate, LookupCache, MapEexist, MountOptions,
     PostOpAttrs, WriteMode,
 };
 pub use nfs::server::{Export, ServerConfig, ServerProfile};

@@ -46,7 +46,7 @@ fn lookupcache_none_sees_new_files_at_once() {
 }
 
 #[test]
-fn linux_2_2_keeps_no_negative_dentries() {
+fn linux_2_2_looks_again_once_its_negative_dentry_is_older_than_1_s() {
     assert_eq!(
         negative_dentry_run(MountOptions::profile(ClientProfile::Linux22)),
         ["0s stat ENOENT", "2s stat ok", "2s open ok", "40s stat ok"]

@@ -10,6 +10,7 @@ mod drc;
 mod engine;
 mod gate;
 mod harness;
+mod linux22;
 mod profiles;
 mod sched;
 mod server;

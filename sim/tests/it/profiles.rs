@@ -152,8 +152,11 @@ fn profiles_have_kebab_case_names_and_start_from_the_linux_defaults() {
     let m = MountOptions::profile(ClientProfile::LinuxModern);
     assert_eq!((m.acregmin_s, m.acregmax_s, m.acdirmin_s, m.acdirmax_s), (3, 60, 30, 60));
     assert_eq!(m, MountOptions::default());
-    let old: MountOptions = serde_json::from_str(r#"{"lookupcache": "positive", "estale_retry": "never"}"#).unwrap();
-    assert_eq!(old.lookupcache, MountOptions::profile(ClientProfile::Linux22).lookupcache);
+    let old: MountOptions =
+        serde_json::from_str(r#"{"dentry_revalidate": "parent-mtime", "cto": "none", "estale_retry": "never"}"#)
+            .unwrap();
+    let l22 = MountOptions::profile(ClientProfile::Linux22);
+    assert_eq!((old.dentry_revalidate, old.cto), (l22.dentry_revalidate, l22.cto));
     assert!(serde_json::from_str::<MountOptions>(r#"{"no_such_key": 1}"#).is_err());
     assert_eq!(ServerConfig::profile(ServerProfile::Linux22).timestamp_granularity_ms, 1000);
 }

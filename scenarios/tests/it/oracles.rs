@@ -91,7 +91,8 @@ fn silly_rename_window_violation(stat_host: &str, fill: u64) -> String {
     let events: Vec<Event> =
         kinds.into_iter().map(|(seq, kind)| Event { seq, t: Duration::from_millis(seq), kind }).collect();
     let store = Store::new(0, 1, ReaddirOrder::Creation, 0);
-    let history = History { events: &events, store: &store, ending_problem: None, held_locks_must_be_free: true };
+    let history =
+        History { events: &events, store: &store, ending_problem: None, cut: false, held_locks_must_be_free: true };
     let result = check("no_missing_list", &history);
     assert_eq!(result.status, Status::Fail);
     assert_eq!(result.first_event, Some(7));
@@ -133,7 +134,8 @@ fn no_missing_list_names_the_fill_before_the_dentry_was_filled_not_a_later_one()
         (7, note("mail1", 1, routed)),
     ]);
     let store = Store::new(0, 1, ReaddirOrder::Creation, 0);
-    let history = History { events: &events, store: &store, ending_problem: None, held_locks_must_be_free: true };
+    let history =
+        History { events: &events, store: &store, ending_problem: None, cut: false, held_locks_must_be_free: true };
     let v = check("no_missing_list", &history).violations[0].clone();
     assert!(
         v.contains(
@@ -164,7 +166,8 @@ fn an_oracle_shows_its_first_violations_by_event_and_counts_the_rest() {
         .apply(&Request::Create { dir: sim::nfs::store::ROOT, name: "shared".into(), mode: CreateMode::Unchecked }, 0);
     let Ok(Body::Handle(fh)) = created.status else { panic!("create: {:?}", created.status) };
     store.apply(&Request::Write { fh, offset: 0, stable: Stable::FileSync, data: b"stray\n".to_vec() }, 0);
-    let history = History { events: &events, store: &store, ending_problem: None, held_locks_must_be_free: true };
+    let history =
+        History { events: &events, store: &store, ending_problem: None, cut: false, held_locks_must_be_free: true };
     let result = check("append_conservation", &history);
     assert_eq!(result.status, Status::Fail);
     assert_eq!(result.checked, 12);

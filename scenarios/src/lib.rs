@@ -47,8 +47,8 @@ pub mod trace_filter;
 pub mod verdict;
 
 pub use run::{
-    exit, fingerprint, nonzero_counters, run, run_full, run_kept, Ending, Fingerprint, Heal, LockWaits, Report, RunOutput,
-    FOR_ORACLES, FOR_ORACLES_AND_DIVERGENCE,
+    exit, fingerprint, nonzero_counters, run, run_full, run_kept, Ending, Fingerprint, Heal, LockWaits, Report,
+    RunOutput, FOR_ORACLES, FOR_ORACLES_AND_DIVERGENCE,
 };
 pub use scenario::{InputError, Scenario};
 pub use sim_os::SimOs;

@@ -10,9 +10,9 @@ use sim::{Simulation, Trace};
 
 use crate::ledgers::{Judged, Ledgers};
 use crate::oracle::{End, OracleResult, Property, Status};
-use crate::verdict::Verdict;
 use crate::programs;
 use crate::scenario::Scenario;
+use crate::verdict::Verdict;
 
 /// Exit codes, the same for every command.
 pub mod exit {
@@ -357,7 +357,8 @@ fn run_judged(
         let ledgers = ledgers.clone();
         Box::new(move |e: &sim::Event| ledgers.borrow_mut().observe(e)) as Observer
     });
-    let Driven { simulation, ending, load_phase, heal } = drive(scenario, seed, started, retention, observer, &mut |_| false);
+    let Driven { simulation, ending, load_phase, heal } =
+        drive(scenario, seed, started, retention, observer, &mut |_| false);
     let ending = ending.expect("only a stop hook ends a drive early, and run_judged has none");
     let wall = started.elapsed();
     let steps = simulation.steps();
@@ -394,9 +395,9 @@ fn run_judged(
     match &ending {
         Ending::SimError(e) => verdict.internal = Some(e.clone()),
         Ending::Livelock(why) => verdict.liveness.push(why.clone()),
-        Ending::BudgetExhausted => verdict
-            .liveness
-            .push(format!("the {}s simulated-time budget ran out", scenario.run.duration_s_max)),
+        Ending::BudgetExhausted => {
+            verdict.liveness.push(format!("the {}s simulated-time budget ran out", scenario.run.duration_s_max))
+        }
         // A cut run may not have reached its marks yet: vacuity is judged on a completed run.
         Ending::Completed => {
             verdict.vacuous = scenario

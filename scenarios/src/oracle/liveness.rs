@@ -1,4 +1,4 @@
-//! `liveness`: after the fault phase, the system drains.
+//! `liveness`: after the fault phase and the heal (`run.heal_at_s`), the system drains.
 //!
 //! Every non-terminal queue (everything but `shunt` and `bad`) is empty at the
 //! end, apart from entries held back on purpose (`deliver_after` beyond the

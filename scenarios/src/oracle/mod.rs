@@ -41,7 +41,10 @@ pub const DESCRIPTIONS: &[(&str, &str)] = &[
     ("no_missing_list", "no process concluded that an existing list does not exist (MTA router, post, runners)"),
     ("message_conservation", "every message the MTA accepted reaches every member, or ends in shunt or bad/"),
     ("lost_update", "list saves never lose a post_id increment; no post number twice; registered bounces persist"),
-    ("liveness", "after the load, every non-terminal queue drains and every lock is released within the budget"),
+    (
+        "liveness",
+        "after the load and the heal, every non-terminal queue drains and every lock is released within the budget",
+    ),
     ("runner_errors", "no unexpected error shunted, preserved or dropped a message, or killed a runner"),
     (
         "lock_exclusion",

@@ -204,7 +204,8 @@ fn append_conservation_counts_a_line_written_inside_an_open_critical_section_as_
     ]);
     let store = store_with_file("shared", b"client1 0\nclient2 0\n");
     let judge = |cut: bool| {
-        let history = History { events: &events, store: &store, ending_problem: None, cut, held_locks_must_be_free: true };
+        let history =
+            History { events: &events, store: &store, ending_problem: None, cut, held_locks_must_be_free: true };
         check("append_conservation", &history)
     };
     assert_eq!(judge(true).status, Status::Pass, "{:?}", judge(true).violations);
@@ -221,7 +222,8 @@ fn append_conservation_still_finds_corruption_in_a_cut_run() {
         (1, note("client1", 1, ModelEvent::Appended { path: "shared".into(), record: "client1 0".into() })),
     ]);
     let store = store_with_file("shared", b"client1 0\nstray\n");
-    let history = History { events: &events, store: &store, ending_problem: None, cut: true, held_locks_must_be_free: true };
+    let history =
+        History { events: &events, store: &store, ending_problem: None, cut: true, held_locks_must_be_free: true };
     assert_eq!(check("append_conservation", &history).status, Status::Fail);
 }
 
@@ -235,7 +237,8 @@ fn lost_update_counts_a_bounce_registered_but_not_yet_saved_as_pending_only_at_a
     )]);
     let store = Store::new(0, 1, ReaddirOrder::Creation, 0);
     let judge = |cut: bool| {
-        let history = History { events: &events, store: &store, ending_problem: None, cut, held_locks_must_be_free: true };
+        let history =
+            History { events: &events, store: &store, ending_problem: None, cut, held_locks_must_be_free: true };
         check("lost_update", &history).status
     };
     assert_eq!(judge(true), Status::Pass);
@@ -248,11 +251,16 @@ fn lost_update_counts_a_bounce_registered_but_not_yet_saved_as_pending_only_at_a
 fn message_conservation_counts_an_unanswered_message_as_pending_only_at_a_cut() {
     let events = history_of(vec![(
         0,
-        note("sender", 1, ModelEvent::SenderInjected { message_id: "<a1@x>".into(), recipient: "test@lists.example.com".into() }),
+        note(
+            "sender",
+            1,
+            ModelEvent::SenderInjected { message_id: "<a1@x>".into(), recipient: "test@lists.example.com".into() },
+        ),
     )]);
     let store = Store::new(0, 1, ReaddirOrder::Creation, 0);
     let judge = |cut: bool| {
-        let history = History { events: &events, store: &store, ending_problem: None, cut, held_locks_must_be_free: true };
+        let history =
+            History { events: &events, store: &store, ending_problem: None, cut, held_locks_must_be_free: true };
         check("message_conservation", &history)
     };
     let cut = judge(true);

@@ -24,7 +24,8 @@ fn check(snapshot: &str, report: &Report, exit_code: i32) {
     assert_eq!(report.exit_code, exit_code, "{}", report.verdict);
     let mut s = String::new();
     let _ = writeln!(s, "exit={} verdict={}", report.exit_code, report.verdict);
-    let _ = writeln!(s, "ending={:?} sim_time_ms={} load_sim_ms={}", report.ending, report.sim_time_ms, report.load_sim_ms);
+    let _ =
+        writeln!(s, "ending={:?} sim_time_ms={} load_sim_ms={}", report.ending, report.sim_time_ms, report.load_sim_ms);
     match &report.heal {
         Some(h) => {
             let _ = writeln!(s, "heal at_ms={} healed={:?}", h.at_ms, h.healed);
@@ -34,7 +35,15 @@ fn check(snapshot: &str, report: &Report, exit_code: i32) {
         }
     }
     for o in &report.oracles {
-        let _ = writeln!(s, "oracle {} {:?} {:?} checked={} violations={}", o.name, o.property, o.status, o.checked, o.violations.len());
+        let _ = writeln!(
+            s,
+            "oracle {} {:?} {:?} checked={} violations={}",
+            o.name,
+            o.property,
+            o.status,
+            o.checked,
+            o.violations.len()
+        );
         if !o.tally.is_empty() {
             let _ = writeln!(s, "  tally {:?}", o.tally);
         }
@@ -54,7 +63,16 @@ fn smoke_cut_off_by_its_budget_is_a_liveness_verdict_not_a_safety_one() {
     check("smoke-seed-7-cut-at-1s", &report, exit::LIVENESS);
     assert!(report.verdicts.safety.is_empty(), "{}", report.verdict);
     assert_eq!(report.verdict, "liveness: the 1s simulated-time budget ran out");
-    let out = crate::mmsim(&["run", "smoke", "--seed", "7", "--set", "run.duration_s_max=1", "--set", "network.engine=turmoil"]);
+    let out = crate::mmsim(&[
+        "run",
+        "smoke",
+        "--seed",
+        "7",
+        "--set",
+        "run.duration_s_max=1",
+        "--set",
+        "network.engine=turmoil",
+    ]);
     assert_eq!(out.status.code(), Some(exit::LIVENESS), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
@@ -71,7 +89,11 @@ fn crash_recovery_reports_its_safety_violation_and_its_liveness_failure_apart() 
     assert_eq!(report.verdicts.liveness, ["the 400s simulated-time budget ran out", "oracle liveness"]);
     assert!(report.verdict.starts_with("safety violation: lost_update; liveness: "), "{}", report.verdict);
     let heal = report.heal.as_ref().expect("the run healed before it was cut");
-    assert!(heal.at_ms >= 100_000 && heal.at_ms >= report.load_sim_ms, "{heal:?}, load ended at {} ms", report.load_sim_ms);
+    assert!(
+        heal.at_ms >= 100_000 && heal.at_ms >= report.load_sim_ms,
+        "{heal:?}, load ended at {} ms",
+        report.load_sim_ms
+    );
 }
 
 /// A partition of client2 from the server that outlasts the load: client2's

@@ -6,7 +6,8 @@
 //! - `scenario`: the TOML format, `--set`, validation, the builtin scenarios.
 //! - `sim_os`: `model::Os` on a `sim::Proc`.
 //! - `programs`: which model entry points a simulated host can run.
-//! - `run`: [`run`] and [`run_full`], the [`Report`], exit codes.
+//! - `run`: [`run`] and [`run_full`], the [`Report`], exit codes, the heal.
+//! - `verdict`: safety, liveness, vacuity and nondeterminism kept apart, and the exit code they give.
 //! - `oracle/`: one property per file. `marks`: coverage marks.
 //! - `ledgers`: the oracles, marks, figures and lock waits as one state machine fed each event as it is recorded.
 //! - `bench`: `mmsim bench`, seeds/s, simulated-to-wall time and peak RSS, beside the real kernel.
@@ -43,10 +44,11 @@ pub mod swarm;
 pub mod sweep;
 pub mod timeline;
 pub mod trace_filter;
+pub mod verdict;
 
 pub use run::{
-    exit, fingerprint, nonzero_counters, run, run_full, run_kept, Ending, Fingerprint, LockWaits, Report, RunOutput,
-    FOR_ORACLES, FOR_ORACLES_AND_DIVERGENCE,
+    exit, fingerprint, nonzero_counters, run, run_full, run_kept, Ending, Fingerprint, Heal, LockWaits, Report,
+    RunOutput, FOR_ORACLES, FOR_ORACLES_AND_DIVERGENCE,
 };
 pub use scenario::{InputError, Scenario};
 pub use sim_os::SimOs;

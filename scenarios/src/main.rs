@@ -746,16 +746,14 @@ fn main() -> ExitCode {
                 let result = std::panic::catch_unwind(|| {
                     let retention =
                         if check_determinism { scenarios::FOR_ORACLES_AND_DIVERGENCE } else { scenarios::FOR_ORACLES };
-                    let first = scenarios::run_kept(scenario, seed, "", retention);
-                    let mut result = scenarios::sweep::SeedLine::from_report(&first.report);
+                    let mut first = scenarios::run_kept(scenario, seed, "", retention);
                     if check_determinism {
                         let second = scenarios::run_kept(scenario, seed, "", retention);
                         if let Some(i) = sim::first_divergence(first.trace.line_hashes(), second.trace.line_hashes()) {
-                            result.exit_code = exit::NONDETERMINISM;
-                            result.verdict = format!("nondeterminism at event {i}");
+                            first.report.set_nondeterminism(i);
                         }
                     }
-                    result
+                    scenarios::sweep::SeedLine::from_report(&first.report)
                 });
                 let result =
                     result.unwrap_or_else(|_| scenarios::sweep::SeedLine::crashed(seed, "internal panic".into()));
@@ -917,8 +915,7 @@ fn main() -> ExitCode {
                     eprintln!("mmsim: nondeterminism: the two runs diverge at event {i}");
                     eprintln!("  first:  {}", line(&first.trace));
                     eprintln!("  second: {}", line(&second.trace));
-                    report.exit_code = exit::NONDETERMINISM;
-                    report.verdict = format!("nondeterminism at event {i}");
+                    report.set_nondeterminism(i);
                 }
             }
             if json {

@@ -9,9 +9,10 @@ use serde::Serialize;
 use sim::{Simulation, Trace};
 
 use crate::ledgers::{Judged, Ledgers};
-use crate::oracle::{End, OracleResult, Status};
+use crate::oracle::{End, OracleResult, Property, Status};
 use crate::programs;
 use crate::scenario::Scenario;
+use crate::verdict::Verdict;
 
 /// Exit codes, the same for every command.
 pub mod exit {
@@ -52,9 +53,16 @@ pub struct Fingerprint {
 pub struct Report {
     pub scenario: String,
     pub seed: u64,
+    /// `verdicts.exit_code()`.
     pub exit_code: i32,
+    /// `verdicts.render()`: every failing part, safety first.
     pub verdict: String,
+    /// Safety, liveness, vacuity and nondeterminism, apart (`verdict.rs`).
+    pub verdicts: Verdict,
     pub ending: Ending,
+    /// When the fault phase ended and what the heal ended; `None` when the run
+    /// ended (or was cut off) before it.
+    pub heal: Option<Heal>,
     pub sim_time_ms: u64,
     pub wall_ms: f64,
     pub steps: u64,
@@ -172,10 +180,24 @@ pub(crate) struct Driven<'a> {
     pub ending: Option<Ending>,
     /// Simulated and wall time at which the awaited programs were first seen to have exited.
     pub load_phase: Option<(Duration, std::time::Duration)>,
+    /// When the fault phase ended and what the heal ended, if it came.
+    pub heal: Option<Heal>,
+}
+
+/// The end of the fault phase (`run.heal_at_s`, `sim::Simulation::heal`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Heal {
+    /// Simulated time of the heal.
+    pub at_ms: u64,
+    /// What it ended: open partitions, crashed hosts it booted, lossy links,
+    /// gate stalls (empty when nothing was faulty by then).
+    pub healed: Vec<String>,
 }
 
 /// Builds the world of `scenario` under `seed` and steps it: scheduled faults,
-/// process crashes, the load phase, the drain, the budget. `stop` is asked after
+/// process crashes, the load phase, the heal, the drain, the budget. The drain
+/// (the liveness phase) is judged only after the heal: at `run.heal_at_s`, or
+/// once the awaited programs have exited and every scheduled fault has fired. `stop` is asked after
 /// every step (before the run's own ending is judged); `true` ends the drive.
 pub(crate) fn drive<'a>(
     scenario: &Scenario,
@@ -214,6 +236,13 @@ pub(crate) fn drive<'a>(
         simulation.schedule(at, fault);
     }
     crashes.sort_by_key(|c| c.0);
+    let heal_at = (scenario.run.heal_at_s > 0.0).then(|| Duration::from_secs_f64(scenario.run.heal_at_s));
+    let last_fault = scenario.faults.iter().map(|f| Duration::from_secs_f64(f.at_s())).max().unwrap_or_default();
+    let mut heal: Option<Heal> = None;
+    let healed_now = |simulation: &mut Simulation| Heal {
+        healed: simulation.heal(),
+        at_ms: simulation.elapsed().as_millis() as u64,
+    };
     let mut crashes = crashes.into_iter().peekable();
     let quiet = Duration::from_secs(scenario.run.drain_quiet_s);
     // The awaited programs have all started once the last of them is due.
@@ -231,7 +260,7 @@ pub(crate) fn drive<'a>(
     let mut load_phase: Option<(Duration, std::time::Duration)> = None;
     // Asked once before the first step too, so that a hook can arm a probe on the world.
     if stop(simulation.world()) {
-        return Driven { simulation, ending: None, load_phase };
+        return Driven { simulation, ending: None, load_phase, heal };
     }
     // The driver looks at the world every 100 ms of simulated time (and at each
     // process crash it must apply): cheap, and the end time stays a function of the seed.
@@ -241,6 +270,9 @@ pub(crate) fn drive<'a>(
         let mut target = next_check.min(budget);
         if let Some((at, _, _)) = crashes.peek() {
             target = target.min((*at).max(simulation.elapsed()));
+        }
+        if let Some(at) = heal_at.filter(|_| heal.is_none()) {
+            target = target.min(at.max(simulation.elapsed()));
         }
         if let Err(e) = simulation.run_until(target) {
             break Some(Ending::SimError(e));
@@ -256,6 +288,9 @@ pub(crate) fn drive<'a>(
                 }
                 None => simulation.world().fault(format!("crash-process: no live {program} on {host}")),
             }
+        }
+        if heal.is_none() && heal_at.is_some_and(|at| simulation.elapsed() >= at) {
+            heal = Some(healed_now(&mut simulation));
         }
         if stop(simulation.world()) {
             break None;
@@ -273,7 +308,12 @@ pub(crate) fn drive<'a>(
             if !scenario.run.drain {
                 break Some(Ending::Completed);
             }
-            if queues_empty(simulation.world()) {
+            if heal.is_none() && heal_at.is_none() && simulation.elapsed() >= last_fault {
+                heal = Some(healed_now(&mut simulation));
+            }
+            if heal.is_none() {
+                // The fault phase is not over: the drain is not judged yet.
+            } else if queues_empty(simulation.world()) {
                 let since = *drained_since.get_or_insert(simulation.elapsed());
                 if simulation.elapsed() >= since + quiet {
                     break Some(Ending::Completed);
@@ -286,7 +326,7 @@ pub(crate) fn drive<'a>(
             break Some(Ending::BudgetExhausted);
         }
     };
-    Driven { simulation, ending, load_phase }
+    Driven { simulation, ending, load_phase, heal }
 }
 
 /// Runs and keeps the whole trace. `replay_args` are appended to the replay
@@ -317,7 +357,8 @@ fn run_judged(
         let ledgers = ledgers.clone();
         Box::new(move |e: &sim::Event| ledgers.borrow_mut().observe(e)) as Observer
     });
-    let Driven { simulation, ending, load_phase } = drive(scenario, seed, started, retention, observer, &mut |_| false);
+    let Driven { simulation, ending, load_phase, heal } =
+        drive(scenario, seed, started, retention, observer, &mut |_| false);
     let ending = ending.expect("only a stop hook ends a drive early, and run_judged has none");
     let wall = started.elapsed();
     let steps = simulation.steps();
@@ -344,39 +385,41 @@ fn run_judged(
         Ending::Livelock(why) => Some(why.clone()),
         Ending::SimError(e) => Some(e.clone()),
     };
-    let end = End { store: &store, ending_problem: ending_problem.as_deref(), held_locks_must_be_free: true };
+    let cut = ending != Ending::Completed;
+    let end = End { store: &store, ending_problem: ending_problem.as_deref(), cut, held_locks_must_be_free: true };
     let Judged { oracles, marks, figures, lock_waits } = ledgers.finish(&end, &counters);
-    let missing: Vec<&String> =
-        scenario.run.require_marks.iter().filter(|m| marks.get(*m).copied().unwrap_or(0) == 0).collect();
-    let failed: Vec<&str> = oracles.iter().filter(|o| o.status == Status::Fail).map(|o| o.name.as_str()).collect();
-    let (exit_code, verdict) = if !failed.is_empty() {
-        (exit::SAFETY, format!("safety violation: {}", failed.join(", ")))
-    } else {
-        match &ending {
-            Ending::SimError(e) => (exit::PANIC, format!("internal error: {e}")),
-            Ending::Livelock(why) => (exit::LIVENESS, format!("liveness: {why}")),
-            Ending::BudgetExhausted => (
-                exit::LIVENESS,
-                format!("liveness: the {}s simulated-time budget ran out", scenario.run.duration_s_max),
-            ),
-            Ending::Completed if !missing.is_empty() => (
-                exit::VACUOUS,
-                format!(
-                    "vacuous: required marks never hit: {}",
-                    missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-                ),
-            ),
-            Ending::Completed => (exit::PASS, "pass".to_string()),
-        }
+    let failed = |property: Property| {
+        oracles.iter().filter(move |o| o.status == Status::Fail && o.property == property).map(|o| o.name.clone())
     };
+    let mut verdict = Verdict { safety: failed(Property::Safety).collect(), ..Verdict::default() };
+    match &ending {
+        Ending::SimError(e) => verdict.internal = Some(e.clone()),
+        Ending::Livelock(why) => verdict.liveness.push(why.clone()),
+        Ending::BudgetExhausted => {
+            verdict.liveness.push(format!("the {}s simulated-time budget ran out", scenario.run.duration_s_max))
+        }
+        // A cut run may not have reached its marks yet: vacuity is judged on a completed run.
+        Ending::Completed => {
+            verdict.vacuous = scenario
+                .run
+                .require_marks
+                .iter()
+                .filter(|m| marks.get(*m).copied().unwrap_or(0) == 0)
+                .cloned()
+                .collect()
+        }
+    }
+    verdict.liveness.extend(failed(Property::Liveness).map(|name| format!("oracle {name}")));
     let canonical = toml::to_string(scenario).unwrap_or_default();
     let wall_s = wall.as_secs_f64().max(1e-9);
     let report = Report {
         scenario: scenario.name.clone(),
         seed,
-        exit_code,
-        verdict,
+        exit_code: verdict.exit_code(),
+        verdict: verdict.render(),
+        verdicts: verdict,
         ending,
+        heal,
         sim_time_ms: sim_time.as_millis() as u64,
         wall_ms: wall.as_secs_f64() * 1000.0,
         steps,
@@ -432,6 +475,14 @@ fn render_sched(r: &sim::SchedReport) -> String {
 }
 
 impl Report {
+    /// Records that a second run of the seed diverged at event `at`, and
+    /// judges the report again (nondeterminism is the last part of a verdict).
+    pub fn set_nondeterminism(&mut self, at: usize) {
+        self.verdicts.nondeterminism = Some(format!("at event {at}"));
+        self.exit_code = self.verdicts.exit_code();
+        self.verdict = self.verdicts.render();
+    }
+
     /// The human report.
     pub fn render(&self) -> String {
         use std::fmt::Write as _;
@@ -454,13 +505,26 @@ impl Report {
             let _ = writeln!(s, "swarm       {line}");
         }
         let _ = writeln!(s, "trace hash  {}", self.trace_hash);
+        match &self.heal {
+            Some(h) if h.healed.is_empty() => {
+                let _ = writeln!(s, "heal        at {:.3} s, nothing left to heal", h.at_ms as f64 / 1000.0);
+            }
+            Some(h) => {
+                let _ = writeln!(s, "heal        at {:.3} s: {}", h.at_ms as f64 / 1000.0, h.healed.join(", "));
+            }
+            None => {}
+        }
         let _ = writeln!(s, "oracles");
         for o in &self.oracles {
             let status = match o.status {
                 Status::Pass => "pass",
                 Status::Fail => "FAIL",
             };
-            let _ = writeln!(s, "  {:<22} {status} ({} checked)", o.name, o.checked);
+            let property = match o.property {
+                Property::Safety => "safety",
+                Property::Liveness => "liveness",
+            };
+            let _ = writeln!(s, "  {:<22} {status} ({} checked, {property})", o.name, o.checked);
             for v in &o.violations {
                 let _ = writeln!(s, "      {v}");
             }

@@ -188,6 +188,11 @@ pub struct RunSettings {
     /// been empty for `drain_quiet_s` (the liveness phase).
     pub drain: bool,
     pub drain_quiet_s: u64,
+    /// When the fault phase ends and the heal begins (`Simulation::heal`), in
+    /// simulated seconds; 0: when the awaited programs have exited and every
+    /// scheduled fault has fired, if the run drains (a run that does not drain
+    /// ends there, unhealed). Liveness and the drain are judged only after it.
+    pub heal_at_s: f64,
 }
 
 impl Default for RunSettings {
@@ -198,6 +203,7 @@ impl Default for RunSettings {
             require_marks: Vec::new(),
             drain: false,
             drain_quiet_s: 5,
+            heal_at_s: 0.0,
         }
     }
 }
@@ -716,10 +722,20 @@ fn validate(s: &Scenario) -> Result<(), InputError> {
             )));
         }
     }
+    if !(s.run.heal_at_s >= 0.0 && s.run.heal_at_s.is_finite()) {
+        return Err(bad("run.heal_at_s: expected a non-negative number of seconds (0: when the load ends)"));
+    }
     let hosts: Vec<&str> = s.hosts.iter().map(|h| h.name.as_str()).collect();
     for (i, f) in s.faults.iter().enumerate() {
         if !(f.at_s() >= 0.0 && f.at_s().is_finite()) {
             return Err(bad(format!("faults.{i}.at_s: expected a non-negative number of seconds")));
+        }
+        if s.run.heal_at_s > 0.0 && f.at_s() >= s.run.heal_at_s {
+            return Err(bad(format!(
+                "faults.{i}.at_s: {} s is not before run.heal_at_s ({} s); the heal ends every fault",
+                f.at_s(),
+                s.run.heal_at_s
+            )));
         }
         let known = |h: &str, key: &str, server_ok: bool| {
             if hosts.contains(&h) || (server_ok && h == sim::SERVER_HOST) {

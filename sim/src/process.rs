@@ -176,7 +176,8 @@ impl Proc {
         let stall_ms = {
             let gate = &self.0.world.config().gate;
             let mut rng = self.0.stall_rng.borrow_mut();
-            if rng.chance_ppm(gate.stall_ppm) {
+            // No stall after the heal (`World::heal`); the stream is this one's alone.
+            if !self.0.world.healed() && rng.chance_ppm(gate.stall_ppm) {
                 gate.draw_stall_ms(&mut rng)
             } else {
                 0

@@ -46,6 +46,18 @@ pub struct LinkFaults {
     pub delay_us_max: u64,
 }
 
+impl LinkFaults {
+    /// Whether the link loses or duplicates messages (a delay is latency, not a loss).
+    pub fn is_lossy(&self) -> bool {
+        self.drop_request_ppm > 0 || self.drop_reply_ppm > 0 || self.duplicate_ppm > 0
+    }
+
+    /// The same link after the heal: it keeps its jitter and loses nothing.
+    pub fn healed(&self) -> LinkFaults {
+        LinkFaults { drop_request_ppm: 0, drop_reply_ppm: 0, duplicate_ppm: 0, ..self.clone() }
+    }
+}
+
 /// The transport part of a mount (nfs(5) `timeo`, `retrans`, `hard`/`soft`, `softerr`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -2,7 +2,7 @@
 //! faulted (partitions, server reboots, host and process crashes, at once or
 //! at a scheduled time).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -53,6 +53,8 @@ pub struct Simulation<'a> {
     /// Faults not yet applied, by true time (then in scheduling order).
     scheduled: BTreeMap<(Duration, u64), Action>,
     scheduled_next: u64,
+    /// Client hosts crashed and not booted again, for [`Simulation::heal`].
+    down: BTreeSet<String>,
 }
 
 /// Rounds a duration up to whole milliseconds (turmoil's quantum).
@@ -129,7 +131,7 @@ impl<'a> Simulation<'a> {
                 Substrate::Turmoil { sim: Box::new(sim), steps: 0 }
             }
         };
-        Simulation { substrate, world, scheduled: BTreeMap::new(), scheduled_next: 0 }
+        Simulation { substrate, world, scheduled: BTreeMap::new(), scheduled_next: 0, down: BTreeSet::new() }
     }
 
     /// Makes this simulation's engine the one the code on this thread sees.
@@ -211,6 +213,7 @@ impl<'a> Simulation<'a> {
     /// the server keeps what it made durable.
     pub fn crash_host(&mut self, host: &str) {
         self.enter();
+        self.down.insert(host.to_string());
         self.world.host_crashed(host);
         match &mut self.substrate {
             Substrate::Events(rt) => rt.crash(host),
@@ -221,6 +224,7 @@ impl<'a> Simulation<'a> {
     /// Boots a crashed host again: a new incarnation runs its boot programs.
     pub fn restart_host(&mut self, host: &str) {
         self.enter();
+        self.down.remove(host);
         match &mut self.substrate {
             Substrate::Events(rt) => rt.restart(host),
             Substrate::Turmoil { sim, .. } => sim.bounce(host),
@@ -258,6 +262,42 @@ impl<'a> Simulation<'a> {
     pub fn reboot_server(&mut self, down_for: Duration) {
         self.enter();
         self.world.reboot_server(down_for);
+    }
+
+    /// The end of the fault phase, as VOPR ends its own before judging liveness:
+    /// faults not yet applied are dropped, open partitions are repaired now,
+    /// crashed client hosts boot again, and the world stops losing messages and
+    /// stalling processes ([`World::heal`]). A rebooting server comes back at its
+    /// own time: its outage is already bounded. Records one `heal: …` fault line
+    /// naming what it healed, and nothing when nothing was faulty (so a run
+    /// without faults keeps its trace). Returns what it healed.
+    pub fn heal(&mut self) -> Vec<String> {
+        self.enter();
+        let mut healed = Vec::new();
+        let mut repairs = Vec::new();
+        for action in std::mem::take(&mut self.scheduled).into_values() {
+            match action {
+                Action::Fault(_) => healed.push("a scheduled fault dropped".to_string()),
+                Action::Repair(a, b) => {
+                    healed.push(format!("partition {a} {b}"));
+                    repairs.push((a, b));
+                }
+            }
+        }
+        let down: Vec<String> = std::mem::take(&mut self.down).into_iter().collect();
+        healed.extend(down.iter().map(|h| format!("restart {h}")));
+        healed.extend(self.world.heal());
+        if healed.is_empty() {
+            return healed;
+        }
+        self.world.fault(format!("heal: {}", healed.join(", ")));
+        for (a, b) in repairs {
+            self.repair(&a, &b);
+        }
+        for host in down {
+            self.restart_host(&host);
+        }
+        healed
     }
 
     /// Applies `fault` at true simulated time `at` (at once if `at` has passed).

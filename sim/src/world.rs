@@ -219,6 +219,8 @@ struct Inner {
     ops_in_step: Cell<u64>,
     livelock: RefCell<Option<String>>,
     sched: RefCell<Sched>,
+    /// Set by [`World::heal`]: the fault phase is over (no more losses or stalls).
+    healed: Cell<bool>,
 }
 
 /// A cheap handle to the world.
@@ -260,6 +262,7 @@ impl World {
             ops_in_step: Cell::new(0),
             livelock: RefCell::new(None),
             sched: RefCell::new(sched),
+            healed: Cell::new(false),
         }))
     }
 
@@ -375,6 +378,35 @@ impl World {
         }
     }
 
+    /// Ends the world's own fault mechanisms for good: from now on no link drops
+    /// or duplicates a message (jitter stays: it is latency, not a fault), on
+    /// live hosts and on every later incarnation, and no process stalls at the
+    /// gate. Returns what it changed (empty when nothing was faulty), without
+    /// recording anything: the caller notes the heal once.
+    pub fn heal(&self) -> Vec<String> {
+        self.0.healed.set(true);
+        let mut healed = Vec::new();
+        let clients: Vec<(Rc<str>, LinkFaults, Option<Rc<NfsClient>>)> =
+            self.0.hosts.borrow().values().map(|h| (h.name.clone(), h.config.link.clone(), h.client.clone())).collect();
+        for (host, link, client) in clients {
+            if link.is_lossy() {
+                healed.push(format!("link faults of {host}"));
+                if let Some(c) = client {
+                    c.transport().set_faults(link.healed());
+                }
+            }
+        }
+        if self.0.config.gate.stall_ppm > 0 {
+            healed.push("gate stalls".into());
+        }
+        healed
+    }
+
+    /// Whether [`World::heal`] has run.
+    pub fn healed(&self) -> bool {
+        self.0.healed.get()
+    }
+
     /// Crashes the NFS server now; it answers again `down_for` later (spec/nfs.md §10).
     pub fn reboot_server(&self, down_for: Duration) {
         let (lost, rolled_back) = self.with_server(|s| s.crash(true_now(), down_for));
@@ -470,7 +502,7 @@ impl World {
             name.clone(),
             crate::SERVER_HOST,
             incarnation,
-            config.link.clone(),
+            if self.healed() { config.link.healed() } else { config.link.clone() },
             config.mount.transport.clone(),
         )
         .await;

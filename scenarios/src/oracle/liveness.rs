@@ -1,11 +1,14 @@
-//! `liveness`: after the fault phase, the system drains.
+//! `liveness`: after the fault phase and the heal (`run.heal_at_s`), the system drains.
 //!
 //! Every non-terminal queue (everything but `shunt` and `bad`) is empty at the
 //! end, apart from entries held back on purpose (`deliver_after` beyond the
 //! budget shows as an entry in `retry`, which is therefore tolerated), and every
 //! lock is released. A run that ran out of budget or livelocked fails here too.
 
-use super::{End, Oracle, OracleResult, Seen, Violations};
+use super::{End, Oracle, OracleResult, Property, Seen, Violations};
+
+/// A liveness property: the queues drain and the locks come free eventually: judged at the end, after the heal.
+pub const PROPERTY: Property = Property::Liveness;
 
 /// Queue directories that must drain (2.1 layout, and 2.0's flat `qfiles/`).
 pub const DRAINING: &[&str] =

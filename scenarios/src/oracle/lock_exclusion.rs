@@ -17,7 +17,10 @@ use std::time::Duration;
 
 use model::ModelEvent;
 
-use super::{End, Oracle, OracleResult, Seen, Violations};
+use super::{End, Oracle, OracleResult, Property, Seen, Violations};
+
+/// A safety property: an overlap or a broken live lock is an event in the history.
+pub const PROPERTY: Property = Property::Safety;
 
 struct Holder {
     who: String,

@@ -4,12 +4,20 @@
 //!   by at most one per save (an ArchRunner save leaves it unchanged).
 //! - No two messages carry the same post number, at the pipeline or at the sink.
 //! - Every bounce registered under the lock is still in the final config.
+//!
+//! The first two are facts of the moment they happen. The third is judged at
+//! the end; a registration is made in memory and becomes durable with its
+//! process's next save of the list, so in a run cut off before that save
+//! (`End::cut`) it is pending, not lost.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use model::ModelEvent;
 
-use super::{End, Oracle, OracleResult, Seen, Violations};
+use super::{End, Oracle, OracleResult, Property, Seen, Violations};
+
+/// A safety property: a save that goes backwards, a post number given twice or a saved bounce that vanished happened.
+pub const PROPERTY: Property = Property::Safety;
 
 #[derive(Default)]
 pub struct LostUpdate {
@@ -23,6 +31,8 @@ pub struct LostUpdate {
     sink: BTreeMap<u64, (String, u64)>,
     /// list -> address -> event of its last registration.
     registered: BTreeMap<String, BTreeMap<String, u64>>,
+    /// (host, pid, list) -> addresses it registered and has not yet saved.
+    unsaved: BTreeMap<(String, u32, String), BTreeSet<String>>,
 }
 
 impl Oracle for LostUpdate {
@@ -32,6 +42,9 @@ impl Oracle for LostUpdate {
         match note {
             ModelEvent::ListSaved { list, post_id, .. } => {
                 self.checked += 1;
+                if !self.unsaved.is_empty() {
+                    self.unsaved.remove(&(host.to_string(), pid, list.clone()));
+                }
                 match self.last_saved.get_mut(list.as_str()) {
                     Some(last) => {
                         let (prev, prev_seq) = *last;
@@ -90,17 +103,27 @@ impl Oracle for LostUpdate {
                     None => self.registered.entry(list.clone()).or_default(),
                 };
                 addresses.insert(address.clone(), event.seq);
+                self.unsaved.entry((host.to_string(), pid, list.clone())).or_default().insert(address.clone());
             }
             _ => {}
         }
     }
 
     fn finish(self: Box<Self>, end: &End) -> OracleResult {
-        let LostUpdate { mut violations, mut checked, registered, .. } = *self;
+        let LostUpdate { mut violations, mut checked, registered, unsaved, .. } = *self;
+        // Registrations whose save the cut came before: in flight, not judged.
+        let pending: BTreeSet<(&str, &str)> = if end.cut {
+            unsaved.iter().flat_map(|((_, _, list), a)| a.iter().map(move |a| (list.as_str(), a.as_str()))).collect()
+        } else {
+            BTreeSet::new()
+        };
         let configs = if registered.is_empty() { BTreeMap::new() } else { end.final_configs() };
         for (list, addresses) in &registered {
             let config = configs.get(list);
             for (address, seq) in addresses {
+                if pending.contains(&(list.as_str(), address.as_str())) {
+                    continue;
+                }
                 checked += 1;
                 if !config.is_some_and(|c| c.bounce_info.contains_key(address)) {
                     violations.push(*seq, || format!("{list}: the bounce of {address} registered at event {seq} is not in the final config (lost update)"));

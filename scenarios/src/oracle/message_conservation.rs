@@ -6,13 +6,22 @@
 //! permanently, or end in `shunt` or `bad/`. Anything else is lost, which is a
 //! violation. Duplicated deliveries are counted; Mailman 2.1 promises
 //! at-least-once delivery (spec/mailman.md §3.5), so they are not violations.
+//!
+//! In a run cut off before it finished (`End::cut`), a message not yet
+//! delivered whose queue entry (`.pck`, `.bak`, 2.0's `.db`/`.msg`) is still on
+//! the server, or that the MTA had not yet answered, is pending, not lost: it is
+//! tallied `pending_at_cut`, and the cut itself is the liveness verdict. A
+//! message that left every queue undelivered is lost, cut or not.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use model::ModelEvent;
 
-use super::{End, Oracle, OracleResult, Seen, Violations};
+use super::{End, Oracle, OracleResult, Property, Seen, Violations};
+
+/// A safety property: a message that left every queue undelivered is lost; one still queued is pending.
+pub const PROPERTY: Property = Property::Safety;
 
 #[derive(Default)]
 struct Ledger {
@@ -22,6 +31,8 @@ struct Ledger {
     shunted: bool,
     deleted: bool,
     preserved: bool,
+    /// Its queue entries, by filebase.
+    filebases: BTreeSet<String>,
     /// Deliveries per recipient, indexed by recipient number (see `recipients`).
     delivered: Vec<u32>,
     /// Recipient numbers that failed permanently.
@@ -72,6 +83,12 @@ impl Oracle for MessageConservation {
                     Some((id, _)) => id.clone(),
                     None => message_id.as_str().into(),
                 };
+                // Only messages the sender injected have a ledger (not, say, a bounce notice).
+                if let Some(ledger) = self.ledgers.get_mut(&id) {
+                    if !ledger.filebases.contains(filebase.as_str()) {
+                        ledger.filebases.insert(filebase.clone());
+                    }
+                }
                 match self.files.get_mut(filebase.as_str()) {
                     Some(held) => *held = id,
                     None => {
@@ -111,9 +128,24 @@ impl Oracle for MessageConservation {
                 (m, n)
             })
             .collect();
+        // The filebases still queued at a cut (a file name minus its extension).
+        let queued: BTreeSet<String> = if end.cut {
+            end.store
+                .dump()
+                .into_iter()
+                .filter(|e| !e.dir && e.path.starts_with("qfiles/"))
+                .filter_map(|e| {
+                    let name = e.path.rsplit('/').next()?;
+                    Some(name.rsplit_once('.').map_or(name, |(base, _)| base).to_string())
+                })
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
         let mut violations = Violations::default();
         let mut tally: BTreeMap<&str, u64> = BTreeMap::new();
         for (id, l) in &self.ledgers {
+            let still_queued = || l.filebases.iter().any(|f| queued.contains(f));
             let delivered = |n: Option<u32>| n.and_then(|n| l.delivered.get(n as usize)).is_some_and(|d| *d > 0);
             let expected: Vec<&(String, Option<u32>)> =
                 members.iter().filter(|(_, n)| !n.is_some_and(|n| l.permanent.contains(&n))).collect();
@@ -126,6 +158,8 @@ impl Oracle for MessageConservation {
                 } else {
                     "bounced_other"
                 }
+            } else if !l.accepted && end.cut {
+                "pending_at_cut"
             } else if !l.accepted {
                 "never_accepted"
             } else if l.shunted {
@@ -136,6 +170,8 @@ impl Oracle for MessageConservation {
                 "deleted"
             } else if missing.is_empty() {
                 "delivered"
+            } else if end.cut && still_queued() {
+                "pending_at_cut"
             } else {
                 violations.push(l.first_seq, || {
                     format!(

@@ -23,6 +23,8 @@ use sim::Event;
 
 use model::ModelEvent;
 
+pub use crate::verdict::Property;
+
 /// Every oracle, by name.
 pub const NAMES: &[&str] = &[
     "no_missing_list",
@@ -39,7 +41,10 @@ pub const DESCRIPTIONS: &[(&str, &str)] = &[
     ("no_missing_list", "no process concluded that an existing list does not exist (MTA router, post, runners)"),
     ("message_conservation", "every message the MTA accepted reaches every member, or ends in shunt or bad/"),
     ("lost_update", "list saves never lose a post_id increment; no post number twice; registered bounces persist"),
-    ("liveness", "after the load, every non-terminal queue drains and every lock is released within the budget"),
+    (
+        "liveness",
+        "after the load and the heal, every non-terminal queue drains and every lock is released within the budget",
+    ),
     ("runner_errors", "no unexpected error shunted, preserved or dropped a message, or killed a runner"),
     (
         "lock_exclusion",
@@ -61,6 +66,8 @@ pub enum Status {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct OracleResult {
     pub name: String,
+    /// Whether a failure is a safety or a liveness verdict (the oracle's own declaration).
+    pub property: Property,
     pub status: Status,
     /// How many items the oracle checked (intervals, records, …).
     pub checked: u64,
@@ -101,6 +108,7 @@ impl Violations {
 }
 
 impl OracleResult {
+    /// A result of oracle `name`, which must be in [`NAMES`] (its property comes from [`property`]).
     fn new(name: &str, checked: u64, violations: Violations) -> OracleResult {
         let first_event = violations.shown.keys().next().map(|(seq, _)| *seq).filter(|seq| *seq != u64::MAX);
         let status = if violations.total == 0 { Status::Pass } else { Status::Fail };
@@ -108,7 +116,15 @@ impl OracleResult {
         if violations.total > VIOLATIONS_SHOWN_MAX as u64 {
             lines.push(format!("… and {} more", violations.total - VIOLATIONS_SHOWN_MAX as u64));
         }
-        OracleResult { name: name.to_string(), status, checked, violations: lines, first_event, tally: BTreeMap::new() }
+        OracleResult {
+            name: name.to_string(),
+            property: property(name),
+            status,
+            checked,
+            violations: lines,
+            first_event,
+            tally: BTreeMap::new(),
+        }
     }
 }
 
@@ -139,6 +155,22 @@ pub trait Oracle {
     fn finish(self: Box<Self>, end: &End) -> OracleResult;
 }
 
+/// What each oracle checks: a safety property (judged on what completed, even
+/// in a run cut off by its budget) or a liveness one (judged at the end, after
+/// the heal). See `verdict.rs`.
+pub fn property(name: &str) -> Property {
+    match name {
+        "lock_exclusion" => lock_exclusion::PROPERTY,
+        "append_conservation" => append_conservation::PROPERTY,
+        "no_missing_list" => no_missing_list::PROPERTY,
+        "message_conservation" => message_conservation::PROPERTY,
+        "lost_update" => lost_update::PROPERTY,
+        "liveness" => liveness::PROPERTY,
+        "runner_errors" => runner_errors::PROPERTY,
+        other => unreachable!("scenario validation admits only known oracles, got {other}"),
+    }
+}
+
 /// A fresh state machine for oracle `name`.
 pub fn oracle(name: &str) -> Box<dyn Oracle> {
     match name {
@@ -159,6 +191,11 @@ pub struct End<'a> {
     pub store: &'a sim::nfs::store::Store,
     /// Why the run did not end by draining, if it did not (budget, livelock).
     pub ending_problem: Option<&'a str>,
+    /// Whether the run was cut off (budget, livelock) before its work was done.
+    /// A safety oracle then judges only what completed: work still in flight at
+    /// the cut (a message still queued, a bounce registered but not yet saved, a
+    /// record written but not yet noted) is pending, not lost.
+    pub cut: bool,
     /// Whether lock files left at the end are a liveness failure (not after
     /// a crash that the scenario does not recover from).
     pub held_locks_must_be_free: bool,
@@ -198,6 +235,8 @@ pub struct History<'a> {
     pub store: &'a sim::nfs::store::Store,
     /// Why the run did not end by draining, if it did not (budget, livelock).
     pub ending_problem: Option<String>,
+    /// Whether the run was cut off before its work was done (see [`End::cut`]).
+    pub cut: bool,
     /// Whether lock files left at the end are a liveness failure (not after
     /// a crash that the scenario does not recover from).
     pub held_locks_must_be_free: bool,
@@ -208,6 +247,7 @@ impl History<'_> {
         End {
             store: self.store,
             ending_problem: self.ending_problem.as_deref(),
+            cut: self.cut,
             held_locks_must_be_free: self.held_locks_must_be_free,
         }
     }

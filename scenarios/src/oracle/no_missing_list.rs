@@ -18,7 +18,10 @@ use std::time::Duration;
 use model::ModelEvent;
 use sim::{EventKind, Outcome};
 
-use super::{End, Oracle, OracleResult, Seen, Violations};
+use super::{End, Oracle, OracleResult, Property, Seen, Violations};
+
+/// A safety property: a process that concluded an existing list is missing did so at an event.
+pub const PROPERTY: Property = Property::Safety;
 
 /// A server apply, as a finding quotes it.
 struct Applied {

@@ -3,7 +3,10 @@
 
 use model::ModelEvent;
 
-use super::{End, Oracle, OracleResult, Seen, Violations};
+use super::{End, Oracle, OracleResult, Property, Seen, Violations};
+
+/// A safety property: an error that shunted, dropped a message or killed a runner happened at an event.
+pub const PROPERTY: Property = Property::Safety;
 
 #[derive(Default)]
 pub struct RunnerErrors {

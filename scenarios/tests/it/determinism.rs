@@ -105,12 +105,8 @@ fn keeping_only_what_the_oracles_read_changes_no_report() {
     check("two-servers-2002", &["load.posts=20"], 1, &[]);
     // At whole-ms link timing, where a list appears missing (lan-2002's sub-ms RPCs close that window at this load).
     check("two-servers-2002", &["load.posts=40", "network.profile=whole-ms"], 1, &["no_missing_list", "lost_update"]);
-    check(
-        "crash-recovery",
-        &["load.posts=30", "run.duration_s_max=400"],
-        1,
-        &["message_conservation", "lost_update", "liveness"],
-    );
+    // Cut off by its budget: the 7 messages still queued on mail2 are pending, not lost.
+    check("crash-recovery", &["load.posts=30", "run.duration_s_max=400"], 1, &["lost_update", "liveness"]);
 }
 
 /// Under `--check-determinism` a run keeps the line hashes, and still no event.

@@ -18,6 +18,7 @@ mod shrink;
 mod snapshots;
 mod sweep;
 mod timeline;
+mod verdict;
 
 use std::process::{Command, Output};
 

@@ -91,7 +91,8 @@ fn silly_rename_window_violation(stat_host: &str, fill: u64) -> String {
     let events: Vec<Event> =
         kinds.into_iter().map(|(seq, kind)| Event { seq, t: Duration::from_millis(seq), kind }).collect();
     let store = Store::new(0, 1, ReaddirOrder::Creation, 0);
-    let history = History { events: &events, store: &store, ending_problem: None, held_locks_must_be_free: true };
+    let history =
+        History { events: &events, store: &store, ending_problem: None, cut: false, held_locks_must_be_free: true };
     let result = check("no_missing_list", &history);
     assert_eq!(result.status, Status::Fail);
     assert_eq!(result.first_event, Some(7));
@@ -133,7 +134,8 @@ fn no_missing_list_names_the_fill_before_the_dentry_was_filled_not_a_later_one()
         (7, note("mail1", 1, routed)),
     ]);
     let store = Store::new(0, 1, ReaddirOrder::Creation, 0);
-    let history = History { events: &events, store: &store, ending_problem: None, held_locks_must_be_free: true };
+    let history =
+        History { events: &events, store: &store, ending_problem: None, cut: false, held_locks_must_be_free: true };
     let v = check("no_missing_list", &history).violations[0].clone();
     assert!(
         v.contains(
@@ -164,7 +166,8 @@ fn an_oracle_shows_its_first_violations_by_event_and_counts_the_rest() {
         .apply(&Request::Create { dir: sim::nfs::store::ROOT, name: "shared".into(), mode: CreateMode::Unchecked }, 0);
     let Ok(Body::Handle(fh)) = created.status else { panic!("create: {:?}", created.status) };
     store.apply(&Request::Write { fh, offset: 0, stable: Stable::FileSync, data: b"stray\n".to_vec() }, 0);
-    let history = History { events: &events, store: &store, ending_problem: None, held_locks_must_be_free: true };
+    let history =
+        History { events: &events, store: &store, ending_problem: None, cut: false, held_locks_must_be_free: true };
     let result = check("append_conservation", &history);
     assert_eq!(result.status, Status::Fail);
     assert_eq!(result.checked, 12);
@@ -174,4 +177,94 @@ fn an_oracle_shows_its_first_violations_by_event_and_counts_the_rest() {
         assert!(v.ends_with(&format!("(lost) [event {i}]")), "{i}: {v}");
     }
     assert_eq!(result.violations[10], "… and 3 more");
+}
+
+/// A final file with `content`, as the server holds it at the end.
+fn store_with_file(name: &str, content: &[u8]) -> Store {
+    use sim::nfs::proto::{Body, CreateMode, Request, Stable};
+    let mut store = Store::new(0, 1, ReaddirOrder::Creation, 0);
+    let created =
+        store.apply(&Request::Create { dir: sim::nfs::store::ROOT, name: name.into(), mode: CreateMode::Unchecked }, 0);
+    let Ok(Body::Handle(fh)) = created.status else { panic!("create: {:?}", created.status) };
+    store.apply(&Request::Write { fh, offset: 0, stable: Stable::FileSync, data: content.to_vec() }, 0);
+    store
+}
+
+/// Client2 wrote its record and the run was cut before its `close()`
+/// returned, so the record is on the server but not yet noted `Appended`: in
+/// flight at a cut, corruption in a run that completed.
+#[test]
+fn append_conservation_counts_a_line_written_inside_an_open_critical_section_as_pending_only_at_a_cut() {
+    let lock = |claim: &str| ModelEvent::LockAcquired { lock: "smoke.lock".into(), claim: claim.into() };
+    let events = history_of(vec![
+        (0, note("client1", 1, lock("client1.1"))),
+        (1, note("client1", 1, ModelEvent::Appended { path: "shared".into(), record: "client1 0".into() })),
+        (2, note("client1", 1, ModelEvent::LockReleasing { lock: "smoke.lock".into(), claim: "client1.1".into() })),
+        (3, note("client2", 1, lock("client2.1"))),
+    ]);
+    let store = store_with_file("shared", b"client1 0\nclient2 0\n");
+    let judge = |cut: bool| {
+        let history =
+            History { events: &events, store: &store, ending_problem: None, cut, held_locks_must_be_free: true };
+        check("append_conservation", &history)
+    };
+    assert_eq!(judge(true).status, Status::Pass, "{:?}", judge(true).violations);
+    let completed = judge(false);
+    assert_eq!(completed.status, Status::Fail);
+    assert_eq!(completed.violations, ["shared: line \"client2 0\" (1x) was never appended (corruption)"]);
+}
+
+/// Beyond one unnoted line per open critical section, a cut run's file is corrupt too.
+#[test]
+fn append_conservation_still_finds_corruption_in_a_cut_run() {
+    let events = history_of(vec![
+        (0, note("client1", 1, ModelEvent::LockAcquired { lock: "smoke.lock".into(), claim: "client1.1".into() })),
+        (1, note("client1", 1, ModelEvent::Appended { path: "shared".into(), record: "client1 0".into() })),
+    ]);
+    let store = store_with_file("shared", b"client1 0\nstray\n");
+    let history =
+        History { events: &events, store: &store, ending_problem: None, cut: true, held_locks_must_be_free: true };
+    assert_eq!(check("append_conservation", &history).status, Status::Fail);
+}
+
+/// A bounce registered in memory whose save the cut came before is pending; the
+/// same history in a completed run has lost it.
+#[test]
+fn lost_update_counts_a_bounce_registered_but_not_yet_saved_as_pending_only_at_a_cut() {
+    let events = history_of(vec![(
+        0,
+        note("mail1", 4, ModelEvent::BounceRegistered { list: "test".into(), address: "m@example.com".into() }),
+    )]);
+    let store = Store::new(0, 1, ReaddirOrder::Creation, 0);
+    let judge = |cut: bool| {
+        let history =
+            History { events: &events, store: &store, ending_problem: None, cut, held_locks_must_be_free: true };
+        check("lost_update", &history).status
+    };
+    assert_eq!(judge(true), Status::Pass);
+    assert_eq!(judge(false), Status::Fail);
+}
+
+/// An injected message the MTA never answered is in flight at a cut, and never
+/// answered in a run that completed.
+#[test]
+fn message_conservation_counts_an_unanswered_message_as_pending_only_at_a_cut() {
+    let events = history_of(vec![(
+        0,
+        note(
+            "sender",
+            1,
+            ModelEvent::SenderInjected { message_id: "<a1@x>".into(), recipient: "test@lists.example.com".into() },
+        ),
+    )]);
+    let store = Store::new(0, 1, ReaddirOrder::Creation, 0);
+    let judge = |cut: bool| {
+        let history =
+            History { events: &events, store: &store, ending_problem: None, cut, held_locks_must_be_free: true };
+        check("message_conservation", &history)
+    };
+    let cut = judge(true);
+    assert_eq!(cut.status, Status::Pass);
+    assert_eq!(cut.tally.get("pending_at_cut"), Some(&1));
+    assert_eq!(judge(false).status, Status::Fail);
 }

@@ -1,7 +1,7 @@
 //! Regression snapshots: one pinned seed for every shipped scenario.
 //!
 //! `check(scenario, seed, sets)` renders what must not change silently:
-//! verdicts, oracle counts, non-zero marks, RPC counts and counters, steps,
+//! verdicts, the heal (when the run drains), oracle counts, non-zero marks, RPC counts and counters, steps,
 //! simulated time and the trace hash; for a failing seed, the first violation
 //! and a readable excerpt of the trace around it (the canonical lines, `seq
 //! t_us kind …`, see `sim::trace`). Wall time and the build fingerprint are
@@ -20,6 +20,9 @@ fn check(name: &str, seed: u64, sets: &[&str]) {
     let _ = writeln!(s, "{} seed={} sets={:?} exit={} verdict={}", r.scenario, r.seed, sets, r.exit_code, r.verdict);
     let _ =
         writeln!(s, "sim_time_ms={} steps={} events={} trace_hash={}", r.sim_time_ms, r.steps, r.events, r.trace_hash);
+    if let Some(h) = &r.heal {
+        let _ = writeln!(s, "heal at_ms={} healed={:?}", h.at_ms, h.healed);
+    }
     for o in &r.oracles {
         let _ = writeln!(s, "oracle {} {:?} checked={} violations={}", o.name, o.status, o.checked, o.violations.len());
         if !o.tally.is_empty() {

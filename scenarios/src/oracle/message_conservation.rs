@@ -2,6 +2,9 @@
 //!
 //! Keyed by `Message-Id`: injected by the sender; answered by the MTA
 //! (accepted, deferred, bounced); queued; delivered per recipient at the sink.
+//! A recipient fails permanently when Mailman's SMTP session to the sink is
+//! refused with 5xx, or when the MTA's delivery process to the smarthost
+//! fails it (and bounces it to the list).
 //! A message the MTA accepted must reach every member that does not fail
 //! permanently, or end in `shunt` or `bad/`. Anything else is lost, which is a
 //! violation. Duplicated deliveries are counted; Mailman 2.1 promises
@@ -97,6 +100,12 @@ impl Oracle for MessageConservation {
             ModelEvent::SmtpRecipient { message_id, recipient, outcome, .. } if outcome == "permanent" => {
                 let n = self.recipient(recipient);
                 self.ledger(message_id).permanent.insert(n);
+            }
+            ModelEvent::MtaRemote { message_id, failed, .. } => {
+                for recipient in failed {
+                    let n = self.recipient(recipient);
+                    self.ledger(message_id).permanent.insert(n);
+                }
             }
             _ => {}
         }

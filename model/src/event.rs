@@ -7,6 +7,16 @@
 
 use serde::Serialize;
 
+/// When Exim routes an address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteStage {
+    /// At RCPT time, verifying the recipient.
+    Verify,
+    /// In the delivery process, after DATA.
+    Delivery,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ModelEvent {
@@ -90,12 +100,24 @@ pub enum ModelEvent {
     BounceRegistered { list: String, address: String },
     /// A message was appended to a list archive (ArchRunner).
     Archived { list: String, message_id: String },
-    /// The MTA router's decision for a list address (spec/mailman.md §5.1):
-    /// `accepted`, `deferred`, `bounced_unknown_list` or `refused_bad_name`.
-    MtaRouted { list: String, recipient: String, decision: String, errno: String },
+    /// The MTA's Mailman router's decision for a list address
+    /// (docs/semantics/exim.md): `accepted`, `deferred`, `bounced_unknown_list`
+    /// or `refused_bad_name`, when verifying at RCPT or routing for delivery.
+    MtaRouted { list: String, recipient: String, decision: String, errno: String, stage: RouteStage },
     /// The MTA's pipe transport saw `post` exit (§5.2): `outcome` is `delivered`,
     /// `deferred` or `bounced`; `exit_code` is -1 for a signal.
     MtaPiped { list: String, message_id: String, program: String, exit_code: i32, outcome: String },
+    /// One attempt of the MTA's delivery process at the smarthost
+    /// (docs/semantics/exim.md): how many addresses it delivered, and the
+    /// addresses that failed and that it deferred.
+    MtaRemote {
+        message_id: String,
+        sender: String,
+        attempt: u32,
+        delivered: u32,
+        failed: Vec<String>,
+        deferred: Vec<String>,
+    },
     /// The `post` program exits with `exit_code` (§5.2).
     PostExited { list: String, message_id: String, exit_code: i32, reason: String },
     /// A runner process started serving `queue` slice `slice` of `count`.

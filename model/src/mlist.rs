@@ -182,7 +182,7 @@ impl<'a, O: Os> MailList<'a, O> {
             name: name.to_string(),
             lock,
             timestamp: UNIX_EPOCH,
-            config: ListConfig::new(name, &host_name, 0),
+            config: ListConfig::new(name, &host_name, &host_name, 0),
             settings,
         })
     }

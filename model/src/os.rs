@@ -156,7 +156,8 @@ pub trait Os {
 
     // Network.
     async fn tcp_listen(&self, port: u16) -> io::Result<Self::Listener>;
-    async fn tcp_accept(&self, listener: &Self::Listener) -> io::Result<Self::Stream>;
+    /// The next connection, and who made it.
+    async fn tcp_accept(&self, listener: &Self::Listener) -> io::Result<(Self::Stream, Peer)>;
     async fn tcp_connect(&self, host: &str, port: u16) -> io::Result<Self::Stream>;
     /// Reads what is available, at most `buf.len()` bytes; 0 means the peer closed.
     async fn tcp_read(&self, stream: &mut Self::Stream, buf: &mut [u8]) -> io::Result<usize>;
@@ -164,6 +165,15 @@ pub trait Os {
 
     // Annotations: what the model believes, next to what it did.
     fn event(&self, event: ModelEvent);
+}
+
+/// The other end of an accepted connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// Its host name, or its address where no name is known.
+    pub host: String,
+    /// Whether it connected from this host (Exim's `hostlist relay_from_hosts = localhost`).
+    pub local: bool,
 }
 
 /// The errno of an error, or 0 for errors that carry none.

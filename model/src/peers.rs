@@ -127,7 +127,7 @@ pub async fn smtp_sink<O: Os>(os: &O, settings: &SinkSettings) -> i32 {
         }
         match accepted {
             None => {}
-            Some(Ok(stream)) => {
+            Some(Ok((stream, _peer))) => {
                 let hostname = hostname.clone();
                 sessions.push(async move {
                     let mut conn = SmtpConn::new(os, stream);

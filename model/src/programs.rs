@@ -125,6 +125,34 @@ pub static SPECS: &[ProgramSpec] = &[
         command: false,
     },
     ProgramSpec {
+        name: "mta-deliver",
+        summary: "the MTA's delivery process for one message's smarthost addresses: retries, then a bounce message",
+        options: &[
+            PROFILE,
+            SETTINGS,
+            ArgSpec {
+                name: "from",
+                kind: ArgKind::Text,
+                default: ArgDefault::Value(""),
+                help: "the envelope sender, who gets the bounce message (empty: none)",
+            },
+            ArgSpec {
+                name: "to",
+                kind: ArgKind::Addresses,
+                default: ArgDefault::Required,
+                help: "the addresses to deliver to",
+            },
+            ArgSpec {
+                name: "stdin",
+                kind: ArgKind::Text,
+                default: ArgDefault::Required,
+                help: "the message, as the spool holds it",
+            },
+        ],
+        positional: &[],
+        command: false,
+    },
+    ProgramSpec {
         name: "smtp-sink",
         summary: "downstream SMTP sink: records every delivery, refuses the listed recipients",
         options: &[
@@ -231,6 +259,7 @@ pub enum Plan {
     Qrunner20 { settings: Box<Settings> },
     Post { settings: Box<Settings>, script: EntryScript, list: String, text: String },
     Mta { settings: Box<Settings>, child: Vec<String> },
+    MtaDeliver { settings: Box<Settings>, child: Vec<String>, from: String, to: Vec<String>, text: String },
     Sink(SinkSettings),
     Sender(SenderSettings),
 }
@@ -273,6 +302,15 @@ pub fn check_settings(s: &Settings) -> Result<(), String> {
     ArgKind::Host
         .check(&s.outgoing.smtp_host)
         .map_err(|e| format!("outgoing.smtp_host {:?}: {e}", crate::args::shown(&s.outgoing.smtp_host)))?;
+    if let Some(h) = &s.mta.smarthost {
+        ArgKind::Host
+            .check(&h.host)
+            .map_err(|e| format!("mta.smarthost.host {:?}: {e}", crate::args::shown(&h.host)))?;
+    }
+    if !(1..=10_000).contains(&s.mta.remote_rcpts_max) {
+        return Err("mta.remote_rcpts_max: expected 1..=10000 recipients".into());
+    }
+    s.mta.retry.check().map_err(|e| format!("mta.retry.{e}"))?;
     for (i, q) in s.mailmanctl.qrunners.iter().enumerate() {
         if !RUNNER_NAMES.contains(&q.name.as_str()) {
             return Err(format!(
@@ -323,6 +361,16 @@ pub fn plan(program: &str, args: &[String]) -> Result<Plan, ArgError> {
             let (settings, child) = settings(&p)?;
             Plan::Mta { settings, child }
         }
+        "mta-deliver" => {
+            let (settings, child) = settings(&p)?;
+            Plan::MtaDeliver {
+                settings,
+                child,
+                from: p.text("from"),
+                to: comma_items(&p.text("to")).map(str::to_string).collect(),
+                text: p.text("stdin"),
+            }
+        }
         "smtp-sink" => Plan::Sink(SinkSettings {
             port: p.uint("port"),
             permanent_failures: address_set(p.value("perm")),
@@ -372,6 +420,9 @@ pub async fn execute<O: Os>(os: &O, plan: Plan) -> i32 {
         Plan::Qrunner20 { settings } => qrunner20(os, &settings).await,
         Plan::Post { settings, script, list, text } => post(os, &settings, script, &list, &text).await,
         Plan::Mta { settings, child } => crate::mta::mta(os, &settings.mta, &child).await,
+        Plan::MtaDeliver { settings, child, from, to, text } => {
+            crate::mta::mta_deliver(os, &settings.mta, &child, &from, &to, &text).await
+        }
         Plan::Sink(s) => smtp_sink(os, &s).await,
         Plan::Sender(s) => sender(os, &s).await,
     }

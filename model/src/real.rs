@@ -38,7 +38,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::event::ModelEvent;
-use crate::os::{err, ExitStatus, Fd, FileType, Metadata, OpenFlags, Os, Pid, SetTime, Signal};
+use crate::os::{err, ExitStatus, Fd, FileType, Metadata, OpenFlags, Os, Peer, Pid, SetTime, Signal};
 use crate::python::{mailman_timestamp, unix_seconds};
 
 /// How `RealOs::spawn` starts a model entry point: it runs
@@ -329,8 +329,9 @@ impl Os for RealOs {
         TcpListener::bind(("0.0.0.0", port)).await
     }
 
-    async fn tcp_accept(&self, listener: &TcpListener) -> io::Result<TcpStream> {
-        listener.accept().await.map(|(stream, _)| stream)
+    async fn tcp_accept(&self, listener: &TcpListener) -> io::Result<(TcpStream, Peer)> {
+        let (stream, addr) = listener.accept().await?;
+        Ok((stream, Peer { host: addr.ip().to_string(), local: addr.ip().is_loopback() }))
     }
 
     async fn tcp_connect(&self, host: &str, port: u16) -> io::Result<TcpStream> {

@@ -185,6 +185,13 @@ impl<'a, O: Os> SmtpClient<'a, O> {
             self.rset().await;
             return Err(SmtpError::RecipientsRefused(refused));
         }
+        self.data(text).await?;
+        Ok(refused)
+    }
+
+    /// `DATA`, the text, and the final reply; anything but 354 then 250 is
+    /// an error (after `RSET`).
+    pub async fn data(&mut self, text: &str) -> Result<(), SmtpError> {
         let r = self.command("DATA").await?;
         if r.code != 354 {
             self.rset().await;
@@ -196,7 +203,7 @@ impl<'a, O: Os> SmtpClient<'a, O> {
             self.rset().await;
             return Err(SmtpError::Response { code: r.code, text: r.text });
         }
-        Ok(refused)
+        Ok(())
     }
 
     /// `RSET`, errors ignored (smtplib's `_rset`).

@@ -9,7 +9,9 @@
 //! - a **delivery** is a `SinkReceived` note (one recipient's copy accepted
 //!   downstream); deliveries per second likewise use `last_delivery_ms`;
 //! - a **permanent failure** is an `SmtpRecipient` note with outcome
-//!   `permanent`; its **bounce delay** runs from that note to the
+//!   `permanent`, or an address an `MtaRemote` note failed (the MTA's delivery
+//!   process to the smarthost, for the list whose `-bounces` address sent
+//!   it); its **bounce delay** runs from that note to the
 //!   `BounceRegistered` note that registers it, paired first-in first-out per
 //!   (list, address). Failures never registered by the end of the run (lost on
 //!   a runner's stop or crash, spec/mailman.md R20, or still pending) are counted
@@ -55,15 +57,14 @@ impl FigureLedger {
                 f.last_delivery_ms = ms;
             }
             Some(ModelEvent::SmtpRecipient { list, recipient, outcome, .. }) if outcome == "permanent" => {
-                f.permanent_failures += 1;
-                let by_recipient = match self.pending.get_mut(list.as_str()) {
-                    Some(r) => r,
-                    None => self.pending.entry(list.clone()).or_default(),
-                };
-                match by_recipient.get_mut(recipient.as_str()) {
-                    Some(q) => q.push_back(e.t),
-                    None => {
-                        by_recipient.insert(recipient.clone(), VecDeque::from([e.t]));
+                self.permanent(list, recipient, e.t);
+            }
+            Some(ModelEvent::MtaRemote { sender, failed, .. }) => {
+                // Mailman's envelope sender is the list's `-bounces` address.
+                let (local, _) = model::smtp::split_address(sender);
+                if let Some(list) = local.strip_suffix("-bounces") {
+                    for recipient in failed {
+                        self.permanent(list, recipient, e.t);
                     }
                 }
             }
@@ -74,6 +75,20 @@ impl FigureLedger {
                 }
             }
             _ => {}
+        }
+    }
+
+    fn permanent(&mut self, list: &str, recipient: &str, t: Duration) {
+        self.figures.permanent_failures += 1;
+        let by_recipient = match self.pending.get_mut(list) {
+            Some(r) => r,
+            None => self.pending.entry(list.to_string()).or_default(),
+        };
+        match by_recipient.get_mut(recipient) {
+            Some(q) => q.push_back(t),
+            None => {
+                by_recipient.insert(recipient.to_string(), VecDeque::from([t]));
+            }
         }
     }
 

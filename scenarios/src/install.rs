@@ -31,6 +31,12 @@ pub static SPEC: ProgramSpec = ProgramSpec {
             help: "members member0000@… to subscribe",
         },
         ArgSpec {
+            name: "member-domain",
+            kind: ArgKind::Host,
+            default: ArgDefault::Value("example.net"),
+            help: "the members' domain: downstream, outside the MTA's local domains",
+        },
+        ArgSpec {
             name: "host-name",
             kind: ArgKind::Host,
             default: ArgDefault::Value("lists.example.com"),
@@ -54,6 +60,7 @@ pub struct Plan {
     pub list: String,
     pub members: usize,
     pub host_name: String,
+    pub member_domain: String,
     pub dirs: Vec<String>,
 }
 
@@ -67,6 +74,7 @@ pub fn plan(args: &[String]) -> Result<Plan, ArgError> {
         list: p.text("list"),
         members: p.uint("members"),
         host_name: p.text("host-name"),
+        member_domain: p.text("member-domain"),
         dirs: p.value("dirs").map(|d| comma_items(d).map(str::to_string).collect()).unwrap_or_default(),
     })
 }
@@ -83,7 +91,7 @@ pub fn list_settings(profile: &str) -> Option<MailListSettings> {
 
 pub async fn install<O: Os>(os: O, args: &[String]) -> i32 {
     let log = |os: &O, message: String| os.event(model::ModelEvent::Log { log: "error".into(), message });
-    let Plan { profile, settings, list, members, host_name, dirs: extra } = match plan(args) {
+    let Plan { profile, settings, list, members, host_name, member_domain, dirs: extra } = match plan(args) {
         Ok(p) => p,
         Err(e) => {
             log(&os, format!("install: {e}"));
@@ -116,7 +124,7 @@ pub async fn install<O: Os>(os: O, args: &[String]) -> i32 {
         }
     };
     let created = async {
-        mlist.create(ListConfig::new(list, &host_name, members)).await?;
+        mlist.create(ListConfig::new(list, &host_name, &member_domain, members)).await?;
         mlist.save().await?;
         mlist.unlock().await
     }

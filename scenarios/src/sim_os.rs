@@ -8,7 +8,7 @@ use std::io;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
-use model::{ExitStatus, Fd, FileType, Metadata, ModelEvent, OpenFlags, Os, Pid, SetTime, Signal};
+use model::{ExitStatus, Fd, FileType, Metadata, ModelEvent, OpenFlags, Os, Peer, Pid, SetTime, Signal};
 use sim::{Attr, Flags, Proc, ProcStatus};
 
 pub struct SimOs {
@@ -158,8 +158,12 @@ impl Os for SimOs {
     async fn tcp_listen(&self, port: u16) -> io::Result<Self::Listener> {
         self.proc.tcp_listen(port).await.map_err(err)
     }
-    async fn tcp_accept(&self, listener: &Self::Listener) -> io::Result<Self::Stream> {
-        self.proc.tcp_accept(listener).await.map(|(s, _)| s).map_err(err)
+    async fn tcp_accept(&self, listener: &Self::Listener) -> io::Result<(Self::Stream, Peer)> {
+        let (stream, host) = self.proc.tcp_accept(listener).await.map_err(err)?;
+        // The events engine names the connecting host; turmoil's loopback
+        // address has no name and reads as `localhost`.
+        let local = host == "localhost" || host == self.proc.host();
+        Ok((stream, Peer { host, local }))
     }
     async fn tcp_connect(&self, host: &str, port: u16) -> io::Result<Self::Stream> {
         self.proc.tcp_connect(host, port).await.map_err(err)

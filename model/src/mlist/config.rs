@@ -63,8 +63,8 @@ impl ListConfig {
     /// A list named `real_name` with `member_count` regular members named
     /// `member0000@<host_name>`, …; every tenth member has a bounce record.
     /// Deterministic: the same arguments give the same bytes.
-    pub fn new(real_name: &str, host_name: &str, member_count: usize) -> Self {
-        let members: Vec<String> = (0..member_count).map(|i| format!("member{i:04}@{host_name}")).collect();
+    pub fn new(real_name: &str, host_name: &str, member_domain: &str, member_count: usize) -> Self {
+        let members: Vec<String> = (0..member_count).map(|i| format!("member{i:04}@{member_domain}")).collect();
         let per_member = |f: &dyn Fn(usize) -> String| -> BTreeMap<String, String> {
             members.iter().enumerate().map(|(i, m)| (m.clone(), f(i))).collect()
         };

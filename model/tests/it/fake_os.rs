@@ -383,7 +383,7 @@ impl Os for FakeOs {
     async fn tcp_listen(&self, port: u16) -> io::Result<Self::Listener> {
         self.real.tcp_listen(port).await
     }
-    async fn tcp_accept(&self, listener: &Self::Listener) -> io::Result<Self::Stream> {
+    async fn tcp_accept(&self, listener: &Self::Listener) -> io::Result<(Self::Stream, model::Peer)> {
         self.real.tcp_accept(listener).await
     }
     async fn tcp_connect(&self, host: &str, port: u16) -> io::Result<Self::Stream> {

@@ -32,7 +32,7 @@ fn open_list<O: Os>(os: &Rc<O>, settings: MailListSettings) -> MailList<'_, O> {
 /// (post_id 1, 2, …), then unlocks. After two saves `.last` exists.
 async fn created<O: Os>(os: &Rc<O>, settings: MailListSettings, members: usize, saves: u64) -> MailList<'_, O> {
     let mut mlist = open_list(os, settings);
-    mlist.create(ListConfig::new(LIST, "example.com", members)).await.unwrap();
+    mlist.create(ListConfig::new(LIST, "example.com", "example.com", members)).await.unwrap();
     for post_id in 1..=saves {
         mlist.config_mut().post_id = post_id;
         mlist.save().await.unwrap();
@@ -70,7 +70,7 @@ async fn save_then_load_round_trips_on_real_os() {
     let os = Rc::new(RealOs::new(dir.path().to_path_buf(), "host1".to_string()));
     let counter = LockCounter::new();
     let mut writer = MailList::new(&*os, &counter, LIST, MailListSettings::mailman_2_1_39()).unwrap();
-    let mut config = ListConfig::new(LIST, "example.com", 200);
+    let mut config = ListConfig::new(LIST, "example.com", "example.com", 200);
     config.post_id = 42;
     config.subject_prefix = "[test %d] ".to_string();
     writer.create(config.clone()).await.unwrap();
@@ -112,7 +112,7 @@ async fn save_writes_the_tmp_file_then_rotates_last_and_renames_over_config() {
 #[tokio::test]
 async fn a_200_member_save_spans_several_8_kib_writes() {
     let os = scene();
-    let config = ListConfig::new(LIST, "example.com", 200);
+    let config = ListConfig::new(LIST, "example.com", "example.com", 200);
     let bytes = serde_json::to_vec(&config).unwrap().len();
     assert!(bytes > 3 * 8192, "{bytes} bytes");
     let mut mlist = open_list(&os, MailListSettings::mailman_2_1_39());

@@ -34,7 +34,7 @@ fn runner_specs_parse_as_name_slice_count() {
 
 #[test]
 fn every_program_declares_its_arguments() {
-    for name in ["mailmanctl", "qrunner", "qrunner20", "post", "bounces", "mta", "smtp-sink", "sender"] {
+    for name in ["mailmanctl", "qrunner", "qrunner20", "post", "bounces", "mta", "mta-deliver", "smtp-sink", "sender"] {
         let spec = SPECS.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("{name}"));
         assert!(!spec.summary.is_empty(), "{name}");
         for a in spec.options.iter().chain(spec.positional) {

@@ -270,7 +270,8 @@ async fn tcp_bytes_travel_from_connect_to_accept() {
     let listener = os.tcp_listen(0).await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (client, server) = tokio::join!(os.tcp_connect("127.0.0.1", port), os.tcp_accept(&listener));
-    let (mut client, mut server) = (client.unwrap(), server.unwrap());
+    let (mut client, (mut server, peer)) = (client.unwrap(), server.unwrap());
+    assert!(peer.local, "a connection from 127.0.0.1 is from this host: {peer:?}");
     os.tcp_write(&mut client, b"HELO host1\r\n").await.unwrap();
     drop(client);
     let mut got = Vec::new();

@@ -2,6 +2,9 @@
 //!
 //! Keyed by `Message-Id`: injected by the sender; answered by the MTA
 //! (accepted, deferred, bounced); queued; delivered per recipient at the sink.
+//! A recipient fails permanently when Mailman's SMTP session to the sink is
+//! refused with 5xx, or when the MTA's delivery process to the smarthost
+//! fails it (and bounces it to the list).
 //! A message the MTA accepted must reach every member that does not fail
 //! permanently, or end in `shunt` or `bad/`. Anything else is lost, which is a
 //! violation. Duplicated deliveries are counted; Mailman 2.1 promises
@@ -96,24 +99,46 @@ impl Oracle for MessageConservation {
                     }
                 }
             }
-            ModelEvent::Shunted { message_id, .. } => self.ledger(message_id).shunted = true,
-            ModelEvent::MessageDeleted { message_id, .. } => self.ledger(message_id).deleted = true,
+            // From here on, only messages the sender injected have a ledger:
+            // the MTA's own bounce messages travel the same queues.
+            ModelEvent::Shunted { message_id, .. } => {
+                if let Some(l) = self.ledgers.get_mut(message_id.as_str()) {
+                    l.shunted = true;
+                }
+            }
+            ModelEvent::MessageDeleted { message_id, .. } => {
+                if let Some(l) = self.ledgers.get_mut(message_id.as_str()) {
+                    l.deleted = true;
+                }
+            }
             ModelEvent::QueueFinished { filebase, outcome, .. } if outcome == "preserved" => {
-                if let Some(id) = self.files.get(filebase.as_str()).cloned() {
-                    self.ledger(&id).preserved = true;
+                let held = self.files.get(filebase.as_str());
+                if let Some(l) = held.and_then(|id| self.ledgers.get_mut(id)) {
+                    l.preserved = true;
                 }
             }
             ModelEvent::SinkReceived { message_id, recipient, .. } => {
                 let n = self.recipient(recipient) as usize;
-                let delivered = &mut self.ledger(message_id).delivered;
-                if delivered.len() <= n {
-                    delivered.resize(n + 1, 0);
+                if let Some(l) = self.ledgers.get_mut(message_id.as_str()) {
+                    if l.delivered.len() <= n {
+                        l.delivered.resize(n + 1, 0);
+                    }
+                    l.delivered[n] += 1;
                 }
-                delivered[n] += 1;
             }
             ModelEvent::SmtpRecipient { message_id, recipient, outcome, .. } if outcome == "permanent" => {
                 let n = self.recipient(recipient);
-                self.ledger(message_id).permanent.insert(n);
+                if let Some(l) = self.ledgers.get_mut(message_id.as_str()) {
+                    l.permanent.insert(n);
+                }
+            }
+            ModelEvent::MtaRemote { message_id, failed, .. } => {
+                for recipient in failed {
+                    let n = self.recipient(recipient);
+                    if let Some(l) = self.ledgers.get_mut(message_id.as_str()) {
+                        l.permanent.insert(n);
+                    }
+                }
             }
             _ => {}
         }

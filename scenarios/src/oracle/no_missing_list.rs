@@ -1,8 +1,9 @@
 //! `no_missing_list`: no process concluded that an existing list does not exist.
 //!
 //! Three places conclude it (spec/mailman.md §5, §4.1, §4.9):
-//! - the MTA router's `require_files` stat got ENOENT, so RCPT got 550
-//!   ("Unrouteable address") and the message bounced;
+//! - the MTA router's `require_files` stat got ENOENT, when verifying at RCPT
+//!   (550 "Unrouteable address") or when routing again for delivery, and the
+//!   message bounced;
 //! - `post` exited 1 because `list_exists` or the 2.0 Load failed;
 //! - a runner dequeued a message "for missing list" (a shunt in 2.1, a delete in 2.0).
 //!
@@ -15,7 +16,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use model::ModelEvent;
+use model::{ModelEvent, RouteStage};
 use sim::{EventKind, Outcome};
 
 use super::{End, Oracle, OracleResult, Property, Seen, Violations};
@@ -244,12 +245,16 @@ impl Oracle for NoMissingList {
                 }
                 return;
             }
-            ModelEvent::MtaRouted { list, decision, errno, .. } => {
+            ModelEvent::MtaRouted { list, decision, errno, stage, .. } => {
                 self.checked += 1;
                 if decision != "bounced_unknown_list" {
                     return;
                 }
-                (list, "the MTA router found no config (RCPT 550, bounce)", errno.clone())
+                let what = match stage {
+                    RouteStage::Verify => "the MTA router found no config (RCPT 550, bounce)",
+                    RouteStage::Delivery => "the MTA router found no config when delivering (unrouteable, bounce)",
+                };
+                (list, what, errno.clone())
             }
             ModelEvent::PostExited { list, exit_code: 1, reason, .. } => (list, "post exited 1", reason.clone()),
             ModelEvent::PostExited { .. } => {

@@ -84,6 +84,7 @@ fn silly_rename_window_violation(stat_host: &str, fill: u64) -> String {
                     recipient: "test@lists.example.com".into(),
                     decision: "bounced_unknown_list".into(),
                     errno: "ENOENT".into(),
+                    stage: model::RouteStage::Verify,
                 },
             ),
         ),
@@ -124,6 +125,7 @@ fn no_missing_list_names_the_fill_before_the_dentry_was_filled_not_a_later_one()
         recipient: "test@lists.example.com".into(),
         decision: "bounced_unknown_list".into(),
         errno: "ENOENT".into(),
+        stage: model::RouteStage::Delivery,
     };
     let events = history_of(vec![
         (0, note("mail1", 6, ModelEvent::ListSaved { list: "test".into(), file: "x".into(), post_id: 1 })),

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use model::{ExitStatus, Fd, FileType, Metadata, ModelEvent, OpenFlags, Os, Pid, SetTime, Signal};
+use model::{ExitStatus, Fd, FileType, Metadata, ModelEvent, OpenFlags, Os, Peer, Pid, SetTime, Signal};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
 
@@ -28,7 +28,8 @@ pub struct World {
     next_fd: Cell<Fd>,
     files: RefCell<BTreeMap<Fd, File>>,
     pub events: RefCell<Vec<(Pid, ModelEvent)>>,
-    listeners: RefCell<BTreeMap<u16, mpsc::UnboundedSender<DuplexStream>>>,
+    /// Per port, the connections made and the host name each was made to.
+    listeners: RefCell<BTreeMap<u16, mpsc::UnboundedSender<(DuplexStream, String)>>>,
     children: RefCell<BTreeMap<Pid, tokio::task::JoinHandle<i32>>>,
     signals: RefCell<BTreeMap<Pid, Vec<Signal>>>,
     /// `stat` of these paths fails with the errno.
@@ -72,6 +73,16 @@ impl TestOs {
         let pid = self.world.next_pid.get();
         self.world.next_pid.set(pid + 1);
         TestOs { world: self.world.clone(), pid }
+    }
+
+    /// Waits until every child spawned so far, and every child they spawn, has exited.
+    pub async fn wait_children(&self) {
+        loop {
+            let next = self.world.children.borrow().keys().next().copied();
+            let Some(pid) = next else { return };
+            let handle = self.world.children.borrow_mut().remove(&pid).expect("listed");
+            handle.await.expect("program panicked");
+        }
     }
 
     pub fn path(&self, p: &str) -> PathBuf {
@@ -125,7 +136,7 @@ fn ebadf() -> io::Error {
     io::Error::from_raw_os_error(libc::EBADF)
 }
 
-pub struct Listener(tokio::sync::Mutex<mpsc::UnboundedReceiver<DuplexStream>>);
+pub struct Listener(tokio::sync::Mutex<mpsc::UnboundedReceiver<(DuplexStream, String)>>);
 
 impl Os for TestOs {
     type Listener = Listener;
@@ -279,15 +290,19 @@ impl Os for TestOs {
         l.insert(port, tx);
         Ok(Listener(tokio::sync::Mutex::new(rx)))
     }
-    async fn tcp_accept(&self, listener: &Listener) -> io::Result<DuplexStream> {
+    async fn tcp_accept(&self, listener: &Listener) -> io::Result<(DuplexStream, Peer)> {
         let mut rx = listener.0.lock().await;
-        rx.recv().await.ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))
+        let (stream, to) = rx.recv().await.ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // One host: a connection to `localhost` is from this host, one to any
+        // other name stands for a client elsewhere.
+        let local = to == "localhost";
+        Ok((stream, Peer { host: if local { to } else { "client".into() }, local }))
     }
-    async fn tcp_connect(&self, _host: &str, port: u16) -> io::Result<DuplexStream> {
+    async fn tcp_connect(&self, host: &str, port: u16) -> io::Result<DuplexStream> {
         let tx = self.world.listeners.borrow().get(&port).cloned();
         let tx = tx.ok_or_else(|| io::Error::from_raw_os_error(libc::ECONNREFUSED))?;
         let (a, b) = tokio::io::duplex(1 << 16);
-        tx.send(b).map_err(|_| io::Error::from_raw_os_error(libc::ECONNREFUSED))?;
+        tx.send((b, host.to_string())).map_err(|_| io::Error::from_raw_os_error(libc::ECONNREFUSED))?;
         Ok(a)
     }
     async fn tcp_read(&self, stream: &mut DuplexStream, buf: &mut [u8]) -> io::Result<usize> {
@@ -315,7 +330,7 @@ pub fn args(v: &[&str]) -> Vec<String> {
 /// `bin/newlist` for list `name` with `members`, `subject_prefix` `[name %d]`
 /// and `post_id` 7, through the real store.
 pub async fn make_list(os: &TestOs, settings: &model::MailListSettings, name: &str, members: &[&str]) {
-    let mut config = model::ListConfig::new(name, "lists.example.com", 0);
+    let mut config = model::ListConfig::new(name, "lists.example.com", "example.net", 0);
     config.subject_prefix = format!("[{name} %d]");
     config.post_id = 7;
     config.members = members.iter().map(|m| m.to_string()).collect();

@@ -55,8 +55,8 @@ pub use event::{ListLoadOutcome, ModelEvent, RouteStage};
 pub use lockfile::{Condition, LockCounter, LockError, LockFile, LockLogging, LockSettings, LockVariant, LOCK_DIR};
 pub use mlist::{
     check_new_list_name, list_exists, newlist, validate_list_name, BounceRecord, ConfigFormat, ListConfig, ListError,
-    ListNameValidation, LoadFailureUnlock, LoadShortcut, MailList, MailListSettings, RepairMode, SaveProtocol,
-    SyncAfterWrite, ACCEPTABLE_LISTNAME_CHARACTERS, LIST_DATA_DIR,
+    ListNameValidation, LoadFailureUnlock, LoadShortcut, MailList, MailListSettings, MemberMap, MemberValue,
+    RepairMode, SaveProtocol, Span, SyncAfterWrite, ACCEPTABLE_LISTNAME_CHARACTERS, LIST_DATA_DIR,
 };
 pub use os::{err, errno, errno_name, ExitStatus, Fd, FileType, Metadata, OpenFlags, Os, Peer, Pid, SetTime, Signal};
 pub use profile::{MailmanProfile, Settings};

@@ -13,12 +13,14 @@
 //! effect: the list directory, and the lock taken directly.
 
 mod config;
+mod member_map;
 mod settings;
 
 use std::io;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use config::{BounceRecord, ListConfig};
+pub use member_map::{MemberMap, MemberValue, Span};
 pub use settings::{
     ConfigFormat, ListNameValidation, LoadFailureUnlock, LoadShortcut, MailListSettings, RepairMode, SaveProtocol,
     SyncAfterWrite,

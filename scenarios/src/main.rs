@@ -107,6 +107,9 @@ enum Command {
         /// Window end in simulated seconds (default: 10 s after the first violation, or 60).
         #[arg(long)]
         to_s: Option<f64>,
+        /// Mark the first violation of this oracle instead of the first of all.
+        #[arg(long)]
+        oracle: Option<String>,
     },
     /// List the builtin scenarios, programs and oracles.
     List,
@@ -780,11 +783,14 @@ fn main() -> ExitCode {
             }
             ExitCode::from(out.report.exit_code as u8)
         }
-        Command::Timeline { scenario: name, seed, sets, sched, out: path, from_s, to_s } => {
+        Command::Timeline { scenario: name, seed, sets, sched, out: path, from_s, to_s, oracle } => {
             let (scenario, seed) = match load_seeded(&name, seed, &sets, &sched) {
                 Ok(v) => v,
                 Err(code) => return code,
             };
+            if let Some(o) = oracle.as_deref().filter(|o| !scenarios::oracle::NAMES.contains(o)) {
+                return bad_input(&format!("--oracle {o:?}: expected one of: {}", scenarios::oracle::NAMES.join(", ")));
+            }
             for (flag, v) in [("--from-s", from_s), ("--to-s", to_s)] {
                 if v.is_some_and(|v| !v.is_finite() || v < 0.0) {
                     return bad_input(&format!("{flag}: expected a non-negative number of seconds"));
@@ -801,8 +807,9 @@ fn main() -> ExitCode {
             let replay_args = replay_args(&sets, &sched, false);
             let Some(out) = run_caught(&scenario, seed, &replay_args) else { return ExitCode::from(exit::PANIC as u8) };
             let events = out.trace.events();
-            let (a, b) = scenarios::timeline::window(&out.report, events, from_s, to_s);
-            let html = scenarios::timeline::render(events, &out.report, a, b);
+            let only = oracle.as_deref();
+            let (a, b) = scenarios::timeline::window(&out.report, events, from_s, to_s, only);
+            let html = scenarios::timeline::render(events, &out.report, a, b, only);
             if let Err(e) = std::fs::write(&path, html) {
                 return bad_input(&format!("--out {}: {}", path.display(), e.kind()));
             }

@@ -51,12 +51,13 @@ fn esc(s: &str) -> String {
     out
 }
 
-/// The first violation of a report: oracle name, first line, event.
-pub fn first_violation(report: &Report) -> Option<(&str, &str, u64)> {
+/// The first violation of a report (of oracle `only`, when given): oracle
+/// name, first line, event.
+pub fn first_violation<'a>(report: &'a Report, only: Option<&str>) -> Option<(&'a str, &'a str, u64)> {
     report
         .oracles
         .iter()
-        .filter(|o| o.status == Status::Fail)
+        .filter(|o| o.status == Status::Fail && only.is_none_or(|n| o.name == n))
         .filter_map(|o| {
             o.first_event.map(|e| (o.name.as_str(), o.violations.first().map(String::as_str).unwrap_or(""), e))
         })
@@ -120,8 +121,8 @@ fn axis_step(span: f64) -> f64 {
 
 /// The window shown: `from_s..to_s` if given, else ±10 s around the first
 /// violation, else the first 60 s.
-pub fn window(report: &Report, events: &[Event], from_s: Option<f64>, to_s: Option<f64>) -> (f64, f64) {
-    let centre = first_violation(report).and_then(|(_, _, seq)| events.get(seq as usize)).map(|e| e.t.as_secs_f64());
+pub fn window(report: &Report, events: &[Event], from_s: Option<f64>, to_s: Option<f64>, only: Option<&str>) -> (f64, f64) {
+    let centre = first_violation(report, only).and_then(|(_, _, seq)| events.get(seq as usize)).map(|e| e.t.as_secs_f64());
     let (a, b) = match centre {
         Some(c) => ((c - 10.0).max(0.0), c + 10.0),
         None => (0.0, 60.0),
@@ -132,7 +133,7 @@ pub fn window(report: &Report, events: &[Event], from_s: Option<f64>, to_s: Opti
 }
 
 /// The page for `events` of the run `report`, showing `from_s..to_s` seconds.
-pub fn render(events: &[Event], report: &Report, from_s: f64, to_s: f64) -> String {
+pub fn render(events: &[Event], report: &Report, from_s: f64, to_s: f64, only: Option<&str>) -> String {
     let ix = Index::new(events);
     let from = Duration::from_secs_f64(from_s);
     let to = Duration::from_secs_f64(to_s);
@@ -311,7 +312,7 @@ pub fn render(events: &[Event], report: &Report, from_s: f64, to_s: f64) -> Stri
         }
     }
     // The first violation.
-    let violation = first_violation(report);
+    let violation = first_violation(report, only);
     let mut violation_note = String::from("no violation in this run");
     if let Some((oracle, line, seq)) = violation {
         if let Some(e) = events.get(seq as usize) {

@@ -101,10 +101,16 @@ fn render_outcome(out: &mut String, outcome: &Outcome) {
     match outcome {
         Ok(v) if v.is_empty() => out.push_str("ok"),
         Ok(v) => {
-            let _ = write!(out, "ok {v}");
+            out.push_str("ok ");
+            out.push_str(v);
         }
         Err(e) => out.push_str(&errno_name(*e)),
     }
+}
+
+/// Appends `n` in decimal, as `Display` writes it.
+fn push_int(out: &mut String, n: impl itoa::Integer) {
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 impl EventKind {
@@ -135,16 +141,47 @@ impl EventKind {
         out.push_str(self.tag());
         out.push(' ');
         match self {
+            // The common events are pushed piece by piece rather than through
+            // `write!`: the text is the same, without `core::fmt`'s dispatch,
+            // which was most of the cost of a trace line (issue #11).
             EventKind::Call { span, host, pid, op, args, outcome, served_by, .. } => {
-                let _ = write!(out, "{span} {host}/{pid} {op} {args} -> ");
+                push_int(out, *span);
+                out.push(' ');
+                out.push_str(host);
+                out.push('/');
+                push_int(out, *pid);
+                out.push(' ');
+                out.push_str(op);
+                out.push(' ');
+                out.push_str(args);
+                out.push_str(" -> ");
                 render_outcome(out, outcome);
-                let _ = write!(out, " by={served_by}");
+                out.push_str(" by=");
+                out.push_str(served_by);
             }
             EventKind::Rpc { span, host, xid, proc, retransmit, outcome } => {
-                let _ = write!(out, "{span} {host} x{xid} {proc} #{retransmit} {outcome}");
+                push_int(out, *span);
+                out.push(' ');
+                out.push_str(host);
+                out.push_str(" x");
+                push_int(out, *xid);
+                out.push(' ');
+                out.push_str(proc);
+                out.push_str(" #");
+                push_int(out, *retransmit);
+                out.push(' ');
+                out.push_str(outcome);
             }
             EventKind::Apply { client, xid, proc, args, status, replay } => {
-                let _ = write!(out, "{client} x{xid} {proc} {args} {status}");
+                out.push_str(client);
+                out.push_str(" x");
+                push_int(out, *xid);
+                out.push(' ');
+                out.push_str(proc);
+                out.push(' ');
+                out.push_str(args);
+                out.push(' ');
+                out.push_str(status);
                 if *replay {
                     out.push_str(" replay");
                 }
@@ -153,7 +190,11 @@ impl EventKind {
                 let _ = write!(out, "{client} x{xid} {proc} {outcome}");
             }
             EventKind::Note { host, pid, text, .. } => {
-                let _ = write!(out, "{host}/{pid} {text}");
+                out.push_str(host);
+                out.push('/');
+                push_int(out, *pid);
+                out.push(' ');
+                out.push_str(text);
             }
             EventKind::Start { host, pid, incarnation, program, args, parent } => {
                 let _ = write!(out, "{host}/{pid} i{incarnation} {program} {args:?}");
@@ -369,7 +410,10 @@ impl Trace {
         let seq = self.recorded;
         self.recorded += 1;
         self.scratch.clear();
-        let _ = write!(self.scratch, "{seq} {} ", t.as_micros());
+        push_int(&mut self.scratch, seq);
+        self.scratch.push(' ');
+        push_int(&mut self.scratch, t.as_micros());
+        self.scratch.push(' ');
         kind.canonical(&mut self.scratch);
         self.scratch.push('\n');
         self.hasher.update(self.scratch.as_bytes());

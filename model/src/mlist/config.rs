@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::member_map::{MemberMap, Span};
+
 /// One entry of `bounce_info` (Mailman's `_BounceInfo`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BounceRecord {
@@ -48,10 +50,12 @@ pub struct ListConfig {
     /// Regular members' addresses.
     pub members: Vec<String>,
     pub digest_members: Vec<String>,
-    pub passwords: BTreeMap<String, String>,
-    pub user_options: BTreeMap<String, u32>,
-    pub language: BTreeMap<String, String>,
-    pub usernames: BTreeMap<String, String>,
+    /// The per-member dictionaries: payload whose only effect here is the
+    /// file's size, kept in a form that decodes cheaply (`member_map`).
+    pub passwords: MemberMap<Span>,
+    pub user_options: MemberMap<u32>,
+    pub language: MemberMap<Span>,
+    pub usernames: MemberMap<Span>,
     pub bounce_info: BTreeMap<String, BounceRecord>,
     /// Whether posts go to the archive (ToArchive, ArchRunner).
     pub archive: bool,
@@ -61,12 +65,13 @@ pub struct ListConfig {
 
 impl ListConfig {
     /// A list named `real_name` with `member_count` regular members named
-    /// `member0000@<host_name>`, …; every tenth member has a bounce record.
+    /// `member0000@<member_domain>`, …; every tenth member has a bounce record.
     /// Deterministic: the same arguments give the same bytes.
     pub fn new(real_name: &str, host_name: &str, member_domain: &str, member_count: usize) -> Self {
         let members: Vec<String> = (0..member_count).map(|i| format!("member{i:04}@{member_domain}")).collect();
-        let per_member = |f: &dyn Fn(usize) -> String| -> BTreeMap<String, String> {
-            members.iter().enumerate().map(|(i, m)| (m.clone(), f(i))).collect()
+        let per_member = |f: &dyn Fn(usize) -> String| -> MemberMap<Span> {
+            let values: Vec<String> = (0..members.len()).map(f).collect();
+            members.iter().map(String::as_str).zip(values.iter().map(String::as_str)).collect()
         };
         let bounce_info = members
             .iter()
@@ -96,7 +101,7 @@ impl ListConfig {
             last_post_time: 0.0,
             created_at: 1_000_000_000.0,
             passwords: per_member(&|i| format!("pw{i:06}")),
-            user_options: members.iter().map(|m| (m.clone(), 0)).collect(),
+            user_options: members.iter().map(|m| (m.as_str(), 0)).collect(),
             language: per_member(&|_| "en".to_string()),
             usernames: per_member(&|i| format!("Member {i}")),
             members,

@@ -29,7 +29,7 @@ fn timeline_renders_lanes_and_the_violation_marker_in_headless_chromium() {
     let page = dir.path().join("run.html");
     let mut args = vec!["timeline"];
     args.extend_from_slice(SMALL_2002);
-    args.extend_from_slice(&["--out", page.to_str().unwrap()]);
+    args.extend_from_slice(&["--out", page.to_str().unwrap(), "--oracle", "no_missing_list"]);
     let out = mmsim(&args);
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     let profile = dir.path().join("profile");

@@ -183,9 +183,42 @@ impl ServerState {
     }
 }
 
+/// XXH3 of the first `RC_CSUMLEN` (256) bytes of the request's postcard
+/// encoding. The encoding goes into a fixed buffer that keeps those bytes
+/// and drops the rest, so a WRITE's data is never copied into a heap buffer
+/// only to be cut off (issue #11); the bytes hashed are the same.
 fn checksum(call: &CallMsg) -> u64 {
-    let bytes = postcard::to_allocvec(&call.request).expect("encode request");
-    xxhash_rust::xxh3::xxh3_64(&bytes[..bytes.len().min(256)])
+    let (bytes, len) = postcard::serialize_with_flavor(&call.request, Head { bytes: [0; CSUMLEN], len: 0 })
+        .expect("encode request");
+    xxhash_rust::xxh3::xxh3_64(&bytes[..len])
+}
+
+/// knfsd's `RC_CSUMLEN`: how much of a request the DRC checksum covers.
+const CSUMLEN: usize = 256;
+
+/// A postcard flavor that keeps the first `CSUMLEN` bytes of an encoding.
+struct Head {
+    bytes: [u8; CSUMLEN],
+    len: usize,
+}
+
+impl postcard::ser_flavors::Flavor for Head {
+    type Output = ([u8; CSUMLEN], usize);
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        let n = data.len().min(CSUMLEN - self.len);
+        self.bytes[self.len..self.len + n].copy_from_slice(&data[..n]);
+        self.len += n;
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.try_extend(&[data])
+    }
+
+    fn finalize(self) -> postcard::Result<Self::Output> {
+        Ok((self.bytes, self.len))
+    }
 }
 
 /// The server host's software.

@@ -121,8 +121,15 @@ fn axis_step(span: f64) -> f64 {
 
 /// The window shown: `from_s..to_s` if given, else ±10 s around the first
 /// violation, else the first 60 s.
-pub fn window(report: &Report, events: &[Event], from_s: Option<f64>, to_s: Option<f64>, only: Option<&str>) -> (f64, f64) {
-    let centre = first_violation(report, only).and_then(|(_, _, seq)| events.get(seq as usize)).map(|e| e.t.as_secs_f64());
+pub fn window(
+    report: &Report,
+    events: &[Event],
+    from_s: Option<f64>,
+    to_s: Option<f64>,
+    only: Option<&str>,
+) -> (f64, f64) {
+    let centre =
+        first_violation(report, only).and_then(|(_, _, seq)| events.get(seq as usize)).map(|e| e.t.as_secs_f64());
     let (a, b) = match centre {
         Some(c) => ((c - 10.0).max(0.0), c + 10.0),
         None => (0.0, 60.0),

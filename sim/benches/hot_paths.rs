@@ -79,7 +79,11 @@ fn dentry_cache_get(bencher: Bencher) {
     let dir = Fh { ino: 2, gen: 1 };
     for i in 0..100u64 {
         let kind = DentryKind::Positive { fh: Fh { ino: 10 + i, gen: 1 }, ftype: Ftype::Reg };
-        cache.insert(dir, &format!("name{i}"), Dentry { kind, verifier: 0, filled_by_ev: i });
+        cache.insert(
+            dir,
+            &format!("name{i}"),
+            Dentry { kind, verifier: 0, renewed: std::time::Duration::ZERO, filled_by_ev: i },
+        );
     }
     bencher.bench_local(|| divan::black_box(cache.get(dir, "name50")));
 }

@@ -47,8 +47,8 @@ pub use engine::{EngineKind, LinkProfile, LinkTiming, NetConfig};
 pub use errno::errno_name;
 pub use nfs::client::{Attr, Flags};
 pub use nfs::mount::{
-    Ac, ClientProfile, Cto, DentryRevalidate, EstaleErrno, EstaleRetry, ExclusiveCreate, LookupCache, MapEexist, MountOptions,
-    PostOpAttrs, WriteMode,
+    Ac, ClientProfile, Cto, DentryRevalidate, EstaleErrno, EstaleRetry, ExclusiveCreate, LookupCache, MapEexist,
+    MountOptions, PostOpAttrs, WriteMode,
 };
 pub use nfs::server::{Export, ServerConfig, ServerProfile};
 pub use nfs::store::{DumpEntry, ReaddirOrder};

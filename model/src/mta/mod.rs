@@ -194,7 +194,13 @@ pub fn pipe_outcome(status: &std::io::Result<ExitStatus>, temp_exit_codes: &[i32
 /// process does: every address is routed again (the second `require_files`
 /// check), then the pipe transport runs for each routed one. The worst
 /// outcome wins.
-pub async fn deliver_local<O: Os>(os: &O, settings: &MtaSettings, child_args: &[String], rcpts: &[String], text: &str) -> PipeOutcome {
+pub async fn deliver_local<O: Os>(
+    os: &O,
+    settings: &MtaSettings,
+    child_args: &[String],
+    rcpts: &[String],
+    text: &str,
+) -> PipeOutcome {
     let mut worst = PipeOutcome::Delivered;
     let mut routed = Vec::new();
     for rcpt in rcpts {

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use model::mta::{pipe_outcome, route, MtaSettings, PipeOutcome, RetryRule, RetryState, Route};
-use model::smtp::{SmtpClient, SmtpError};
 use model::post::{post, EntryScript};
 use model::profile::{MailmanProfile, Settings};
+use model::smtp::{SmtpClient, SmtpError};
 use model::{ExitStatus, ModelEvent, Os, RouteStage, Signal};
 
 use crate::support::{args, block_on, make_list as newlist, TestOs};
@@ -51,7 +51,10 @@ fn router_defers_on_estale() {
     block_on(async {
         make_list(&os, &s).await;
         os.world.stat_faults.borrow_mut().insert("lists/test/config.pck".into(), libc::ESTALE);
-        assert_eq!(route(&os, &s.mta, "test@x", RouteStage::Verify).await, Route::Defer { list: "test".into(), errno: libc::ESTALE });
+        assert_eq!(
+            route(&os, &s.mta, "test@x", RouteStage::Verify).await,
+            Route::Defer { list: "test".into(), errno: libc::ESTALE }
+        );
     });
 }
 
@@ -62,7 +65,10 @@ fn router_of_2_0_requires_config_db() {
     let s20 = MailmanProfile::V2_0.settings();
     block_on(async {
         make_list(&os, &s).await;
-        assert!(matches!(route(&os, &s20.mta, "test@x", RouteStage::Verify).await, Route::Unrouteable { errno: libc::ENOENT, .. }));
+        assert!(matches!(
+            route(&os, &s20.mta, "test@x", RouteStage::Verify).await,
+            Route::Unrouteable { errno: libc::ENOENT, .. }
+        ));
     });
 }
 
@@ -72,7 +78,10 @@ fn hostile_list_names_are_refused_without_touching_the_filesystem() {
     let s = MtaSettings::default();
     block_on(async {
         for addr in ["../etc@x", "a/b@x", "..@x", "te..st@x", "a b@x", "@x"] {
-            assert!(matches!(route(&os, &s, addr, RouteStage::Verify).await, Route::Unrouteable { errno: 0, .. }), "{addr}");
+            assert!(
+                matches!(route(&os, &s, addr, RouteStage::Verify).await, Route::Unrouteable { errno: 0, .. }),
+                "{addr}"
+            );
         }
     });
     assert!(os.world.stat_log.borrow().is_empty());
@@ -174,7 +183,8 @@ fn an_estale_stat_defers_and_the_sender_retries() {
         os.world.stat_faults.borrow_mut().insert("lists/test/config.pck".into(), libc::ESTALE);
         start_mta(&os);
         tokio::task::yield_now().await;
-        let a = args(&["--host=mx", "--to=test@lists.example.com", "--count=1", "--attempts-max=2", "--retry-delay-s=5"]);
+        let a =
+            args(&["--host=mx", "--to=test@lists.example.com", "--count=1", "--attempts-max=2", "--retry-delay-s=5"]);
         assert_eq!(model::programs::run(os.fork(), "sender", &a).await, 1);
     });
     let deferred = os.events().iter().filter(|e| matches!(e, ModelEvent::SenderDeferred { code: 451, .. })).count();
@@ -308,7 +318,12 @@ fn the_smtp_transport_delivers_more_than_max_rcpt_in_one_attempt() {
         tokio::task::yield_now().await;
         let mta = os.fork();
         let to: Vec<String> = (0..150).map(|i| format!("m{i}@example.net")).collect();
-        let a = args(&[&format!("--settings={SMARTHOST}"), "--from=", &format!("--to={}", to.join(",")), &format!("--stdin={POST}")]);
+        let a = args(&[
+            &format!("--settings={SMARTHOST}"),
+            "--from=",
+            &format!("--to={}", to.join(",")),
+            &format!("--stdin={POST}"),
+        ]);
         assert_eq!(model::programs::run(mta, "mta-deliver", &a).await, 0);
     });
     let events = os.events();
@@ -370,7 +385,10 @@ fn a_deferred_address_is_retried_on_schedule_then_fails() {
     let waited = os.now().duration_since(t0).unwrap();
     assert!(waited >= Duration::from_secs(96 * 3600), "{waited:?}");
     // The bounce message went to the sender through the smarthost.
-    assert!(os.events().iter().any(|e| matches!(e, ModelEvent::SinkReceived { recipient, .. } if recipient == "poster@example.org")));
+    assert!(os
+        .events()
+        .iter()
+        .any(|e| matches!(e, ModelEvent::SinkReceived { recipient, .. } if recipient == "poster@example.org")));
 }
 
 #[test]

@@ -188,8 +188,8 @@ impl ServerState {
 /// and drops the rest, so a WRITE's data is never copied into a heap buffer
 /// only to be cut off (issue #11); the bytes hashed are the same.
 fn checksum(call: &CallMsg) -> u64 {
-    let (bytes, len) = postcard::serialize_with_flavor(&call.request, Head { bytes: [0; CSUMLEN], len: 0 })
-        .expect("encode request");
+    let (bytes, len) =
+        postcard::serialize_with_flavor(&call.request, Head { bytes: [0; CSUMLEN], len: 0 }).expect("encode request");
     xxhash_rust::xxh3::xxh3_64(&bytes[..len])
 }
 

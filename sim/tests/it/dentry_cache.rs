@@ -1,7 +1,7 @@
 //! The lookup cache (spec/nfs.md §2, §2.1, §4): negative and positive dentries,
 //! `lookupcache=`, timestamp granularity, ESTALE and the one-retry rule.
 
-use sim::{ClientProfile, EstaleErrno, MountOptions, ServerConfig, ServerProfile};
+use sim::{ClientProfile, DentryRevalidate, EstaleErrno, MountOptions, ServerConfig, ServerProfile};
 
 use crate::harness::{at, config, host, push, read_file, show, write_file, Bench};
 
@@ -144,7 +144,14 @@ fn positive_dentry_of_a_freed_inode_gets_estale_and_the_walk_retries_once() {
 
 #[test]
 fn linux_2_2_returns_estale_from_a_path_based_call_without_retrying() {
-    let old = MountOptions::profile(ClientProfile::Linux22);
+    // The 2.2 profile with the modern dentry rule, so that h1 trusts its
+    // dentry of `f` (the 2.2-era rule would look the last name up again, as
+    // the parent changed 4 s ago: docs/semantics/linux-2.2-client.md §1) and
+    // this test sees the ESTALE rule alone.
+    let old = MountOptions {
+        dentry_revalidate: DentryRevalidate::ParentVerifier,
+        ..MountOptions::profile(ClientProfile::Linux22)
+    };
     assert_eq!(freed_inode_run(old.clone()), ("ESTALE, then ok size=5".to_string(), 0));
     let enoent = MountOptions { estale_errno: EstaleErrno::Enoent, ..old };
     assert_eq!(freed_inode_run(enoent), ("ENOENT, then ok size=5".to_string(), 0));

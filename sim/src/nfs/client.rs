@@ -968,15 +968,27 @@ impl NfsClient {
                         Some(p) => p.bytes(offset, chunk_end).to_vec(),
                         None => return Ok(()),
                     };
-                    let got = self.rpc(ctx, Request::Write { fh, offset, stable, data }).await?;
-                    let verf = match got.reply.status {
-                        Ok(Body::Write { verf, .. }) => verf,
-                        Ok(_) => return Err(libc::EIO),
-                        Err(stat) => return Err(stat.errno()),
+                    let sent = self.rpc(ctx, Request::Write { fh, offset, stable, data }).await;
+                    let verf = match sent.as_ref().map(|got| &got.reply.status) {
+                        Ok(Ok(Body::Write { verf, .. })) => Ok(*verf),
+                        Ok(Ok(_)) => Err(libc::EIO),
+                        Ok(Err(stat)) => Err(stat.errno()),
+                        Err(e) => Err(*e),
                     };
+                    let verf = match verf {
+                        Ok(v) => v,
+                        Err(e) => {
+                            if let Some(p) = self.pages.borrow_mut().get_mut(&fh) {
+                                p.writeback_failed();
+                            }
+                            return Err(e);
+                        }
+                    };
+                    let got = sent.expect("checked above");
                     self.absorb_post_op(fh, got.reply.obj, got.ev, got.reply.obj_before, Proc::Write);
-                    if stable == Stable::Unstable {
-                        if let Some(p) = self.pages.borrow_mut().get_mut(&fh) {
+                    if let Some(p) = self.pages.borrow_mut().get_mut(&fh) {
+                        p.written(offset, chunk_end);
+                        if stable == Stable::Unstable {
                             p.sent_unstable(offset, chunk_end, verf);
                         }
                     }

@@ -33,6 +33,10 @@ pub struct Pages {
     verifier: Option<DataVerifier>,
     /// Sorted, disjoint `[start, end)` extents not yet sent.
     dirty: Vec<(u64, u64)>,
+    /// Extents a flush has taken and not yet sent (pages under writeback):
+    /// pinned like dirty data, so that a fill by another process of this
+    /// host during the flush's WRITEs neither overwrites nor cuts them off.
+    writeback: Vec<(u64, u64)>,
     /// Extents sent UNSTABLE and not yet committed, with the write verifier of their reply.
     uncommitted: Vec<(u64, u64, u64)>,
     /// The local file size.
@@ -67,7 +71,7 @@ impl Pages {
             }
             self.verifier = Some(v);
         }
-        self.size = if self.dirty.is_empty() { attr.size } else { self.size.max(attr.size) };
+        self.size = if self.pinned_end() == 0 { attr.size } else { self.size.max(attr.size) };
         if self.known && self.image.len() as u64 != self.size {
             self.known = false;
             dropped = true;
@@ -111,7 +115,12 @@ impl Pages {
     /// The whole file as read from the server; local dirty and uncommitted data stays on top.
     pub fn fill(&mut self, server: Vec<u8>, ev: u64) {
         let mut image = server;
-        let pinned = self.dirty.iter().copied().chain(self.uncommitted.iter().map(|&(s, e, _)| (s, e)));
+        let pinned = self
+            .dirty
+            .iter()
+            .chain(&self.writeback)
+            .copied()
+            .chain(self.uncommitted.iter().map(|&(s, e, _)| (s, e)));
         for (s, e) in pinned {
             if self.image.len() < e as usize {
                 continue;
@@ -121,8 +130,8 @@ impl Pages {
             }
             image[s as usize..e as usize].copy_from_slice(&self.image[s as usize..e as usize]);
         }
-        let dirty_end = self.dirty.last().map_or(0, |&(_, e)| e);
-        self.size = if self.dirty.is_empty() { image.len() as u64 } else { self.size.max(dirty_end) };
+        let dirty_end = self.pinned_end();
+        self.size = if dirty_end == 0 { image.len() as u64 } else { self.size.max(dirty_end) };
         image.resize(self.size as usize, 0);
         self.image = image;
         self.known = true;
@@ -133,6 +142,7 @@ impl Pages {
     pub fn truncate(&mut self, len: u64) {
         self.image.resize(len as usize, 0);
         clip(&mut self.dirty, len);
+        clip(&mut self.writeback, len);
         self.uncommitted.retain(|&(s, _, _)| s < len);
         for u in &mut self.uncommitted {
             u.1 = u.1.min(len);
@@ -140,9 +150,32 @@ impl Pages {
         self.size = len;
     }
 
-    /// Takes the dirty extents to send.
+    /// Takes the dirty extents to send; they stay pinned as writeback until
+    /// [`Pages::written`] or [`Pages::writeback_failed`].
     pub fn take_dirty(&mut self) -> Vec<(u64, u64)> {
-        std::mem::take(&mut self.dirty)
+        let dirty = std::mem::take(&mut self.dirty);
+        for &(s, e) in &dirty {
+            add_extent(&mut self.writeback, s, e);
+        }
+        dirty
+    }
+
+    /// `[start, end)` reached the server.
+    pub fn written(&mut self, start: u64, end: u64) {
+        remove_extent(&mut self.writeback, start, end);
+    }
+
+    /// A flush failed: what it had not sent is dirty again.
+    pub fn writeback_failed(&mut self) {
+        for (s, e) in std::mem::take(&mut self.writeback) {
+            add_extent(&mut self.dirty, s, e);
+        }
+    }
+
+    /// The end of the last dirty or writeback extent (0 without any).
+    fn pinned_end(&self) -> u64 {
+        let end = |x: &Vec<(u64, u64)>| x.last().map_or(0, |&(_, e)| e);
+        end(&self.dirty).max(end(&self.writeback))
     }
 
     pub fn bytes(&self, start: u64, end: u64) -> &[u8] {
@@ -182,6 +215,24 @@ fn add_extent(extents: &mut Vec<(u64, u64)>, start: u64, end: u64) {
         last += 1;
     }
     extents.splice(first..last, std::iter::once((s, e)));
+}
+
+/// Removes `[start, end)` from sorted, disjoint extents.
+fn remove_extent(extents: &mut Vec<(u64, u64)>, start: u64, end: u64) {
+    let mut out = Vec::with_capacity(extents.len() + 1);
+    for &(s, e) in extents.iter() {
+        if e <= start || s >= end {
+            out.push((s, e));
+            continue;
+        }
+        if s < start {
+            out.push((s, start));
+        }
+        if e > end {
+            out.push((end, e));
+        }
+    }
+    *extents = out;
 }
 
 fn clip(extents: &mut Vec<(u64, u64)>, len: u64) {

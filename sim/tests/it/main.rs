@@ -11,6 +11,7 @@ mod engine;
 mod gate;
 mod harness;
 mod linux22;
+mod pages;
 mod profiles;
 mod sched;
 mod server;

@@ -143,7 +143,7 @@ impl EventKind {
         match self {
             // The common events are pushed piece by piece rather than through
             // `write!`: the text is the same, without `core::fmt`'s dispatch,
-            // which was most of the cost of a trace line (issue #11).
+            // which was most of the cost of a trace line.
             EventKind::Call { span, host, pid, op, args, outcome, served_by, .. } => {
                 push_int(out, *span);
                 out.push(' ');

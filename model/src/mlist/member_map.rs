@@ -2,7 +2,7 @@
 //! config (`passwords`, `user_options`, `language`, `usernames`).
 //!
 //! A list is loaded after nearly every save, so these maps are decoded
-//! thousands of times per run (issue #11). As `BTreeMap<String, _>` each
+//! thousands of times per run. As `BTreeMap<String, _>` each
 //! member cost two allocations, a tree insert and a tree drop per map. Here
 //! every key and string value of one map lives in one `String`, and the
 //! entries are a sorted `Vec` of spans into it: a decode is a few

@@ -1,4 +1,4 @@
-//! Issue 3's acceptance run: two mail hosts, 50 posts through each, over the
+//! Two mail hosts, 50 posts through each, over the
 //! simulated NFS, deliver every message to every member under each profile.
 
 fn check_delivers_everything(profile: &str) {

@@ -186,7 +186,7 @@ impl ServerState {
 /// XXH3 of the first `RC_CSUMLEN` (256) bytes of the request's postcard
 /// encoding. The encoding goes into a fixed buffer that keeps those bytes
 /// and drops the rest, so a WRITE's data is never copied into a heap buffer
-/// only to be cut off (issue #11); the bytes hashed are the same.
+/// only to be cut off; the bytes hashed are the same.
 fn checksum(call: &CallMsg) -> u64 {
     let (bytes, len) =
         postcard::serialize_with_flavor(&call.request, Head { bytes: [0; CSUMLEN], len: 0 }).expect("encode request");

@@ -19,7 +19,6 @@ use std::collections::BTreeMap;
 use model::{ListLoadOutcome, ModelEvent};
 use sim::{Event, EventKind};
 
-use crate::oracle::Status;
 use crate::Report;
 
 /// Lookups over one trace: programs by process, calls by span, RPCs and
@@ -366,9 +365,7 @@ fn basename(path: &str) -> &str {
 
 /// The story of the first violation of a run (of oracle `only`, if given): lines to print.
 pub fn explain(events: &[Event], report: &Report, only: Option<&str>) -> Vec<String> {
-    let failing: Vec<_> =
-        report.oracles.iter().filter(|o| o.status == Status::Fail && only.is_none_or(|n| o.name == n)).collect();
-    let Some(oracle) = failing.iter().min_by_key(|o| o.first_event.unwrap_or(u64::MAX)) else {
+    let Some(oracle) = report.first_failing(only) else {
         if let Some(name) = only {
             return vec![format!("no violation of {name}")];
         }

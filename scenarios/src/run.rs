@@ -475,6 +475,15 @@ fn render_sched(r: &sim::SchedReport) -> String {
 }
 
 impl Report {
+    /// The failing oracle (only `only`, when given) whose first violation
+    /// came first; one about the end state only (no event) comes last.
+    pub fn first_failing(&self, only: Option<&str>) -> Option<&OracleResult> {
+        self.oracles
+            .iter()
+            .filter(|o| o.status == Status::Fail && only.is_none_or(|n| o.name == n))
+            .min_by_key(|o| o.first_event.unwrap_or(u64::MAX))
+    }
+
     /// Records that a second run of the seed diverged at event `at`, and
     /// judges the report again (nondeterminism is the last part of a verdict).
     pub fn set_nondeterminism(&mut self, at: usize) {

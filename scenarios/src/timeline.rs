@@ -22,7 +22,6 @@ use model::ModelEvent;
 use sim::{Event, EventKind};
 
 use crate::explain::{cache_served, model_event, Index};
-use crate::oracle::Status;
 use crate::Report;
 
 /// Marks drawn at most (calls, applies and notes together).
@@ -54,14 +53,8 @@ fn esc(s: &str) -> String {
 /// The first violation of a report (of oracle `only`, when given): oracle
 /// name, first line, event.
 pub fn first_violation<'a>(report: &'a Report, only: Option<&str>) -> Option<(&'a str, &'a str, u64)> {
-    report
-        .oracles
-        .iter()
-        .filter(|o| o.status == Status::Fail && only.is_none_or(|n| o.name == n))
-        .filter_map(|o| {
-            o.first_event.map(|e| (o.name.as_str(), o.violations.first().map(String::as_str).unwrap_or(""), e))
-        })
-        .min_by_key(|v| v.2)
+    let o = report.first_failing(only)?;
+    o.first_event.map(|e| (o.name.as_str(), o.violations.first().map(String::as_str).unwrap_or(""), e))
 }
 
 struct LockBar {

@@ -144,14 +144,13 @@ async fn attempt<O: Os>(os: &O, settings: &MtaSettings, from: &str, rcpts: &[Str
             continue;
         }
         match client.sendmail(&helo, from, batch, text).await {
-            Ok(refused) => verdicts.extend(batch.iter().map(|r| match refused.get(r) {
-                None => Verdict::Delivered,
-                Some(reply) => classify(reply.code, &format!("after RCPT TO:<{r}>: {} {}", reply.code, reply.text)),
-            })),
-            Err(SmtpError::RecipientsRefused(refused)) => verdicts.extend(batch.iter().map(|r| match refused.get(r) {
-                Some(reply) => classify(reply.code, &format!("after RCPT TO:<{r}>: {} {}", reply.code, reply.text)),
-                None => Verdict::Deferred("no reply".into()),
-            })),
+            // Every address of the batch is in `refused` when all were refused.
+            Ok(refused) | Err(SmtpError::RecipientsRefused(refused)) => {
+                verdicts.extend(batch.iter().map(|r| match refused.get(r) {
+                    None => Verdict::Delivered,
+                    Some(reply) => classify(reply.code, &format!("after RCPT TO:<{r}>: {} {}", reply.code, reply.text)),
+                }))
+            }
             Err(SmtpError::Response { code, text }) => {
                 let why = format!("after MAIL FROM or DATA: {code} {text}");
                 verdicts.extend(batch.iter().map(|_| classify(code, &why)));

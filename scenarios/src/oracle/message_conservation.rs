@@ -60,6 +60,12 @@ impl MessageConservation {
         self.ledgers.get_mut(message_id).expect("just inserted")
     }
 
+    /// The ledger of a message the sender injected; the MTA's own bounce
+    /// messages travel the same queues and have none.
+    fn injected(&mut self, message_id: &str) -> Option<&mut Ledger> {
+        self.ledgers.get_mut(message_id)
+    }
+
     fn recipient(&mut self, recipient: &str) -> u32 {
         if let Some(n) = self.recipients.get(recipient) {
             return *n;
@@ -99,15 +105,13 @@ impl Oracle for MessageConservation {
                     }
                 }
             }
-            // From here on, only messages the sender injected have a ledger:
-            // the MTA's own bounce messages travel the same queues.
             ModelEvent::Shunted { message_id, .. } => {
-                if let Some(l) = self.ledgers.get_mut(message_id.as_str()) {
+                if let Some(l) = self.injected(message_id) {
                     l.shunted = true;
                 }
             }
             ModelEvent::MessageDeleted { message_id, .. } => {
-                if let Some(l) = self.ledgers.get_mut(message_id.as_str()) {
+                if let Some(l) = self.injected(message_id) {
                     l.deleted = true;
                 }
             }
@@ -119,7 +123,7 @@ impl Oracle for MessageConservation {
             }
             ModelEvent::SinkReceived { message_id, recipient, .. } => {
                 let n = self.recipient(recipient) as usize;
-                if let Some(l) = self.ledgers.get_mut(message_id.as_str()) {
+                if let Some(l) = self.injected(message_id) {
                     if l.delivered.len() <= n {
                         l.delivered.resize(n + 1, 0);
                     }
@@ -128,16 +132,14 @@ impl Oracle for MessageConservation {
             }
             ModelEvent::SmtpRecipient { message_id, recipient, outcome, .. } if outcome == "permanent" => {
                 let n = self.recipient(recipient);
-                if let Some(l) = self.ledgers.get_mut(message_id.as_str()) {
+                if let Some(l) = self.injected(message_id) {
                     l.permanent.insert(n);
                 }
             }
             ModelEvent::MtaRemote { message_id, failed, .. } => {
-                for recipient in failed {
-                    let n = self.recipient(recipient);
-                    if let Some(l) = self.ledgers.get_mut(message_id.as_str()) {
-                        l.permanent.insert(n);
-                    }
+                let failed: Vec<u32> = failed.iter().map(|r| self.recipient(r)).collect();
+                if let Some(l) = self.injected(message_id) {
+                    l.permanent.extend(failed);
                 }
             }
             _ => {}

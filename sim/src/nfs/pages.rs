@@ -115,12 +115,8 @@ impl Pages {
     /// The whole file as read from the server; local dirty and uncommitted data stays on top.
     pub fn fill(&mut self, server: Vec<u8>, ev: u64) {
         let mut image = server;
-        let pinned = self
-            .dirty
-            .iter()
-            .chain(&self.writeback)
-            .copied()
-            .chain(self.uncommitted.iter().map(|&(s, e, _)| (s, e)));
+        let pinned =
+            self.dirty.iter().chain(&self.writeback).copied().chain(self.uncommitted.iter().map(|&(s, e, _)| (s, e)));
         for (s, e) in pinned {
             if self.image.len() < e as usize {
                 continue;

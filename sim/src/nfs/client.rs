@@ -968,14 +968,14 @@ impl NfsClient {
                         Some(p) => p.bytes(offset, chunk_end).to_vec(),
                         None => return Ok(()),
                     };
-                    let sent = self.rpc(ctx, Request::Write { fh, offset, stable, data }).await;
-                    let verf = match sent.as_ref().map(|got| &got.reply.status) {
-                        Ok(Ok(Body::Write { verf, .. })) => Ok(*verf),
-                        Ok(Ok(_)) => Err(libc::EIO),
-                        Ok(Err(stat)) => Err(stat.errno()),
-                        Err(e) => Err(*e),
-                    };
-                    let verf = match verf {
+                    let sent = self.rpc(ctx, Request::Write { fh, offset, stable, data }).await.and_then(|got| {
+                        match &got.reply.status {
+                            Ok(Body::Write { verf, .. }) => Ok((*verf, got)),
+                            Ok(_) => Err(libc::EIO),
+                            Err(stat) => Err(stat.errno()),
+                        }
+                    });
+                    let (verf, got) = match sent {
                         Ok(v) => v,
                         Err(e) => {
                             if let Some(p) = self.pages.borrow_mut().get_mut(&fh) {
@@ -984,7 +984,6 @@ impl NfsClient {
                             return Err(e);
                         }
                     };
-                    let got = sent.expect("checked above");
                     self.absorb_post_op(fh, got.reply.obj, got.ev, got.reply.obj_before, Proc::Write);
                     if let Some(p) = self.pages.borrow_mut().get_mut(&fh) {
                         p.written(offset, chunk_end);

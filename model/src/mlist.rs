@@ -389,7 +389,7 @@ impl<'a, O: Os> MailList<'a, O> {
         let stamp = whole_seconds(self.os.now());
         let read = read_to_end(self.os, fd, self.settings.read_chunk_bytes).await;
         let bytes = close_after(self.os, fd, read).await?;
-        match serde_json::from_slice::<ListConfig>(&bytes) {
+        match ListConfig::decode(&bytes) {
             Ok(config) => {
                 match shortcut {
                     LoadShortcut::None => {}

@@ -11,7 +11,8 @@
 //! encoding is one stream written front to back, and a truncated or partial
 //! file fails to decode, which is Mailman's "corrupt" path (spec §2.4).
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -112,6 +113,29 @@ impl ListConfig {
         }
     }
 
+    /// Decodes a stored config, as `cPickle.load`/`marshal.load` does in
+    /// `__load`. A pure memo sits in front of the decoder: the same bytes
+    /// always give the same value, so a file read again unchanged (every
+    /// qrunner loads the list for every message) is cloned from the last
+    /// few decodes instead of parsed again. Errors are not memoised.
+    pub fn decode(bytes: &[u8]) -> Result<ListConfig, serde_json::Error> {
+        DECODED.with(|memo| {
+            let mut memo = memo.borrow_mut();
+            if let Some(i) = memo.iter().position(|(b, _)| **b == *bytes) {
+                let entry = memo.remove(i).expect("position is in range");
+                let config = entry.1.clone();
+                memo.push_front(entry);
+                return Ok(config);
+            }
+            let config: ListConfig = serde_json::from_slice(bytes)?;
+            if memo.len() == DECODED_MAX {
+                memo.pop_back();
+            }
+            memo.push_front((bytes.into(), config.clone()));
+            Ok(config)
+        })
+    }
+
     /// `registerBounce(member, msg, weight=1.0, day)` reduced to the score: the
     /// first bounce makes a record; a second bounce on the same `day` is
     /// ignored ("only one bounce per day counts"); a later one adds 1 to the
@@ -142,4 +166,13 @@ impl ListConfig {
     pub fn rendered_subject_prefix(&self) -> String {
         self.subject_prefix.replace("%d", &self.post_id.to_string())
     }
+}
+
+/// How many distinct config encodings the decode memo keeps: a few versions
+/// of a few lists are in flight at once.
+const DECODED_MAX: usize = 8;
+
+thread_local! {
+    /// Most recently used first.
+    static DECODED: RefCell<VecDeque<(Box<[u8]>, ListConfig)>> = const { RefCell::new(VecDeque::new()) };
 }

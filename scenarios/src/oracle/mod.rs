@@ -212,7 +212,7 @@ impl End<'_> {
                 continue;
             }
             if let Some(config) =
-                self.store.read_file(&e.path).and_then(|d| serde_json::from_slice::<model::ListConfig>(d).ok())
+                self.store.read_file(&e.path).and_then(|d| model::ListConfig::decode(d).ok())
             {
                 out.entry(list.to_string()).or_insert(config);
             }

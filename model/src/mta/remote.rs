@@ -143,7 +143,7 @@ async fn attempt<O: Os>(os: &O, settings: &MtaSettings, from: &str, rcpts: &[Str
             verdicts.extend(batch.iter().map(|_| Verdict::Deferred(why.clone())));
             continue;
         }
-        match client.sendmail(&helo, from, batch, text).await {
+        match client.transact(&helo, from, batch, text).await {
             // Every address of the batch is in `refused` when all were refused.
             Ok(refused) | Err(SmtpError::RecipientsRefused(refused)) => {
                 verdicts.extend(batch.iter().map(|r| match refused.get(r) {

@@ -338,6 +338,68 @@ fn the_smtp_transport_delivers_more_than_max_rcpt_in_one_attempt() {
     assert_eq!(attempts, vec![(1, 150)]);
 }
 
+/// Exim's smtp transport pipelines when the peer offers PIPELINING: per
+/// transaction one write carries `MAIL FROM`, every `RCPT TO` and `DATA`
+/// (they fit Exim's 4096-byte buffer), and the server answers the group in
+/// one write, because it holds its replies until it must read again.
+#[test]
+fn the_smtp_transport_pipelines_and_the_server_answers_each_group_in_one_write() {
+    let os = TestOs::new(7);
+    let (sink_pid, deliver_pid) = (os.world_next_pid(), os.world_next_pid() + 1);
+    block_on(async {
+        start_sink(&os, &["--perm=m7@example.net"]);
+        tokio::task::yield_now().await;
+        let mta = os.fork();
+        let to: Vec<String> = (0..150).map(|i| format!("m{i}@example.net")).collect();
+        let a = args(&[
+            &format!("--settings={SMARTHOST}"),
+            "--from=",
+            &format!("--to={}", to.join(",")),
+            &format!("--stdin={POST}"),
+        ]);
+        model::programs::run(mta, "mta-deliver", &a).await;
+    });
+    let writes = os.world.tcp_writes.borrow();
+    let by = |pid| -> Vec<String> {
+        writes
+            .iter()
+            .filter(|(p, _)| *p == pid)
+            .map(|(_, bytes)| {
+                let text = String::from_utf8_lossy(bytes);
+                let lines: Vec<&str> = text.split_terminator("\r\n").collect();
+                format!("{} .. {} ({} lines)", lines[0], lines[lines.len() - 1], lines.len())
+            })
+            .collect()
+    };
+    assert_eq!(
+        by(deliver_pid)[..6],
+        [
+            "EHLO host1 .. EHLO host1 (1 lines)",
+            "MAIL FROM:<> .. DATA (102 lines)",
+            "From: a@example.org .. . (7 lines)",
+            "MAIL FROM:<> .. DATA (52 lines)",
+            "From: a@example.org .. . (7 lines)",
+            "QUIT .. QUIT (1 lines)",
+        ]
+    );
+    let sink = by(sink_pid);
+    assert_eq!(
+        sink[..5],
+        [
+            "220 host1 ESMTP mmsim .. 220 host1 ESMTP mmsim (1 lines)",
+            "250-host1 Hello host1 .. 250 PIPELINING (2 lines)",
+            "250 OK .. 354 Enter message, ending with \".\" on a line by itself (102 lines)",
+            "250 OK queued .. 250 OK queued (1 lines)",
+            "250 OK .. 354 Enter message, ending with \".\" on a line by itself (52 lines)",
+        ]
+    );
+    let refused = os.events().into_iter().find_map(|e| match e {
+        ModelEvent::MtaRemote { delivered, failed, .. } => Some((delivered, failed)),
+        _ => None,
+    });
+    assert_eq!(refused, Some((149, vec!["m7@example.net".to_string()])), "a refused RCPT in a group still fails alone");
+}
+
 /// A 4xx defers the address; it is tried again on the retry rule's schedule
 /// and, past its last cutoff, fails and is bounced (here to a sender
 /// elsewhere, through the smarthost).

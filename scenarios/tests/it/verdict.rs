@@ -76,8 +76,7 @@ fn smoke_cut_off_by_its_budget_is_a_liveness_verdict_not_a_safety_one() {
     assert_eq!(out.status.code(), Some(exit::LIVENESS), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
-/// crash-recovery at its pinned settings fails safety (`lost_update` and an
-/// ESTALE shunt in `runner_errors`, events
+/// crash-recovery at its pinned settings fails safety (`lost_update`, events
 /// long before the cut) and liveness (mail2's slice never drains after the
 /// restart, and the budget runs out): exit 1, both reported, safety first,
 /// and `liveness` judged after the heal, which comes once the load is over and
@@ -86,10 +85,10 @@ fn smoke_cut_off_by_its_budget_is_a_liveness_verdict_not_a_safety_one() {
 fn crash_recovery_reports_its_safety_violation_and_its_liveness_failure_apart() {
     let report = run("crash-recovery", "", 1, &["load.posts=30", "run.duration_s_max=400"]);
     check("crash-recovery-seed-1-load_posts_30-run_duration_s_max_400", &report, exit::SAFETY);
-    assert_eq!(report.verdicts.safety, ["lost_update", "runner_errors"]);
+    assert_eq!(report.verdicts.safety, ["lost_update"]);
     assert_eq!(report.verdicts.liveness, ["the 400s simulated-time budget ran out", "oracle liveness"]);
     assert!(
-        report.verdict.starts_with("safety violation: lost_update, runner_errors; liveness: "),
+        report.verdict.starts_with("safety violation: lost_update; liveness: "),
         "{}",
         report.verdict
     );

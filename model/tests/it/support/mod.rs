@@ -40,6 +40,8 @@ pub struct World {
     /// utime) first yields to the other tasks, so that concurrent processes
     /// interleave inside critical sections as they would on a real host.
     pub yield_on_io: Cell<bool>,
+    /// Every `tcp_write`: the writing process and the bytes.
+    pub tcp_writes: RefCell<Vec<(Pid, Vec<u8>)>>,
 }
 
 #[derive(Clone)]
@@ -64,11 +66,17 @@ impl TestOs {
             stat_faults: RefCell::new(BTreeMap::new()),
             stat_log: RefCell::new(Vec::new()),
             yield_on_io: Cell::new(false),
+            tcp_writes: RefCell::new(Vec::new()),
         };
         TestOs { world: Rc::new(world), pid: 1 }
     }
 
     /// Another process on the same host.
+    /// The pid the next `fork` gives.
+    pub fn world_next_pid(&self) -> Pid {
+        self.world.next_pid.get()
+    }
+
     pub fn fork(&self) -> TestOs {
         let pid = self.world.next_pid.get();
         self.world.next_pid.set(pid + 1);
@@ -309,6 +317,7 @@ impl Os for TestOs {
         stream.read(buf).await
     }
     async fn tcp_write(&self, stream: &mut DuplexStream, data: &[u8]) -> io::Result<()> {
+        self.world.tcp_writes.borrow_mut().push((self.pid, data.to_vec()));
         stream.write_all(data).await
     }
     fn event(&self, event: ModelEvent) {

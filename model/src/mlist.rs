@@ -17,6 +17,7 @@ mod member_map;
 mod settings;
 
 use std::io;
+use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use config::{BounceRecord, ListConfig};
@@ -153,7 +154,7 @@ pub async fn list_exists<O: Os>(os: &O, name: &str, settings: &MailListSettings)
 /// What `__load(file)` returned (spec §2.4).
 enum FileLoad {
     /// `(dict, None)`.
-    Loaded(Box<ListConfig>),
+    Loaded(Rc<ListConfig>),
     /// `(None, None)`: the shortcut says the state in memory is current.
     Current,
     /// `(None, e)`: missing or undecodable; try the next file.
@@ -169,7 +170,8 @@ pub struct MailList<'a, O: Os> {
     lock: LockFile<'a, O>,
     /// `__timestamp`, 0 until the first load or save.
     timestamp: SystemTime,
-    config: ListConfig,
+    /// Shared with the decode memo until first changed (`config_mut`).
+    config: Rc<ListConfig>,
 }
 
 impl<'a, O: Os> MailList<'a, O> {
@@ -184,7 +186,7 @@ impl<'a, O: Os> MailList<'a, O> {
             name: name.to_string(),
             lock,
             timestamp: UNIX_EPOCH,
-            config: ListConfig::new(name, &host_name, &host_name, 0),
+            config: Rc::new(ListConfig::new(name, &host_name, &host_name, 0)),
             settings,
         })
     }
@@ -203,7 +205,7 @@ impl<'a, O: Os> MailList<'a, O> {
     }
 
     pub fn config_mut(&mut self) -> &mut ListConfig {
-        &mut self.config
+        Rc::make_mut(&mut self.config)
     }
 
     pub fn lock_file(&self) -> &LockFile<'a, O> {
@@ -225,7 +227,7 @@ impl<'a, O: Os> MailList<'a, O> {
             }
         }
         self.lock.lock(None).await?;
-        self.config = config;
+        self.config = Rc::new(config);
         Ok(())
     }
 
@@ -261,7 +263,7 @@ impl<'a, O: Os> MailList<'a, O> {
         // §2.3 step 1: NotLockedError here means nothing is written.
         self.lock.refresh(None, Condition::RequireLocked).await?;
         // §2.3 step 2.
-        let data = serde_json::to_vec(&self.config).expect("ListConfig serialises");
+        let data = serde_json::to_vec(&*self.config).expect("ListConfig serialises");
         let primary = self.file(self.settings.format.primary());
         let last = format!("{primary}.last");
         let tmp = format!("{primary}.tmp.{}.{}", self.os.hostname(), self.os.pid());
@@ -344,14 +346,14 @@ impl<'a, O: Os> MailList<'a, O> {
             self.repair(file).await?;
         }
         // §2.5 step 4, without CheckVersion/CheckValues.
-        self.config = *config;
+        self.config = config;
         Ok(())
     }
 
     /// `registerBounce(member, msg)` with today's date from the local clock.
     pub fn register_bounce(&mut self, address: &str) {
         let day = localtime_ymd(system_time_s(self.os.now()));
-        self.config.register_bounce(address, day);
+        self.config_mut().register_bounce(address, day);
     }
 
     /// Mailman's `__del__` at normal exit: the lock's finalisation.
@@ -397,7 +399,7 @@ impl<'a, O: Os> MailList<'a, O> {
                     LoadShortcut::MtimeLtLocalStamp => self.timestamp = stamp,
                 }
                 self.emit_load(path, ListLoadOutcome::Loaded, None, Some(config.post_id));
-                Ok(FileLoad::Loaded(Box::new(config)))
+                Ok(FileLoad::Loaded(config))
             }
             Err(e) => {
                 self.emit_load(path, ListLoadOutcome::Corrupt, None, None);

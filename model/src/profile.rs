@@ -136,7 +136,39 @@ pub enum SettingsError {
 
 /// The settings of `profile` with `overrides` (a JSON object, possibly
 /// partial) merged over them.
+///
+/// Every process of a run is started with the same few `--settings` texts,
+/// so a pure memo of the last few merges sits in front: the same texts
+/// always give the same settings. Errors are not memoised.
 pub fn settings_from(profile: &str, overrides: Option<&str>) -> Result<Settings, SettingsError> {
+    MERGED.with(|memo| {
+        let mut memo = memo.borrow_mut();
+        let hit = memo.iter().position(|(p, o, _)| p == profile && o.as_deref() == overrides);
+        if let Some(i) = hit {
+            let entry = memo.remove(i).expect("position is in range");
+            let settings = entry.2.clone();
+            memo.push_front(entry);
+            return Ok(settings);
+        }
+        let settings = merge_settings(profile, overrides)?;
+        if memo.len() == MERGED_MAX {
+            memo.pop_back();
+        }
+        memo.push_front((profile.to_string(), overrides.map(str::to_string), settings.clone()));
+        Ok(settings)
+    })
+}
+
+/// How many `(profile, overrides)` merges the memo keeps.
+const MERGED_MAX: usize = 8;
+
+thread_local! {
+    /// Most recently used first.
+    static MERGED: std::cell::RefCell<std::collections::VecDeque<(String, Option<String>, Settings)>> =
+        const { std::cell::RefCell::new(std::collections::VecDeque::new()) };
+}
+
+fn merge_settings(profile: &str, overrides: Option<&str>) -> Result<Settings, SettingsError> {
     let p = MailmanProfile::from_name(profile).ok_or_else(|| SettingsError::UnknownProfile(profile.to_string()))?;
     let base = p.settings();
     let Some(text) = overrides else {

@@ -12,6 +12,7 @@
 //! file fails to decode, which is Mailman's "corrupt" path (spec §2.4).
 
 use std::cell::RefCell;
+use std::rc::Rc;
 use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
@@ -116,9 +117,10 @@ impl ListConfig {
     /// Decodes a stored config, as `cPickle.load`/`marshal.load` does in
     /// `__load`. A pure memo sits in front of the decoder: the same bytes
     /// always give the same value, so a file read again unchanged (every
-    /// qrunner loads the list for every message) is cloned from the last
-    /// few decodes instead of parsed again. Errors are not memoised.
-    pub fn decode(bytes: &[u8]) -> Result<ListConfig, serde_json::Error> {
+    /// qrunner loads the list for every message) shares the last decode of
+    /// those bytes instead of parsing them again; a caller that changes its
+    /// copy clones it first (`Rc::make_mut`). Errors are not memoised.
+    pub fn decode(bytes: &[u8]) -> Result<Rc<ListConfig>, serde_json::Error> {
         DECODED.with(|memo| {
             let mut memo = memo.borrow_mut();
             if let Some(i) = memo.iter().position(|(b, _)| **b == *bytes) {
@@ -127,7 +129,7 @@ impl ListConfig {
                 memo.push_front(entry);
                 return Ok(config);
             }
-            let config: ListConfig = serde_json::from_slice(bytes)?;
+            let config: Rc<ListConfig> = Rc::new(serde_json::from_slice(bytes)?);
             if memo.len() == DECODED_MAX {
                 memo.pop_back();
             }
@@ -174,5 +176,5 @@ const DECODED_MAX: usize = 8;
 
 thread_local! {
     /// Most recently used first.
-    static DECODED: RefCell<VecDeque<(Box<[u8]>, ListConfig)>> = const { RefCell::new(VecDeque::new()) };
+    static DECODED: RefCell<VecDeque<(Box<[u8]>, Rc<ListConfig>)>> = const { RefCell::new(VecDeque::new()) };
 }

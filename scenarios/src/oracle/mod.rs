@@ -212,7 +212,7 @@ impl End<'_> {
                 continue;
             }
             if let Some(config) =
-                self.store.read_file(&e.path).and_then(|d| model::ListConfig::decode(d).ok())
+                self.store.read_file(&e.path).and_then(|d| model::ListConfig::decode(d).ok().map(|c| (*c).clone()))
             {
                 out.entry(list.to_string()).or_insert(config);
             }

@@ -263,7 +263,7 @@ impl<'a, O: Os> MailList<'a, O> {
         // §2.3 step 1: NotLockedError here means nothing is written.
         self.lock.refresh(None, Condition::RequireLocked).await?;
         // §2.3 step 2.
-        let data = serde_json::to_vec(&*self.config).expect("ListConfig serialises");
+        let data = ListConfig::encode(&self.config);
         let primary = self.file(self.settings.format.primary());
         let last = format!("{primary}.last");
         let tmp = format!("{primary}.tmp.{}.{}", self.os.hostname(), self.os.pid());

@@ -45,11 +45,17 @@ pub struct SmtpConn<'a, O: Os> {
     buf: Vec<u8>,
     /// Replies held until the next read (`reply`), as Exim's `smtp_out`.
     held: Vec<u8>,
+    /// The read buffer handed to `tcp_read`, zeroed once per connection
+    /// rather than once per read.
+    chunk: Box<[u8]>,
 }
+
+/// Bytes asked of one `tcp_read`.
+const READ_CHUNK_BYTES: usize = 4096;
 
 impl<'a, O: Os> SmtpConn<'a, O> {
     pub fn new(os: &'a O, stream: O::Stream) -> Self {
-        SmtpConn { os, stream, buf: Vec::new(), held: Vec::new() }
+        SmtpConn { os, stream, buf: Vec::new(), held: Vec::new(), chunk: vec![0; READ_CHUNK_BYTES].into() }
     }
 
     /// Whether a whole line is already buffered: Exim's `smtp_buffered()`,
@@ -84,12 +90,11 @@ impl<'a, O: Os> SmtpConn<'a, O> {
                 return Err(crate::os::err(libc::EINVAL));
             }
             self.flush().await?;
-            let mut chunk = [0u8; 4096];
-            let n = self.os.tcp_read(&mut self.stream, &mut chunk).await?;
+            let n = self.os.tcp_read(&mut self.stream, &mut self.chunk).await?;
             if n == 0 {
                 return Ok(None);
             }
-            self.buf.extend_from_slice(&chunk[..n]);
+            self.buf.extend_from_slice(&self.chunk[..n]);
         }
     }
 
@@ -112,7 +117,7 @@ impl<'a, O: Os> SmtpConn<'a, O> {
     /// Reads a (possibly multi-line) reply. A closed connection is
     /// `ECONNRESET` (smtplib's `SMTPServerDisconnected`).
     pub async fn read_reply(&mut self) -> io::Result<Reply> {
-        Ok(self.read_reply_lines(&mut Vec::new()).await?)
+        self.read_reply_lines(&mut Vec::new()).await
     }
 
     /// `read_reply`, also collecting the text of every line but the last

@@ -138,6 +138,26 @@ impl ListConfig {
         })
     }
 
+    /// Encodes a config for `Save()`, and tells the decode memo that these
+    /// bytes decode to this config, so that the next `Load()` of the file,
+    /// here or on another host, shares it. That is pure because the JSON
+    /// round trip is exact (docs/semantics/mailman-config-store.md, tested by `a_saved_config_decodes_to_itself` in
+    /// `model/tests/it/mlist.rs`).
+    pub fn encode(config: &Rc<ListConfig>) -> Vec<u8> {
+        let bytes = serde_json::to_vec(&**config).expect("ListConfig serialises");
+        DECODED.with(|memo| {
+            let mut memo = memo.borrow_mut();
+            if let Some(i) = memo.iter().position(|(b, _)| **b == *bytes) {
+                memo.remove(i);
+            }
+            if memo.len() == DECODED_MAX {
+                memo.pop_back();
+            }
+            memo.push_front((bytes.as_slice().into(), config.clone()));
+        });
+        bytes
+    }
+
     /// `registerBounce(member, msg, weight=1.0, day)` reduced to the score: the
     /// first bounce makes a record; a second bounce on the same `day` is
     /// ignored ("only one bounce per day counts"); a later one adds 1 to the
@@ -174,7 +194,10 @@ impl ListConfig {
 /// of a few lists are in flight at once.
 const DECODED_MAX: usize = 8;
 
+/// One memo entry: a config's encoded bytes and what they decode to.
+type Decoded = (Box<[u8]>, Rc<ListConfig>);
+
 thread_local! {
     /// Most recently used first.
-    static DECODED: RefCell<VecDeque<(Box<[u8]>, Rc<ListConfig>)>> = const { RefCell::new(VecDeque::new()) };
+    static DECODED: RefCell<VecDeque<Decoded>> = const { RefCell::new(VecDeque::new()) };
 }

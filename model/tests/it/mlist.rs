@@ -394,3 +394,21 @@ async fn hostile_list_names_are_refused_before_any_io() {
     }
     assert!(os.ops().is_empty());
 }
+
+/// The decode memo may hand a saved config to the next load of its bytes
+/// only because the JSON round trip is exact: the bytes decode to an equal
+/// config, which encodes to the same bytes.
+#[test]
+fn a_saved_config_decodes_to_itself() {
+    let mut config = ListConfig::new("test", "lists.example.com", "example.net", 200);
+    config.post_id = 4242;
+    // The default serde_json reader returns 1011052810.0186496 for this one.
+    config.last_post_time = 1_011_052_810.018_649_7;
+    config.register_bounce("member0003@example.net", (2002, 12, 2));
+    let config = Rc::new(config);
+    let bytes = ListConfig::encode(&config);
+    let fresh: ListConfig = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(fresh, *config);
+    assert_eq!(serde_json::to_vec(&fresh).unwrap(), bytes);
+    assert!(Rc::ptr_eq(&ListConfig::decode(&bytes).unwrap(), &config), "the memo shares the saved config");
+}

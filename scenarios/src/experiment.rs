@@ -85,6 +85,10 @@ enum Aggregate {
     Pooled,
     /// A sum over seeds.
     Sum,
+    /// A count per 1000 messages, pooled over seeds, with a Wilson 95 %
+    /// interval that takes the messages as independent (they are not quite:
+    /// one window can bounce several).
+    PerThousand,
 }
 
 /// Plottable metrics: name, unit (axis label) and how they aggregate.
@@ -97,13 +101,18 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     ("bounce_delay_p50_ms", "ms", "median delay from a permanent failure to its bounce registration, pooled"),
     ("bounce_delay_p99_ms", "ms", "99th-percentile bounce-registration delay, pooled over seeds"),
     ("bounces_unregistered", "failures", "permanent failures never registered, summed over seeds"),
+    ("bounced_per_1000", "per 1000 messages", "bounces per 1000 injected messages, pooled over seeds (Wilson 95 % interval over messages)"),
+    ("bounced_list_missing", "messages", "messages bounced because a list appeared missing, summed over seeds"),
+    ("list_missing_appearances", "appearances", "times a process concluded an existing list was missing, summed over seeds"),
+    ("rpcs_per_message", "RPCs", "median over seeds of NFS RPCs per injected message"),
 ];
 
 fn aggregate(metric: &str) -> Aggregate {
     match metric {
         "violation_rate" => Aggregate::Rate,
         "bounce_delay_p50_ms" | "bounce_delay_p99_ms" => Aggregate::Pooled,
-        "bounces_unregistered" => Aggregate::Sum,
+        "bounces_unregistered" | "bounced_list_missing" | "list_missing_appearances" => Aggregate::Sum,
+        "bounced_per_1000" => Aggregate::PerThousand,
         _ => Aggregate::Median,
     }
 }
@@ -375,6 +384,10 @@ impl CellResult {
                 "bounces_unregistered" => {
                     l.figures.permanent_failures.saturating_sub(l.figures.bounce_delays_ms.len() as u64) as f64
                 }
+                "bounced_list_missing" => l.figures.mail.bounced_list_missing as f64,
+                "list_missing_appearances" => l.figures.mail.appearances() as f64,
+                "rpcs_per_message" if l.figures.mail.injected == 0 => f64::NAN,
+                "rpcs_per_message" => l.rpcs as f64 / l.figures.mail.injected as f64,
                 other => unreachable!("metric {other} is not per seed"),
             })
             .collect();
@@ -396,6 +409,11 @@ impl CellResult {
                 Point { y: quantile(&v, 0.5), lo: Some(quantile(&v, 0.25)), hi: Some(quantile(&v, 0.75)) }
             }
             Aggregate::Sum => Point { y: self.per_seed(metric).iter().sum(), lo: None, hi: None },
+            Aggregate::PerThousand => {
+                let mail = sweep::total_mail(&self.lines);
+                let (lo, hi) = sweep::wilson(mail.bounced, mail.injected);
+                Point { y: mail.bounced_per_1000(), lo: Some(1000.0 * lo), hi: Some(1000.0 * hi) }
+            }
             Aggregate::Pooled => {
                 let mut all: Vec<f64> =
                     self.lines.iter().flat_map(|l| l.figures.bounce_delays_ms.iter().map(|d| *d as f64)).collect();
@@ -487,6 +505,10 @@ fn csv_field(s: &str) -> String {
     }
 }
 
+/// The mail totals in `results.csv`, as `mail_<name>` (`mail.rs`).
+const MAIL_COLUMNS: &[&str] =
+    &["injected", "accepted", "delivered", "shunted", "undelivered", "bounced", "bounced_list_missing"];
+
 /// Every oracle that judged some seed, sorted.
 fn oracle_names(results: &[CellResult]) -> Vec<String> {
     let names: BTreeSet<&String> = results.iter().flat_map(|r| &r.lines).flat_map(|l| l.oracles.keys()).collect();
@@ -509,12 +531,22 @@ pub fn csv(exp: &Experiment, results: &[CellResult]) -> String {
     let others: Vec<&str> = METRICS.iter().map(|(n, _, _)| *n).filter(|n| *n != "violation_rate").collect();
     for m in &others {
         header.push(m.to_string());
-        if aggregate(m) == Aggregate::Median {
-            header.push(format!("{m}_q1"));
-            header.push(format!("{m}_q3"));
+        match aggregate(m) {
+            Aggregate::Median => {
+                header.push(format!("{m}_q1"));
+                header.push(format!("{m}_q3"));
+            }
+            Aggregate::PerThousand => {
+                header.push(format!("{m}_ci_lo"));
+                header.push(format!("{m}_ci_hi"));
+            }
+            _ => {}
         }
     }
     header.extend(["permanent_failures", "bounces_registered"].map(String::from));
+    header.extend(MAIL_COLUMNS.iter().map(|c| format!("mail_{c}")));
+    let mechanisms: Vec<String> = crate::mail::mechanisms().collect();
+    header.extend(mechanisms.iter().map(|m| format!("missing_{m}")));
     let mut s = header.iter().map(|h| csv_field(h)).collect::<Vec<_>>().join(",");
     s.push('\n');
     for r in results {
@@ -540,13 +572,27 @@ pub fn csv(exp: &Experiment, results: &[CellResult]) -> String {
         for m in &others {
             let p = r.metric(m, "any");
             row.push(fmt_num(p.y));
-            if aggregate(m) == Aggregate::Median {
+            if matches!(aggregate(m), Aggregate::Median | Aggregate::PerThousand) {
                 row.push(fmt_num(p.lo.unwrap_or(f64::NAN)));
                 row.push(fmt_num(p.hi.unwrap_or(f64::NAN)));
             }
         }
         row.push(r.lines.iter().map(|l| l.figures.permanent_failures).sum::<u64>().to_string());
         row.push(r.lines.iter().map(|l| l.figures.bounce_delays_ms.len() as u64).sum::<u64>().to_string());
+        let mail = sweep::total_mail(&r.lines);
+        row.extend(
+            [
+                mail.injected,
+                mail.accepted,
+                mail.delivered,
+                mail.shunted,
+                mail.undelivered,
+                mail.bounced,
+                mail.bounced_list_missing,
+            ]
+                .map(|v| v.to_string()),
+        );
+        row.extend(mechanisms.iter().map(|m| mail.missing.get(m).copied().unwrap_or(0).to_string()));
         let _ = writeln!(s, "{}", row.iter().map(|v| csv_field(v)).collect::<Vec<_>>().join(","));
     }
     s
@@ -584,6 +630,7 @@ pub fn plot_data(exp: &Experiment, results: &[CellResult], metric: &str) -> Plot
     let interval = match aggregate(metric) {
         Aggregate::Rate => ", bars: Wilson 95% CI",
         Aggregate::Median => ", median over seeds, bars: quartiles",
+        Aggregate::PerThousand => ", pooled, bars: Wilson 95% CI",
         _ => "",
     };
     let lines: Vec<&str> =

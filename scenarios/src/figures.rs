@@ -35,6 +35,9 @@ pub struct Figures {
     pub permanent_failures: u64,
     /// One entry per registered permanent failure, in registration order.
     pub bounce_delays_ms: Vec<u64>,
+    /// The run in the operator's words (`mail.rs`).
+    #[serde(default)]
+    pub mail: crate::mail::MailFigures,
 }
 
 /// The figures, computed as events are recorded.
@@ -43,10 +46,12 @@ pub struct FigureLedger {
     figures: Figures,
     /// list -> recipient -> when each of its unregistered permanent failures happened.
     pending: BTreeMap<String, BTreeMap<String, VecDeque<Duration>>>,
+    mail: crate::mail::MailLedger,
 }
 
 impl FigureLedger {
     pub fn observe(&mut self, e: &sim::Event) {
+        self.mail.observe(e);
         let sim::EventKind::Note { payload, .. } = &e.kind else { return };
         let f = &mut self.figures;
         let ms = e.t.as_millis() as u64;
@@ -93,7 +98,7 @@ impl FigureLedger {
     }
 
     pub fn finish(self) -> Figures {
-        self.figures
+        Figures { mail: self.mail.finish(), ..self.figures }
     }
 }
 

@@ -31,6 +31,7 @@ pub mod install;
 pub mod ledgers;
 pub mod lock_worker;
 pub mod logs;
+pub mod mail;
 pub mod marks;
 pub mod oracle;
 pub mod plot;

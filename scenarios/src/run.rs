@@ -523,6 +523,10 @@ impl Report {
             }
             None => {}
         }
+        if let Some(mail) = self.figures.mail.mail_line() {
+            let _ = writeln!(s, "mail        {mail}");
+            let _ = writeln!(s, "missing     {}", self.figures.mail.missing_line());
+        }
         let _ = writeln!(s, "oracles");
         for o in &self.oracles {
             let status = match o.status {

@@ -163,7 +163,7 @@ pub struct BootSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NfsProfiles {
-    /// `linux-modern`, `linux-2.2`, `noac` or `lookupcache-none`.
+    /// `linux-modern`, `linux-2.2`, `noac`, `lookupcache-none`, `lookupcache-positive` or `actimeo-0`.
     pub client: sim::ClientProfile,
     /// `linux-modern` or `linux-2.2`.
     pub server: sim::ServerProfile,

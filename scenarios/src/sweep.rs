@@ -48,6 +48,9 @@ pub struct SeedLine {
     pub lock_wait_ms: crate::LockWaits,
     #[serde(default)]
     pub figures: crate::figures::Figures,
+    /// RPCs sent (first transmissions, every procedure).
+    #[serde(default)]
+    pub rpcs: u64,
 }
 
 impl SeedLine {
@@ -77,6 +80,7 @@ impl SeedLine {
             load_sim_ms: r.load_sim_ms,
             lock_wait_ms: r.lock_wait_ms.clone(),
             figures: r.figures.clone(),
+            rpcs: r.counters.rpcs.values().sum(),
         }
     }
 
@@ -96,6 +100,7 @@ impl SeedLine {
             load_sim_ms: 0,
             lock_wait_ms: crate::LockWaits::default(),
             figures: crate::figures::Figures::default(),
+            rpcs: 0,
         }
     }
 }
@@ -355,6 +360,19 @@ pub fn summary(lines: &[SeedLine], scenario: &str, replay_args: &str) -> String 
     }
     let exits: Vec<String> = by_exit.iter().map(|(k, v)| format!("exit {k}: {v}")).collect();
     let _ = writeln!(s, "  {}", exits.join(", "));
+    let mail = total_mail(lines);
+    if let Some(line) = mail.mail_line() {
+        let seeds_missing = lines.iter().filter(|l| l.figures.mail.appearances() > 0).count() as u64;
+        let (lo, hi) = wilson(mail.bounced, mail.injected);
+        let _ = writeln!(
+            s,
+            "  mail: {line}; {:.3} bounced per 1000 messages (95% CI {:.3}–{:.3}, messages taken as independent)",
+            mail.bounced_per_1000(),
+            1000.0 * lo,
+            1000.0 * hi
+        );
+        let _ = writeln!(s, "  missing: {} (in {seeds_missing} of {n} seeds)", mail.missing_line());
+    }
     let failing: Vec<&SeedLine> = lines.iter().filter(|l| l.exit_code != exit::PASS).take(5).collect();
     if !failing.is_empty() {
         let _ = writeln!(s, "first failing seeds:");
@@ -371,6 +389,25 @@ pub fn summary(lines: &[SeedLine], scenario: &str, replay_args: &str) -> String 
         }
     }
     s
+}
+
+/// The mail figures of every seed, added up.
+pub fn total_mail(lines: &[SeedLine]) -> crate::mail::MailFigures {
+    let mut t = crate::mail::MailFigures::default();
+    for l in lines {
+        let m = &l.figures.mail;
+        t.injected += m.injected;
+        t.accepted += m.accepted;
+        t.delivered += m.delivered;
+        t.shunted += m.shunted;
+        t.undelivered += m.undelivered;
+        t.bounced += m.bounced;
+        t.bounced_list_missing += m.bounced_list_missing;
+        for (k, v) in &m.missing {
+            *t.missing.entry(k.clone()).or_default() += v;
+        }
+    }
+    t
 }
 
 /// The scheduler a line names; lines written before schedulers existed ran the default.

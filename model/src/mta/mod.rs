@@ -67,6 +67,11 @@ pub struct MtaSettings {
     /// own (the profiles set it to the store's primary file; a mismatch is a
     /// misconfigured site).
     pub require_file: ConfigFormat,
+    /// How the Mailman router decides that a list exists
+    /// (docs/semantics/exim.md, "The list check"): `require_files` on the
+    /// config file (Mailman's `README.EXIM`, the default), on the list's
+    /// directory, or an `exists` condition on the config file or its `.last`.
+    pub list_check: ListCheck,
     /// `local_part_suffix` values routed to the `bounces` script; a trailing
     /// `*` matches anything.
     pub bounces_suffixes: Vec<String>,
@@ -93,6 +98,7 @@ impl Default for MtaSettings {
         MtaSettings {
             smtp_port: 25,
             require_file: ConfigFormat::Pck21,
+            list_check: ListCheck::RequireFilesConfig,
             bounces_suffixes: vec!["-bounces".to_string(), "-bounces+*".to_string()],
             temp_exit_codes: vec![75, 73],
             smtp_accept_max: 20,
@@ -110,6 +116,24 @@ impl MtaSettings {
     pub fn is_local_domain(&self, domain: &str) -> bool {
         self.local_domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
     }
+}
+
+/// The Mailman router's test that a list exists (docs/semantics/exim.md,
+/// "The list check").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ListCheck {
+    /// `require_files = MAILMAN_HOME/lists/$local_part/<require_file>`:
+    /// ENOENT skips the router (unrouteable), any other errno defers.
+    RequireFilesConfig,
+    /// `require_files = MAILMAN_HOME/lists/$local_part/`: the list's
+    /// directory, which `Save()` never renames.
+    RequireFilesDirectory,
+    /// No `require_files`; `condition = ${if or {{exists{…/<require_file>}}
+    /// {exists{…/<require_file>.last}}}}`: the router runs when either
+    /// `stat` succeeds, and is skipped (unrouteable) when both fail, whatever
+    /// the errno.
+    ExistsConfigOrLast,
 }
 
 /// The router's verdict for one address.
@@ -132,16 +156,45 @@ pub async fn route<O: Os>(os: &O, settings: &MtaSettings, recipient: &str, stage
     let route = if validate_list_name(&list).is_err() {
         Route::Unrouteable { list, errno: 0 }
     } else {
-        let path = format!("{LIST_DATA_DIR}/{list}/{}", settings.require_file.primary());
-        match os.stat(&path).await {
-            Ok(_) => Route::Pipe { list, program },
-            Err(e) if errno(&e) == libc::ENOENT => Route::Unrouteable { list, errno: libc::ENOENT },
-            Err(e) => {
-                syslog(os, "exim-main", format!("require_files: error for {path}: {e}"));
-                Route::Defer { list, errno: errno(&e) }
+        let primary = settings.require_file.primary();
+        match settings.list_check {
+            ListCheck::RequireFilesConfig => {
+                require_files(os, &format!("{LIST_DATA_DIR}/{list}/{primary}"), list, program).await
+            }
+            ListCheck::RequireFilesDirectory => {
+                require_files(os, &format!("{LIST_DATA_DIR}/{list}/"), list, program).await
+            }
+            ListCheck::ExistsConfigOrLast => {
+                // `or{}` stops at the first true condition (expand.c).
+                let mut last_errno = 0;
+                for file in [primary.to_string(), format!("{primary}.last")] {
+                    match os.stat(&format!("{LIST_DATA_DIR}/{list}/{file}")).await {
+                        Ok(_) => return routed(os, Route::Pipe { list, program }, stage, recipient),
+                        Err(e) => last_errno = errno(&e),
+                    }
+                }
+                Route::Unrouteable { list, errno: last_errno }
             }
         }
     };
+    routed(os, route, stage, recipient)
+}
+
+/// `require_files` with one path: found → the router runs; ENOENT → it is
+/// skipped (unrouteable); any other errno → defer (route.c `check_files()`).
+async fn require_files<O: Os>(os: &O, path: &str, list: String, program: &'static str) -> Route {
+    match os.stat(path).await {
+        Ok(_) => Route::Pipe { list, program },
+        Err(e) if errno(&e) == libc::ENOENT => Route::Unrouteable { list, errno: libc::ENOENT },
+        Err(e) => {
+            syslog(os, "exim-main", format!("require_files: error for {path}: {e}"));
+            Route::Defer { list, errno: errno(&e) }
+        }
+    }
+}
+
+/// Records the router's decision for `stage`.
+fn routed<O: Os>(os: &O, route: Route, stage: RouteStage, recipient: &str) -> Route {
     let (list, decision, errno_value) = match &route {
         Route::Pipe { list, .. } => (list, "accepted", 0),
         Route::Defer { list, errno } => (list, "deferred", *errno),

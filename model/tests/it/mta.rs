@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use model::mta::{pipe_outcome, route, MtaSettings, PipeOutcome, RetryRule, RetryState, Route};
+use model::mta::{pipe_outcome, route, ListCheck, MtaSettings, PipeOutcome, RetryRule, RetryState, Route};
 use model::post::{post, EntryScript};
 use model::profile::{MailmanProfile, Settings};
 use model::smtp::{SmtpClient, SmtpError};
@@ -40,6 +40,45 @@ fn router_skips_on_enoent_so_the_address_is_unrouteable() {
         assert_eq!(
             route(&os, &s.mta, "nolist@x", RouteStage::Verify).await,
             Route::Unrouteable { list: "nolist".into(), errno: libc::ENOENT }
+        );
+    });
+}
+
+/// docs/semantics/exim.md, "The list check": the directory and the
+/// config-or-last checks route a list whose `config.pck` is absent for a
+/// moment (as in Save's silly-rename window, `.last` present); the stock check
+/// does not. ESTALE defers under `require_files` but makes `exists` false.
+#[test]
+fn the_list_check_routes_by_directory_or_by_config_or_last() {
+    let os = TestOs::new(1);
+    let s = Settings::default();
+    let with = |list_check| MtaSettings { list_check, ..s.mta.clone() };
+    let pipe = || Route::Pipe { list: "test".into(), program: "post" };
+    let gone = |errno| Route::Unrouteable { list: "test".into(), errno };
+    block_on(async {
+        make_list(&os, &s).await;
+        os.rename("lists/test/config.pck", "lists/test/config.pck.last").await.unwrap();
+        let cases = [
+            (ListCheck::RequireFilesConfig, gone(libc::ENOENT)),
+            (ListCheck::RequireFilesDirectory, pipe()),
+            (ListCheck::ExistsConfigOrLast, pipe()),
+        ];
+        for (check, expected) in cases {
+            assert_eq!(route(&os, &with(check), "test@x", RouteStage::Verify).await, expected, "{check:?}");
+        }
+        os.unlink("lists/test/config.pck.last").await.unwrap();
+        assert_eq!(route(&os, &with(ListCheck::ExistsConfigOrLast), "test@x", RouteStage::Verify).await, gone(libc::ENOENT));
+        assert_eq!(route(&os, &with(ListCheck::RequireFilesDirectory), "test@x", RouteStage::Verify).await, pipe());
+        assert_eq!(
+            route(&os, &with(ListCheck::RequireFilesDirectory), "nolist@x", RouteStage::Verify).await,
+            Route::Unrouteable { list: "nolist".into(), errno: libc::ENOENT }
+        );
+        os.world.stat_faults.borrow_mut().insert("lists/test/config.pck".into(), libc::ESTALE);
+        os.world.stat_faults.borrow_mut().insert("lists/test/config.pck.last".into(), libc::ESTALE);
+        assert_eq!(route(&os, &with(ListCheck::ExistsConfigOrLast), "test@x", RouteStage::Verify).await, gone(libc::ESTALE));
+        assert_eq!(
+            route(&os, &with(ListCheck::RequireFilesConfig), "test@x", RouteStage::Verify).await,
+            Route::Defer { list: "test".into(), errno: libc::ESTALE }
         );
     });
 }

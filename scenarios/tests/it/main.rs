@@ -10,6 +10,7 @@ mod format_doc;
 mod frontdoor;
 mod fuzz;
 mod inspect;
+mod mail;
 mod oracles;
 mod profiles;
 mod real;

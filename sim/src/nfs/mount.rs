@@ -165,11 +165,27 @@ pub enum ClientProfile {
     /// `linux-modern` with `lookupcache=none`.
     #[serde(rename = "lookupcache-none")]
     LookupcacheNone,
+    /// `linux-modern` with `lookupcache=positive`: negative dentries are
+    /// never trusted (nfs(5): "always revalidates negative entries before an
+    /// application can use them").
+    #[serde(rename = "lookupcache-positive")]
+    LookupcachePositive,
+    /// `linux-modern` with `actimeo=0`: every attribute-cache bound 0, writes
+    /// still write-back (nfs(5): "Using actimeo sets all of acregmin, acregmax,
+    /// acdirmin, and acdirmax to the same value").
+    #[serde(rename = "actimeo-0")]
+    Actimeo0,
 }
 
 impl ClientProfile {
-    pub const ALL: [ClientProfile; 4] =
-        [ClientProfile::LinuxModern, ClientProfile::Linux22, ClientProfile::Noac, ClientProfile::LookupcacheNone];
+    pub const ALL: [ClientProfile; 6] = [
+        ClientProfile::LinuxModern,
+        ClientProfile::Linux22,
+        ClientProfile::Noac,
+        ClientProfile::LookupcacheNone,
+        ClientProfile::LookupcachePositive,
+        ClientProfile::Actimeo0,
+    ];
 }
 
 /// Mount options (nfs(5)); defaults are the `linux-modern` profile.
@@ -247,6 +263,8 @@ impl MountOptions {
             ClientProfile::LinuxModern => modern,
             ClientProfile::Noac => MountOptions { ac: Ac::Noac, ..modern },
             ClientProfile::LookupcacheNone => MountOptions { lookupcache: LookupCache::None, ..modern },
+            ClientProfile::LookupcachePositive => MountOptions { lookupcache: LookupCache::Positive, ..modern },
+            ClientProfile::Actimeo0 => MountOptions { actimeo_s: Some(0), ..modern },
             // UDP with the default 1.1 s doubling timeo and retrans 3 is `TransportOptions::default()`.
             // The 1 s timestamp granularity belongs to the server: `ServerConfig::profile(ServerProfile::Linux22)`.
             // Optional rows of §12 (ESTALE as ENOENT, nlink not updated after link) stay off;

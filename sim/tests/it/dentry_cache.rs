@@ -45,6 +45,20 @@ fn lookupcache_none_sees_new_files_at_once() {
     );
 }
 
+/// `lookupcache=positive` never trusts a negative dentry: the stat at 2 s
+/// looks again and finds the file; `actimeo=0` gets there another way, the
+/// directory's attributes never fresh.
+#[test]
+fn lookupcache_positive_and_actimeo_0_see_new_files_at_once() {
+    for profile in [ClientProfile::LookupcachePositive, ClientProfile::Actimeo0] {
+        assert_eq!(
+            negative_dentry_run(MountOptions::profile(profile)),
+            ["0s stat ENOENT", "2s stat ok", "2s open ok", "40s stat ok"],
+            "{profile:?}"
+        );
+    }
+}
+
 #[test]
 fn linux_2_2_looks_again_once_its_negative_dentry_is_older_than_1_s() {
     assert_eq!(

@@ -148,7 +148,17 @@ fn linux_2_2_exclusive_create_is_not_atomic_across_clients() {
 #[test]
 fn profiles_have_kebab_case_names_and_start_from_the_linux_defaults() {
     let names: Vec<String> = ClientProfile::ALL.iter().map(|p| serde_json::to_string(p).unwrap()).collect();
-    assert_eq!(names, ["\"linux-modern\"", "\"linux-2.2\"", "\"noac\"", "\"lookupcache-none\""]);
+    assert_eq!(
+        names,
+        [
+            "\"linux-modern\"",
+            "\"linux-2.2\"",
+            "\"noac\"",
+            "\"lookupcache-none\"",
+            "\"lookupcache-positive\"",
+            "\"actimeo-0\""
+        ]
+    );
     let m = MountOptions::profile(ClientProfile::LinuxModern);
     assert_eq!((m.acregmin_s, m.acregmax_s, m.acdirmin_s, m.acdirmax_s), (3, 60, 30, 60));
     assert_eq!(m, MountOptions::default());

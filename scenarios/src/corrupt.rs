@@ -306,6 +306,8 @@ fn config_case(dir: &Path, seeds: &Seeds, call: String, logs: Vec<LogEntry>) -> 
     let corrupt_kept = is(&format!("{primary}.corrupt"), &seeds.truncated);
     let safety = is(&format!("{primary}.safety"), &seeds.last);
     let last_intact = is(&last, &seeds.last);
+    // The repair's own lock and claim (`locks/test.lock…`) are gone again.
+    let lock_left = names(dir, "locks").into_iter().any(|n| n.starts_with(&format!("{CONFIG_LIST}.lock")));
     let outcome = match (fell_back, copied_back, corrupt_kept) {
         (true, true, true) if fixing && safety && last_intact => {
             "fell back to config.pck.last, repaired (config.pck.corrupt kept)".to_string()
@@ -315,7 +317,8 @@ fn config_case(dir: &Path, seeds: &Seeds, call: String, logs: Vec<LogEntry>) -> 
         (false, _, _) if is(&primary, &seeds.truncated) => "config.pck left truncated, no fallback logged".to_string(),
         _ => "config.pck changed without a logged fallback".to_string(),
     };
-    let as_release = fell_back && fixing && copied_back && corrupt_kept && safety && last_intact;
+    let outcome = if lock_left { format!("{outcome}, but locks/{CONFIG_LIST}.lock files are left") } else { outcome };
+    let as_release = fell_back && fixing && copied_back && corrupt_kept && safety && last_intact && !lock_left;
     Case {
         id: "config".into(),
         file: primary,
@@ -328,7 +331,7 @@ fn config_case(dir: &Path, seeds: &Seeds, call: String, logs: Vec<LogEntry>) -> 
         outcome,
         as_release,
         release_function: "Mailman/MailList.py Load(), __fix_corrupt_pckfile()".into(),
-        files: listing(dir, &[&base, "locks"]),
+        files: listing(dir, &[&base]),
         logs,
     }
 }

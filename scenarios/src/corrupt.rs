@@ -300,7 +300,9 @@ fn config_case(dir: &Path, seeds: &Seeds, call: String, logs: Vec<LogEntry>) -> 
     let primary = format!("{base}/config.pck");
     let last = format!("{primary}.last");
     let is = |rel: &str, bytes: &[u8]| read(dir, rel).as_deref() == Some(bytes);
-    let fell_back = logs.iter().any(|e| e.log == "error" && e.message.starts_with(&format!("couldn't load config file {primary}\n")));
+    let fell_back = logs
+        .iter()
+        .any(|e| e.log == "error" && e.message.starts_with(&format!("couldn't load config file {primary}\n")));
     let fixing = has(&logs, "error", &format!("fixing corrupt config file, using: {last}"));
     let copied_back = is(&primary, &seeds.last);
     let corrupt_kept = is(&format!("{primary}.corrupt"), &seeds.truncated);
@@ -312,7 +314,9 @@ fn config_case(dir: &Path, seeds: &Seeds, call: String, logs: Vec<LogEntry>) -> 
         (true, true, true) if fixing && safety && last_intact => {
             "fell back to config.pck.last, repaired (config.pck.corrupt kept)".to_string()
         }
-        (true, true, false) => "fell back to config.pck.last, copied it over config.pck (the truncated file is gone)".to_string(),
+        (true, true, false) => {
+            "fell back to config.pck.last, copied it over config.pck (the truncated file is gone)".to_string()
+        }
         (true, false, _) => "fell back past config.pck but did not repair it".to_string(),
         (false, _, _) if is(&primary, &seeds.truncated) => "config.pck left truncated, no fallback logged".to_string(),
         _ => "config.pck changed without a logged fallback".to_string(),
@@ -441,10 +445,9 @@ impl Logs {
         let mut entries: Vec<String> = Vec::new();
         let tag = format!(" {}: ", self.host);
         for line in text.lines() {
-            let head = line
-                .get(20..)
-                .filter(|rest| rest.starts_with(" ("))
-                .and_then(|rest| rest.find(&tag).filter(|&i| rest[2..i].ends_with(')')).map(|i| &rest[i + tag.len()..]));
+            let head = line.get(20..).filter(|rest| rest.starts_with(" (")).and_then(|rest| {
+                rest.find(&tag).filter(|&i| rest[2..i].ends_with(')')).map(|i| &rest[i + tag.len()..])
+            });
             match (head, entries.last_mut()) {
                 (Some(message), _) => entries.push(message.to_string()),
                 (None, Some(last)) => {

@@ -4,7 +4,9 @@ use model::message::Message;
 use model::msgdata::MsgData;
 use model::profile::MailmanProfile;
 use model::slice::{in_slice, Slice, SliceRule};
-use model::switchboard::{BadMessages, BakRecovery, DequeueError, Finish, QueuedMessage, Switchboard, SwitchboardSettings};
+use model::switchboard::{
+    BadMessages, BakRecovery, DequeueError, Finish, QueuedMessage, Switchboard, SwitchboardSettings,
+};
 use model::ModelEvent;
 
 use crate::support::{block_on, TestOs};

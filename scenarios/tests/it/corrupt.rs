@@ -73,7 +73,10 @@ fn real_corrupt_handles_each_case_as_mailman_2_1_39() {
     assert_eq!(
         logs(c),
         [
-            ("error".to_string(), "Uncaught runner exception: cannot decode queue entry: expected value at line 1 column 1".to_string()),
+            (
+                "error".to_string(),
+                "Uncaught runner exception: cannot decode queue entry: expected value at line 1 column 1".to_string()
+            ),
             ("error".to_string(), format!("Skipping and preserving unparseable message: {BAD_PCK}")),
         ]
     );

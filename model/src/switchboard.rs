@@ -83,13 +83,17 @@ pub enum BakRecovery {
     Counted,
 }
 
-/// What `finish(preserve=True)` does (2.1.12 `QRUNNER_SAVE_BAD_MESSAGES`).
+/// What the runner's `_oneloop` does with an entry whose `dequeue` raised
+/// (2.1.12 `QRUNNER_SAVE_BAD_MESSAGES`). `finish(preserve=True)` itself always
+/// preserves, whatever this says: `recover_backup_files` and a failed shunt
+/// call it too (docs/semantics/mailman-corrupt-files.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BadMessages {
-    /// Rename to `bad/<fb>.psv` (default `Yes`, and always before 2.1.12).
+    /// "Skipping and preserving unparseable message", `finish(preserve=True)`:
+    /// `bad/<fb>.psv` (default `Yes`, and always before 2.1.12).
     Preserve,
-    /// Unlink instead.
+    /// "Ignoring unparseable message", `finish(preserve=False)`: the `.bak` is unlinked.
     Discard,
 }
 
@@ -536,7 +540,7 @@ impl<'a, O: Os> Switchboard<'a, O> {
             return;
         }
         let bak = self.path(&format!("{filebase}.bak"));
-        let preserve = how == Finish::Preserve && self.settings.bad_messages == BadMessages::Preserve;
+        let preserve = how == Finish::Preserve;
         let result = async {
             if preserve {
                 fileio::mkdir_exist_ok(self.os, &self.bad_dir()).await?;
@@ -580,8 +584,9 @@ impl<'a, O: Os> Switchboard<'a, O> {
             let fd = self.os.open(&src, OpenFlags::read_write()).await?;
             let rewritten = async {
                 let bytes = read_to_end(self.os, fd, fileio::READ_CHUNK_BYTES).await?;
-                let Ok((_, mut data, data_pos)) = decode_pair(&bytes) else {
-                    return Ok(None);
+                let (mut data, data_pos) = match decode_pair(&bytes) {
+                    Ok((_, data, data_pos)) => (data, data_pos),
+                    Err(e) => return Ok(Err(e)),
                 };
                 let count = data.bak_count.unwrap_or(0) + 1;
                 data.bak_count = Some(count);
@@ -591,21 +596,27 @@ impl<'a, O: Os> Switchboard<'a, O> {
                 self.os.write(fd, &tail).await?;
                 self.os.set_len(fd, (data_pos + tail.len()) as u64).await?;
                 self.os.fsync(fd).await?;
-                Ok::<_, io::Error>(Some(count))
+                Ok::<_, io::Error>(Ok(count))
             }
             .await;
             match close_after(self.os, fd, rewritten).await? {
-                None => {
-                    syslog(self.os, "error", format!("Unable to recover {src}, preserving"));
+                Err(e) => {
+                    // docs/semantics/mailman-corrupt-files.md: the exception text
+                    // is the model decoder's, not cPickle's.
+                    let why = match &e {
+                        DequeueError::Decode(why) => why.clone(),
+                        other => other.to_string(),
+                    };
+                    syslog(self.os, "error", format!("Unpickling .bak exception: {why}\npreserving file: {filebase}"));
                     self.finish(&filebase, Finish::Preserve).await;
                     self.bak_event(&filebase, 0, "preserved_undecodable");
                 }
-                Some(count) if count >= self.settings.max_bak_count => {
+                Ok(count) if count >= self.settings.max_bak_count => {
                     syslog(self.os, "error", format!(".bak file max count, preserving file: {filebase}"));
                     self.finish(&filebase, Finish::Preserve).await;
                     self.bak_event(&filebase, count, "preserved_max_count");
                 }
-                Some(count) => {
+                Ok(count) => {
                     self.os.rename(&src, &dst).await?;
                     self.bak_event(&filebase, count, "recovered");
                 }

@@ -18,10 +18,12 @@
 //! - `dump`: the world's state at one trace event (`mmsim run --dump-at`).
 //! - `trace_filter`: which events `--trace` writes (`--trace-filter`).
 //! - `logs`: Mailman-style log files from the notes (`mmsim run --logs`).
+//! - `real`: `mmsim real lock-stress`; `corrupt`: `mmsim real corrupt`, corrupt files on a real directory.
 //!
 //! This is the only crate that sees both `model` and `sim`.
 
 pub mod bench;
+pub mod corrupt;
 pub mod cron;
 pub mod dump;
 pub mod experiment;

@@ -315,6 +315,14 @@ enum RealCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Seed DIR with corrupt Mailman files and report what the model does with each.
+    Corrupt {
+        /// An empty, writable directory (a local disk, tmpfs or an NFS mount).
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn bad_input(msg: &str) -> ExitCode {
@@ -697,6 +705,27 @@ fn main() -> ExitCode {
             } else {
                 exit::PASS
             };
+            ExitCode::from(code as u8)
+        }
+        Command::Real { command: RealCommand::Corrupt { dir, json } } => {
+            if let Err(e) = scenarios::corrupt::check_dir(&dir) {
+                return bad_input(&e.to_string());
+            }
+            let host = scenarios::real::hostname();
+            let report = match std::panic::catch_unwind(|| scenarios::corrupt::corrupt(&dir, &host)) {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => return bad_input(&format!("corrupt: seeding {}: {}", dir.display(), e.kind())),
+                Err(_) => {
+                    eprintln!("mmsim: internal panic in real corrupt");
+                    return ExitCode::from(exit::PANIC as u8);
+                }
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report).expect("report serialises"));
+            } else {
+                print!("{}", report.render());
+            }
+            let code = if report.as_release() { exit::PASS } else { exit::SAFETY };
             ExitCode::from(code as u8)
         }
         Command::Exec { root, host, program, args } => {

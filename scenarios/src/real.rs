@@ -38,7 +38,8 @@ pub struct LockStress {
     pub lifetime_s: f64,
 }
 
-fn hostname() -> String {
+/// This machine's name (`gethostname(2)`), `localhost` if it has none.
+pub fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname writes at most buf.len() bytes into buf.
     let rc = unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };

@@ -32,7 +32,7 @@ use crate::os::{errno, errno_name, Os, Signal};
 use crate::profile::Settings;
 use crate::python::duration_s;
 use crate::slice::Slice;
-use crate::switchboard::{DequeueError, Finish, QueuedMessage, Switchboard};
+use crate::switchboard::{BadMessages, DequeueError, Finish, QueuedMessage, Switchboard};
 use crate::syslog::syslog;
 
 /// How `_oneloop` reacts when `dequeue` raises (spec/mailman.md §3.5).
@@ -399,8 +399,19 @@ async fn oneloop<'a, O: Os, D: Dispose<'a, O>>(
                     other => return Err(other.into()),
                 },
                 DequeueErrors::PreserveAny => {
-                    syslog(ctx.os, "error", format!("Skipping and preserving unparseable message: {filebase}: {e}"));
-                    sb.finish(filebase, Finish::Preserve).await;
+                    // `self._log(e)` (its traceback line left out), then the
+                    // QRUNNER_SAVE_BAD_MESSAGES branch; docs/semantics/mailman-corrupt-files.md.
+                    syslog(ctx.os, "error", format!("Uncaught runner exception: {e}"));
+                    match ctx.settings.queue.bad_messages {
+                        BadMessages::Preserve => {
+                            syslog(ctx.os, "error", format!("Skipping and preserving unparseable message: {filebase}"));
+                            sb.finish(filebase, Finish::Preserve).await;
+                        }
+                        BadMessages::Discard => {
+                            syslog(ctx.os, "error", format!("Ignoring unparseable message: {filebase}"));
+                            sb.finish(filebase, Finish::Remove).await;
+                        }
+                    }
                 }
             },
         }

@@ -106,9 +106,44 @@ fn a_truncated_entry_is_preserved_to_bad_in_2_1_39() {
         let name = os.names("qfiles/in").pop().unwrap();
         std::fs::write(os.path(&format!("qfiles/in/{name}")), b"\"From: a").unwrap();
         assert_eq!(run_runner(&os, &s, Slice::WHOLE, IncomingRunner::new()).await, 0);
-        assert_eq!(os.names("qfiles/bad").len(), 1);
-        assert!(os.names("qfiles/bad")[0].ends_with(".psv"));
+        let fb = name.strip_suffix(".pck").unwrap().to_string();
+        assert_eq!(os.names("qfiles/bad"), vec![format!("{fb}.psv")]);
+        assert!(os.names("qfiles/in").is_empty());
+        // Mailman 2.1.26 `Runner._oneloop`: `self._log(e)`, then the
+        // QRUNNER_SAVE_BAD_MESSAGES line (docs/semantics/mailman-corrupt-files.md).
+        let errors = error_lines(&os);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].starts_with("Uncaught runner exception: cannot decode queue entry: "), "{errors:?}");
+        assert_eq!(errors[1], format!("Skipping and preserving unparseable message: {fb}"));
     });
+}
+
+#[test]
+fn a_truncated_entry_is_ignored_and_removed_when_bad_messages_are_not_saved() {
+    let os = TestOs::new(1);
+    let mut s = one_pass(Settings::default());
+    s.queue.bad_messages = model::switchboard::BadMessages::Discard;
+    block_on(async {
+        make_list(&os, &s.list_store, &[]).await;
+        post(&os, &s, EntryScript::Post, "test", &text("t@x")).await;
+        let name = os.names("qfiles/in").pop().unwrap();
+        std::fs::write(os.path(&format!("qfiles/in/{name}")), b"\"From: a").unwrap();
+        assert_eq!(run_runner(&os, &s, Slice::WHOLE, IncomingRunner::new()).await, 0);
+        assert!(os.names("qfiles/in").is_empty());
+        assert!(os.names("qfiles/bad").is_empty());
+        let fb = name.strip_suffix(".pck").unwrap();
+        assert_eq!(error_lines(&os)[1], format!("Ignoring unparseable message: {fb}"));
+    });
+}
+
+fn error_lines(os: &TestOs) -> Vec<String> {
+    os.events()
+        .into_iter()
+        .filter_map(|e| match e {
+            ModelEvent::Log { log, message } if log == "error" => Some(message),
+            _ => None,
+        })
+        .collect()
 }
 
 #[test]

@@ -4,7 +4,9 @@ use model::message::Message;
 use model::msgdata::MsgData;
 use model::profile::MailmanProfile;
 use model::slice::{in_slice, Slice, SliceRule};
-use model::switchboard::{BakRecovery, DequeueError, Finish, QueuedMessage, Switchboard, SwitchboardSettings};
+use model::switchboard::{
+    BadMessages, BakRecovery, DequeueError, Finish, QueuedMessage, Switchboard, SwitchboardSettings,
+};
 use model::ModelEvent;
 
 use crate::support::{block_on, TestOs};
@@ -242,4 +244,31 @@ fn a_message_round_trips_through_its_text_form() {
     let m = Message::parse(&text("r@x")).unwrap();
     assert_eq!(Message::parse(&m.to_text()).unwrap(), m);
     assert!(Message::parse("not a header\n\nbody").is_err());
+}
+
+/// Mailman 2.1.26 `Switchboard.recover_backup_files`: a `.bak` that does not
+/// unpickle (here: zero bytes) is logged and preserved in `bad/`, never
+/// renamed back to `.pck` (docs/semantics/mailman-corrupt-files.md).
+#[test]
+fn a_zero_length_bak_is_preserved_at_start_up_with_mailman_s_log_line() {
+    let os = TestOs::new(1);
+    // QRUNNER_SAVE_BAD_MESSAGES = No does not reach `finish(preserve=True)`.
+    let s = SwitchboardSettings { bad_messages: BadMessages::Discard, ..SwitchboardSettings::default() };
+    let fb = "1700000000.5+0123456789abcdef0123456789abcdef01234567";
+    block_on(async {
+        let sb = Switchboard::open(&os, &s, "in", Slice::WHOLE).await.unwrap();
+        std::fs::write(os.path(&format!("qfiles/in/{fb}.bak")), b"").unwrap();
+        sb.recover_backup_files().await.unwrap();
+    });
+    assert!(os.names("qfiles/in").is_empty());
+    assert_eq!(os.names("qfiles/bad"), vec![format!("{fb}.psv")]);
+    let errors: Vec<String> = os
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            ModelEvent::Log { log, message } if log == "error" => Some(message),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(errors, vec![format!("Unpickling .bak exception: EOFError: empty entry\npreserving file: {fb}")]);
 }

@@ -3,6 +3,7 @@
 mod bench;
 mod cli;
 mod conformance;
+mod corrupt;
 mod determinism;
 mod experiment;
 mod explain;

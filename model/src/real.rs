@@ -110,11 +110,16 @@ impl RealOs {
         }
     }
 
-    /// Resolves a trait path against the root. Paths are relative by contract;
-    /// an absolute path is a bug in the caller, not an I/O failure.
-    fn path(&self, path: &str) -> PathBuf {
-        assert!(!path.starts_with('/'), "Os paths are relative to the root, got {path:?}");
-        self.root.join(path)
+    /// Resolves a trait path against the root. A path that would leave the
+    /// root (absolute, or with a `..` component) fails with EACCES: the model
+    /// can be handed such a name by a file it reads (a lock file names its
+    /// claim file, and `__break` unlinks it), and a real run never writes
+    /// outside its directory (docs/semantics/mailman-corrupt-files.md).
+    fn path(&self, path: &str) -> io::Result<PathBuf> {
+        if path.starts_with('/') || path.split('/').any(|c| c == "..") {
+            return Err(err(libc::EACCES));
+        }
+        Ok(self.root.join(path))
     }
 
     fn with_file<T>(&self, fd: Fd, f: impl FnOnce(&mut File) -> io::Result<T>) -> io::Result<T> {
@@ -124,7 +129,7 @@ impl RealOs {
     }
 
     fn append_log_line(&self, log: &str, message: &str) -> io::Result<()> {
-        let dir = self.path("logs");
+        let dir = self.path("logs")?;
         std::fs::create_dir_all(&dir)?;
         let mut file = OpenOptions::new().append(true).create(true).open(dir.join(log))?;
         let stamp = mailman_timestamp(self.now());
@@ -159,7 +164,7 @@ impl Os for RealOs {
         } else {
             options.create(flags.create);
         }
-        let file = options.open(self.path(path))?;
+        let file = options.open(self.path(path)?)?;
         let fd = self.fd_next.get();
         self.fd_next.set(fd + 1);
         self.files.borrow_mut().insert(fd, file);
@@ -202,38 +207,38 @@ impl Os for RealOs {
     }
 
     async fn stat(&self, path: &str) -> io::Result<Metadata> {
-        std::fs::metadata(self.path(path)).map(|m| metadata(&m))
+        std::fs::metadata(self.path(path)?).map(|m| metadata(&m))
     }
 
     async fn link(&self, existing: &str, new: &str) -> io::Result<()> {
-        std::fs::hard_link(self.path(existing), self.path(new))
+        std::fs::hard_link(self.path(existing)?, self.path(new)?)
     }
 
     async fn rename(&self, from: &str, to: &str) -> io::Result<()> {
-        std::fs::rename(self.path(from), self.path(to))
+        std::fs::rename(self.path(from)?, self.path(to)?)
     }
 
     async fn unlink(&self, path: &str) -> io::Result<()> {
-        std::fs::remove_file(self.path(path))
+        std::fs::remove_file(self.path(path)?)
     }
 
     async fn mkdir(&self, path: &str) -> io::Result<()> {
-        std::fs::create_dir(self.path(path))
+        std::fs::create_dir(self.path(path)?)
     }
 
     async fn rmdir(&self, path: &str) -> io::Result<()> {
-        std::fs::remove_dir(self.path(path))
+        std::fs::remove_dir(self.path(path)?)
     }
 
     async fn read_dir(&self, path: &str) -> io::Result<Vec<String>> {
         // std already skips `.` and `..` and keeps the kernel's order.
-        std::fs::read_dir(self.path(path))?
+        std::fs::read_dir(self.path(path)?)?
             .map(|entry| entry.map(|e| e.file_name().to_string_lossy().into_owned()))
             .collect()
     }
 
     async fn set_times(&self, path: &str, time: SetTime) -> io::Result<()> {
-        let c_path = CString::new(self.path(path).as_os_str().as_bytes()).map_err(|_| err(libc::EINVAL))?;
+        let c_path = CString::new(self.path(path)?.as_os_str().as_bytes()).map_err(|_| err(libc::EINVAL))?;
         let stamp = match time {
             SetTime::ServerNow => timespec(0, libc::UTIME_NOW),
             SetTime::Explicit(t) => {

@@ -317,3 +317,28 @@ async fn events_append_mailman_style_lines_to_log_files() {
     assert_eq!(stamp[2].len(), 8);
     assert!(stamp[3].parse::<u32>().unwrap() >= 2024);
 }
+
+/// A name read from a file (a lock's claim) can be absolute or climb out with
+/// `..`: every operation on it fails with EACCES and nothing outside the root
+/// is touched.
+#[tokio::test]
+async fn paths_that_leave_the_root_fail_with_eacces_and_touch_nothing() {
+    let outer = tempfile::tempdir().expect("temp dir");
+    let root = outer.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let victim = outer.path().join("victim");
+    std::fs::write(&victim, b"keep").unwrap();
+    let os = RealOs::new(root, "host1".to_string());
+    let absolute = victim.display().to_string();
+    for path in [absolute.as_str(), "../victim", "a/../../victim"] {
+        assert_eq!(os.unlink(path).await.map_err(|e| errno(&e)), Err(libc::EACCES), "{path}");
+        assert_eq!(os.stat(path).await.map(|_| ()).map_err(|e| errno(&e)), Err(libc::EACCES), "{path}");
+        assert_eq!(
+            os.open(path, OpenFlags::write_truncate()).await.map(|_| ()).map_err(|e| errno(&e)),
+            Err(libc::EACCES),
+            "{path}"
+        );
+        assert_eq!(os.rename("x", path).await.map_err(|e| errno(&e)), Err(libc::EACCES), "{path}");
+    }
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+}

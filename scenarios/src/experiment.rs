@@ -12,7 +12,7 @@
 //! Left out: adaptive sampling (every cell gets the same seeds) and
 //! resuming a half-finished experiment.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -60,6 +60,10 @@ pub struct ExperimentFile {
     /// (every seed whose exit code is not 0).
     #[serde(default = "default_oracle")]
     pub oracle: String,
+    /// Human names for grid keys and values in the plots (`"vars.lifetime_s"
+    /// = "lock lifetime (s)"`, `"--variant=flufl" = "flufl.lock"`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 fn default_timeout_s() -> u64 {
@@ -260,6 +264,11 @@ impl Experiment {
                 })
                 .collect();
         }
+        for key in file.labels.keys() {
+            if !axes.iter().any(|a| &a.key == key || a.values.contains(key)) {
+                return Err(bad(format!("labels: {key:?} is neither a grid key nor a grid value")));
+            }
+        }
         let exp = Experiment { file, scenario, axes, x, cells, jobs };
         let mut oracles = BTreeSet::new();
         for cell in &exp.cells {
@@ -290,6 +299,11 @@ impl Experiment {
         self.axes.iter().zip(&cell.values).map(|(a, v)| format!("{}={v}", a.key)).collect::<Vec<_>>().join(" ")
     }
 
+    /// A grid key or value as the plots name it (`labels`, else as written).
+    pub fn human<'a>(&'a self, text: &'a str) -> &'a str {
+        self.file.labels.get(text).map_or(text, String::as_str)
+    }
+
     /// The series a cell belongs to: its values of every axis but x.
     pub fn series(&self, cell: &Cell) -> String {
         let parts: Vec<String> = self
@@ -298,7 +312,13 @@ impl Experiment {
             .zip(&cell.values)
             .enumerate()
             .filter(|(i, _)| *i != self.x)
-            .map(|(_, (a, v))| if self.axes.len() == 2 { v.clone() } else { format!("{}={v}", a.key) })
+            .map(|(_, (a, v))| {
+                if self.axes.len() == 2 {
+                    self.human(v).to_string()
+                } else {
+                    format!("{}: {}", self.human(&a.key), self.human(v))
+                }
+            })
             .collect();
         if parts.is_empty() {
             self.file.scenario.clone()
@@ -487,6 +507,37 @@ pub fn run(
     Ok(results)
 }
 
+/// The results of an earlier run of `exp`, read back from `dir/seeds.jsonl`
+/// (`--replot`): every line's `cell` index must name a cell of the grid, and
+/// each cell must hold the file's number of seeds.
+pub fn read_results(exp: &Experiment, dir: &Path) -> Result<Vec<CellResult>, InputError> {
+    let path = dir.join("seeds.jsonl");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| bad(format!("--replot: cannot read {}: {}", path.display(), e.kind())))?;
+    let mut lines: Vec<Vec<SeedLine>> = vec![Vec::new(); exp.cells.len()];
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let at = || format!("--replot: {}:{}", path.display(), i + 1);
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| bad(format!("{}: {e}", at())))?;
+        let cell = v["cell"].as_u64().filter(|c| (*c as usize) < exp.cells.len()).ok_or_else(|| {
+            bad(format!("{}: no cell index of this grid ({} cells); was it written by another experiment?", at(), exp.cells.len()))
+        })?;
+        let seed_line: SeedLine = serde_json::from_value(v).map_err(|e| bad(format!("{}: not a seed line ({e})", at())))?;
+        lines[cell as usize].push(seed_line);
+    }
+    for (cell, l) in exp.cells.iter().zip(&lines) {
+        if l.len() as u64 != exp.file.seeds {
+            return Err(bad(format!(
+                "--replot: cell {} has {} seeds in {}, the file asks for {}",
+                exp.label(cell),
+                l.len(),
+                path.display(),
+                exp.file.seeds
+            )));
+        }
+    }
+    Ok(exp.cells.iter().cloned().zip(lines).map(|(cell, lines)| CellResult { cell, lines }).collect())
+}
+
 fn fmt_num(v: f64) -> String {
     if v.is_nan() {
         String::new()
@@ -598,6 +649,24 @@ pub fn csv(exp: &Experiment, results: &[CellResult]) -> String {
     s
 }
 
+/// A metric as a plot's axis names it.
+fn metric_title(metric: &str) -> &'static str {
+    match metric {
+        "lock_wait_p99_ms" => "lock wait, 99th percentile",
+        "lock_contended" => "lock() calls that found the lock held",
+        "acquisitions_per_s" => "lock acquisitions per second",
+        "deliveries_per_s" => "deliveries per second",
+        "bounce_delay_p50_ms" => "bounce registration delay, median",
+        "bounce_delay_p99_ms" => "bounce registration delay, 99th percentile",
+        "bounces_unregistered" => "permanent failures never registered",
+        "bounced_per_1000" => "messages bounced per 1000",
+        "bounced_list_missing" => "messages bounced for a missing list",
+        "list_missing_appearances" => "times a list appeared missing",
+        "rpcs_per_message" => "NFS RPCs per message",
+        _ => "seeds that failed",
+    }
+}
+
 /// One plot's data: per series (in first-seen order), one point per x value.
 pub struct PlotData {
     pub title: String,
@@ -626,7 +695,22 @@ pub fn plot_data(exp: &Experiment, results: &[CellResult], metric: &str) -> Plot
         series[slot].1[xi] = (!p.y.is_nan()).then_some(p);
     }
     let (_, unit, _) = METRICS.iter().find(|(n, _, _)| *n == metric).expect("a validated metric");
-    let what = if metric == "violation_rate" { format!("violation rate ({})", exp.file.oracle) } else { metric.into() };
+    // Milliseconds read as seconds once the data reach ten seconds.
+    let y_max = series.iter().flat_map(|(_, p)| p.iter().flatten()).map(|p| p.hi.unwrap_or(p.y).max(p.y)).fold(0.0, f64::max);
+    let unit = if *unit == "ms" && y_max >= 10_000.0 {
+        for p in series.iter_mut().flat_map(|(_, p)| p.iter_mut().flatten()) {
+            *p = Point { y: p.y / 1000.0, lo: p.lo.map(|v| v / 1000.0), hi: p.hi.map(|v| v / 1000.0) };
+        }
+        "s"
+    } else {
+        unit
+    };
+    let what = if metric == "violation_rate" {
+        let oracle = &exp.file.oracle;
+        if oracle == "any" { "seeds that failed".to_string() } else { format!("seeds that failed {oracle}") }
+    } else {
+        metric_title(metric).to_string()
+    };
     let interval = match aggregate(metric) {
         Aggregate::Rate => ", bars: Wilson 95% CI",
         Aggregate::Median => ", median over seeds, bars: quartiles",
@@ -634,13 +718,13 @@ pub fn plot_data(exp: &Experiment, results: &[CellResult], metric: &str) -> Plot
         _ => "",
     };
     let lines: Vec<&str> =
-        exp.axes.iter().enumerate().filter(|(i, _)| *i != exp.x).map(|(_, a)| a.key.as_str()).collect();
+        exp.axes.iter().enumerate().filter(|(i, _)| *i != exp.x).map(|(_, a)| exp.human(&a.key)).collect();
     let lines = if lines.is_empty() { String::new() } else { format!("; lines: {}", lines.join(", ")) };
     PlotData {
         title: format!("{}: {what} ({} seeds/cell{interval}{lines})", exp.file.name, exp.file.seeds),
-        x_label: exp.axes[exp.x].key.clone(),
-        y_label: format!("{metric} ({unit})"),
-        x_values,
+        x_label: exp.human(&exp.axes[exp.x].key).to_string(),
+        y_label: format!("{what} ({unit})"),
+        x_values: x_values.iter().map(|v| exp.human(v).to_string()).collect(),
         series,
         percent: metric == "violation_rate",
     }

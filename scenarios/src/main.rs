@@ -161,6 +161,10 @@ enum Command {
         /// Worker processes (default: the file's `jobs`, else the number of cores).
         #[arg(long)]
         jobs: Option<usize>,
+        /// Run nothing: redraw results.csv and the plots from the output
+        /// directory's seeds.jsonl (after a change of labels or plots).
+        #[arg(long)]
+        replot: bool,
     },
     /// Run the model on a real directory with real processes.
     Real {
@@ -557,12 +561,29 @@ fn main() -> ExitCode {
             let worst = lines.iter().map(|l| l.exit_code).max().unwrap_or(0);
             ExitCode::from(worst as u8)
         }
-        Command::Experiment { file, out, jobs } => {
+        Command::Experiment { file, out, jobs, replot } => {
             let exp = match scenarios::experiment::Experiment::load(&file, jobs) {
                 Ok(e) => e,
                 Err(e) => return bad_input(&e.to_string()),
             };
             let dir = out.unwrap_or_else(|| std::path::Path::new("experiments").join(&exp.file.name));
+            if replot {
+                let results = match scenarios::experiment::read_results(&exp, &dir) {
+                    Ok(r) => r,
+                    Err(e) => return bad_input(&e.to_string()),
+                };
+                let outputs = scenarios::experiment::Outputs { dir: dir.clone() };
+                return match scenarios::experiment::write_outputs(&exp, &results, &outputs) {
+                    Ok(files) => {
+                        print!("{}", scenarios::experiment::summary(&exp, &results));
+                        for f in files {
+                            println!("wrote {}", f.display());
+                        }
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => bad_input(&format!("--out {}: cannot write: {}", dir.display(), e.kind())),
+                };
+            }
             let outputs = match scenarios::experiment::Outputs::prepare(&dir) {
                 Ok(o) => o,
                 Err(e) => return bad_input(&e.to_string()),

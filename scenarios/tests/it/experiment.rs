@@ -64,10 +64,14 @@ fn a_two_by_two_grid_writes_a_csv_row_per_cell_and_an_svg_per_metric() {
     }
     let seeds = std::fs::read_to_string(out.join("seeds.jsonl")).unwrap();
     assert_eq!(seeds.lines().count(), 8);
-    for metric in ["violation_rate", "lock_wait_p99_ms", "acquisitions_per_s"] {
+    for (metric, axis) in [
+        ("violation_rate", "seeds that failed (% of seeds)"),
+        ("lock_wait_p99_ms", "lock wait, 99th percentile (ms)"),
+        ("acquisitions_per_s", "lock acquisitions per second (per simulated s)"),
+    ] {
         let svg = std::fs::read_to_string(out.join(format!("{metric}.svg"))).unwrap();
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"), "{metric}.svg is not an SVG");
-        assert!(svg.contains(metric), "{metric}.svg lacks its axis label");
+        assert!(svg.contains(axis), "{metric}.svg lacks its axis label {axis:?}");
         // One series per value of the other grid key, named by the value in the legend.
         let texts: Vec<&str> = svg.lines().map(str::trim).collect();
         for series in ["0", "20000"] {
@@ -88,6 +92,46 @@ fn experiment_output_is_identical_for_any_jobs() {
         (std::fs::read(out.join("results.csv")).unwrap(), std::fs::read(out.join("seeds.jsonl")).unwrap())
     };
     assert_eq!(run("1"), run("3"));
+}
+
+/// `labels` name grid keys and values in the plots; `--replot` redraws the
+/// plots and the CSV from `seeds.jsonl` without running a seed, so a change
+/// of labels shows at once and the data stay the same.
+#[test]
+fn labels_name_keys_and_values_in_the_plots_and_replot_redraws_without_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let labelled = |latency: &str| {
+        format!("{TINY}
+[labels]
+\"network.latency_us\" = \"{latency}\"
+\"20000\" = \"stalls 2 %\"
+")
+    };
+    let file = write(dir.path(), "tiny.toml", &labelled("one-way latency (us)"));
+    let out = dir.path().join("out");
+    let o = mmsim(&["experiment", &file, "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let svg = || std::fs::read_to_string(out.join("violation_rate.svg")).unwrap();
+    assert!(svg().contains("one-way latency (us)") && svg().contains("stalls 2 %"), "{}", svg());
+    let csv = std::fs::read(out.join("results.csv")).unwrap();
+    let seeds = std::fs::read(out.join("seeds.jsonl")).unwrap();
+
+    let file = write(dir.path(), "tiny.toml", &labelled("latency between hosts"));
+    let o = mmsim(&["experiment", &file, "--out", out.to_str().unwrap(), "--replot"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(svg().contains("latency between hosts") && !svg().contains("one-way latency"));
+    assert_eq!(std::fs::read(out.join("results.csv")).unwrap(), csv);
+    assert_eq!(std::fs::read(out.join("seeds.jsonl")).unwrap(), seeds);
+
+    // A grid that does not match the lines, or no lines at all, is bad input.
+    let other = write(dir.path(), "other.toml", &TINY.replace("seeds = 2", "seeds = 3"));
+    let o = mmsim(&["experiment", &other, "--out", out.to_str().unwrap(), "--replot"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("the file asks for 3"));
+    let empty = dir.path().join("empty");
+    let o = mmsim(&["experiment", &file, "--out", empty.to_str().unwrap(), "--replot"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot read"));
 }
 
 /// Asserts exit 2, one stderr line containing `needle`, and that nothing ran.
@@ -125,6 +169,11 @@ fn bad_experiment_files_are_refused_with_exit_2_before_any_run() {
     check_refused(&format!("{head}[grid]\nnetwork.latency_us=[3600000001]\n"), &[], "network.latency_us");
     check_refused(&format!("{head}[grid]\nnetwork.latency_ms=[1]\n"), &[], "use latency_us");
     check_refused(&format!("{head}oracle='nosuch'\n[grid]\nnetwork.latency_us=[1000]\n"), &[], "oracle");
+    check_refused(
+        &format!("{head}[grid]\nnetwork.latency_us=[1000]\n[labels]\n'2000' = 'two'\n"),
+        &[],
+        "labels: \"2000\" is neither a grid key nor a grid value",
+    );
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "e.toml", &format!("{head}[grid]\nnetwork.latency_us=[1000]\n"));
     let o = mmsim(&["experiment", &file, "--out", "/proc/no-such-dir/out"]);

@@ -18,6 +18,7 @@ use crate::programs;
 pub const BUILTIN: &[(&str, &str)] = &[
     ("smoke", include_str!("../files/smoke.toml")),
     ("two-servers", include_str!("../files/two-servers.toml")),
+    ("two-servers-safe", include_str!("../files/two-servers-safe.toml")),
     ("slices-two-hosts", include_str!("../files/slices-two-hosts.toml")),
     ("fifty-each", include_str!("../files/fifty-each.toml")),
     ("two-servers-2002", include_str!("../files/two-servers-2002.toml")),

@@ -15,6 +15,7 @@ mod mail;
 mod oracles;
 mod profiles;
 mod real;
+mod safe;
 mod sched;
 mod shrink;
 mod snapshots;

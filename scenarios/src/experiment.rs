@@ -60,6 +60,10 @@ pub struct ExperimentFile {
     /// (every seed whose exit code is not 0).
     #[serde(default = "default_oracle")]
     pub oracle: String,
+    /// Cost metrics to plot `violation_rate` against, one scatter SVG each
+    /// (`violation_rate_vs_<metric>.svg`): a point per cell.
+    #[serde(default)]
+    pub tradeoff: Vec<String>,
     /// Human names for grid keys and values in the plots (`"vars.lifetime_s"
     /// = "lock lifetime (s)"`, `"--variant=flufl" = "flufl.lock"`).
     #[serde(default)]
@@ -239,6 +243,13 @@ impl Experiment {
             if !METRICS.iter().any(|(n, _, _)| n == m) {
                 let names: Vec<&str> = METRICS.iter().map(|(n, _, _)| *n).collect();
                 return Err(bad(format!("plot: unknown metric {m:?}; expected one of: {}", names.join(", "))));
+            }
+        }
+        for m in &file.tradeoff {
+            if m == "violation_rate" || !METRICS.iter().any(|(n, _, _)| n == m) {
+                let names: Vec<&str> =
+                    METRICS.iter().map(|(n, _, _)| *n).filter(|n| *n != "violation_rate").collect();
+                return Err(bad(format!("tradeoff: unknown cost metric {m:?}; expected one of: {}", names.join(", "))));
             }
         }
         // Each grid key alone, first: an unknown key is named as the grid's.
@@ -742,7 +753,41 @@ pub fn write_outputs(exp: &Experiment, results: &[CellResult], out: &Outputs) ->
         std::fs::write(&path, svg)?;
         written.push(path);
     }
+    for cost in &exp.file.tradeoff {
+        let path = out.dir.join(format!("violation_rate_vs_{cost}.svg"));
+        std::fs::write(&path, crate::plot::scatter_svg(&tradeoff_data(exp, results, cost)))?;
+        written.push(path);
+    }
     Ok(written)
+}
+
+/// A rate-against-cost plot: one point per cell.
+pub struct TradeoffData {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    /// (cell label, cost, violation rate with its interval).
+    pub points: Vec<(String, f64, Point)>,
+}
+
+pub fn tradeoff_data(exp: &Experiment, results: &[CellResult], cost: &str) -> TradeoffData {
+    let (_, unit, _) = METRICS.iter().find(|(n, _, _)| *n == cost).expect("a validated metric");
+    let points = results
+        .iter()
+        .map(|r| {
+            let label: Vec<&str> = r.cell.values.iter().map(|v| exp.human(v)).collect();
+            (label.join(", "), r.metric(cost, &exp.file.oracle).y, r.metric("violation_rate", &exp.file.oracle))
+        })
+        .filter(|(_, x, p)| !x.is_nan() && !p.y.is_nan())
+        .collect();
+    let oracle = &exp.file.oracle;
+    let what = if oracle == "any" { "seeds that failed".to_string() } else { format!("seeds that failed {oracle}") };
+    TradeoffData {
+        title: format!("{}: {what} against {} ({} seeds/cell, bars: Wilson 95% CI)", exp.file.name, metric_title(cost), exp.file.seeds),
+        x_label: format!("{} ({unit})", metric_title(cost)),
+        y_label: format!("{what} (% of seeds)"),
+        points,
+    }
 }
 
 /// The summary table printed at the end: one line per cell, the plotted metrics.

@@ -10,7 +10,7 @@
 
 use plotters::prelude::*;
 
-use crate::experiment::PlotData;
+use crate::experiment::{PlotData, TradeoffData};
 
 const COLOURS: &[RGBColor] = &[
     RGBColor(0x1f, 0x77, 0xb4),
@@ -98,6 +98,55 @@ fn draw(data: &PlotData, text: &mut String) -> Result<(), String> {
         .border_style(BLACK)
         .draw()
         .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+/// A rate-against-cost scatter as SVG text: a point per cell with its
+/// interval, named beside it.
+pub fn scatter_svg(data: &TradeoffData) -> String {
+    let mut text = String::new();
+    draw_scatter(data, &mut text).expect("drawing into a string cannot fail");
+    text
+}
+
+fn draw_scatter(data: &TradeoffData, text: &mut String) -> Result<(), String> {
+    let x_max = data.points.iter().map(|(_, x, _)| *x).fold(0.0f64, f64::max);
+    let x_top = (x_max * 1.25).max(1.0);
+    let y_top = data.points.iter().map(|(_, _, p)| p.hi.unwrap_or(p.y).max(p.y) * 100.0).fold(5.0f64, f64::max);
+    let y_top = (y_top * 1.1).min(100.0);
+    let root = SVGBackend::with_string(text, (880, 560)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(&data.title, ("sans-serif", 15))
+        .margin(14)
+        .x_label_area_size(44)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0f64..x_top, 0f64..y_top)
+        .map_err(err)?;
+    chart.configure_mesh().x_desc(&data.x_label).y_desc(&data.y_label).draw().map_err(err)?;
+    for (i, (label, x, p)) in data.points.iter().enumerate() {
+        let colour = COLOURS[i % COLOURS.len()];
+        let y = p.y * 100.0;
+        if let (Some(lo), Some(hi)) = (p.lo, p.hi) {
+            chart
+                .draw_series(std::iter::once(ErrorBar::new_vertical(*x, lo * 100.0, y, hi * 100.0, colour, 8)))
+                .map_err(err)?;
+        }
+        chart.draw_series(std::iter::once(Circle::new((*x, y), 4, colour.filled()))).map_err(err)?;
+        // Points that fall together (or whose names would run into each other) get
+        // their names stacked, not overprinted.
+        let near = data.points[..i]
+            .iter()
+            .filter(|(_, x2, p2)| (x2 - x).abs() < x_top * 0.25 && (p2.y * 100.0 - y).abs() < y_top * 0.04)
+            .count() as i32;
+        let style = ("sans-serif", 11).into_font().color(&colour);
+        chart
+            .draw_series(std::iter::once(
+                EmptyElement::at((*x, y)) + Text::new(label.clone(), (6, -14 - 13 * near), style),
+            ))
+            .map_err(err)?;
+    }
     root.present().map_err(err)?;
     Ok(())
 }

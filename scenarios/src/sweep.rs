@@ -279,6 +279,8 @@ pub fn sweep(opts: &Options) -> std::io::Result<Vec<SeedLine>> {
             if let Some(out) = out.as_mut() {
                 serde_json::to_writer(&mut *out, &line)?;
                 out.write_all(b"\n")?;
+                // A long sweep that is stopped keeps every line it finished.
+                out.flush()?;
             }
             done.push(line);
             next += 1;

@@ -779,6 +779,9 @@ fn validate(s: &Scenario) -> Result<(), InputError> {
     if s.server.timestamp_granularity_ms == 0 {
         return Err(bad("server.timestamp_granularity_ms: expected a positive number of milliseconds"));
     }
+    if s.server.sync_metadata_us > 10_000_000 {
+        return Err(bad("server.sync_metadata_us: expected at most 10000000 µs (10 s) of disk time per commit"));
+    }
     Ok(())
 }
 

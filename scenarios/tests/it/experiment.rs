@@ -230,3 +230,22 @@ fn bad_vars_are_one_line_errors() {
         assert_eq!(e.lines().count(), 1, "{e}");
     }
 }
+
+/// Every shipped experiment (`scenarios/experiments/*.toml`) loads: its grid,
+/// its `set`s and vars, every cell's scenario and its metrics and oracle.
+#[test]
+fn every_shipped_experiment_loads() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.iter().any(|p| p.ends_with("bracket-2002-disk.toml")), "{files:?}");
+    for file in &files {
+        if let Err(e) = scenarios::experiment::Experiment::load(file, Some(1)) {
+            panic!("{}: {e}", file.display());
+        }
+    }
+}

@@ -20,8 +20,21 @@
 //! re-execution is marked `replay`, and a replay that answers EEXIST or ENOENT
 //! after a successful first execution counts as a false reply (§6.2).
 //!
+//! **Synchronous metadata** (`sync_metadata_us`, docs/semantics/nfs-server-sync.md):
+//! under a `sync` export a successful metadata change (CREATE, MKDIR, REMOVE,
+//! RMDIR, RENAME, LINK, SETATTR, COMMIT, a WRITE that is not UNSTABLE) is
+//! applied at arrival, so every client sees it at once, as knfsd changes its
+//! dcache first; its reply leaves when the one disk has committed it, at
+//! `max(now, disk free) + sync_metadata_us`, so commits queue behind each
+//! other. Until then a retransmission is dropped as in progress. Reads,
+//! lookups and failed requests do not wait. 0 (every shipped scenario):
+//! replies leave at once.
+//!
 //! Not modelled: server processing time other than the reply delay drawn by the
-//! link (a delayed reply stands for a request still in progress), NLM, v4 state.
+//! link (a delayed reply stands for a request still in progress) and the disk
+//! wait above; a bounded pool of nfsd threads (a request never waits for a
+//! thread busy on the disk); a crash losing a change applied but not yet
+//! committed; NLM, v4 state.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -30,7 +43,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::drc::{Drc, DrcKey, DrcLookup};
-use super::proto::NfsStat;
+use super::proto::{NfsStat, Request, Stable};
 use super::store::{ReaddirOrder, Store};
 use crate::clock::{true_now, ClockConfig};
 use crate::engine::{Addr, Datagrams};
@@ -77,6 +90,12 @@ pub struct ServerConfig {
     /// Under `async`, how often the durable snapshot catches up (a seeded jitter
     /// of up to the same again is added to each interval).
     pub async_sync_ms: u64,
+    /// Under `sync`: how long the disk takes to commit one metadata change
+    /// (docs/semantics/nfs-server-sync.md). A request that changes metadata
+    /// is applied at arrival, visible to every client at once, and its reply
+    /// leaves when the disk has committed it; the one disk serialises the
+    /// commits. 0: replies leave at once (every shipped scenario).
+    pub sync_metadata_us: u64,
 }
 
 impl Default for ServerConfig {
@@ -95,6 +114,7 @@ impl ServerConfig {
             drc_ttl_s: 120,
             export: Export::Sync,
             async_sync_ms: 5000,
+            sync_metadata_us: 0,
         };
         match profile {
             ServerProfile::LinuxModern => base,
@@ -118,6 +138,9 @@ pub struct ServerState {
     /// Trace bookkeeping, not server state: non-idempotent requests already
     /// executed, and whether the first execution succeeded. Survives reboots.
     executed: BTreeMap<(Addr, u32), bool>,
+    /// Under `sync` with `sync_metadata_us`: when the disk finishes the last
+    /// commit queued on it (true time).
+    disk_free_at: Duration,
 }
 
 impl ServerState {
@@ -143,6 +166,7 @@ impl ServerState {
             boot: 1,
             down_until: None,
             executed: BTreeMap::new(),
+            disk_free_at: Duration::ZERO,
         }
     }
 
@@ -175,11 +199,43 @@ impl ServerState {
         (lost, rolled_back)
     }
 
+    /// How long the reply to `request`, applied at `now` with status `ok`,
+    /// waits for the disk: a successful metadata change (or stable write)
+    /// under a `sync` export with `sync_metadata_us` set queues behind the
+    /// commits already on the one disk, then takes `sync_metadata_us`.
+    fn disk_wait(&mut self, request: &Request, ok: bool, now: Duration) -> Duration {
+        let latency = Duration::from_micros(self.config.sync_metadata_us);
+        if latency.is_zero() || self.config.export != Export::Sync || !ok || !changes_metadata(request) {
+            return Duration::ZERO;
+        }
+        let done = self.disk_free_at.max(now) + latency;
+        self.disk_free_at = done;
+        done - now
+    }
+
     /// The `async` export's background writeback: the snapshot catches up.
     fn sync_durable(&mut self) {
         if self.durable.is_some() {
             self.durable = Some(self.store.clone());
         }
+    }
+}
+
+/// The procedures a `sync` export commits before replying (RFC 1813 §3.3;
+/// knfsd's `commit_metadata`): every namespace or attribute change, COMMIT,
+/// and a WRITE that asks for stable storage.
+fn changes_metadata(request: &Request) -> bool {
+    match request {
+        Request::Write { stable, .. } => *stable != Stable::Unstable,
+        Request::Setattr { .. }
+        | Request::Commit { .. }
+        | Request::Create { .. }
+        | Request::Mkdir { .. }
+        | Request::Remove { .. }
+        | Request::Rmdir { .. }
+        | Request::Rename { .. }
+        | Request::Link { .. } => true,
+        Request::Getattr { .. } | Request::Lookup { .. } | Request::Read { .. } | Request::Readdir { .. } => false,
     }
 }
 
@@ -300,15 +356,16 @@ fn serve_one(world: &World, socket: &Rc<ServerSocket>, call: CallMsg, from: Addr
                 world.count(|c| c.drc_hits += 1);
                 world.record(EventKind::Drc { client, xid: call.xid, proc: proc.name(), outcome: "hit" });
                 let boot = world.with_server(|s| s.boot);
-                send(world, socket, call.reply_fate, ReplyMsg { xid: call.xid, reply }, from, None, boot);
+                send(world, socket, call.reply_fate, ReplyMsg { xid: call.xid, reply }, from, None, boot, Duration::ZERO);
                 return;
             }
         }
     }
-    let (reply, replay, boot) = world.with_server(|s| {
+    let (reply, replay, boot, disk) = world.with_server(|s| {
         let wall = s.config.clock.wall_ns(now);
         let reply = s.store.apply(&call.request, wall);
         let ok = reply.status.is_ok();
+        let disk = s.disk_wait(&call.request, ok, now);
         let replay = match key {
             Some(_) => match s.executed.get(&(from.clone(), call.xid)) {
                 Some(first_ok) => Some(*first_ok),
@@ -319,7 +376,7 @@ fn serve_one(world: &World, socket: &Rc<ServerSocket>, call: CallMsg, from: Addr
             },
             None => None,
         };
-        (reply, replay, s.boot)
+        (reply, replay, s.boot, disk)
     });
     let status = match &reply.status {
         Ok(_) => "OK",
@@ -338,17 +395,21 @@ fn serve_one(world: &World, socket: &Rc<ServerSocket>, call: CallMsg, from: Addr
     world.record_apply(client, call.xid, proc.name(), call.request.describe(), status, replay.is_some());
     let reply = Rc::new(reply);
     if let Some(key) = key {
-        // A reply held back by the link stands for a request still in progress.
-        let done = !matches!(call.reply_fate, ReplyFate::DelayNs(_));
+        // A reply held back by the link, or waiting for the disk, stands for
+        // a request still in progress.
+        let done = !matches!(call.reply_fate, ReplyFate::DelayNs(_)) && disk.is_zero();
         world.with_server(|s| s.drc.insert(key.clone(), done.then(|| reply.clone()), now));
-        send(world, socket, call.reply_fate, ReplyMsg { xid: call.xid, reply }, from, (!done).then_some(key), boot);
+        let pending = (!done).then_some(key);
+        send(world, socket, call.reply_fate, ReplyMsg { xid: call.xid, reply }, from, pending, boot, disk);
     } else {
-        send(world, socket, call.reply_fate, ReplyMsg { xid: call.xid, reply }, from, None, boot);
+        send(world, socket, call.reply_fate, ReplyMsg { xid: call.xid, reply }, from, None, boot, disk);
     }
 }
 
-/// Sends a reply as its fate says. A held-back reply is dropped if the server
-/// rebooted meanwhile; `pending` names the DRC entry it completes.
+/// Sends a reply as its fate says, once the disk has committed (`disk`
+/// later). A held-back reply is dropped if the server rebooted meanwhile;
+/// `pending` names the DRC entry it completes.
+#[allow(clippy::too_many_arguments)]
 fn send(
     world: &World,
     socket: &Rc<ServerSocket>,
@@ -357,8 +418,35 @@ fn send(
     to: Addr,
     pending: Option<DrcKey>,
     boot: u32,
+    disk: Duration,
 ) {
     let wire_bytes = msg.reply.wire_bytes();
+    if !disk.is_zero() {
+        // The disk's wait comes first; the link's hold-back (or loss) after it.
+        let (hold, lost) = match fate {
+            ReplyFate::Deliver => (Duration::ZERO, false),
+            ReplyFate::Drop => (Duration::ZERO, true),
+            ReplyFate::DelayNs(ns) => (Duration::from_nanos(ns), false),
+        };
+        let socket = socket.clone();
+        let world = world.clone();
+        crate::engine::spawn(crate::SERVER_HOST, async move {
+            crate::engine::sleep(disk + hold).await;
+            let alive = world.with_server(|s| {
+                let alive = s.boot == boot && !s.is_down(true_now());
+                if let (true, Some(key)) = (alive, pending) {
+                    s.drc.complete(&key, msg.reply.clone());
+                }
+                alive
+            });
+            if alive && lost {
+                world.count(|c| c.replies_dropped += 1);
+            } else if alive {
+                socket.send(&to, msg, Duration::ZERO, wire_bytes);
+            }
+        });
+        return;
+    }
     match fate {
         ReplyFate::Deliver => socket.send(&to, msg, Duration::ZERO, wire_bytes),
         ReplyFate::Drop => world.count(|c| c.replies_dropped += 1),

@@ -18,5 +18,6 @@ mod server;
 mod silly;
 mod stalls;
 mod store;
+mod sync_metadata;
 mod timestamps;
 mod transport;

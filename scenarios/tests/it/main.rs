@@ -31,6 +31,7 @@ pub fn mmsim(args: &[&str]) -> Output {
         .args(args)
         .env_remove("MMSIM_SEED")
         .env_remove("MMSIM_WORKER_ABORT_ON_SEED")
+        .env_remove("MMSIM_WORKER_RSS_MAX_BYTES")
         .output()
         .unwrap()
 }

@@ -5,8 +5,30 @@ use std::process::Command;
 
 fn mmsim() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_mmsim"));
-    c.env_remove("MMSIM_SEED").env_remove("MMSIM_WORKER_ABORT_ON_SEED");
+    c.env_remove("MMSIM_SEED").env_remove("MMSIM_WORKER_ABORT_ON_SEED").env_remove("MMSIM_WORKER_RSS_MAX_BYTES");
     c
+}
+
+/// A worker that has grown past its memory bound is replaced between seeds
+/// (here after every seed): the lines are the same as with one worker for all.
+#[test]
+fn replacing_a_grown_worker_changes_no_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let run = |out: &str, rss_max: Option<&str>| {
+        let mut c = mmsim();
+        c.args(["sweep", "two-servers", "--seeds", "1..4", "--set", "load.posts=10", "--jobs", "1", "--out", out]);
+        if let Some(max) = rss_max {
+            c.env("MMSIM_WORKER_RSS_MAX_BYTES", max);
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.code().is_some_and(|c| c < 2), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    run(&p("kept"), None);
+    run(&p("replaced"), Some("1"));
+    let kept = std::fs::read_to_string(p("kept")).unwrap();
+    assert_eq!(kept.lines().count(), 3);
+    assert_eq!(kept, std::fs::read_to_string(p("replaced")).unwrap());
 }
 
 #[test]

@@ -96,16 +96,23 @@ fn a_message_for_a_missing_list_is_shunted_in_2_1() {
         .any(|e| matches!(e, ModelEvent::Shunted { reason, .. } if reason.contains("missing list"))));
 }
 
+/// Posts one message, truncates its `qfiles/in` entry and runs one
+/// IncomingRunner pass over it; returns the entry's file name.
+async fn run_on_a_truncated_entry(os: &TestOs, s: &Settings) -> String {
+    make_list(os, &s.list_store, &[]).await;
+    post(os, s, EntryScript::Post, "test", &text("t@x")).await;
+    let name = os.names("qfiles/in").pop().unwrap();
+    std::fs::write(os.path(&format!("qfiles/in/{name}")), b"\"From: a").unwrap();
+    assert_eq!(run_runner(os, s, Slice::WHOLE, IncomingRunner::new()).await, 0);
+    name
+}
+
 #[test]
 fn a_truncated_entry_is_preserved_to_bad_in_2_1_39() {
     let os = TestOs::new(1);
     let s = one_pass(Settings::default());
     block_on(async {
-        make_list(&os, &s.list_store, &[]).await;
-        post(&os, &s, EntryScript::Post, "test", &text("t@x")).await;
-        let name = os.names("qfiles/in").pop().unwrap();
-        std::fs::write(os.path(&format!("qfiles/in/{name}")), b"\"From: a").unwrap();
-        assert_eq!(run_runner(&os, &s, Slice::WHOLE, IncomingRunner::new()).await, 0);
+        let name = run_on_a_truncated_entry(&os, &s).await;
         let fb = name.strip_suffix(".pck").unwrap().to_string();
         assert_eq!(os.names("qfiles/bad"), vec![format!("{fb}.psv")]);
         assert!(os.names("qfiles/in").is_empty());
@@ -124,11 +131,7 @@ fn a_truncated_entry_is_ignored_and_removed_when_bad_messages_are_not_saved() {
     let mut s = one_pass(Settings::default());
     s.queue.bad_messages = model::switchboard::BadMessages::Discard;
     block_on(async {
-        make_list(&os, &s.list_store, &[]).await;
-        post(&os, &s, EntryScript::Post, "test", &text("t@x")).await;
-        let name = os.names("qfiles/in").pop().unwrap();
-        std::fs::write(os.path(&format!("qfiles/in/{name}")), b"\"From: a").unwrap();
-        assert_eq!(run_runner(&os, &s, Slice::WHOLE, IncomingRunner::new()).await, 0);
+        let name = run_on_a_truncated_entry(&os, &s).await;
         assert!(os.names("qfiles/in").is_empty());
         assert!(os.names("qfiles/bad").is_empty());
         let fb = name.strip_suffix(".pck").unwrap();

@@ -180,10 +180,11 @@ fn start_worker(exe: &Path, args: &[String]) -> std::io::Result<Worker> {
     Ok(Worker { child, stdin, lines })
 }
 
-/// The resident memory a worker may reach before it is replaced. Each run
-/// leaves part of its world allocated in the worker (about 20 MB for 2 x 100
-/// posts of `two-servers`, 100 MB at full load; not yet found), so a long
-/// sweep would otherwise run the machine out of memory.
+/// The resident memory a worker may reach before it is replaced: a guard.
+/// A world used to stay allocated after its run (its hosts' processes and
+/// NFS clients held handles to it: ~100 MB a full-load `two-servers` seed,
+/// fixed by `World::release_hosts`); a future leak of that kind must not run
+/// a long sweep out of memory.
 const WORKER_RSS_MAX: u64 = 1 << 30;
 
 /// A process's resident memory, from `/proc/<pid>/statm` (Linux; `None` elsewhere).
@@ -249,9 +250,8 @@ pub fn sweep(opts: &Options) -> std::io::Result<Vec<SeedLine>> {
             loop {
                 let Some(seed) = queue.lock().expect("queue").pop_front() else { break };
                 let mut line = run_seed(&mut worker, &exe, &args, seed, timeout);
-                // A worker keeps memory from the runs it has done (see
-                // WORKER_RSS_MAX); one that has grown past the bound is
-                // replaced before the next seed. Seeds are independent, so
+                // A worker that has grown past WORKER_RSS_MAX is replaced
+                // before the next seed. Seeds are independent, so
                 // no line changes.
                 if worker.as_ref().is_some_and(|w| resident_bytes(w.child.id()).is_some_and(|b| b > rss_max)) {
                     if let Some(mut w) = worker.take() {

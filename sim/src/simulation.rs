@@ -334,5 +334,6 @@ impl Drop for Simulation<'_> {
             rt.shutdown();
             engine::leave_events(rt);
         }
+        self.world.release_hosts();
     }
 }

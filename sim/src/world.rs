@@ -228,6 +228,33 @@ struct Inner {
 pub struct World(Rc<Inner>);
 
 impl World {
+    /// How many handles to this world exist (a leak check: once its
+    /// simulation is dropped, only the caller's own should be left).
+    pub fn handles(&self) -> usize {
+        Rc::strong_count(&self.0)
+    }
+
+    /// Drops what the hosts hold (processes, NFS clients, pending reaps) and
+    /// the program table: they hold handles to the world, so a world that
+    /// kept them after its simulation ended would never be freed. The
+    /// server, the counters and the trace stay for the report.
+    pub(crate) fn release_hosts(&self) {
+        let (procs, clients): (Vec<_>, Vec<_>) = self
+            .0
+            .hosts
+            .borrow_mut()
+            .values_mut()
+            .map(|h| {
+                h.reap.clear();
+                (std::mem::take(&mut h.procs), h.client.take())
+            })
+            .unzip();
+        let programs = std::mem::take(&mut *self.0.programs.borrow_mut());
+        // Dropped outside the borrows: their drops may reach the world.
+        drop(procs);
+        drop(clients);
+        drop(programs);
+    }
     pub fn new(config: WorldConfig) -> World {
         let server = ServerState::new(config.seed, config.server.clone());
         let sched = Sched::new(config.seed, config.sched.clone());

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sim::{EngineKind, LinkProfile, MountOptions, ServerConfig, Simulation};
 
-use crate::harness::{config, host, push, Bench};
+use crate::harness::{at, config, host, push, write_file, Bench};
 
 fn bench(engine: EngineKind, profile: LinkProfile, program: &str) -> Bench {
     let mut c = config(5, ServerConfig::default(), vec![host("h1", MountOptions::default(), &[program])]);
@@ -113,4 +113,32 @@ fn a_crashed_host_loses_its_tasks_and_a_restart_boots_it_again() {
     b.sim.run_until(Duration::from_millis(125)).unwrap();
     assert_eq!(b.lines()[3..], ["tick 2", "tick 2", "tick 2"]);
     let _: &Simulation = &b.sim;
+}
+
+/// A world is freed with its simulation: once the simulation is dropped, the
+/// caller's handle is the only one left, under either engine, even with
+/// processes still running, files open and NFS clients holding caches.
+#[test]
+fn dropping_a_simulation_leaves_no_other_handle_to_its_world() {
+    for engine in [sim::EngineKind::Events, sim::EngineKind::Turmoil] {
+        let hosts = vec![host("h1", MountOptions::default(), &["writer"]), host("h2", MountOptions::default(), &["reader"])];
+        let mut cfg = config(62, ServerConfig::default(), hosts);
+        cfg.engine = engine;
+        let mut b = Bench::new(cfg);
+        b.program("writer", |p, _log| async move {
+            write_file(&p, "a", b"x").await;
+            let _fd = p.open("a", crate::harness::ro()).await;
+            at(&p, 100_000).await;
+        });
+        b.program("reader", |p, _log| async move {
+            at(&p, 10).await;
+            let _ = p.stat("a").await;
+            at(&p, 100_000).await;
+        });
+        b.run_to(50);
+        let world = b.sim.world().clone();
+        assert!(world.handles() > 2, "{engine:?}: the running world is shared");
+        drop(b);
+        assert_eq!(world.handles(), 1, "{engine:?}");
+    }
 }

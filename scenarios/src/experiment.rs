@@ -99,20 +99,31 @@ enum Aggregate {
     PerThousand,
 }
 
-/// Plottable metrics: name, unit (axis label) and how they aggregate.
-pub const METRICS: &[(&str, &str, &str)] = &[
-    ("violation_rate", "% of seeds", "seeds that failed (see `oracle`), with a Wilson 95 % interval"),
-    ("lock_wait_p99_ms", "ms", "median over seeds of each seed's 99th-percentile lock wait"),
-    ("lock_contended", "lock() calls", "median over seeds of lock() calls that found the lock held"),
-    ("acquisitions_per_s", "per simulated s", "median over seeds of lock acquisitions per simulated second"),
-    ("deliveries_per_s", "per simulated s", "median over seeds of downstream deliveries per simulated second"),
-    ("bounce_delay_p50_ms", "ms", "median delay from a permanent failure to its bounce registration, pooled"),
-    ("bounce_delay_p99_ms", "ms", "99th-percentile bounce-registration delay, pooled over seeds"),
-    ("bounces_unregistered", "failures", "permanent failures never registered, summed over seeds"),
-    ("bounced_per_1000", "per 1000 messages", "bounces per 1000 injected messages, pooled over seeds (Wilson 95 % interval over messages)"),
-    ("bounced_list_missing", "messages", "messages bounced because a list appeared missing, summed over seeds"),
-    ("list_missing_appearances", "appearances", "times a process concluded an existing list was missing, summed over seeds"),
-    ("rpcs_per_message", "RPCs", "median over seeds of NFS RPCs per injected message"),
+/// A plottable metric.
+pub struct Metric {
+    pub name: &'static str,
+    /// The axis unit.
+    pub unit: &'static str,
+    /// The metric in words, as a plot's axis names it.
+    pub title: &'static str,
+    /// What it is, per seed and per cell.
+    pub help: &'static str,
+}
+
+/// Plottable metrics; `aggregate` says how each is summed over a cell.
+pub const METRICS: &[Metric] = &[
+    Metric { name: "violation_rate", unit: "% of seeds", title: "seeds that failed", help: "seeds that failed (see `oracle`), with a Wilson 95 % interval" },
+    Metric { name: "lock_wait_p99_ms", unit: "ms", title: "lock wait, 99th percentile", help: "median over seeds of each seed's 99th-percentile lock wait" },
+    Metric { name: "lock_contended", unit: "lock() calls", title: "lock() calls that found the lock held", help: "median over seeds of lock() calls that found the lock held" },
+    Metric { name: "acquisitions_per_s", unit: "per simulated s", title: "lock acquisitions per second", help: "median over seeds of lock acquisitions per simulated second" },
+    Metric { name: "deliveries_per_s", unit: "per simulated s", title: "deliveries per second", help: "median over seeds of downstream deliveries per simulated second" },
+    Metric { name: "bounce_delay_p50_ms", unit: "ms", title: "bounce registration delay, median", help: "median delay from a permanent failure to its bounce registration, pooled" },
+    Metric { name: "bounce_delay_p99_ms", unit: "ms", title: "bounce registration delay, 99th percentile", help: "99th-percentile bounce-registration delay, pooled over seeds" },
+    Metric { name: "bounces_unregistered", unit: "failures", title: "permanent failures never registered", help: "permanent failures never registered, summed over seeds" },
+    Metric { name: "bounced_per_1000", unit: "per 1000 messages", title: "messages bounced per 1000", help: "bounces per 1000 injected messages, pooled over seeds (Wilson 95 % interval over messages)" },
+    Metric { name: "bounced_list_missing", unit: "messages", title: "messages bounced for a missing list", help: "messages bounced because a list appeared missing, summed over seeds" },
+    Metric { name: "list_missing_appearances", unit: "appearances", title: "times a list appeared missing", help: "times a process concluded an existing list was missing, summed over seeds" },
+    Metric { name: "rpcs_per_message", unit: "RPCs", title: "NFS RPCs per message", help: "median over seeds of NFS RPCs per injected message" },
 ];
 
 fn aggregate(metric: &str) -> Aggregate {
@@ -240,15 +251,15 @@ impl Experiment {
             }
         };
         for m in &file.plot {
-            if !METRICS.iter().any(|(n, _, _)| n == m) {
-                let names: Vec<&str> = METRICS.iter().map(|(n, _, _)| *n).collect();
+            if !METRICS.iter().any(|x| x.name == m) {
+                let names: Vec<&str> = METRICS.iter().map(|x| x.name).collect();
                 return Err(bad(format!("plot: unknown metric {m:?}; expected one of: {}", names.join(", "))));
             }
         }
         for m in &file.tradeoff {
-            if m == "violation_rate" || !METRICS.iter().any(|(n, _, _)| n == m) {
+            if m == "violation_rate" || !METRICS.iter().any(|x| x.name == m) {
                 let names: Vec<&str> =
-                    METRICS.iter().map(|(n, _, _)| *n).filter(|n| *n != "violation_rate").collect();
+                    METRICS.iter().map(|x| x.name).filter(|n| *n != "violation_rate").collect();
                 return Err(bad(format!("tradeoff: unknown cost metric {m:?}; expected one of: {}", names.join(", "))));
             }
         }
@@ -590,7 +601,7 @@ pub fn csv(exp: &Experiment, results: &[CellResult]) -> String {
             header.push(format!("{o}_{suffix}"));
         }
     }
-    let others: Vec<&str> = METRICS.iter().map(|(n, _, _)| *n).filter(|n| *n != "violation_rate").collect();
+    let others: Vec<&str> = METRICS.iter().map(|x| x.name).filter(|n| *n != "violation_rate").collect();
     for m in &others {
         header.push(m.to_string());
         match aggregate(m) {
@@ -660,22 +671,9 @@ pub fn csv(exp: &Experiment, results: &[CellResult]) -> String {
     s
 }
 
-/// A metric as a plot's axis names it.
-fn metric_title(metric: &str) -> &'static str {
-    match metric {
-        "lock_wait_p99_ms" => "lock wait, 99th percentile",
-        "lock_contended" => "lock() calls that found the lock held",
-        "acquisitions_per_s" => "lock acquisitions per second",
-        "deliveries_per_s" => "deliveries per second",
-        "bounce_delay_p50_ms" => "bounce registration delay, median",
-        "bounce_delay_p99_ms" => "bounce registration delay, 99th percentile",
-        "bounces_unregistered" => "permanent failures never registered",
-        "bounced_per_1000" => "messages bounced per 1000",
-        "bounced_list_missing" => "messages bounced for a missing list",
-        "list_missing_appearances" => "times a list appeared missing",
-        "rpcs_per_message" => "NFS RPCs per message",
-        _ => "seeds that failed",
-    }
+/// A validated metric by name.
+fn metric_of(name: &str) -> &'static Metric {
+    METRICS.iter().find(|m| m.name == name).expect("a validated metric")
 }
 
 /// One plot's data: per series (in first-seen order), one point per x value.
@@ -705,10 +703,10 @@ pub fn plot_data(exp: &Experiment, results: &[CellResult], metric: &str) -> Plot
         let p = r.metric(metric, &exp.file.oracle);
         series[slot].1[xi] = (!p.y.is_nan()).then_some(p);
     }
-    let (_, unit, _) = METRICS.iter().find(|(n, _, _)| *n == metric).expect("a validated metric");
+    let unit = metric_of(metric).unit;
     // Milliseconds read as seconds once the data reach ten seconds.
     let y_max = series.iter().flat_map(|(_, p)| p.iter().flatten()).map(|p| p.hi.unwrap_or(p.y).max(p.y)).fold(0.0, f64::max);
-    let unit = if *unit == "ms" && y_max >= 10_000.0 {
+    let unit = if unit == "ms" && y_max >= 10_000.0 {
         for p in series.iter_mut().flat_map(|(_, p)| p.iter_mut().flatten()) {
             *p = Point { y: p.y / 1000.0, lo: p.lo.map(|v| v / 1000.0), hi: p.hi.map(|v| v / 1000.0) };
         }
@@ -720,7 +718,7 @@ pub fn plot_data(exp: &Experiment, results: &[CellResult], metric: &str) -> Plot
         let oracle = &exp.file.oracle;
         if oracle == "any" { "seeds that failed".to_string() } else { format!("seeds that failed {oracle}") }
     } else {
-        metric_title(metric).to_string()
+        metric_of(metric).title.to_string()
     };
     let interval = match aggregate(metric) {
         Aggregate::Rate => ", bars: Wilson 95% CI",
@@ -771,7 +769,7 @@ pub struct TradeoffData {
 }
 
 pub fn tradeoff_data(exp: &Experiment, results: &[CellResult], cost: &str) -> TradeoffData {
-    let (_, unit, _) = METRICS.iter().find(|(n, _, _)| *n == cost).expect("a validated metric");
+    let Metric { unit, title: cost_title, .. } = metric_of(cost);
     let points = results
         .iter()
         .map(|r| {
@@ -783,8 +781,8 @@ pub fn tradeoff_data(exp: &Experiment, results: &[CellResult], cost: &str) -> Tr
     let oracle = &exp.file.oracle;
     let what = if oracle == "any" { "seeds that failed".to_string() } else { format!("seeds that failed {oracle}") };
     TradeoffData {
-        title: format!("{}: {what} against {} ({} seeds/cell, bars: Wilson 95% CI)", exp.file.name, metric_title(cost), exp.file.seeds),
-        x_label: format!("{} ({unit})", metric_title(cost)),
+        title: format!("{}: {what} against {} ({} seeds/cell, bars: Wilson 95% CI)", exp.file.name, cost_title, exp.file.seeds),
+        x_label: format!("{} ({unit})", cost_title),
         y_label: format!("{what} (% of seeds)"),
         points,
     }

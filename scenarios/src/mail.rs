@@ -119,6 +119,20 @@ pub struct MailFigures {
 }
 
 impl MailFigures {
+    /// Adds another run's figures (a sweep's totals).
+    pub fn add(&mut self, other: &MailFigures) {
+        self.injected += other.injected;
+        self.accepted += other.accepted;
+        self.delivered += other.delivered;
+        self.shunted += other.shunted;
+        self.undelivered += other.undelivered;
+        self.bounced += other.bounced;
+        self.bounced_list_missing += other.bounced_list_missing;
+        for (k, v) in &other.missing {
+            *self.missing.entry(k.clone()).or_default() += v;
+        }
+    }
+
     pub fn appearances(&self) -> u64 {
         self.missing.values().sum()
     }

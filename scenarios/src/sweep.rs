@@ -180,6 +180,14 @@ fn start_worker(exe: &Path, args: &[String]) -> std::io::Result<Worker> {
     Ok(Worker { child, stdin, lines })
 }
 
+impl Worker {
+    /// Closes its stdin, which ends its loop, and waits for it to exit.
+    fn retire(mut self) {
+        drop(self.stdin);
+        let _ = self.child.wait();
+    }
+}
+
 /// The resident memory a worker may reach before it is replaced: a guard.
 /// A world used to stay allocated after its run (its hosts' processes and
 /// NFS clients held handles to it: ~100 MB a full-load `two-servers` seed,
@@ -254,9 +262,8 @@ pub fn sweep(opts: &Options) -> std::io::Result<Vec<SeedLine>> {
                 // before the next seed. Seeds are independent, so
                 // no line changes.
                 if worker.as_ref().is_some_and(|w| resident_bytes(w.child.id()).is_some_and(|b| b > rss_max)) {
-                    if let Some(mut w) = worker.take() {
-                        drop(w.stdin);
-                        let _ = w.child.wait();
+                    if let Some(w) = worker.take() {
+                        w.retire();
                     }
                 }
                 if line.sched.is_empty() {
@@ -267,9 +274,8 @@ pub fn sweep(opts: &Options) -> std::io::Result<Vec<SeedLine>> {
                     break;
                 }
             }
-            if let Some(mut w) = worker {
-                drop(w.stdin);
-                let _ = w.child.wait();
+            if let Some(w) = worker {
+                w.retire();
             }
         }));
     }
@@ -424,17 +430,7 @@ pub fn summary(lines: &[SeedLine], scenario: &str, replay_args: &str) -> String 
 pub fn total_mail(lines: &[SeedLine]) -> crate::mail::MailFigures {
     let mut t = crate::mail::MailFigures::default();
     for l in lines {
-        let m = &l.figures.mail;
-        t.injected += m.injected;
-        t.accepted += m.accepted;
-        t.delivered += m.delivered;
-        t.shunted += m.shunted;
-        t.undelivered += m.undelivered;
-        t.bounced += m.bounced;
-        t.bounced_list_missing += m.bounced_list_missing;
-        for (k, v) in &m.missing {
-            *t.missing.entry(k.clone()).or_default() += v;
-        }
+        t.add(&l.figures.mail);
     }
     t
 }

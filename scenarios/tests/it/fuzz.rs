@@ -523,7 +523,7 @@ proptest! {
         seed_first in prop_oneof![6 => Just(0i64), 1 => hostile_int()],
         plot in proptest::option::of(proptest::collection::vec(
             prop_oneof![
-                proptest::sample::select(scenarios::experiment::METRICS.iter().map(|m| m.0.to_string()).collect::<Vec<_>>()),
+                proptest::sample::select(scenarios::experiment::METRICS.iter().map(|m| m.name.to_string()).collect::<Vec<_>>()),
                 hostile_string(),
             ],
             0..3,

@@ -240,13 +240,16 @@ impl MailLedger {
         }
     }
 
-    fn appeared(&mut self, host: &str, pid: u32, list: &str, place: Place) {
+    /// Counts an appearance of a missing `list`; false (nothing counted)
+    /// when the list's config has never been saved.
+    fn appeared(&mut self, host: &str, pid: u32, list: &str, place: Place) -> bool {
         if !self.created.contains(list) {
-            return;
+            return false;
         }
         let answer = self.first_failure.get(host).and_then(|p| p.get(&pid)).copied().unwrap_or(Answer::Other);
         let key = format!("{}_{}", place.name(), answer.name());
         *self.figures.missing.entry(key).or_default() += 1;
+        true
     }
 
     pub fn observe(&mut self, e: &sim::Event) {
@@ -315,10 +318,8 @@ impl MailLedger {
                     RouteStage::Verify => Place::Rcpt,
                     RouteStage::Delivery => Place::Delivery,
                 };
-                let before = self.figures.appearances();
-                self.appeared(host, pid, list, place);
                 let (local, _) = model::smtp::split_address(recipient);
-                if self.figures.appearances() > before && local.eq_ignore_ascii_case(list) {
+                if self.appeared(host, pid, list, place) && local.eq_ignore_ascii_case(list) {
                     self.list_missing_bounces += 1;
                 }
             }

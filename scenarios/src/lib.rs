@@ -31,6 +31,7 @@ pub mod explain;
 pub mod figures;
 pub mod install;
 pub mod ledgers;
+pub mod list_worker;
 pub mod lock_worker;
 pub mod logs;
 pub mod mail;

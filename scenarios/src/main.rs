@@ -319,6 +319,36 @@ enum RealCommand {
         #[arg(long)]
         json: bool,
     },
+    /// N processes number posts of one list as IncomingRunner does; reports lost updates.
+    ListStress {
+        /// An empty directory (a local disk, tmpfs or an NFS mount).
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        #[arg(long, default_value_t = 4)]
+        processes: u32,
+        #[arg(long, default_value_t = 1000)]
+        rounds: u32,
+        /// 2.0, 2.1-early or 2.1.39.
+        #[arg(long, default_value = "2.1.39")]
+        profile: String,
+        /// The list's members (the config's size).
+        #[arg(long, default_value_t = 200)]
+        members: u32,
+        /// `__load`'s test: profile, none, mtime-le or mtime-lt-local-stamp.
+        #[arg(long, default_value = "profile")]
+        load_shortcut: String,
+        /// mm_cfg.SYNC_AFTER_WRITE: fsync the temporary config before the rename.
+        #[arg(long)]
+        sync_after_write: bool,
+        /// The lock's retry sleep's random spread (Mailman: 2000 ms).
+        #[arg(long, default_value_t = 2000)]
+        retry_ms_spread: u64,
+        /// The pause between rounds.
+        #[arg(long, default_value_t = 0)]
+        think_ms: u64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Seed DIR with corrupt Mailman files and report what the model does with each.
     Corrupt {
         /// An empty, writable directory (a local disk, tmpfs or an NFS mount).
@@ -676,6 +706,67 @@ fn main() -> ExitCode {
             }
             eprint!("{}", scenarios::sweep::summary(&lines, "merged", ""));
             ExitCode::from(lines.iter().map(|l| l.exit_code).max().unwrap_or(0) as u8)
+        }
+        Command::Real {
+            command:
+                RealCommand::ListStress {
+                    dir,
+                    processes,
+                    rounds,
+                    profile,
+                    members,
+                    load_shortcut,
+                    sync_after_write,
+                    retry_ms_spread,
+                    think_ms,
+                    json,
+                },
+        } => {
+            if processes == 0 || rounds == 0 {
+                return bad_input("--processes and --rounds: expected at least 1");
+            }
+            if !dir.is_dir() {
+                return bad_input(&format!("--dir {}: not a directory", dir.display()));
+            }
+            let exe = match std::env::current_exe() {
+                Ok(exe) => exe,
+                Err(e) => return bad_input(&format!("cannot find this executable: {}", e.kind())),
+            };
+            let params = scenarios::real::ListStress {
+                dir,
+                processes,
+                rounds,
+                profile,
+                members,
+                load_shortcut,
+                sync_after_write,
+                retry_ms_spread,
+                think_ms,
+            };
+            // The programs' own declarations check what they will be given.
+            if let Err(e) = scenarios::install::plan(&scenarios::real::install_args(&params)) {
+                return bad_input(&format!("install {e}"));
+            }
+            if let Err(e) = scenarios::list_worker::plan(&scenarios::real::list_worker_args(&params)) {
+                return bad_input(&format!("list-worker {e}"));
+            }
+            let report = match scenarios::real::list_stress(&exe, &params) {
+                Ok(r) => r,
+                Err(e) => return bad_input(&format!("list-stress --dir {}: {e}", params.dir.display())),
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report).expect("report serialises"));
+            } else {
+                print!("{}", scenarios::real::render_list_stress(&report));
+            }
+            let code = if report.log.lost_updates > 0 {
+                exit::SAFETY
+            } else if report.failed_processes > 0 {
+                exit::PANIC
+            } else {
+                exit::PASS
+            };
+            ExitCode::from(code as u8)
         }
         Command::Real {
             command:

@@ -2,7 +2,7 @@
 //!
 //! Every program of `model::programs` (mailmanctl, the qrunners, post, the MTA,
 //! the sink and the sender), plus `install` (directories and `newlist`),
-//! `cron`, `lock-worker` and the Foundation's `smoke-worker`. The same table
+//! `cron`, `lock-worker`, `list-worker` and the Foundation's `smoke-worker`. The same table
 //! serves `mmsim exec`, which runs a program on the real OS for `RealOs::spawn`.
 //!
 //! Each program declares its arguments once (`model::args::ProgramSpec`); its
@@ -19,8 +19,8 @@ use sim::{Proc, World};
 use crate::sim_os::SimOs;
 
 /// Programs this crate adds to the model's.
-fn extra() -> [&'static ProgramSpec; 4] {
-    [&crate::install::SPEC, &crate::cron::SPEC, &crate::lock_worker::SPEC, &model::smoke::SPEC]
+fn extra() -> [&'static ProgramSpec; 5] {
+    [&crate::install::SPEC, &crate::cron::SPEC, &crate::lock_worker::SPEC, &crate::list_worker::SPEC, &model::smoke::SPEC]
 }
 
 /// Every program a scenario may boot or spawn, with its arguments.
@@ -44,6 +44,7 @@ pub fn check(program: &str, args: &[String]) -> Result<(), ArgError> {
         "install" => crate::install::plan(args).map(drop),
         "cron" => crate::cron::plan(args).map(drop),
         "lock-worker" => crate::lock_worker::plan(args).map(drop),
+        "list-worker" => crate::list_worker::plan(args).map(drop),
         "smoke-worker" => model::smoke::plan(args).map(drop),
         _ if !is_program(program) => {
             let known: Vec<&str> = programs().map(|p| p.name).collect();
@@ -62,6 +63,7 @@ pub async fn run<O: Os>(os: O, program: &str, args: &[String]) -> i32 {
         "install" => crate::install::install(os, args).await,
         "cron" => crate::cron::cron(os, args).await,
         "lock-worker" => crate::lock_worker::lock_worker(os, args).await,
+        "list-worker" => crate::list_worker::list_worker(os, args).await,
         "smoke-worker" => model::smoke::worker(&os, args).await,
         _ => model::programs::run(os, program, args).await,
     }

@@ -4,6 +4,10 @@
 //! `--dir` (any directory: a local disk, tmpfs, or a real NFS mount), waits for
 //! them, and reports acquisitions, waits, breaks and any overlap of critical
 //! sections, read back from the shared log and Mailman's `logs/locks`.
+//!
+//! `list-stress` installs one list in an empty `--dir`, starts N `list-worker`
+//! processes numbering its posts as IncomingRunner does, and reports the lost
+//! updates read back from their shared log (docs/semantics/real-lost-update.md).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -71,21 +75,16 @@ pub fn worker_args(p: &LockStress) -> Vec<String> {
     ]
 }
 
-pub fn lock_stress(exe: &Path, p: &LockStress) -> std::io::Result<LockStressReport> {
-    for d in ["locks", "logs"] {
-        std::fs::create_dir_all(p.dir.join(d))?;
-    }
-    let log = LOG;
-    let _ = std::fs::remove_file(p.dir.join(log));
+/// Starts `processes` copies of `mmsim exec --root DIR --host <this host>
+/// <program> <args>` at once and waits for all of them; returns how many failed.
+fn run_workers(exe: &Path, dir: &Path, program: &str, args: &[String], processes: u32) -> std::io::Result<u32> {
     let host = hostname();
-    #[allow(clippy::disallowed_methods)] // wall time of a real run, reported only
-    let started = std::time::Instant::now();
     let mut children = Vec::new();
-    for _ in 0..p.processes {
+    for _ in 0..processes {
         children.push(
             Command::new(exe)
-                .args(["exec", "--root", &p.dir.display().to_string(), "--host", &host, "lock-worker"])
-                .args(worker_args(p))
+                .args(["exec", "--root", &dir.display().to_string(), "--host", &host, program])
+                .args(args)
                 .spawn()?,
         );
     }
@@ -95,6 +94,18 @@ pub fn lock_stress(exe: &Path, p: &LockStress) -> std::io::Result<LockStressRepo
             failed += 1;
         }
     }
+    Ok(failed)
+}
+
+pub fn lock_stress(exe: &Path, p: &LockStress) -> std::io::Result<LockStressReport> {
+    for d in ["locks", "logs"] {
+        std::fs::create_dir_all(p.dir.join(d))?;
+    }
+    let log = LOG;
+    let _ = std::fs::remove_file(p.dir.join(log));
+    #[allow(clippy::disallowed_methods)] // wall time of a real run, reported only
+    let started = std::time::Instant::now();
+    let failed = run_workers(exe, &p.dir, "lock-worker", &worker_args(p), p.processes)?;
     let wall_s = started.elapsed().as_secs_f64();
     let LogCheck { sections, overlaps, first_overlap } =
         check_log(&std::fs::read_to_string(p.dir.join(log)).unwrap_or_default());
@@ -112,4 +123,128 @@ pub fn lock_stress(exe: &Path, p: &LockStress) -> std::io::Result<LockStressRepo
         first_overlap,
         wall_s,
     })
+}
+
+/// `mmsim real list-stress`'s parameters.
+pub struct ListStress {
+    pub dir: PathBuf,
+    pub processes: u32,
+    pub rounds: u32,
+    pub profile: String,
+    pub members: u32,
+    pub load_shortcut: String,
+    pub sync_after_write: bool,
+    pub retry_ms_spread: u64,
+    pub think_ms: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ListStressReport {
+    pub dir: String,
+    pub processes: u32,
+    pub rounds: u32,
+    pub profile: String,
+    pub members: u32,
+    pub load_shortcut: String,
+    pub sync_after_write: bool,
+    pub failed_processes: u32,
+    #[serde(flatten)]
+    pub log: crate::list_worker::LogCheck,
+    /// Lock breaks (`lock_broken` in `logs/locks`). No list lock lives long
+    /// enough to expire (5 h), so each one is R6 (docs/semantics/real-lost-update.md).
+    pub breaks: u64,
+    /// Lost updates per 1000 lock cycles.
+    pub lost_per_1000: f64,
+    /// Its Wilson 95 % interval, per 1000.
+    pub lost_per_1000_ci: (f64, f64),
+    pub wall_s: f64,
+}
+
+/// The shared log of saved post numbers, in the directory.
+const POST_LOG: &str = "list-stress.log";
+/// The list the workers number posts of.
+const LIST: &str = "test";
+
+/// `install`'s arguments for the list-stress list.
+pub fn install_args(p: &ListStress) -> Vec<String> {
+    vec![format!("--profile={}", p.profile), format!("--list={LIST}"), format!("--members={}", p.members)]
+}
+
+/// Each worker's `list-worker` arguments; `list_worker::plan` checks them
+/// before any process starts.
+pub fn list_worker_args(p: &ListStress) -> Vec<String> {
+    vec![
+        format!("--profile={}", p.profile),
+        format!("--list={LIST}"),
+        format!("--log={POST_LOG}"),
+        format!("--rounds={}", p.rounds),
+        format!("--load-shortcut={}", p.load_shortcut),
+        format!("--sync-after-write={}", if p.sync_after_write { "yes" } else { "no" }),
+        format!("--retry-ms-spread={}", p.retry_ms_spread),
+        format!("--think-ms={}", p.think_ms),
+    ]
+}
+
+/// Installs the list in `p.dir` (which must be empty: a second run would
+/// meet the first one's list), runs the workers and checks their log.
+pub fn list_stress(exe: &Path, p: &ListStress) -> std::io::Result<ListStressReport> {
+    if std::fs::read_dir(&p.dir)?.next().is_some() {
+        return Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "not empty"));
+    }
+    if run_workers(exe, &p.dir, "install", &install_args(p), 1)? != 0 {
+        return Err(std::io::Error::other("install failed (see logs/error in the directory)"));
+    }
+    std::fs::write(p.dir.join(POST_LOG), "")?;
+    #[allow(clippy::disallowed_methods)] // wall time of a real run, reported only
+    let started = std::time::Instant::now();
+    let failed = run_workers(exe, &p.dir, "list-worker", &list_worker_args(p), p.processes)?;
+    let wall_s = started.elapsed().as_secs_f64();
+    let log = crate::list_worker::check_log(&std::fs::read_to_string(p.dir.join(POST_LOG))?);
+    let (lo, hi) = crate::sweep::wilson(log.lost_updates, log.cycles);
+    let per_1000 = |x: f64| (x * 1000.0 * 1e4).round() / 1e4;
+    Ok(ListStressReport {
+        dir: p.dir.display().to_string(),
+        processes: p.processes,
+        rounds: p.rounds,
+        profile: p.profile.clone(),
+        members: p.members,
+        load_shortcut: p.load_shortcut.clone(),
+        sync_after_write: p.sync_after_write,
+        failed_processes: failed,
+        lost_per_1000: if log.cycles == 0 { 0.0 } else { per_1000(log.lost_updates as f64 / log.cycles as f64) },
+        lost_per_1000_ci: (per_1000(lo), per_1000(hi)),
+        breaks: count(&p.dir.join("logs/locks"), "\"kind\":\"lock_broken\""),
+        log,
+        wall_s,
+    })
+}
+
+/// The report as text, one figure a line.
+pub fn render_list_stress(r: &ListStressReport) -> String {
+    format!(
+        "dir           {}\n\
+         processes     {} x {} rounds (Mailman {}, {} members, load shortcut {}, sync after write {}), {} failed\n\
+         lock cycles   {} saved, {} saves refused (lock broken under its holder), {} lock timeouts\n\
+         lock breaks   {}\n\
+         lost updates  {} ({} per 1000 lock cycles, 95 % {}-{}){}\n\
+         wall          {:.2} s\n",
+        r.dir,
+        r.processes,
+        r.rounds,
+        r.profile,
+        r.members,
+        r.load_shortcut,
+        if r.sync_after_write { "yes" } else { "no" },
+        r.failed_processes,
+        r.log.cycles,
+        r.log.saves_refused,
+        r.log.lock_timeouts,
+        r.breaks,
+        r.log.lost_updates,
+        r.lost_per_1000,
+        r.lost_per_1000_ci.0,
+        r.lost_per_1000_ci.1,
+        r.log.first_lost_update.as_deref().map(|f| format!(" (first: {f})")).unwrap_or_default(),
+        r.wall_s,
+    )
 }

@@ -125,3 +125,74 @@ fn two_real_runners_on_disjoint_slices_process_each_of_300_messages_exactly_once
     // The final post_id is not asserted: two IncomingRunners contend for the
     // list lock, and Mailman 2.1's R6 can (rarely) let both hold it.
 }
+
+fn list_stress(dir: &std::path::Path, extra: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_mmsim"))
+        .args(["real", "list-stress", "--dir", dir.to_str().unwrap(), "--processes", "4", "--rounds", "150"])
+        .args(["--retry-ms-spread", "20", "--members", "50", "--json"])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(matches!(out.status.code(), Some(0) | Some(1)), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code() == Some(1), r["lost_updates"].as_u64().unwrap() > 0, "exit 1 means a lost update: {r}");
+    r
+}
+
+/// Four real processes number posts as 2.0's IncomingRunner would: every Load
+/// re-reads, so an update can only be lost when R6 broke a held lock.
+#[test]
+fn four_real_processes_numbering_posts_lose_no_update_without_a_lock_break_when_every_load_rereads() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = list_stress(dir.path(), &["--load-shortcut", "none"]);
+    let (saved, refused, timeouts) =
+        (r["cycles"].as_u64().unwrap(), r["saves_refused"].as_u64().unwrap(), r["lock_timeouts"].as_u64().unwrap());
+    assert_eq!(saved + refused + timeouts, 600, "every round ends one way: {r}");
+    assert_eq!(r["failed_processes"], 0, "{r}");
+    assert!(r["lost_updates"].as_u64().unwrap() <= r["breaks"].as_u64().unwrap(), "a lost update with no break: {r}");
+    assert!(refused <= r["breaks"].as_u64().unwrap(), "a refused save with no break: {r}");
+    // newlist saved post_id 1; a save builds on at most the highest number, so
+    // each one that is not lost adds exactly one.
+    assert_eq!(r["post_id_max"].as_u64().unwrap(), 1 + saved - r["lost_updates"].as_u64().unwrap(), "{r}");
+}
+
+#[test]
+fn the_post_log_check_finds_a_lost_update_and_counts_refusals() {
+    let cases: &[(&str, u64, u64, u64, u64, Option<&str>)] = &[
+        // log, cycles, lost, refused, timeouts, first lost update contains
+        ("post a 0 1\npost b 0 2\npost a 1 3\n", 3, 0, 0, 0, None),
+        ("post a 0 1\npost b 0 2\npost a 1 2\npost b 1 3\n", 4, 1, 0, 0, Some("line 3: a saved post_id 2, after line 2 where b had saved 2")),
+        ("post a 0 1\nrefused b 0\ntimed-out c 0\npost b 1 2\n", 2, 0, 1, 1, None),
+        ("garbage\npost a x y\n\npost a 0 1\n", 1, 0, 0, 0, None),
+    ];
+    for &(log, cycles, lost, refused, timeouts, first) in cases {
+        let c = scenarios::list_worker::check_log(log);
+        assert_eq!((c.cycles, c.lost_updates, c.saves_refused, c.lock_timeouts), (cycles, lost, refused, timeouts), "{log:?}");
+        match first {
+            Some(needle) => assert!(c.first_lost_update.as_deref().unwrap().contains(needle), "{log:?}: {c:?}"),
+            None => assert_eq!(c.first_lost_update, None, "{log:?}"),
+        }
+    }
+}
+
+#[test]
+fn real_list_stress_refuses_bad_input() {
+    let full = tempfile::tempdir().unwrap();
+    std::fs::write(full.path().join("x"), "").unwrap();
+    let full = full.path().to_str().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let empty = empty.path().to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["real", "list-stress", "--dir", "/nonexistent-dir"], "not a directory"),
+        (&["real", "list-stress", "--dir", full], "not empty"),
+        (&["real", "list-stress", "--dir", empty, "--profile", "2.2"], "--profile=2.2"),
+        (&["real", "list-stress", "--dir", empty, "--load-shortcut", "mtime"], "--load-shortcut=mtime"),
+        (&["real", "list-stress", "--dir", empty, "--processes", "0"], "at least 1"),
+        (&["real", "list-stress", "--dir", empty, "--members", "100001"], "expected 0..=100000 members"),
+        (&["real", "list-stress", "--dir", empty, "--retry-ms-spread", "3600001"], "milliseconds"),
+    ];
+    for (args, needle) in cases {
+        crate::check_bad_input(args, needle);
+    }
+    assert_eq!(std::fs::read_dir(empty).unwrap().count(), 0, "a refused run writes nothing");
+}

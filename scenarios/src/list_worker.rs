@@ -8,7 +8,8 @@
 //! <post_id>` appended to a shared log, and `Unlock()`. A `Save()` refused with
 //! NotLockedError (the lock was broken under its holder; the runner shunts the
 //! message) logs `refused`, a timed-out `Lock()` (the runner requeues) logs
-//! `timed-out`, and the worker goes on. Saves are serialised by the list lock, so in a
+//! `timed-out`, any other error (the runner shunts, `Runner._oneloop`) logs
+//! `shunted` with its errno, and the worker goes on. Saves are serialised by the list lock, so in a
 //! correct store every logged number is one more than the one before it; a
 //! number that is not higher than every earlier one is a lost update: that
 //! `Save()` did not build on the previous one ([`check_log`]). The same program
@@ -115,6 +116,18 @@ enum Outcome {
     Refused,
     /// `Lock()` timed out: the runner requeues the message.
     TimedOut,
+    /// Any other error (ESTALE from a Load on NFS, say): the runner shunts.
+    Shunted(ListError),
+    /// The shared log could not be written: the check would be wrong, so stop.
+    LogFailed(std::io::Error),
+}
+
+/// The errno name of an error, `-` when it has none.
+fn errno_of(e: &ListError) -> String {
+    match e {
+        ListError::Io(io) => io.raw_os_error().map(model::errno_name).unwrap_or_else(|| "-".into()),
+        _ => "-".into(),
+    }
 }
 
 async fn append<O: Os>(os: &O, path: &str, line: &str) -> std::io::Result<()> {
@@ -159,8 +172,10 @@ pub async fn list_worker<O: Os>(os: O, args: &[String]) -> i32 {
                     result => result?,
                 }
                 let line = format!("post {who} {round} {}\n", mlist.config().post_id);
-                append(&os, &plan.log, &line).await?;
-                Ok(Outcome::Saved)
+                Ok(match append(&os, &plan.log, &line).await {
+                    Ok(()) => Outcome::Saved,
+                    Err(e) => Outcome::LogFailed(e),
+                })
             }
             .await;
             let unlocked = mlist.unlock().await;
@@ -168,24 +183,27 @@ pub async fn list_worker<O: Os>(os: O, args: &[String]) -> i32 {
         }
         .await;
         let finalized = mlist.finalize().await;
-        let outcome = match cycle {
-            Ok(outcome) => outcome,
-            Err(e) => {
+        // Runner._oneloop: any exception out of _onefile is logged and the
+        // message shunted; the runner goes on with the next one.
+        let outcome = match (cycle, finalized) {
+            (Ok(outcome), Ok(())) => outcome,
+            (Err(e), _) | (_, Err(e)) => Outcome::Shunted(e),
+        };
+        let mark = match outcome {
+            Outcome::Saved => None,
+            Outcome::Refused => Some(format!("refused {who} {round}")),
+            Outcome::TimedOut => Some(format!("timed-out {who} {round}")),
+            Outcome::Shunted(e) => {
                 error(format!("list-worker {who}: round {round}: {e}"));
+                Some(format!("shunted {who} {round} {}", errno_of(&e)))
+            }
+            Outcome::LogFailed(e) => {
+                error(format!("list-worker {who}: log: {e}"));
                 return 1;
             }
         };
-        if let Err(e) = finalized {
-            error(format!("list-worker {who}: round {round}: finalize: {e}"));
-            return 1;
-        }
-        let mark = match outcome {
-            Outcome::Saved => None,
-            Outcome::Refused => Some("refused"),
-            Outcome::TimedOut => Some("timed-out"),
-        };
         if let Some(mark) = mark {
-            if let Err(e) = append(&os, &plan.log, &format!("{mark} {who} {round}\n")).await {
+            if let Err(e) = append(&os, &plan.log, &format!("{mark}\n")).await {
                 error(format!("list-worker {who}: log: {e}"));
                 return 1;
             }
@@ -211,6 +229,8 @@ pub struct LogCheck {
     pub saves_refused: u64,
     /// `Lock()` calls that timed out (`LIST_LOCK_TIMEOUT`).
     pub lock_timeouts: u64,
+    /// Rounds that ended in another error, which the runner shunts.
+    pub shunted: u64,
 }
 
 /// Checks that every saved post number is above all the earlier ones.
@@ -222,6 +242,7 @@ pub fn check_log(text: &str) -> LogCheck {
         match parts[..] {
             ["refused", ..] => check.saves_refused += 1,
             ["timed-out", ..] => check.lock_timeouts += 1,
+            ["shunted", ..] => check.shunted += 1,
             _ => {}
         }
         let ["post", who, _round, id] = parts[..] else { continue };

@@ -224,7 +224,7 @@ pub fn render_list_stress(r: &ListStressReport) -> String {
     format!(
         "dir           {}\n\
          processes     {} x {} rounds (Mailman {}, {} members, load shortcut {}, sync after write {}), {} failed\n\
-         lock cycles   {} saved, {} saves refused (lock broken under its holder), {} lock timeouts\n\
+         lock cycles   {} saved, {} saves refused (lock broken under its holder), {} lock timeouts, {} shunted\n\
          lock breaks   {}\n\
          lost updates  {} ({} per 1000 lock cycles, 95 % {}-{}){}\n\
          wall          {:.2} s\n",
@@ -239,6 +239,7 @@ pub fn render_list_stress(r: &ListStressReport) -> String {
         r.log.cycles,
         r.log.saves_refused,
         r.log.lock_timeouts,
+        r.log.shunted,
         r.breaks,
         r.log.lost_updates,
         r.lost_per_1000,

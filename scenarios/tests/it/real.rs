@@ -156,18 +156,20 @@ fn four_real_processes_numbering_posts_lose_no_update_without_a_lock_break_when_
     assert_eq!(r["post_id_max"].as_u64().unwrap(), 1 + saved - r["lost_updates"].as_u64().unwrap(), "{r}");
 }
 
+/// A post log, then its (cycles, lost, refused, timeouts, shunted), then what the first lost update says.
+type PostLogCase = (&'static str, (u64, u64, u64, u64, u64), Option<&'static str>);
+
 #[test]
 fn the_post_log_check_finds_a_lost_update_and_counts_refusals() {
-    let cases: &[(&str, u64, u64, u64, u64, Option<&str>)] = &[
-        // log, cycles, lost, refused, timeouts, first lost update contains
-        ("post a 0 1\npost b 0 2\npost a 1 3\n", 3, 0, 0, 0, None),
-        ("post a 0 1\npost b 0 2\npost a 1 2\npost b 1 3\n", 4, 1, 0, 0, Some("line 3: a saved post_id 2, after line 2 where b had saved 2")),
-        ("post a 0 1\nrefused b 0\ntimed-out c 0\npost b 1 2\n", 2, 0, 1, 1, None),
-        ("garbage\npost a x y\n\npost a 0 1\n", 1, 0, 0, 0, None),
+    let cases: &[PostLogCase] = &[
+        ("post a 0 1\npost b 0 2\npost a 1 3\n", (3, 0, 0, 0, 0), None),
+        ("post a 0 1\npost b 0 2\npost a 1 2\npost b 1 3\n", (4, 1, 0, 0, 0), Some("line 3: a saved post_id 2, after line 2 where b had saved 2")),
+        ("post a 0 1\nrefused b 0\ntimed-out c 0\nshunted d 0 ESTALE\npost b 1 2\n", (2, 0, 1, 1, 1), None),
+        ("garbage\npost a x y\n\npost a 0 1\n", (1, 0, 0, 0, 0), None),
     ];
-    for &(log, cycles, lost, refused, timeouts, first) in cases {
+    for &(log, counts, first) in cases {
         let c = scenarios::list_worker::check_log(log);
-        assert_eq!((c.cycles, c.lost_updates, c.saves_refused, c.lock_timeouts), (cycles, lost, refused, timeouts), "{log:?}");
+        assert_eq!((c.cycles, c.lost_updates, c.saves_refused, c.lock_timeouts, c.shunted), counts, "{log:?}");
         match first {
             Some(needle) => assert!(c.first_lost_update.as_deref().unwrap().contains(needle), "{log:?}: {c:?}"),
             None => assert_eq!(c.first_lost_update, None, "{log:?}"),

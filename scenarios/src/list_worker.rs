@@ -19,8 +19,9 @@
 
 use std::time::Duration;
 
+use crate::lock_worker::append;
 use model::args::{ArgDefault, ArgError, ArgKind, ArgSpec, ProgramSpec};
-use model::{ListError, LoadShortcut, LockCounter, LockError, MailList, MailListSettings, OpenFlags, Os, SyncAfterWrite};
+use model::{ListError, LoadShortcut, LockCounter, LockError, MailList, MailListSettings, Os, SyncAfterWrite};
 
 /// `--load-shortcut=` values: the profile's own, or one of `__load`'s tests.
 pub const SHORTCUTS: &[&str] = &["profile", "none", "mtime-le", "mtime-lt-local-stamp"];
@@ -128,13 +129,6 @@ fn errno_of(e: &ListError) -> String {
         ListError::Io(io) => io.raw_os_error().map(model::errno_name).unwrap_or_else(|| "-".into()),
         _ => "-".into(),
     }
-}
-
-async fn append<O: Os>(os: &O, path: &str, line: &str) -> std::io::Result<()> {
-    let fd = os.open(path, OpenFlags::append()).await?;
-    let written = os.write(fd, line.as_bytes()).await;
-    os.close(fd).await?;
-    written
 }
 
 pub async fn list_worker<O: Os>(os: O, args: &[String]) -> i32 {

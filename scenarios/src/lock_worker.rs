@@ -103,7 +103,8 @@ pub fn plan(args: &[String]) -> Result<Plan, ArgError> {
     })
 }
 
-async fn append<O: Os>(os: &O, path: &str, line: &str) -> std::io::Result<()> {
+/// Appends `line` to the shared log at `path` (open, write, close, as each mark is).
+pub async fn append<O: Os>(os: &O, path: &str, line: &str) -> std::io::Result<()> {
     let fd = os.open(path, OpenFlags::append()).await?;
     let written = os.write(fd, line.as_bytes()).await;
     os.close(fd).await?;

@@ -321,31 +321,8 @@ enum RealCommand {
     },
     /// N processes number posts of one list as IncomingRunner does; reports lost updates.
     ListStress {
-        /// An empty directory (a local disk, tmpfs or an NFS mount).
-        #[arg(long)]
-        dir: std::path::PathBuf,
-        #[arg(long, default_value_t = 4)]
-        processes: u32,
-        #[arg(long, default_value_t = 1000)]
-        rounds: u32,
-        /// 2.0, 2.1-early or 2.1.39.
-        #[arg(long, default_value = "2.1.39")]
-        profile: String,
-        /// The list's members (the config's size).
-        #[arg(long, default_value_t = 200)]
-        members: u32,
-        /// `__load`'s test: profile, none, mtime-le or mtime-lt-local-stamp.
-        #[arg(long, default_value = "profile")]
-        load_shortcut: String,
-        /// mm_cfg.SYNC_AFTER_WRITE: fsync the temporary config before the rename.
-        #[arg(long)]
-        sync_after_write: bool,
-        /// The lock's retry sleep's random spread (Mailman: 2000 ms).
-        #[arg(long, default_value_t = 2000)]
-        retry_ms_spread: u64,
-        /// The pause between rounds.
-        #[arg(long, default_value_t = 0)]
-        think_ms: u64,
+        #[command(flatten)]
+        params: scenarios::real::ListStress,
         #[arg(long)]
         json: bool,
     },
@@ -393,6 +370,31 @@ fn run_caught(scenario: &scenario::Scenario, seed: u64, replay_args: &str) -> Op
         eprintln!("mmsim: internal panic while running {} --seed {seed}", scenario.name);
     }
     out.ok()
+}
+
+/// What `mmsim real lock-stress` and `list-stress` check before any process
+/// starts; gives the executable the workers re-execute.
+fn real_stress_exe(dir: &std::path::Path, processes: u32, rounds: u32) -> Result<std::path::PathBuf, ExitCode> {
+    if processes == 0 || rounds == 0 {
+        return Err(bad_input("--processes and --rounds: expected at least 1"));
+    }
+    if !dir.is_dir() {
+        return Err(bad_input(&format!("--dir {}: not a directory", dir.display())));
+    }
+    std::env::current_exe().map_err(|e| bad_input(&format!("cannot find this executable: {}", e.kind())))
+}
+
+/// A real stress run's exit: 1 when it saw the violation, 6 when a worker
+/// failed, else 0.
+fn real_stress_exit(violated: bool, failed_processes: u32) -> ExitCode {
+    let code = if violated {
+        exit::SAFETY
+    } else if failed_processes > 0 {
+        exit::PANIC
+    } else {
+        exit::PASS
+    };
+    ExitCode::from(code as u8)
 }
 
 fn main() -> ExitCode {
@@ -707,41 +709,10 @@ fn main() -> ExitCode {
             eprint!("{}", scenarios::sweep::summary(&lines, "merged", ""));
             ExitCode::from(lines.iter().map(|l| l.exit_code).max().unwrap_or(0) as u8)
         }
-        Command::Real {
-            command:
-                RealCommand::ListStress {
-                    dir,
-                    processes,
-                    rounds,
-                    profile,
-                    members,
-                    load_shortcut,
-                    sync_after_write,
-                    retry_ms_spread,
-                    think_ms,
-                    json,
-                },
-        } => {
-            if processes == 0 || rounds == 0 {
-                return bad_input("--processes and --rounds: expected at least 1");
-            }
-            if !dir.is_dir() {
-                return bad_input(&format!("--dir {}: not a directory", dir.display()));
-            }
-            let exe = match std::env::current_exe() {
+        Command::Real { command: RealCommand::ListStress { params, json } } => {
+            let exe = match real_stress_exe(&params.dir, params.processes, params.rounds) {
                 Ok(exe) => exe,
-                Err(e) => return bad_input(&format!("cannot find this executable: {}", e.kind())),
-            };
-            let params = scenarios::real::ListStress {
-                dir,
-                processes,
-                rounds,
-                profile,
-                members,
-                load_shortcut,
-                sync_after_write,
-                retry_ms_spread,
-                think_ms,
+                Err(code) => return code,
             };
             // The programs' own declarations check what they will be given.
             if let Err(e) = scenarios::install::plan(&scenarios::real::install_args(&params)) {
@@ -750,37 +721,25 @@ fn main() -> ExitCode {
             if let Err(e) = scenarios::list_worker::plan(&scenarios::real::list_worker_args(&params)) {
                 return bad_input(&format!("list-worker {e}"));
             }
-            let report = match scenarios::real::list_stress(&exe, &params) {
+            let dir = params.dir.display().to_string();
+            let report = match scenarios::real::list_stress(&exe, params) {
                 Ok(r) => r,
-                Err(e) => return bad_input(&format!("list-stress --dir {}: {e}", params.dir.display())),
+                Err(e) => return bad_input(&format!("list-stress --dir {dir}: {e}")),
             };
             if json {
                 println!("{}", serde_json::to_string_pretty(&report).expect("report serialises"));
             } else {
                 print!("{}", scenarios::real::render_list_stress(&report));
             }
-            let code = if report.log.lost_updates > 0 {
-                exit::SAFETY
-            } else if report.failed_processes > 0 {
-                exit::PANIC
-            } else {
-                exit::PASS
-            };
-            ExitCode::from(code as u8)
+            real_stress_exit(report.log.lost_updates > 0, report.failed_processes)
         }
         Command::Real {
             command:
                 RealCommand::LockStress { dir, processes, rounds, variant, retry_ms_spread, hold_ms, lifetime_s, json },
         } => {
-            if processes == 0 || rounds == 0 {
-                return bad_input("--processes and --rounds: expected at least 1");
-            }
-            if !dir.is_dir() {
-                return bad_input(&format!("--dir {}: not a directory", dir.display()));
-            }
-            let exe = match std::env::current_exe() {
+            let exe = match real_stress_exe(&dir, processes, rounds) {
                 Ok(exe) => exe,
-                Err(e) => return bad_input(&format!("cannot find this executable: {}", e.kind())),
+                Err(code) => return code,
             };
             let params =
                 scenarios::real::LockStress { dir, processes, rounds, variant, retry_ms_spread, hold_ms, lifetime_s };
@@ -810,14 +769,7 @@ fn main() -> ExitCode {
                 );
                 println!("wall          {:.2} s", report.wall_s);
             }
-            let code = if report.overlaps > 0 {
-                exit::SAFETY
-            } else if report.failed_processes > 0 {
-                exit::PANIC
-            } else {
-                exit::PASS
-            };
-            ExitCode::from(code as u8)
+            real_stress_exit(report.overlaps > 0, report.failed_processes)
         }
         Command::Real { command: RealCommand::Corrupt { dir, json } } => {
             if let Err(e) = scenarios::corrupt::check_dir(&dir) {

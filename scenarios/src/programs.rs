@@ -20,7 +20,13 @@ use crate::sim_os::SimOs;
 
 /// Programs this crate adds to the model's.
 fn extra() -> [&'static ProgramSpec; 5] {
-    [&crate::install::SPEC, &crate::cron::SPEC, &crate::lock_worker::SPEC, &crate::list_worker::SPEC, &model::smoke::SPEC]
+    [
+        &crate::install::SPEC,
+        &crate::cron::SPEC,
+        &crate::lock_worker::SPEC,
+        &crate::list_worker::SPEC,
+        &model::smoke::SPEC,
+    ]
 }
 
 /// Every program a scenario may boot or spawn, with its arguments.

@@ -125,28 +125,41 @@ pub fn lock_stress(exe: &Path, p: &LockStress) -> std::io::Result<LockStressRepo
     })
 }
 
-/// `mmsim real list-stress`'s parameters.
+/// `mmsim real list-stress`'s parameters (its command-line options too).
+#[derive(Debug, Serialize, clap::Args)]
+#[group(skip)]
 pub struct ListStress {
+    /// An empty directory (a local disk, tmpfs or an NFS mount).
+    #[arg(long)]
     pub dir: PathBuf,
+    #[arg(long, default_value_t = 4)]
     pub processes: u32,
+    #[arg(long, default_value_t = 1000)]
     pub rounds: u32,
+    /// 2.0, 2.1-early or 2.1.39.
+    #[arg(long, default_value = "2.1.39")]
     pub profile: String,
+    /// The list's members (the config's size).
+    #[arg(long, default_value_t = 200)]
     pub members: u32,
+    /// `__load`'s test: profile, none, mtime-le or mtime-lt-local-stamp.
+    #[arg(long, default_value = "profile")]
     pub load_shortcut: String,
+    /// mm_cfg.SYNC_AFTER_WRITE: fsync the temporary config before the rename.
+    #[arg(long)]
     pub sync_after_write: bool,
+    /// The lock's retry sleep's random spread (Mailman: 2000 ms).
+    #[arg(long, default_value_t = 2000)]
     pub retry_ms_spread: u64,
+    /// The pause between rounds (a runner dequeueing its next message).
+    #[arg(long, default_value_t = 0)]
     pub think_ms: u64,
 }
 
 #[derive(Debug, Serialize)]
 pub struct ListStressReport {
-    pub dir: String,
-    pub processes: u32,
-    pub rounds: u32,
-    pub profile: String,
-    pub members: u32,
-    pub load_shortcut: String,
-    pub sync_after_write: bool,
+    #[serde(flatten)]
+    pub params: ListStress,
     pub failed_processes: u32,
     #[serde(flatten)]
     pub log: crate::list_worker::LogCheck,
@@ -187,33 +200,28 @@ pub fn list_worker_args(p: &ListStress) -> Vec<String> {
 
 /// Installs the list in `p.dir` (which must be empty: a second run would
 /// meet the first one's list), runs the workers and checks their log.
-pub fn list_stress(exe: &Path, p: &ListStress) -> std::io::Result<ListStressReport> {
+pub fn list_stress(exe: &Path, p: ListStress) -> std::io::Result<ListStressReport> {
     if std::fs::read_dir(&p.dir)?.next().is_some() {
         return Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "not empty"));
     }
-    if run_workers(exe, &p.dir, "install", &install_args(p), 1)? != 0 {
+    if run_workers(exe, &p.dir, "install", &install_args(&p), 1)? != 0 {
         return Err(std::io::Error::other("install failed (see logs/error in the directory)"));
     }
     std::fs::write(p.dir.join(POST_LOG), "")?;
     #[allow(clippy::disallowed_methods)] // wall time of a real run, reported only
     let started = std::time::Instant::now();
-    let failed = run_workers(exe, &p.dir, "list-worker", &list_worker_args(p), p.processes)?;
+    let failed = run_workers(exe, &p.dir, "list-worker", &list_worker_args(&p), p.processes)?;
     let wall_s = started.elapsed().as_secs_f64();
     let log = crate::list_worker::check_log(&std::fs::read_to_string(p.dir.join(POST_LOG))?);
     let (lo, hi) = crate::sweep::wilson(log.lost_updates, log.cycles);
     let per_1000 = |x: f64| (x * 1000.0 * 1e4).round() / 1e4;
+    let breaks = count(&p.dir.join("logs/locks"), "\"kind\":\"lock_broken\"");
     Ok(ListStressReport {
-        dir: p.dir.display().to_string(),
-        processes: p.processes,
-        rounds: p.rounds,
-        profile: p.profile.clone(),
-        members: p.members,
-        load_shortcut: p.load_shortcut.clone(),
-        sync_after_write: p.sync_after_write,
+        params: p,
         failed_processes: failed,
         lost_per_1000: if log.cycles == 0 { 0.0 } else { per_1000(log.lost_updates as f64 / log.cycles as f64) },
         lost_per_1000_ci: (per_1000(lo), per_1000(hi)),
-        breaks: count(&p.dir.join("logs/locks"), "\"kind\":\"lock_broken\""),
+        breaks,
         log,
         wall_s,
     })
@@ -228,13 +236,13 @@ pub fn render_list_stress(r: &ListStressReport) -> String {
          lock breaks   {}\n\
          lost updates  {} ({} per 1000 lock cycles, 95 % {}-{}){}\n\
          wall          {:.2} s\n",
-        r.dir,
-        r.processes,
-        r.rounds,
-        r.profile,
-        r.members,
-        r.load_shortcut,
-        if r.sync_after_write { "yes" } else { "no" },
+        r.params.dir.display(),
+        r.params.processes,
+        r.params.rounds,
+        r.params.profile,
+        r.params.members,
+        r.params.load_shortcut,
+        if r.params.sync_after_write { "yes" } else { "no" },
         r.failed_processes,
         r.log.cycles,
         r.log.saves_refused,

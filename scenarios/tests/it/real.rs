@@ -135,7 +135,11 @@ fn list_stress(dir: &std::path::Path, extra: &[&str]) -> serde_json::Value {
         .unwrap();
     assert!(matches!(out.status.code(), Some(0) | Some(1)), "{}", String::from_utf8_lossy(&out.stderr));
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(out.status.code() == Some(1), r["lost_updates"].as_u64().unwrap() > 0, "exit 1 means a lost update: {r}");
+    assert_eq!(
+        out.status.code() == Some(1),
+        r["lost_updates"].as_u64().unwrap() > 0,
+        "exit 1 means a lost update: {r}"
+    );
     r
 }
 
@@ -164,7 +168,11 @@ type PostLogCase = (&'static str, (u64, u64, u64, u64, u64), Option<&'static str
 fn the_post_log_check_finds_a_lost_update_and_counts_refusals() {
     let cases: &[PostLogCase] = &[
         ("post a 0 1\npost b 0 2\npost a 1 3\n", (3, 0, 0, 0, 0), None),
-        ("post a 0 1\npost b 0 2\npost a 1 2\npost b 1 3\n", (4, 1, 0, 0, 0), Some("line 3: a saved post_id 2, after line 2 where b had saved 2")),
+        (
+            "post a 0 1\npost b 0 2\npost a 1 2\npost b 1 3\n",
+            (4, 1, 0, 0, 0),
+            Some("line 3: a saved post_id 2, after line 2 where b had saved 2"),
+        ),
         ("post a 0 1\nrefused b 0\ntimed-out c 0\nshunted d 0 ESTALE\npost b 1 2\n", (2, 0, 1, 1, 1), None),
         ("garbage\npost a x y\n\npost a 0 1\n", (1, 0, 0, 0, 0), None),
     ];

@@ -9,8 +9,9 @@
 //! NotLockedError (the lock was broken under its holder; the runner shunts the
 //! message) logs `refused`, a timed-out `Lock()` (the runner requeues) logs
 //! `timed-out`, any other error (the runner shunts, `Runner._oneloop`) logs
-//! `shunted` with its errno, and the worker goes on. Saves are serialised by the list lock, so in a
-//! correct store every logged number is one more than the one before it; a
+//! `shunted` with its errno, and the worker goes on. Saves are serialised by
+//! the list lock, so in a correct store every logged number is one more than
+//! the one before it; a
 //! number that is not higher than every earlier one is a lost update: that
 //! `Save()` did not build on the previous one ([`check_log`]). The same program
 //! runs on real directories (`mmsim real list-stress`), which is how findings
@@ -19,14 +20,12 @@
 
 use std::time::Duration;
 
-use crate::lock_worker::append;
+use crate::lock_worker::{self, append};
 use model::args::{ArgDefault, ArgError, ArgKind, ArgSpec, ProgramSpec};
 use model::{ListError, LoadShortcut, LockCounter, LockError, MailList, MailListSettings, Os, SyncAfterWrite};
 
 /// `--load-shortcut=` values: the profile's own, or one of `__load`'s tests.
 pub const SHORTCUTS: &[&str] = &["profile", "none", "mtime-le", "mtime-lt-local-stamp"];
-
-const MS: ArgKind = ArgKind::UInt { min: 0, max: 3_600_000, unit: "milliseconds" };
 
 /// `list-worker`'s arguments.
 pub static SPEC: ProgramSpec = ProgramSpec {
@@ -64,14 +63,9 @@ pub static SPEC: ProgramSpec = ProgramSpec {
             default: ArgDefault::Value("no"),
             help: "mm_cfg.SYNC_AFTER_WRITE: fsync the temporary config before the rename (2.1.4+, default no)",
         },
-        ArgSpec { name: "retry-ms-min", kind: MS, default: ArgDefault::Value("10"), help: "the lock's shortest retry sleep" },
-        ArgSpec {
-            name: "retry-ms-spread",
-            kind: MS,
-            default: ArgDefault::Value("2000"),
-            help: "the lock's retry sleep's random spread (Mailman: 2000)",
-        },
-        ArgSpec { name: "think-ms", kind: MS, default: ArgDefault::Value("0"), help: "the pause between rounds" },
+        lock_worker::RETRY_MS_MIN,
+        lock_worker::RETRY_MS_SPREAD,
+        lock_worker::THINK_MS,
     ],
     positional: &[],
     command: false,
@@ -99,8 +93,7 @@ pub fn plan(args: &[String]) -> Result<Plan, ArgError> {
     if p.text("sync-after-write") == "yes" {
         settings.sync_after_write = SyncAfterWrite::Fsync;
     }
-    settings.lock.retry_sleep_min = Duration::from_millis(p.uint("retry-ms-min"));
-    settings.lock.retry_sleep_spread = Duration::from_millis(p.uint("retry-ms-spread"));
+    lock_worker::set_retry_sleep(&p, &mut settings.lock);
     Ok(Plan {
         list: p.text("list"),
         log: p.text("log"),

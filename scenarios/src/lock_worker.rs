@@ -9,13 +9,33 @@
 
 use std::time::Duration;
 
-use model::args::{ArgDefault, ArgError, ArgKind, ArgSpec, ProgramSpec};
+use model::args::{ArgDefault, ArgError, ArgKind, ArgSpec, Parsed, ProgramSpec};
 use model::{Condition, LockCounter, LockError, LockFile, LockSettings, LockVariant, OpenFlags, Os};
 
 /// The lock variants `--variant=` names.
 pub const VARIANTS: &[&str] = &["mailman21", "mailman20", "flufl", "open2"];
 
 const MS: ArgKind = ArgKind::UInt { min: 0, max: 3_600_000, unit: "milliseconds" };
+
+/// `--retry-ms-min=`: LockFile's shortest retry sleep (Mailman: 10 ms).
+pub const RETRY_MS_MIN: ArgSpec =
+    ArgSpec { name: "retry-ms-min", kind: MS, default: ArgDefault::Value("10"), help: "the shortest retry sleep" };
+/// `--retry-ms-spread=`: the retry sleep's random spread (Mailman: 2000 ms).
+pub const RETRY_MS_SPREAD: ArgSpec = ArgSpec {
+    name: "retry-ms-spread",
+    kind: MS,
+    default: ArgDefault::Value("2000"),
+    help: "the retry sleep's random spread",
+};
+/// `--think-ms=`: the pause between rounds.
+pub const THINK_MS: ArgSpec =
+    ArgSpec { name: "think-ms", kind: MS, default: ArgDefault::Value("0"), help: "the pause between rounds" };
+
+/// Sets the lock's retry sleep from [`RETRY_MS_MIN`] and [`RETRY_MS_SPREAD`].
+pub fn set_retry_sleep(p: &Parsed, settings: &mut LockSettings) {
+    settings.retry_sleep_min = Duration::from_millis(p.uint("retry-ms-min"));
+    settings.retry_sleep_spread = Duration::from_millis(p.uint("retry-ms-spread"));
+}
 
 /// `lock-worker`'s arguments.
 pub static SPEC: ProgramSpec = ProgramSpec {
@@ -47,20 +67,15 @@ pub static SPEC: ProgramSpec = ProgramSpec {
             default: ArgDefault::Value("15"),
             help: "the lock lifetime (LockFile's DEFAULT_LOCK_LIFETIME)",
         },
-        ArgSpec { name: "retry-ms-min", kind: MS, default: ArgDefault::Value("10"), help: "the shortest retry sleep" },
-        ArgSpec {
-            name: "retry-ms-spread",
-            kind: MS,
-            default: ArgDefault::Value("2000"),
-            help: "the retry sleep's random spread",
-        },
+        RETRY_MS_MIN,
+        RETRY_MS_SPREAD,
         ArgSpec {
             name: "hold-ms",
             kind: MS,
             default: ArgDefault::Value("0"),
             help: "how long each critical section lasts",
         },
-        ArgSpec { name: "think-ms", kind: MS, default: ArgDefault::Value("0"), help: "the pause between rounds" },
+        THINK_MS,
     ],
     positional: &[],
     command: false,
@@ -91,8 +106,7 @@ pub fn plan(args: &[String]) -> Result<Plan, ArgError> {
     let p = SPEC.parse(args)?;
     let mut settings = LockSettings::new(variant(&p.text("variant")).expect("a declared variant"));
     settings.lifetime = Duration::from_secs_f64(p.float("lifetime-s"));
-    settings.retry_sleep_min = Duration::from_millis(p.uint("retry-ms-min"));
-    settings.retry_sleep_spread = Duration::from_millis(p.uint("retry-ms-spread"));
+    set_retry_sleep(&p, &mut settings);
     Ok(Plan {
         lock: p.text("lock"),
         log: p.text("log"),

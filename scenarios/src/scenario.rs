@@ -850,8 +850,8 @@ fn validate_faults(key: &str, f: &sim::LinkFaults) -> Result<(), InputError> {
 
 fn validate_mount(key: &str, m: &sim::MountOptions) -> Result<(), InputError> {
     for (name, v) in [("rsize", m.rsize), ("wsize", m.wsize)] {
-        if !(512..=65536).contains(&v) {
-            return Err(bad(format!("{key}.{name}: expected 512..=65536 bytes, got {v}")));
+        if !(512..=sim::RWSIZE_MAX).contains(&v) {
+            return Err(bad(format!("{key}.{name}: expected 512..={} bytes, got {v}", sim::RWSIZE_MAX)));
         }
     }
     if m.transport.timeo_ms == 0 || m.transport.timeo_ms > m.transport.timeo_max_ms {

@@ -48,7 +48,7 @@ pub use errno::errno_name;
 pub use nfs::client::{Attr, Flags};
 pub use nfs::mount::{
     Ac, ClientProfile, Cto, DentryRevalidate, EstaleErrno, EstaleRetry, ExclusiveCreate, LookupCache, MapEexist,
-    MountOptions, PostOpAttrs, WriteMode,
+    MountOptions, PostOpAttrs, WriteMode, RWSIZE_MAX, RWSIZE_NEGOTIATED,
 };
 pub use nfs::server::{Export, ServerConfig, ServerProfile};
 pub use nfs::store::{DumpEntry, ReaddirOrder};

@@ -1,9 +1,9 @@
 //! `two-servers-safe`: the seed case with the MTA's router checking the list
 //! directory. On a seed where stock `two-servers` bounces messages because
-//! the list appeared missing (seed 7 at full load: mail1's Save silly-renames
-//! the busy `config.pck`, mail2's runner's LOOKUP fills a negative dentry, and
-//! mail2's MTA's `require_files` stat is answered from it), the safe setting
-//! bounces none and `no_missing_list` holds. The ≥ 3000-seed sweep is in the
+//! the list appeared missing (seed 11 at full load: one host's Save
+//! silly-renames the busy `config.pck`, and the other host's MTA's
+//! `require_files` LOOKUP reaches the server in the gap and gets NOENT), the
+//! safe setting bounces none and `no_missing_list` holds. The ≥ 3000-seed sweep is in the
 //! README ("What mmsim found"); this is its regression test.
 
 use scenarios::mail::MailFigures;
@@ -23,10 +23,10 @@ fn oracle_status<'a>(report: &'a serde_json::Value, name: &str) -> &'a str {
 
 #[test]
 fn the_safe_setting_loses_no_list_on_a_seed_where_the_stock_one_does() {
-    let (stock, stock_mail) = run("two-servers", "7");
+    let (stock, stock_mail) = run("two-servers", "11");
     assert_eq!(oracle_status(&stock, "no_missing_list"), "fail", "the stock seed no longer shows the window");
     assert!(stock_mail.bounced_list_missing > 0, "{stock_mail:?}");
-    let (safe, mail) = run("two-servers-safe", "7");
+    let (safe, mail) = run("two-servers-safe", "11");
     for oracle in ["no_missing_list", "message_conservation", "liveness"] {
         assert_eq!(oracle_status(&safe, oracle), "pass", "{oracle}");
     }

@@ -122,9 +122,12 @@ fn crash_recovery_seed_1() {
     check("crash-recovery", 1, &["load.posts=30", "run.duration_s_max=400"]);
 }
 
-/// A lost update in IncomingRunner's cycle on NFS: the locked Load's mtime
-/// shortcut answered from the attribute cache (docs/semantics/real-lost-update.md).
+/// A lost update in IncomingRunner's cycle on NFS: the locked Load opens
+/// `config.pck` through a positive dentry that still names the previous inode,
+/// which the other host's Save has just renamed away (its close-to-open GETATTR
+/// finds that inode alive as `config.pck.last`), and so reads the old post_id
+/// (docs/semantics/real-lost-update.md).
 #[test]
-fn list_stress_seed_10() {
-    check("list-stress", 10, &[]);
+fn list_stress_seed_2() {
+    check("list-stress", 2, &[]);
 }

@@ -188,10 +188,22 @@ impl ClientProfile {
     ];
 }
 
+/// What a modern client negotiates with a Linux knfsd when the mount names no
+/// `rsize`/`wsize`: the server's `rtpref`/`wtpref`, capped by the client's
+/// `NFS_MAX_FILE_IO_SIZE` (docs/semantics/linux-modern-mount.md §1).
+pub const RWSIZE_NEGOTIATED: u32 = 1 << 20;
+
+/// The largest `rsize`/`wsize` a Linux client uses: `NFS_MAX_FILE_IO_SIZE`.
+pub const RWSIZE_MAX: u32 = 1 << 20;
+
 /// Mount options (nfs(5)); defaults are the `linux-modern` profile.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MountOptions {
+    /// Bytes per READ and per WRITE: the size the mount ends with, after the
+    /// client has negotiated with the server's FSINFO. A modern mount with no
+    /// `rsize=`/`wsize=` gets the server's preferred size, 1 MiB from a Linux
+    /// knfsd on a machine with 4 GiB or more (docs/semantics/linux-modern-mount.md).
     pub rsize: u32,
     pub wsize: u32,
     pub transport: TransportOptions,
@@ -222,8 +234,8 @@ pub struct MountOptions {
 impl Default for MountOptions {
     fn default() -> Self {
         MountOptions {
-            rsize: 8192,
-            wsize: 8192,
+            rsize: RWSIZE_NEGOTIATED,
+            wsize: RWSIZE_NEGOTIATED,
             transport: TransportOptions::default(),
             acregmin_s: 3,
             acregmax_s: 60,

@@ -170,3 +170,35 @@ fn profiles_have_kebab_case_names_and_start_from_the_linux_defaults() {
     assert!(serde_json::from_str::<MountOptions>(r#"{"no_such_key": 1}"#).is_err());
     assert_eq!(ServerConfig::profile(ServerProfile::Linux22).timestamp_granularity_ms, 1000);
 }
+
+/// docs/semantics/linux-modern-mount.md §1: a modern mount negotiates 1 MiB
+/// transfers with knfsd, so a 34 KB `config.pck` goes in one WRITE and comes
+/// back in one READ; the same file at the UDP-era 8 KiB takes five of each.
+#[test]
+fn the_modern_profile_reads_and_writes_a_34_kb_file_in_one_rpc() {
+    let run = |mount: MountOptions| {
+        let mut b = Bench::new(config(
+            66,
+            ServerConfig::default(),
+            vec![host("h1", mount.clone(), &["one"]), host("h2", mount, &["two"])],
+        ));
+        b.program("one", |p, _log| async move {
+            crate::harness::write_file(&p, "f", &[7u8; 34_000]).await;
+        });
+        b.program("two", |p, log| async move {
+            at(&p, 5_000).await;
+            push(&log, format!("read {} bytes", read_file(&p, "f").await.map(|s| s.len()).unwrap_or(0)));
+        });
+        b.run_until_done(10_000);
+        let rpcs = b.events("rpc");
+        let count = |proc: &str| rpcs.iter().filter(|l| l.contains(&format!(" {proc} "))).count();
+        (b.lines(), count("WRITE"), count("READ"))
+    };
+    let modern = MountOptions::profile(ClientProfile::LinuxModern);
+    assert_eq!((modern.rsize, modern.wsize), (sim::RWSIZE_NEGOTIATED, sim::RWSIZE_NEGOTIATED));
+    for (mount, writes, reads) in [(modern.clone(), 1, 1), (MountOptions { rsize: 8192, wsize: 8192, ..modern }, 5, 5)]
+    {
+        let rsize = mount.rsize;
+        assert_eq!(run(mount), (vec!["read 34000 bytes".to_string()], writes, reads), "rsize = wsize = {rsize}");
+    }
+}

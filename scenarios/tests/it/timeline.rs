@@ -1,7 +1,8 @@
 //! `mmsim timeline`: the page renders in a real browser (headless Chromium),
 //! with one lane per process and the first violation marked.
 //!
-//! CI installs Chromium (`.ci/run`); without it this test fails, on purpose.
+//! `cargo xtask test`, the README's test command, installs Chromium when it is
+//! missing; without it this test fails, on purpose.
 
 use std::process::Command;
 
@@ -14,7 +15,7 @@ fn chromium() -> String {
             return name.to_string();
         }
     }
-    panic!("headless Chromium is required for the timeline test and is not installed: apt-get install -y chromium (.ci/run does this)");
+    panic!("headless Chromium is required for the timeline test and is not installed: run the tests with cargo xtask test, which installs it, or apt-get install -y chromium");
 }
 
 /// Counts `needle` in `hay`.

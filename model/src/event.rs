@@ -17,6 +17,40 @@ pub enum RouteStage {
     Delivery,
 }
 
+/// Why a runner shunted or deleted a message instead of delivering it.
+///
+/// It is recorded as the text Mailman logs, so the trace (and its hash) reads
+/// as the string did; code matches on the variant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// `_onefile`'s "Dequeuing message destined for missing list": the list
+    /// did not open (2.1 shunts the message, 2.0's qrunner deletes it).
+    MissingList,
+    /// An uncaught exception in the runner, by its message (an errno's text).
+    Raised(String),
+}
+
+impl DropReason {
+    pub fn is_missing_list(&self) -> bool {
+        matches!(self, DropReason::MissingList)
+    }
+}
+
+impl std::fmt::Display for DropReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DropReason::MissingList => f.write_str("Dequeuing message destined for missing list"),
+            DropReason::Raised(message) => f.write_str(message),
+        }
+    }
+}
+
+impl Serialize for DropReason {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ModelEvent {
@@ -84,9 +118,9 @@ pub enum ModelEvent {
     /// `finish()` ran: `outcome` is `removed`, `preserved` (to `bad/`) or `failed`.
     QueueFinished { queue: String, filebase: String, outcome: String, errno: String },
     /// A message was moved to `shunt` after processing raised (§4.1).
-    Shunted { queue: String, filebase: String, message_id: String, list: String, reason: String, errno: String },
+    Shunted { queue: String, filebase: String, message_id: String, list: String, reason: DropReason, errno: String },
     /// A message was deleted without delivery (2.0 "dequeue for missing list", §4.9).
-    MessageDeleted { queue: String, filebase: String, message_id: String, list: String, reason: String },
+    MessageDeleted { queue: String, filebase: String, message_id: String, list: String, reason: DropReason },
     /// A `.bak` entry was recovered (renamed back to `.pck`) or preserved at start-up (§3.5).
     BakRecovered { queue: String, filebase: String, bak_count: u32, outcome: String },
     /// IncomingRunner's pipeline numbered a post: the subject carried `post_id` (§4.3).

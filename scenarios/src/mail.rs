@@ -341,11 +341,11 @@ impl MailLedger {
                 if let Some(m) = self.message(message_id) {
                     m.shunted = true;
                 }
-                if reason.contains("missing list") {
+                if reason.is_missing_list() {
                     self.appeared(host, pid, list, Place::Runner);
                 }
             }
-            ModelEvent::MessageDeleted { list, reason, .. } if reason.contains("missing list") => {
+            ModelEvent::MessageDeleted { list, reason, .. } if reason.is_missing_list() => {
                 self.appeared(host, pid, list, Place::Runner);
             }
             _ => {}

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::ModelEvent;
+use crate::event::{DropReason, ModelEvent};
 use crate::list_access::{ListError, LockCounter, LockError, LockFile, LockSettings, MailList};
 use crate::message::Message;
 use crate::msgdata::MsgData;
@@ -450,7 +450,7 @@ async fn process_one<'a, O: Os, D: Dispose<'a, O>>(
                         filebase: filebase.to_string(),
                         message_id,
                         list,
-                        reason: e.reason,
+                        reason: DropReason::Raised(e.reason),
                         errno: e.errno,
                     });
                     sb.finish(filebase, Finish::Remove).await;
@@ -494,7 +494,7 @@ async fn onefile<'a, O: Os, D: Dispose<'a, O>>(
                 filebase: filebase.to_string(),
                 message_id,
                 list: listname,
-                reason: "Dequeuing message destined for missing list".to_string(),
+                reason: DropReason::MissingList,
                 errno: e.errno_name(),
             });
             return Ok(());

@@ -20,7 +20,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use crate::event::ModelEvent;
+use crate::event::{DropReason, ModelEvent};
 use crate::list_access::{Condition, LockError, LockFile, MailList, LOCK_DIR};
 use crate::message::Message;
 use crate::msgdata::MsgData;
@@ -193,7 +193,7 @@ async fn walk_queue<'a, O: Os>(
                 filebase: root.to_string(),
                 message_id: msg.message_id(),
                 list: listname,
-                reason: "Dequeuing message destined for missing list".to_string(),
+                reason: DropReason::MissingList,
             });
             continue;
         };

@@ -90,10 +90,7 @@ fn a_message_for_a_missing_list_is_shunted_in_2_1() {
         assert_eq!(Switchboard::new(&os, &s.queue, "shunt", Slice::WHOLE).files().await.unwrap().len(), 1);
         assert!(os.names("qfiles/in").is_empty());
     });
-    assert!(os
-        .events()
-        .iter()
-        .any(|e| matches!(e, ModelEvent::Shunted { reason, .. } if reason.contains("missing list"))));
+    assert!(os.events().iter().any(|e| matches!(e, ModelEvent::Shunted { reason, .. } if reason.is_missing_list())));
 }
 
 /// Posts one message, truncates its `qfiles/in` entry and runs one
@@ -289,4 +286,25 @@ fn mailmanctl_starts_every_slice_unless_the_host_has_dedicated_ones() {
     assert_eq!(stock.host_slices(), vec![0, 1, 2, 3]);
     let dedicated = QrunnerSpec { name: "Incoming".into(), count: 4, slices: Some(vec![1, 3, 9]) };
     assert_eq!(dedicated.host_slices(), vec![1, 3], "slices at or past count are ignored");
+}
+
+/// A shunt's reason is typed in the model and recorded as the text Mailman
+/// logs, so traces read, and hash, as they did when it was a string.
+#[test]
+fn a_drop_reason_is_recorded_as_mailmans_text() {
+    for (reason, text) in [
+        (model::DropReason::MissingList, "Dequeuing message destined for missing list"),
+        (model::DropReason::Raised("Stale file handle (os error 116)".into()), "Stale file handle (os error 116)"),
+    ] {
+        let event = ModelEvent::Shunted {
+            queue: "in".into(),
+            filebase: "f".into(),
+            message_id: "m".into(),
+            list: "test".into(),
+            reason: reason.clone(),
+            errno: "ENOENT".into(),
+        };
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!((json["reason"].as_str(), reason.to_string().as_str()), (Some(text), text));
+    }
 }

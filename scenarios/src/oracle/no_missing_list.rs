@@ -261,11 +261,11 @@ impl Oracle for NoMissingList {
                 self.checked += 1;
                 return;
             }
-            ModelEvent::Shunted { list, reason, errno, .. } if reason.contains("missing list") => {
+            ModelEvent::Shunted { list, reason, errno, .. } if reason.is_missing_list() => {
                 (list, "a runner shunted a message for a missing list", errno.clone())
             }
-            ModelEvent::MessageDeleted { list, reason, .. } if reason.contains("missing list") => {
-                (list, "the 2.0 qrunner deleted a message for a missing list", reason.clone())
+            ModelEvent::MessageDeleted { list, reason, .. } if reason.is_missing_list() => {
+                (list, "the 2.0 qrunner deleted a message for a missing list", reason.to_string())
             }
             ModelEvent::ListMissing { list, errnos, .. } => (list, "list_exists() was false", errnos.join(",")),
             _ => return,

@@ -20,7 +20,7 @@ impl Oracle for RunnerErrors {
         let event = seen.event;
         let t = event.t.as_secs_f64();
         let finding = match note {
-            ModelEvent::Shunted { queue, message_id, reason, errno, .. } if !reason.contains("missing list") => {
+            ModelEvent::Shunted { queue, message_id, reason, errno, .. } if !reason.is_missing_list() => {
                 Some(format!("{queue}: shunted {message_id}: {reason} ({errno})"))
             }
             ModelEvent::QueueDequeueFailed { queue, filebase, reason, errno } => {

@@ -515,7 +515,7 @@ fn main() -> ExitCode {
                 }
             }
             println!("marks:");
-            for (name, description) in scenarios::marks::DESCRIPTIONS {
+            for scenarios::marks::Mark { name, description, .. } in scenarios::marks::MARKS {
                 println!("  {name:<24} {description}");
             }
             println!("oracles:");

@@ -9,44 +9,68 @@ use std::collections::BTreeMap;
 use model::{ListLoadOutcome, ModelEvent};
 use sim::{Counters, Event, EventKind};
 
-/// Every mark, with what it proves.
-pub const DESCRIPTIONS: &[(&str, &str)] = &[
-    ("lock_contended", "a lock attempt found the lock held (EEXIST on link or O_EXCL)"),
-    ("lock_timed_out", "a lock attempt timed out (and the message was re-queued)"),
-    ("lock_broken", "an expired lock was broken"),
-    ("retransmission", "an RPC was retransmitted with the same xid"),
-    ("drc_hit", "the server answered a retransmission from its duplicate request cache"),
-    ("false_eexist", "a replayed LINK/MKDIR/CREATE returned EEXIST although the first execution succeeded"),
-    ("false_enoent", "a replayed RENAME/REMOVE/RMDIR returned ENOENT although the first execution succeeded"),
-    ("estale_retry", "a path walk was retried after ESTALE"),
-    ("negative_dentry_hit", "a lookup was answered ENOENT from a cached negative dentry"),
-    ("attr_cache_hit", "a stat was answered from the attribute cache"),
-    ("silly_rename", "a busy file was renamed to .nfsXXXX"),
-    ("corrupt_config_read", "a list config failed to decode"),
-    ("last_fallback", "Load fell back to config.X.last"),
-    ("config_repair", "a corrupt list config was repaired"),
+/// Where a mark's count comes from.
+#[derive(Clone, Copy)]
+pub enum Source {
+    /// Counted from the trace, event by event ([`Marks::observe`]).
+    Trace,
+    /// One of the world's counters, read by field.
+    Counter(fn(&Counters) -> u64),
+}
+
+/// A coverage mark: its name, what a hit proves, and where its count comes from.
+pub struct Mark {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub source: Source,
+}
+
+const fn mark(name: &'static str, description: &'static str, source: Source) -> Mark {
+    Mark { name, description, source }
+}
+
+/// Every mark, in report order.
+pub const MARKS: &[Mark] = &[
+    mark("lock_contended", "a lock attempt found the lock held (EEXIST on link or O_EXCL)", Source::Trace),
+    mark("lock_timed_out", "a lock attempt timed out (and the message was re-queued)", Source::Trace),
+    mark("lock_broken", "an expired lock was broken", Source::Trace),
+    mark("retransmission", "an RPC was retransmitted with the same xid", Source::Trace),
+    mark(
+        "drc_hit",
+        "the server answered a retransmission from its duplicate request cache",
+        Source::Counter(|c| c.drc_hits),
+    ),
+    mark(
+        "false_eexist",
+        "a replayed LINK/MKDIR/CREATE returned EEXIST although the first execution succeeded",
+        Source::Counter(|c| c.false_eexist_replies),
+    ),
+    mark(
+        "false_enoent",
+        "a replayed RENAME/REMOVE/RMDIR returned ENOENT although the first execution succeeded",
+        Source::Counter(|c| c.false_enoent_replies),
+    ),
+    mark("estale_retry", "a path walk was retried after ESTALE", Source::Counter(|c| c.estale_retries)),
+    mark(
+        "negative_dentry_hit",
+        "a lookup was answered ENOENT from a cached negative dentry",
+        Source::Counter(|c| c.negative_dentry_hits),
+    ),
+    mark("attr_cache_hit", "a stat was answered from the attribute cache", Source::Counter(|c| c.attr_cache_hits)),
+    mark("silly_rename", "a busy file was renamed to .nfsXXXX", Source::Counter(|c| c.silly_renames)),
+    mark("corrupt_config_read", "a list config failed to decode", Source::Trace),
+    mark("last_fallback", "Load fell back to config.X.last", Source::Trace),
+    mark("config_repair", "a corrupt list config was repaired", Source::Trace),
 ];
 
-pub const NAMES: &[&str] = &[
-    "lock_contended",
-    "lock_timed_out",
-    "lock_broken",
-    "retransmission",
-    "drc_hit",
-    "false_eexist",
-    "false_enoent",
-    "estale_retry",
-    "negative_dentry_hit",
-    "attr_cache_hit",
-    "silly_rename",
-    "corrupt_config_read",
-    "last_fallback",
-    "config_repair",
-];
+/// Whether `name` is a mark.
+pub fn is_mark(name: &str) -> bool {
+    MARKS.iter().any(|m| m.name == name)
+}
 
-/// Reads a counter by name from the serialised counters, 0 if the sim has no such counter.
-fn counter(counters: &serde_json::Value, name: &str) -> u64 {
-    counters.get(name).and_then(|v| v.as_u64()).unwrap_or(0)
+/// The mark names, comma-separated, for error messages.
+pub fn names() -> String {
+    MARKS.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
 }
 
 /// The marks read from the trace, counted as events are recorded.
@@ -78,24 +102,16 @@ impl Marks {
 
     /// Every mark: the trace's counts and the world's counters.
     pub fn finish(self, counters: &Counters) -> BTreeMap<String, u64> {
-        let mut marks: BTreeMap<String, u64> = NAMES.iter().map(|n| (n.to_string(), 0)).collect();
-        let mut hit = |name: &str, n: u64| *marks.get_mut(name).expect("known mark") += n;
-        for (mark, n) in self.hits {
-            hit(mark, n);
-        }
-        let c = serde_json::to_value(counters).unwrap_or_default();
-        for (mark, name) in [
-            ("drc_hit", "drc_hits"),
-            ("false_eexist", "false_eexist"),
-            ("false_enoent", "false_enoent"),
-            ("estale_retry", "estale_retries"),
-            ("negative_dentry_hit", "negative_dentry_hits"),
-            ("attr_cache_hit", "attr_cache_hits"),
-            ("silly_rename", "silly_renames"),
-        ] {
-            hit(mark, counter(&c, name));
-        }
-        marks
+        MARKS
+            .iter()
+            .map(|m| {
+                let n = match m.source {
+                    Source::Trace => self.hits.get(m.name).copied().unwrap_or(0),
+                    Source::Counter(read) => read(counters),
+                };
+                (m.name.to_string(), n)
+            })
+            .collect()
     }
 }
 

@@ -12,6 +12,7 @@ mod frontdoor;
 mod fuzz;
 mod inspect;
 mod mail;
+mod marks;
 mod oracles;
 mod profiles;
 mod real;

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::scenario::{InputError, Scenario};
 
@@ -175,12 +175,24 @@ pub struct Options {
     pub real_messages: Option<u64>,
 }
 
-fn get_f64(v: &serde_json::Value, k: &str) -> f64 {
-    v.get(k).and_then(|x| x.as_f64()).unwrap_or(0.0)
+/// The fields of a run's `--json` report (`run::Report`) that the benchmark
+/// reads. Each is required: a renamed report field makes the benchmark fail
+/// with the field's name instead of reading 0.
+#[derive(Deserialize)]
+struct ReportFigures {
+    wall_ms: f64,
+    sim_time_ms: u64,
+    load_sim_ms: u64,
+    load_wall_ms: f64,
+    steps: u64,
+    events: u64,
+    trace_hash: String,
+    counters: ReportCounters,
 }
 
-fn get_u64(v: &serde_json::Value, k: &str) -> u64 {
-    v.get(k).and_then(|x| x.as_u64()).unwrap_or(0)
+#[derive(Deserialize)]
+struct ReportCounters {
+    rpcs: std::collections::BTreeMap<String, u64>,
 }
 
 fn per_s(n: f64, s: f64) -> f64 {
@@ -220,23 +232,18 @@ fn seed_figures(opts: &Options, seed: u64, sets: &[String], messages: u64) -> st
     let started = std::time::Instant::now();
     let (out, exit_code, rss_kib) = run_measured(cmd)?;
     let wall_s = started.elapsed().as_secs_f64();
-    let r: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
-    let run_wall_s = get_f64(&r, "wall_ms") / 1000.0;
-    let sim_s = get_u64(&r, "sim_time_ms") as f64 / 1000.0;
-    let load_sim_s = get_u64(&r, "load_sim_ms") as f64 / 1000.0;
-    let load_wall_s = get_f64(&r, "load_wall_ms") / 1000.0;
-    let steps = get_u64(&r, "steps");
-    let events = get_u64(&r, "events");
-    let rpcs: u64 = r
-        .get("counters")
-        .and_then(|c| c.get("rpcs"))
-        .and_then(|m| m.as_object())
-        .map(|m| m.values().filter_map(|v| v.as_u64()).sum())
-        .unwrap_or(0);
+    let r: ReportFigures = serde_json::from_str(&out)
+        .map_err(|e| std::io::Error::other(format!("the run's --json report does not read (exit {exit_code}): {e}")))?;
+    let run_wall_s = r.wall_ms / 1000.0;
+    let sim_s = r.sim_time_ms as f64 / 1000.0;
+    let load_sim_s = r.load_sim_ms as f64 / 1000.0;
+    let load_wall_s = r.load_wall_ms / 1000.0;
+    let (steps, events) = (r.steps, r.events);
+    let rpcs: u64 = r.counters.rpcs.values().sum();
     Ok(SeedFigures {
         seed,
         exit_code,
-        trace_hash: r.get("trace_hash").and_then(|h| h.as_str()).unwrap_or("").to_string(),
+        trace_hash: r.trace_hash,
         wall_s,
         run_wall_s,
         sim_s,
@@ -324,7 +331,7 @@ pub fn bench(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<BenchRepo
         sets.push(format!("network.engine={}", engine.name()));
         let mut seeds = Vec::new();
         for &seed in &opts.seeds {
-            let f = seed_figures(opts, seed, &sets, messages).map_err(|e| format!("seed {seed}: {}", e.kind()))?;
+            let f = seed_figures(opts, seed, &sets, messages).map_err(|e| format!("seed {seed}: {e}"))?;
             progress(&format!(
                 "{} scale {scale} seed {seed}: exit {} wall {:.2} s, {:.0}x (load {:.0}x), {:.0} MB",
                 engine.name(),

@@ -519,7 +519,7 @@ fn main() -> ExitCode {
                 println!("  {name:<24} {description}");
             }
             println!("oracles:");
-            for (name, description) in scenarios::oracle::DESCRIPTIONS {
+            for scenarios::oracle::OracleSpec { name, description, .. } in scenarios::oracle::ORACLES {
                 println!("  {name:<24} {description}");
             }
             ExitCode::SUCCESS
@@ -863,8 +863,8 @@ fn main() -> ExitCode {
                 Ok(v) => v,
                 Err(code) => return code,
             };
-            if let Some(o) = oracle.as_deref().filter(|o| !scenarios::oracle::NAMES.contains(o)) {
-                return bad_input(&format!("--oracle {o:?}: expected one of: {}", scenarios::oracle::NAMES.join(", ")));
+            if let Some(o) = oracle.as_deref().filter(|o| !scenarios::oracle::is_oracle(o)) {
+                return bad_input(&format!("--oracle {o:?}: expected one of: {}", scenarios::oracle::names()));
             }
             let replay_args = replay_args(&sets, &sched, false);
             let Some(out) = run_caught(&scenario, seed, &replay_args) else { return ExitCode::from(exit::PANIC as u8) };
@@ -881,8 +881,8 @@ fn main() -> ExitCode {
                 Ok(v) => v,
                 Err(code) => return code,
             };
-            if let Some(o) = oracle.as_deref().filter(|o| !scenarios::oracle::NAMES.contains(o)) {
-                return bad_input(&format!("--oracle {o:?}: expected one of: {}", scenarios::oracle::NAMES.join(", ")));
+            if let Some(o) = oracle.as_deref().filter(|o| !scenarios::oracle::is_oracle(o)) {
+                return bad_input(&format!("--oracle {o:?}: expected one of: {}", scenarios::oracle::names()));
             }
             for (flag, v) in [("--from-s", from_s), ("--to-s", to_s)] {
                 if v.is_some_and(|v| !v.is_finite() || v < 0.0) {

@@ -357,7 +357,7 @@ pub struct OracleSettings {
 
 impl Default for OracleSettings {
     fn default() -> Self {
-        OracleSettings { enabled: crate::oracle::NAMES.iter().map(|s| s.to_string()).collect() }
+        OracleSettings { enabled: crate::oracle::ORACLES.iter().map(|o| o.name.to_string()).collect() }
     }
 }
 
@@ -714,11 +714,8 @@ fn validate(s: &Scenario) -> Result<(), InputError> {
         }
     }
     for o in &s.oracles.enabled {
-        if !crate::oracle::NAMES.contains(&o.as_str()) {
-            return Err(bad(format!(
-                "oracles.enabled: unknown oracle {o:?}; expected one of: {}",
-                crate::oracle::NAMES.join(", ")
-            )));
+        if !crate::oracle::is_oracle(o) {
+            return Err(bad(format!("oracles.enabled: unknown oracle {o:?}; expected one of: {}", crate::oracle::names())));
         }
     }
     if !(s.run.heal_at_s >= 0.0 && s.run.heal_at_s.is_finite()) {

@@ -25,36 +25,82 @@ use model::ModelEvent;
 
 pub use crate::verdict::Property;
 
-/// Every oracle, by name.
-pub const NAMES: &[&str] = &[
-    "no_missing_list",
-    "lock_exclusion",
-    "message_conservation",
-    "lost_update",
-    "liveness",
-    "runner_errors",
-    "append_conservation",
+/// An oracle: its name, what it checks, whether a failure is a safety or a
+/// liveness verdict (the oracle's own `PROPERTY`), and its state machine.
+pub struct OracleSpec {
+    pub name: &'static str,
+    /// One line, for `mmsim list`.
+    pub description: &'static str,
+    pub property: Property,
+    make: fn() -> Box<dyn Oracle>,
+}
+
+/// Every oracle, in report order (a scenario that names none enables them all, in this order).
+pub const ORACLES: &[OracleSpec] = &[
+    OracleSpec {
+        name: "no_missing_list",
+        description: "no process concluded that an existing list does not exist (MTA router, post, runners)",
+        property: no_missing_list::PROPERTY,
+        make: || Box::<no_missing_list::NoMissingList>::default(),
+    },
+    OracleSpec {
+        name: "lock_exclusion",
+        description:
+            "no two holders of one lock between lock() returning and unlock() starting, in true simulated time",
+        property: lock_exclusion::PROPERTY,
+        make: || Box::<lock_exclusion::LockExclusion>::default(),
+    },
+    OracleSpec {
+        name: "message_conservation",
+        description: "every message the MTA accepted reaches every member, or ends in shunt or bad/",
+        property: message_conservation::PROPERTY,
+        make: || Box::<message_conservation::MessageConservation>::default(),
+    },
+    OracleSpec {
+        name: "lost_update",
+        description: "list saves never lose a post_id increment; no post number twice; registered bounces persist",
+        property: lost_update::PROPERTY,
+        make: || Box::<lost_update::LostUpdate>::default(),
+    },
+    OracleSpec {
+        name: "liveness",
+        description:
+            "after the load and the heal, every non-terminal queue drains and every lock is released within the budget",
+        property: liveness::PROPERTY,
+        make: || Box::new(liveness::Liveness),
+    },
+    OracleSpec {
+        name: "runner_errors",
+        description: "no unexpected error shunted, preserved or dropped a message, or killed a runner",
+        property: runner_errors::PROPERTY,
+        make: || Box::<runner_errors::RunnerErrors>::default(),
+    },
+    OracleSpec {
+        name: "append_conservation",
+        description: "every record a process appended inside its critical section is in the final file, exactly once",
+        property: append_conservation::PROPERTY,
+        make: || Box::<append_conservation::AppendConservation>::default(),
+    },
 ];
 
-/// One-line descriptions, for `mmsim list`.
-pub const DESCRIPTIONS: &[(&str, &str)] = &[
-    ("no_missing_list", "no process concluded that an existing list does not exist (MTA router, post, runners)"),
-    ("message_conservation", "every message the MTA accepted reaches every member, or ends in shunt or bad/"),
-    ("lost_update", "list saves never lose a post_id increment; no post number twice; registered bounces persist"),
-    (
-        "liveness",
-        "after the load and the heal, every non-terminal queue drains and every lock is released within the budget",
-    ),
-    ("runner_errors", "no unexpected error shunted, preserved or dropped a message, or killed a runner"),
-    (
-        "lock_exclusion",
-        "no two holders of one lock between lock() returning and unlock() starting, in true simulated time",
-    ),
-    (
-        "append_conservation",
-        "every record a process appended inside its critical section is in the final file, exactly once",
-    ),
-];
+/// The oracle called `name`, if there is one.
+pub fn spec(name: &str) -> Option<&'static OracleSpec> {
+    ORACLES.iter().find(|o| o.name == name)
+}
+
+/// Whether `name` is an oracle.
+pub fn is_oracle(name: &str) -> bool {
+    spec(name).is_some()
+}
+
+/// The oracle names, comma-separated, for error messages.
+pub fn names() -> String {
+    ORACLES.iter().map(|o| o.name).collect::<Vec<_>>().join(", ")
+}
+
+fn known(name: &str) -> &'static OracleSpec {
+    spec(name).unwrap_or_else(|| unreachable!("scenario validation admits only known oracles, got {name}"))
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -108,7 +154,7 @@ impl Violations {
 }
 
 impl OracleResult {
-    /// A result of oracle `name`, which must be in [`NAMES`] (its property comes from [`property`]).
+    /// A result of oracle `name`, which must be in [`ORACLES`] (its property comes from [`property`]).
     fn new(name: &str, checked: u64, violations: Violations) -> OracleResult {
         let first_event = violations.shown.keys().next().map(|(seq, _)| *seq).filter(|seq| *seq != u64::MAX);
         let status = if violations.total == 0 { Status::Pass } else { Status::Fail };
@@ -155,34 +201,16 @@ pub trait Oracle {
     fn finish(self: Box<Self>, end: &End) -> OracleResult;
 }
 
-/// What each oracle checks: a safety property (judged on what completed, even
-/// in a run cut off by its budget) or a liveness one (judged at the end, after
-/// the heal). See `verdict.rs`.
+/// What oracle `name` checks: a safety property (judged on what completed,
+/// even in a run cut off by its budget) or a liveness one (judged at the end,
+/// after the heal). See `verdict.rs`.
 pub fn property(name: &str) -> Property {
-    match name {
-        "lock_exclusion" => lock_exclusion::PROPERTY,
-        "append_conservation" => append_conservation::PROPERTY,
-        "no_missing_list" => no_missing_list::PROPERTY,
-        "message_conservation" => message_conservation::PROPERTY,
-        "lost_update" => lost_update::PROPERTY,
-        "liveness" => liveness::PROPERTY,
-        "runner_errors" => runner_errors::PROPERTY,
-        other => unreachable!("scenario validation admits only known oracles, got {other}"),
-    }
+    known(name).property
 }
 
 /// A fresh state machine for oracle `name`.
 pub fn oracle(name: &str) -> Box<dyn Oracle> {
-    match name {
-        "lock_exclusion" => Box::<lock_exclusion::LockExclusion>::default(),
-        "append_conservation" => Box::<append_conservation::AppendConservation>::default(),
-        "no_missing_list" => Box::<no_missing_list::NoMissingList>::default(),
-        "message_conservation" => Box::<message_conservation::MessageConservation>::default(),
-        "lost_update" => Box::<lost_update::LostUpdate>::default(),
-        "liveness" => Box::new(liveness::Liveness),
-        "runner_errors" => Box::<runner_errors::RunnerErrors>::default(),
-        other => unreachable!("scenario validation admits only known oracles, got {other}"),
-    }
+    (known(name).make)()
 }
 
 /// What an oracle may read after the run: the end state.

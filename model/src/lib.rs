@@ -7,7 +7,7 @@
 //! - `real`: `RealOs`, the trait on the real kernel.
 //! - `lockfile`: Mailman's `LockFile` (spec/mailman.md §1) and its variants.
 //! - `mlist`: the list config store, `MailList` (spec/mailman.md §2).
-//! - `smoke`: the Foundation's smoke workload (an O_EXCL lock and appends).
+//! - `smoke`: the smoke workload (an O_EXCL lock and appends).
 //! - `python`: Python's time and float idioms (`time.time()`, `repr(float)`,
 //!   seconds-valued settings).
 //! - `fileio`: Python's file idioms (`fp.read()`, `open().write()`, `makedirs`).

@@ -1,4 +1,4 @@
-//! The Foundation's smoke workload: processes take turns through an
+//! The smoke workload: processes take turns through an
 //! exclusive-create lock file and append one record each turn to a shared file.
 //!
 //! This is not Mailman code. It exists to exercise the seam end to end before

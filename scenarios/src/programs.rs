@@ -2,7 +2,7 @@
 //!
 //! Every program of `model::programs` (mailmanctl, the qrunners, post, the MTA,
 //! the sink and the sender), plus `install` (directories and `newlist`),
-//! `cron`, `lock-worker`, `list-worker` and the Foundation's `smoke-worker`. The same table
+//! `cron`, `lock-worker`, `list-worker` and `smoke-worker`. The same table
 //! serves `mmsim exec`, which runs a program on the real OS for `RealOs::spawn`.
 //!
 //! Each program declares its arguments once (`model::args::ProgramSpec`); its

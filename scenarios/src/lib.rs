@@ -23,6 +23,7 @@
 //! This is the only crate that sees both `model` and `sim`.
 
 pub mod bench;
+pub mod chrome_trace;
 pub mod corrupt;
 pub mod cron;
 pub mod dump;

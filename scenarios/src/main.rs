@@ -33,6 +33,10 @@ enum Command {
         /// Write every event as JSON lines to FILE.
         #[arg(long, value_name = "FILE")]
         trace: Option<std::path::PathBuf>,
+        /// The --trace file's format: `jsonl` (the trace as recorded) or
+        /// `chrome` (Chrome Trace Event JSON, for ui.perfetto.dev and chrome://tracing).
+        #[arg(long, value_enum, default_value_t, value_name = "FORMAT")]
+        trace_format: scenarios::chrome_trace::TraceFormat,
         /// Run twice in this process and compare the traces event by event.
         #[arg(long)]
         check_determinism: bool,
@@ -916,6 +920,7 @@ fn main() -> ExitCode {
             sched,
             json,
             trace,
+            trace_format,
             check_determinism,
             swarm,
             trace_filter,
@@ -937,6 +942,9 @@ fn main() -> ExitCode {
             };
             if filter.is_some() && trace.is_none() {
                 return bad_input("--trace-filter: needs --trace FILE");
+            }
+            if trace_format != scenarios::chrome_trace::TraceFormat::Jsonl && trace.is_none() {
+                return bad_input("--trace-format: needs --trace FILE");
             }
             if let Some(dir) = &logs {
                 if let Err(e) = scenarios::logs::prepare(dir) {
@@ -985,12 +993,14 @@ fn main() -> ExitCode {
             if let Some(path) = &trace {
                 let written = std::fs::File::create(path).and_then(|f| {
                     let mut w = std::io::BufWriter::new(f);
-                    match &filter {
-                        Some(f) => {
-                            let keep = f.select(first.trace.events());
-                            first.trace.write_jsonl(&mut w, &|e| keep[e.seq as usize])?;
+                    let events = first.trace.events();
+                    let kept = filter.as_ref().map(|f| f.select(events));
+                    let keep = |e: &sim::Event| kept.as_ref().is_none_or(|k| k[e.seq as usize]);
+                    match trace_format {
+                        scenarios::chrome_trace::TraceFormat::Jsonl => first.trace.write_jsonl(&mut w, &keep)?,
+                        scenarios::chrome_trace::TraceFormat::Chrome => {
+                            scenarios::chrome_trace::write(&mut w, events, &first.report, &keep)?
                         }
-                        None => first.trace.write_jsonl(&mut w, &|_| true)?,
                     }
                     w.flush()
                 });

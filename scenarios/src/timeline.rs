@@ -57,17 +57,19 @@ pub fn first_violation<'a>(report: &'a Report, only: Option<&str>) -> Option<(&'
     o.first_event.map(|e| (o.name.as_str(), o.violations.first().map(String::as_str).unwrap_or(""), e))
 }
 
-struct LockBar {
-    host: String,
-    pid: u32,
-    lock: String,
-    claim: String,
-    from: Duration,
-    to: Duration,
-    seq: u64,
+/// One lock holding: from `LockAcquired` to the holder's release (or the end of the trace).
+pub(crate) struct LockBar {
+    pub host: String,
+    pub pid: u32,
+    pub lock: String,
+    pub claim: String,
+    pub from: Duration,
+    pub to: Duration,
+    /// The `LockAcquired` event.
+    pub seq: u64,
 }
 
-fn lock_bars(events: &[Event]) -> Vec<LockBar> {
+pub(crate) fn lock_bars(events: &[Event]) -> Vec<LockBar> {
     let end = events.last().map(|e| e.t).unwrap_or_default();
     let mut open: BTreeMap<String, LockBar> = BTreeMap::new();
     let mut done = Vec::new();

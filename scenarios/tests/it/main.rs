@@ -1,6 +1,7 @@
 //! scenarios' integration tests: determinism, the CLI's contract, snapshots.
 
 mod bench;
+mod chrome_trace;
 mod cli;
 mod conformance;
 mod corrupt;

@@ -232,6 +232,25 @@ impl Proc {
         }
     }
 
+    /// One system call through the sim gate: the gate, then `op` on a fresh
+    /// span, recorded as a `Call` event with `args` and its rendered result,
+    /// then the crash check (a process that crashed while the call was in
+    /// flight never sees its result). Every call of `Proc` goes through here.
+    async fn call<T>(
+        &self,
+        op: &'static str,
+        args: String,
+        f: impl AsyncFnOnce(&Ctx) -> Res<T>,
+        render: impl Fn(&T) -> String,
+    ) -> Res<T> {
+        self.gate().await;
+        let (ctx, t0) = self.begin();
+        let r = f(&ctx).await;
+        self.end(ctx, t0, op, args, &r, render);
+        self.after().await;
+        r
+    }
+
     fn begin(&self) -> (Ctx, Duration) {
         (Ctx::new(self.0.world.next_span(), self.0.pid), true_now())
     }
@@ -287,167 +306,157 @@ impl Proc {
     // ---- files ----
 
     pub async fn open(&self, path: &str, flags: Flags) -> Res<u32> {
-        self.gate().await;
-        let (ctx, t0) = self.begin();
-        let r = self.0.client.open(&ctx, path, flags).await;
-        self.end(ctx, t0, "open", format!("{path:?} {}", flags_text(flags)), &r, |fd| format!("fd={fd}"));
-        self.after().await;
-        r
+        self.call(
+            "open",
+            format!("{path:?} {}", flags_text(flags)),
+            async |ctx: &Ctx| self.0.client.open(ctx, path, flags).await,
+            |fd| format!("fd={fd}"),
+        )
+        .await
     }
 
     pub async fn read(&self, fd: u32, len: usize) -> Res<Vec<u8>> {
-        self.gate().await;
-        let (ctx, t0) = self.begin();
-        let r = self.0.client.read(&ctx, fd, len).await;
-        self.end(ctx, t0, "read", format!("fd={fd} n={len}"), &r, |d| format!("n={}", d.len()));
-        self.after().await;
-        r
+        self.call(
+            "read",
+            format!("fd={fd} n={len}"),
+            async |ctx: &Ctx| self.0.client.read(ctx, fd, len).await,
+            |d| format!("n={}", d.len()),
+        )
+        .await
     }
 
     pub async fn write(&self, fd: u32, data: &[u8]) -> Res<()> {
-        self.gate().await;
-        let (ctx, t0) = self.begin();
-        let r = self.0.client.write(&ctx, fd, data).await;
-        self.end(ctx, t0, "write", format!("fd={fd} n={}", data.len()), &r, |_| String::new());
-        self.after().await;
-        r
+        self.call(
+            "write",
+            format!("fd={fd} n={}", data.len()),
+            async |ctx: &Ctx| self.0.client.write(ctx, fd, data).await,
+            |_| String::new(),
+        )
+        .await
     }
 
     pub async fn seek(&self, fd: u32, pos: u64) -> Res<()> {
-        self.gate().await;
-        let (ctx, t0) = self.begin();
-        let r = self.0.client.seek(self.0.pid, fd, pos);
-        self.end(ctx, t0, "seek", format!("fd={fd} pos={pos}"), &r, |_| String::new());
-        r
+        self.call(
+            "seek",
+            format!("fd={fd} pos={pos}"),
+            async |_ctx: &Ctx| self.0.client.seek(self.0.pid, fd, pos),
+            |_| String::new(),
+        )
+        .await
     }
 
     pub async fn set_len(&self, fd: u32, len: u64) -> Res<()> {
-        self.gate().await;
-        let (ctx, t0) = self.begin();
-        let r = self.0.client.set_len(&ctx, fd, len).await;
-        self.end(ctx, t0, "ftruncate", format!("fd={fd} len={len}"), &r, |_| String::new());
-        self.after().await;
-        r
+        self.call(
+            "ftruncate",
+            format!("fd={fd} len={len}"),
+            async |ctx: &Ctx| self.0.client.set_len(ctx, fd, len).await,
+            |_| String::new(),
+        )
+        .await
     }
 
     pub async fn fstat(&self, fd: u32) -> Res<Attr> {
-        self.gate().await;
-        let (ctx, t0) = self.begin();
-        let r = self.0.client.fstat(&ctx, fd).await;
-        self.end(ctx, t0, "fstat", format!("fd={fd}"), &r, render_attr);
-        self.after().await;
-        r
+        self.call("fstat", format!("fd={fd}"), async |ctx: &Ctx| self.0.client.fstat(ctx, fd).await, render_attr).await
     }
 
     pub async fn fsync(&self, fd: u32) -> Res<()> {
-        self.gate().await;
-        let (ctx, t0) = self.begin();
-        let r = self.0.client.fsync(&ctx, fd).await;
-        self.end(ctx, t0, "fsync", format!("fd={fd}"), &r, |_| String::new());
-        self.after().await;
-        r
+        self.call("fsync", format!("fd={fd}"), async |ctx: &Ctx| self.0.client.fsync(ctx, fd).await, |_| String::new())
+            .await
     }
 
     pub async fn close(&self, fd: u32) -> Res<()> {
-        self.gate().await;
-        let (ctx, t0) = self.begin();
-        let r = self.0.client.close(&ctx, fd).await;
-        self.end(ctx, t0, "close", format!("fd={fd}"), &r, |_| String::new());
-        self.after().await;
-        r
+        self.call("close", format!("fd={fd}"), async |ctx: &Ctx| self.0.client.close(ctx, fd).await, |_| String::new())
+            .await
     }
 
     pub async fn stat(&self, path: &str) -> Res<Attr> {
-        self.gate().await;
-        let (ctx, t0) = self.begin();
-        let r = self.0.client.stat(&ctx, path).await;
-        self.end(ctx, t0, "stat", format!("{path:?}"), &r, render_attr);
-        self.after().await;
-        r
+        self.call("stat", format!("{path:?}"), async |ctx: &Ctx| self.0.client.stat(ctx, path).await, render_attr).await
     }
 
     pub async fn link(&self, existing: &str, new: &str) -> Res<()> {
-        self.gate().await;
-        let (ctx, t0) = self.begin();
-        let r = self.0.client.link(&ctx, existing, new).await;
-        self.end(ctx, t0, "link", format!("{existing:?} {new:?}"), &r, |_| String::new());
-        self.after().await;
-        r
+        self.call(
+            "link",
+            format!("{existing:?} {new:?}"),
+            async |ctx: &Ctx| self.0.client.link(ctx, existing, new).await,
+            |_| String::new(),
+        )
+        .await
     }
 
     pub async fn rename(&self, from: &str, to: &str) -> Res<()> {
-        self.gate().await;
-        let (ctx, t0) = self.begin();
-        let r = self.0.client.rename(&ctx, from, to).await;
-        self.end(ctx, t0, "rename", format!("{from:?} {to:?}"), &r, |_| String::new());
-        self.after().await;
-        r
+        self.call(
+            "rename",
+            format!("{from:?} {to:?}"),
+            async |ctx: &Ctx| self.0.client.rename(ctx, from, to).await,
+            |_| String::new(),
+        )
+        .await
     }
 
     pub async fn unlink(&self, path: &str) -> Res<()> {
-        self.gate().await;
-        let (ctx, t0) = self.begin();
-        let r = self.0.client.unlink(&ctx, path).await;
-        self.end(ctx, t0, "unlink", format!("{path:?}"), &r, |_| String::new());
-        self.after().await;
-        r
+        self.call(
+            "unlink",
+            format!("{path:?}"),
+            async |ctx: &Ctx| self.0.client.unlink(ctx, path).await,
+            |_| String::new(),
+        )
+        .await
     }
 
     pub async fn mkdir(&self, path: &str) -> Res<()> {
-        self.gate().await;
-        let (ctx, t0) = self.begin();
-        let r = self.0.client.mkdir(&ctx, path).await;
-        self.end(ctx, t0, "mkdir", format!("{path:?}"), &r, |_| String::new());
-        self.after().await;
-        r
+        self.call(
+            "mkdir",
+            format!("{path:?}"),
+            async |ctx: &Ctx| self.0.client.mkdir(ctx, path).await,
+            |_| String::new(),
+        )
+        .await
     }
 
     pub async fn rmdir(&self, path: &str) -> Res<()> {
-        self.gate().await;
-        let (ctx, t0) = self.begin();
-        let r = self.0.client.rmdir(&ctx, path).await;
-        self.end(ctx, t0, "rmdir", format!("{path:?}"), &r, |_| String::new());
-        self.after().await;
-        r
+        self.call(
+            "rmdir",
+            format!("{path:?}"),
+            async |ctx: &Ctx| self.0.client.rmdir(ctx, path).await,
+            |_| String::new(),
+        )
+        .await
     }
 
     pub async fn read_dir(&self, path: &str) -> Res<Vec<String>> {
-        self.gate().await;
-        let (ctx, t0) = self.begin();
-        let r = self.0.client.read_dir(&ctx, path).await;
-        self.end(ctx, t0, "readdir", format!("{path:?}"), &r, |names| render_names(names));
-        self.after().await;
-        r
+        self.call(
+            "readdir",
+            format!("{path:?}"),
+            async |ctx: &Ctx| self.0.client.read_dir(ctx, path).await,
+            |names| render_names(names),
+        )
+        .await
     }
 
     /// `utime(path, (t, t))` with `Some(ns)` (client time), or `utime(path, NULL)`.
     pub async fn set_times(&self, path: &str, time: Option<i64>) -> Res<()> {
-        self.gate().await;
-        let (ctx, t0) = self.begin();
-        let r = self.0.client.set_times(&ctx, path, time).await;
         let what = match time {
             Some(ns) => format!("client={ns}"),
             None => "server-now".to_string(),
         };
-        self.end(ctx, t0, "utime", format!("{path:?} {what}"), &r, |_| String::new());
-        self.after().await;
-        r
+        let set = async |ctx: &Ctx| self.0.client.set_times(ctx, path, time).await;
+        self.call("utime", format!("{path:?} {what}"), set, |_| String::new()).await
     }
 
     // ---- processes ----
 
     pub async fn spawn(&self, program: &str, args: &[String]) -> Res<u32> {
-        self.gate().await;
-        let (ctx, t0) = self.begin();
-        let r = self.0.world.spawn(&self.0.host, Some(self.0.pid), program, args.to_vec());
-        self.end(ctx, t0, "spawn", format!("{program} {args:?}"), &r, |pid| format!("pid={pid}"));
-        r
+        self.call(
+            "spawn",
+            format!("{program} {args:?}"),
+            async |_ctx: &Ctx| self.0.world.spawn(&self.0.host, Some(self.0.pid), program, args.to_vec()),
+            |pid| format!("pid={pid}"),
+        )
+        .await
     }
 
     pub async fn wait(&self, pid: u32) -> Res<ProcStatus> {
-        self.gate().await;
-        let (ctx, t0) = self.begin();
-        let r = loop {
+        let exited = async |_ctx: &Ctx| loop {
             let Some(notify) = self.0.world.exit_notify(&self.0.host, pid) else { break Err(libc::ECHILD) };
             let notified = notify.notified();
             match self.0.world.status(&self.0.host, pid) {
@@ -456,18 +465,17 @@ impl Proc {
                 None => break Err(libc::ECHILD),
             }
         };
-        self.end(ctx, t0, "wait", format!("pid={pid}"), &r, |s| s.describe());
-        self.after().await;
-        r
+        self.call("wait", format!("pid={pid}"), exited, |s| s.describe()).await
     }
 
     pub async fn kill(&self, pid: u32, signal: i32) -> Res<()> {
-        self.gate().await;
-        let (ctx, t0) = self.begin();
-        let r = self.0.world.signal(&self.0.host, pid, signal);
-        self.end(ctx, t0, "kill", format!("pid={pid} sig={signal}"), &r, |_| String::new());
-        self.after().await;
-        r
+        self.call(
+            "kill",
+            format!("pid={pid} sig={signal}"),
+            async |_ctx: &Ctx| self.0.world.signal(&self.0.host, pid, signal),
+            |_| String::new(),
+        )
+        .await
     }
 
     pub async fn alive(&self, pid: u32) -> bool {
@@ -478,48 +486,47 @@ impl Proc {
     // ---- network ----
 
     pub async fn tcp_listen(&self, port: u16) -> Res<TcpListener> {
-        self.gate().await;
-        let (ctx, t0) = self.begin();
-        let r = engine::listen(&self.0.host, port).await;
-        self.end(ctx, t0, "listen", format!("port={port}"), &r, |_| String::new());
-        self.after().await;
-        r
+        self.call(
+            "listen",
+            format!("port={port}"),
+            async |_ctx: &Ctx| engine::listen(&self.0.host, port).await,
+            |_| String::new(),
+        )
+        .await
     }
 
     pub async fn tcp_accept(&self, listener: &TcpListener) -> Res<(TcpStream, String)> {
-        self.gate().await;
-        let (ctx, t0) = self.begin();
-        let r = engine::accept(listener).await;
-        self.end(ctx, t0, "accept", String::new(), &r, |(_, peer)| format!("peer={peer}"));
-        self.after().await;
-        r
+        self.call(
+            "accept",
+            String::new(),
+            async |_ctx: &Ctx| engine::accept(listener).await,
+            |(_, peer)| format!("peer={peer}"),
+        )
+        .await
     }
 
     pub async fn tcp_connect(&self, host: &str, port: u16) -> Res<TcpStream> {
-        self.gate().await;
-        let (ctx, t0) = self.begin();
-        let r = engine::connect(&self.0.host, host, port).await;
-        self.end(ctx, t0, "connect", format!("{host}:{port}"), &r, |_| String::new());
-        self.after().await;
-        r
+        self.call(
+            "connect",
+            format!("{host}:{port}"),
+            async |_ctx: &Ctx| engine::connect(&self.0.host, host, port).await,
+            |_| String::new(),
+        )
+        .await
     }
 
     pub async fn tcp_read(&self, stream: &mut TcpStream, buf: &mut [u8]) -> Res<usize> {
-        self.gate().await;
-        let (ctx, t0) = self.begin();
-        let r = stream.read(buf).await;
-        self.end(ctx, t0, "recv", String::new(), &r, |n| format!("n={n}"));
-        self.after().await;
-        r
+        self.call("recv", String::new(), async |_ctx: &Ctx| stream.read(buf).await, |n| format!("n={n}")).await
     }
 
     pub async fn tcp_write(&self, stream: &mut TcpStream, data: &[u8]) -> Res<()> {
-        self.gate().await;
-        let (ctx, t0) = self.begin();
-        let r = stream.write_all(data).await;
-        self.end(ctx, t0, "send", format!("n={}", data.len()), &r, |_| String::new());
-        self.after().await;
-        r
+        self.call(
+            "send",
+            format!("n={}", data.len()),
+            async |_ctx: &Ctx| stream.write_all(data).await,
+            |_| String::new(),
+        )
+        .await
     }
 
     // ---- annotations ----

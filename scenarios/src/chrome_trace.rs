@@ -66,6 +66,36 @@ struct TraceEvent {
     args: Value,
 }
 
+impl TraceEvent {
+    /// A complete event (`X`) from `from` to `to` on track `(pid, tid)`.
+    fn slice(
+        name: String,
+        cat: &'static str,
+        (pid, tid): (u64, u64),
+        from: Duration,
+        to: Duration,
+        args: Value,
+    ) -> Self {
+        let dur = Some(us(to.saturating_sub(from)));
+        TraceEvent { name, cat, ph: "X", ts: us(from), dur, pid, tid, s: None, args }
+    }
+
+    /// An instant event (`i`) at `t`: on track `(pid, tid)`, or across every track.
+    fn instant(name: String, cat: &'static str, track: Option<(u64, u64)>, t: Duration, args: Value) -> Self {
+        let ((pid, tid), s) = match track {
+            Some(track) => (track, "t"),
+            None => ((1, 0), "g"),
+        };
+        TraceEvent { name, cat, ph: "i", ts: us(t), dur: None, pid, tid, s: Some(s), args }
+    }
+
+    /// A metadata event (`M`) naming a process (`tid` 0) or a thread.
+    fn metadata(what: &str, (pid, tid): (u64, u64), name: &str) -> Self {
+        let args = json!({ "name": name });
+        TraceEvent { name: what.to_string(), cat: "__metadata", ph: "M", ts: 0.0, dur: None, pid, tid, s: None, args }
+    }
+}
+
 fn us(t: Duration) -> f64 {
     t.as_nanos() as f64 / 1000.0
 }
@@ -125,104 +155,55 @@ pub fn write(
     let mut out: Vec<TraceEvent> = Vec::new();
     let mut last_reply: BTreeMap<u64, Duration> = BTreeMap::new();
     for e in events.iter().filter(|e| keep(e)) {
-        let ts = us(e.t);
         match &e.kind {
             EventKind::Call { span, host, pid, op, args, outcome, served_by, started } => {
-                let (p, t) = name_of(&mut tracks, host, *pid);
+                let track = name_of(&mut tracks, host, *pid);
                 let outcome = match outcome {
                     Ok(v) if v.is_empty() => "ok".to_string(),
                     Ok(v) => format!("ok {v}"),
                     Err(errno) => sim::errno_name(*errno),
                 };
-                out.push(TraceEvent {
-                    name: op.to_string(),
-                    cat: "call",
-                    ph: "X",
-                    ts: us(*started),
-                    dur: Some(us(e.t.saturating_sub(*started))),
-                    pid: p,
-                    tid: t,
-                    s: None,
-                    args: json!({ "args": args, "outcome": outcome, "served_by": served_by, "event": e.seq, "span": span }),
-                });
+                let args =
+                    json!({ "args": args, "outcome": outcome, "served_by": served_by, "event": e.seq, "span": span });
+                out.push(TraceEvent::slice(op.to_string(), "call", track, *started, e.t, args));
             }
             EventKind::Rpc { span, host, xid, proc, retransmit, outcome } => {
                 let Some((caller, pid, started)) = calls.get(span).cloned() else { continue };
                 debug_assert_eq!(caller, **host);
-                let (p, t) = name_of(&mut tracks, &caller, pid);
+                let track = name_of(&mut tracks, &caller, pid);
                 let from = last_reply.get(span).copied().unwrap_or(started).min(e.t);
                 last_reply.insert(*span, e.t);
-                out.push(TraceEvent {
-                    name: proc.to_string(),
-                    cat: "rpc",
-                    ph: "X",
-                    ts: us(from),
-                    dur: Some(us(e.t - from)),
-                    pid: p,
-                    tid: t,
-                    s: None,
-                    args: json!({ "xid": format!("x{xid}"), "outcome": outcome, "retransmit": retransmit, "event": e.seq, "span": span }),
-                });
+                let args = json!({ "xid": format!("x{xid}"), "outcome": outcome, "retransmit": retransmit, "event": e.seq, "span": span });
+                out.push(TraceEvent::slice(proc.to_string(), "rpc", track, from, e.t, args));
             }
             EventKind::Apply { client, xid, proc, args, status, replay } => {
-                let (p, t) = tracks.thread(SERVER, 0, || "applies".to_string());
-                out.push(TraceEvent {
-                    name: proc.to_string(),
-                    cat: "apply",
-                    ph: "i",
-                    ts,
-                    dur: None,
-                    pid: p,
-                    tid: t,
-                    s: Some("t"),
-                    args: json!({ "client": &**client, "xid": format!("x{xid}"), "args": args, "status": status, "replay": replay, "event": e.seq }),
-                });
+                let track = tracks.thread(SERVER, 0, || "applies".to_string());
+                let args = json!({ "client": &**client, "xid": format!("x{xid}"), "args": args, "status": status, "replay": replay, "event": e.seq });
+                out.push(TraceEvent::instant(proc.to_string(), "apply", Some(track), e.t, args));
             }
             EventKind::Note { host, pid, text, .. } => {
-                let (p, t) = name_of(&mut tracks, host, *pid);
+                let track = name_of(&mut tracks, host, *pid);
                 let name = model_event(e)
                     .and_then(|(_, _, m)| serde_json::to_value(m).ok())
                     .and_then(|v| v.get("kind").and_then(Value::as_str).map(str::to_string))
                     .unwrap_or_else(|| "note".to_string());
-                out.push(TraceEvent {
-                    name,
-                    cat: "note",
-                    ph: "i",
-                    ts,
-                    dur: None,
-                    pid: p,
-                    tid: t,
-                    s: Some("t"),
-                    args: json!({ "note": text, "event": e.seq }),
-                });
+                out.push(TraceEvent::instant(name, "note", Some(track), e.t, json!({ "note": text, "event": e.seq })));
             }
-            EventKind::Fault { text } => out.push(TraceEvent {
-                name: text.clone(),
-                cat: "fault",
-                ph: "i",
-                ts,
-                dur: None,
-                pid: 1,
-                tid: 0,
-                s: Some("g"),
-                args: json!({ "event": e.seq }),
-            }),
+            EventKind::Fault { text } => {
+                out.push(TraceEvent::instant(text.clone(), "fault", None, e.t, json!({ "event": e.seq })));
+            }
             EventKind::Crash { host, pid } => {
-                let (p, t) = match pid {
+                let track = match pid {
                     Some(pid) => name_of(&mut tracks, host, *pid),
                     None => tracks.thread(host, 0, || "host".to_string()),
                 };
-                out.push(TraceEvent {
-                    name: "crash".to_string(),
-                    cat: "fault",
-                    ph: "i",
-                    ts,
-                    dur: None,
-                    pid: p,
-                    tid: t,
-                    s: Some("t"),
-                    args: json!({ "event": e.seq }),
-                });
+                out.push(TraceEvent::instant(
+                    "crash".to_string(),
+                    "fault",
+                    Some(track),
+                    e.t,
+                    json!({ "event": e.seq }),
+                ));
             }
             EventKind::Start { host, pid, .. } | EventKind::Exit { host, pid, .. } => {
                 name_of(&mut tracks, host, *pid);
@@ -236,61 +217,23 @@ pub fn write(
     for bar in lock_bars(events).into_iter().filter(|b| by_seq(b.seq).is_some_and(keep)) {
         let next = LOCK_TID_BASE + lock_tids.len() as u64;
         let tid = *lock_tids.entry(bar.lock.clone()).or_insert(next);
-        let (p, t) = tracks.thread(&bar.host, tid, || format!("lock {}", bar.lock));
-        out.push(TraceEvent {
-            name: format!("held by {}/{}", bar.host, bar.pid),
-            cat: "lock",
-            ph: "X",
-            ts: us(bar.from),
-            dur: Some(us(bar.to.saturating_sub(bar.from))),
-            pid: p,
-            tid: t,
-            s: None,
-            args: json!({ "lock": bar.lock, "claim": bar.claim, "event": bar.seq }),
-        });
+        let track = tracks.thread(&bar.host, tid, || format!("lock {}", bar.lock));
+        let args = json!({ "lock": bar.lock, "claim": bar.claim, "event": bar.seq });
+        out.push(TraceEvent::slice(format!("held by {}/{}", bar.host, bar.pid), "lock", track, bar.from, bar.to, args));
     }
     // Each failing oracle's first violation, across every track.
     for o in report.oracles.iter().filter(|o| o.status == crate::oracle::Status::Fail) {
         let Some(seq) = o.first_event else { continue };
         let Some(e) = by_seq(seq) else { continue };
-        out.push(TraceEvent {
-            name: format!("violation: {}", o.name),
-            cat: "violation",
-            ph: "i",
-            ts: us(e.t),
-            dur: None,
-            pid: 1,
-            tid: 0,
-            s: Some("g"),
-            args: json!({ "oracle": o.name, "violation": o.violations.first(), "event": seq }),
-        });
+        let args = json!({ "oracle": o.name, "violation": o.violations.first(), "event": seq });
+        out.push(TraceEvent::instant(format!("violation: {}", o.name), "violation", None, e.t, args));
     }
     let mut meta: Vec<TraceEvent> = Vec::new();
     for (host, &pid) in &tracks.hosts {
-        meta.push(TraceEvent {
-            name: "process_name".to_string(),
-            cat: "__metadata",
-            ph: "M",
-            ts: 0.0,
-            dur: None,
-            pid,
-            tid: 0,
-            s: None,
-            args: json!({ "name": host }),
-        });
+        meta.push(TraceEvent::metadata("process_name", (pid, 0), host));
     }
-    for (&(pid, tid), name) in &tracks.threads {
-        meta.push(TraceEvent {
-            name: "thread_name".to_string(),
-            cat: "__metadata",
-            ph: "M",
-            ts: 0.0,
-            dur: None,
-            pid,
-            tid,
-            s: None,
-            args: json!({ "name": name }),
-        });
+    for (&track, name) in &tracks.threads {
+        meta.push(TraceEvent::metadata("thread_name", track, name));
     }
     meta.extend(out);
     let doc = json!({

@@ -32,6 +32,33 @@ pub struct Index<'a> {
 }
 
 impl<'a> Index<'a> {
+    /// The event numbered `seq`: looked up by number, not by position, so it
+    /// holds for a trace that kept only some events. Every `seq` asked for
+    /// here came from an event or a report of this trace.
+    pub fn at(&self, seq: u64) -> &'a Event {
+        self.get(seq).unwrap_or_else(|| panic!("no event {seq} in this trace"))
+    }
+
+    pub fn get(&self, seq: u64) -> Option<&'a Event> {
+        sim::events_before(self.events, seq.saturating_add(1)).last().filter(|e| e.seq == seq)
+    }
+
+    /// The events numbered below `seq`.
+    pub fn before(&self, seq: u64) -> &'a [Event] {
+        sim::events_before(self.events, seq)
+    }
+
+    /// The events numbered `from` up to, not including, `to`.
+    pub fn between(&self, from: u64, to: u64) -> &'a [Event] {
+        let below_to = self.before(to);
+        &below_to[self.before(from).len().min(below_to.len())..]
+    }
+
+    /// The events numbered `seq` and above.
+    pub fn from(&self, seq: u64) -> &'a [Event] {
+        &self.events[self.before(seq).len()..]
+    }
+
     pub fn new(events: &'a [Event]) -> Index<'a> {
         let mut ix = Index {
             events,
@@ -284,7 +311,8 @@ fn changes(proc: &str) -> bool {
 /// `(from, to)`, the last `max` of them.
 fn server_changes<'a>(ix: &Index<'a>, basename: &str, from: u64, to: u64, max: usize) -> Vec<&'a Event> {
     let quoted = format!("\"{basename}\"");
-    let mut found: Vec<&Event> = ix.events[(from as usize).min(ix.events.len())..(to as usize).min(ix.events.len())]
+    let mut found: Vec<&Event> = ix
+        .between(from, to)
         .iter()
         .rev()
         .filter(|e| matches!(&e.kind, EventKind::Apply { proc, args, .. } if changes(proc) && args.contains(&quoted)))
@@ -297,7 +325,7 @@ fn server_changes<'a>(ix: &Index<'a>, basename: &str, from: u64, to: u64, max: u
 /// Locks `host/pid` holds just before `before`, with since when.
 fn locks_held(ix: &Index, host: &str, pid: u32, before: u64) -> Vec<(String, u64)> {
     let mut held: BTreeMap<String, (String, u64)> = BTreeMap::new();
-    for e in &ix.events[..(before as usize).min(ix.events.len())] {
+    for e in ix.before(before) {
         let Some((h, p, m)) = model_event(e) else { continue };
         if h != host || p != pid {
             continue;
@@ -348,7 +376,7 @@ fn tell_change(ix: &Index, apply: &Event) -> String {
 /// preferring a failed one.
 fn last_call<'a>(ix: &Index<'a>, host: &str, pid: u32, before: u64, needle: &str) -> Option<&'a Event> {
     let mine = |e: &&Event| matches!(&e.kind, EventKind::Call { host: h, pid: p, args, .. } if &**h == host && *p == pid && args.contains(needle));
-    let range = &ix.events[..(before as usize).min(ix.events.len())];
+    let range = ix.before(before);
     // Only the calls since the process's previous note about this list matter; look back a bounded way.
     let recent: Vec<&Event> = range.iter().rev().filter(mine).take(20).collect();
     recent.iter().find(|e| matches!(&e.kind, EventKind::Call { outcome: Err(_), .. })).or(recent.first()).copied()
@@ -401,10 +429,11 @@ pub fn explain(events: &[Event], report: &Report, only: Option<&str>) -> Vec<Str
 
 /// The violating event and the five events of its host/pid before it.
 pub fn generic(ix: &Index, seq: u64) -> Vec<String> {
-    let e = &ix.events[seq as usize];
+    let e = ix.at(seq);
     let mut out = vec![format!("violating event: {}", step(ix, e))];
     let (host, pid) = (e.kind.host(), e.kind.pid());
-    let before: Vec<&Event> = ix.events[..seq as usize]
+    let before: Vec<&Event> = ix
+        .before(seq)
         .iter()
         .rev()
         .filter(|p| p.kind.host() == host && (pid.is_none() || p.kind.pid() == pid))
@@ -424,7 +453,7 @@ pub fn generic(ix: &Index, seq: u64) -> Vec<String> {
 }
 
 fn missing_list(ix: &Index, seq: u64) -> Option<Vec<String>> {
-    let e = &ix.events[seq as usize];
+    let e = ix.at(seq);
     let (host, pid, note) = model_event(e)?;
     let (list, conclusion, message_id) = match note {
         ModelEvent::MtaRouted { list, errno, .. } => {
@@ -465,7 +494,7 @@ fn missing_list(ix: &Index, seq: u64) -> Option<Vec<String>> {
             Some(ev) => ev,
             None => {
                 let start = *started;
-                ix.events[..call.seq as usize]
+                ix.before(call.seq)
                     .iter()
                     .rev()
                     .find(|p| p.t + std::time::Duration::from_secs(2) < start)
@@ -478,7 +507,7 @@ fn missing_list(ix: &Index, seq: u64) -> Option<Vec<String>> {
         // replaced (freed) what the entry pointed to.
         let quoted = format!("\"{name}\"");
         let freed = fill.and_then(|ev| {
-            ix.events[ev as usize..call.seq as usize].iter().find(
+            ix.between(ev, call.seq).iter().find(
                 |e| matches!(&e.kind, EventKind::Apply { proc, args, .. } if changes(proc) && args.contains(&quoted)),
             )
         });
@@ -585,14 +614,14 @@ fn consequences(ix: &Index, host: &str, pid: u32, seq: u64, message_id: Option<&
 
 /// The other `PostNumbered` of `list` with `post_id` before `seq`, for another message.
 fn numbered_before<'a>(ix: &Index<'a>, list: &str, post_id: u64, not: &str, seq: u64) -> Option<&'a Event> {
-    ix.events[..seq as usize].iter().rev().find(|p| {
+    ix.before(seq).iter().rev().find(|p| {
         matches!(model_event(p), Some((_, _, ModelEvent::PostNumbered { list: l, post_id: n, message_id: m }))
             if l == list && *n == post_id && m != not)
     })
 }
 
 fn lost_update(ix: &Index, seq: u64) -> Option<Vec<String>> {
-    let e = &ix.events[seq as usize];
+    let e = ix.at(seq);
     let (_, _, note) = model_event(e)?;
     let mut out = Vec::new();
     // The process whose stale state made the violation, and the event where it showed.
@@ -607,7 +636,7 @@ fn lost_update(ix: &Index, seq: u64) -> Option<Vec<String>> {
         ModelEvent::SinkReceived { message_id, post_number: Some(n), .. } => {
             out.push(format!("the sink got post number {n} twice; the second: {}", step(ix, e)));
             // The numbering of this message, and the earlier one with the same number.
-            let mine = ix.events[..seq as usize].iter().rev().find(|p| {
+            let mine = ix.before(seq).iter().rev().find(|p| {
                 matches!(model_event(p), Some((_, _, ModelEvent::PostNumbered { message_id: m, post_id: k, .. })) if m == message_id && k == n)
             })?;
             let Some((_, _, ModelEvent::PostNumbered { list, .. })) = model_event(mine) else { return None };
@@ -627,7 +656,7 @@ fn lost_update(ix: &Index, seq: u64) -> Option<Vec<String>> {
         _ => return None,
     };
     let who = ix.who(host, pid);
-    let prev = ix.events[..stale.seq as usize].iter().rev().find_map(|p| match model_event(p) {
+    let prev = ix.before(stale.seq).iter().rev().find_map(|p| match model_event(p) {
         Some((h, q, ModelEvent::ListSaved { list: l, post_id: id, .. })) if l == list && (h, q) != (host, pid) => {
             Some((p, h, q, *id))
         }
@@ -637,7 +666,7 @@ fn lost_update(ix: &Index, seq: u64) -> Option<Vec<String>> {
         out.push(format!("{} saved list {list:?} with post_id {id} at {} [ev {}]", ix.who(h, q), t(p), p.seq));
     }
     // This process's loads of the list before; the last one decided what it had in memory.
-    let loads: Vec<&Event> = ix.events[..stale.seq as usize]
+    let loads: Vec<&Event> = ix.before(stale.seq)
         .iter()
         .rev()
         .filter(|p| {
@@ -663,7 +692,7 @@ fn lost_update(ix: &Index, seq: u64) -> Option<Vec<String>> {
         out.push(format!("{who} {what} at {} [ev {}]", t(load), load.seq));
         // The stat and open behind that load, and the reads of the opened file,
         // with their provenance.
-        let mut calls: Vec<&Event> = ix.events[..load.seq as usize]
+        let mut calls: Vec<&Event> = ix.before(load.seq)
             .iter()
             .rev()
             .filter(|c| matches!(&c.kind, EventKind::Call { host: h, pid: q, args, .. } if &**h == host && *q == pid && args.contains(f.as_str())))
@@ -675,7 +704,7 @@ fn lost_update(ix: &Index, seq: u64) -> Option<Vec<String>> {
             _ => None,
         });
         if let (Some(fd), Some(last)) = (fd, calls.last().map(|c| c.seq)) {
-            let reads = ix.events[last as usize..load.seq as usize].iter().filter(|c| {
+            let reads = ix.between(last, load.seq).iter().filter(|c| {
                 matches!(&c.kind, EventKind::Call { host: h, pid: q, op: "read", args, .. } if &**h == host && *q == pid && args.starts_with(&fd))
             });
             calls.extend(reads.take(2));
@@ -709,7 +738,7 @@ fn lost_update(ix: &Index, seq: u64) -> Option<Vec<String>> {
 }
 
 fn lock_exclusion(ix: &Index, seq: u64) -> Option<Vec<String>> {
-    let e = &ix.events[seq as usize];
+    let e = ix.at(seq);
     let (host, pid, note) = model_event(e)?;
     let (lock, claim) = match note {
         ModelEvent::LockAcquired { lock, claim } | ModelEvent::LockRefreshed { lock, claim, held: false } => {
@@ -721,7 +750,7 @@ fn lock_exclusion(ix: &Index, seq: u64) -> Option<Vec<String>> {
     // Replay the holder of this lock up to the violation.
     let mut holder: Option<(&Event, &str, u32, &str)> = None;
     let mut mine: Option<&Event> = None;
-    for p in &ix.events[..seq as usize] {
+    for p in ix.before(seq) {
         let Some((h, q, m)) = model_event(p) else { continue };
         match m {
             ModelEvent::LockAcquired { lock: l, claim: c } if l == lock => {
@@ -751,7 +780,7 @@ fn lock_exclusion(ix: &Index, seq: u64) -> Option<Vec<String>> {
         out.push(format!("{who} acquired {lock} (claim {claim}) at {} [ev {}]", t(p), p.seq));
     }
     // Breaks of this lock since then, by anyone.
-    for p in &ix.events[since as usize..seq as usize] {
+    for p in ix.between(since, seq) {
         if let Some((h, q, ModelEvent::LockBroken { lock: l, claim: c, winner })) = model_event(p) {
             if l == lock {
                 out.push(format!(
@@ -766,7 +795,7 @@ fn lock_exclusion(ix: &Index, seq: u64) -> Option<Vec<String>> {
     }
     // The calls on the lock file that let this process in.
     let lock_name = basename(lock);
-    let calls: Vec<&Event> = ix.events[since as usize..seq as usize]
+    let calls: Vec<&Event> = ix.between(since, seq)
         .iter()
         .rev()
         .filter(|c| matches!(&c.kind, EventKind::Call { host: h, pid: q, args, .. } if &**h == host && *q == pid && args.contains(lock_name)))
@@ -784,7 +813,7 @@ fn lock_exclusion(ix: &Index, seq: u64) -> Option<Vec<String>> {
         _ => out.push(format!("{who} found its lock {lock} broken at {} [ev {seq}] while it was alive", t(e))),
     }
     if let (ModelEvent::LockAcquired { .. }, Some((_, h, q, c))) = (note, holder) {
-        let release = ix.events[seq as usize..].iter().take(200_000).find(|p| {
+        let release = ix.from(seq).iter().take(200_000).find(|p| {
             matches!(model_event(p), Some((_, _, ModelEvent::LockReleasing { claim: rc, .. } | ModelEvent::LockRefreshed { claim: rc, held: false, .. })) if rc == c)
         });
         if let Some(r) = release {

@@ -270,3 +270,235 @@ fn message_conservation_counts_an_unanswered_message_as_pending_only_at_a_cut() 
     assert_eq!(cut.tally.get("pending_at_cut"), Some(&1));
     assert_eq!(judge(false).status, Status::Fail);
 }
+
+/// A server namespace holding `files` (paths under the export root; their
+/// directories are made on the way), as the end of a run leaves it.
+fn store_with_paths(files: &[&str]) -> Store {
+    use sim::nfs::proto::{Body, CreateMode, Request};
+    let mut store = Store::new(0, 1, ReaddirOrder::Creation, 0);
+    let mut dirs: std::collections::BTreeMap<String, sim::nfs::proto::Fh> = Default::default();
+    for path in files {
+        let mut dir = sim::nfs::store::ROOT;
+        let (parents, name) = path.rsplit_once('/').unwrap_or(("", path));
+        let mut at = String::new();
+        for part in parents.split('/').filter(|p| !p.is_empty()) {
+            at = if at.is_empty() { part.to_string() } else { format!("{at}/{part}") };
+            dir = *dirs.entry(at.clone()).or_insert_with(|| {
+                let made = store.apply(&Request::Mkdir { dir, name: part.into() }, 0);
+                let Ok(Body::Handle(fh)) = made.status else { panic!("mkdir {at}: {:?}", made.status) };
+                fh
+            });
+        }
+        store.apply(&Request::Create { dir, name: name.into(), mode: CreateMode::Unchecked }, 0);
+    }
+    store
+}
+
+/// One oracle on one hand-made history: `want` is `None` for a pass, or a
+/// text that the first violation contains.
+struct Case {
+    what: &'static str,
+    oracle: &'static str,
+    events: Vec<EventKind>,
+    files: &'static [&'static str],
+    ending_problem: Option<&'static str>,
+    held_locks_must_be_free: bool,
+    want: Option<&'static str>,
+}
+
+fn case(what: &'static str, oracle: &'static str, events: Vec<EventKind>, want: Option<&'static str>) -> Case {
+    Case { what, oracle, events, files: &[], ending_problem: None, held_locks_must_be_free: true, want }
+}
+
+fn check_cases(cases: Vec<Case>) {
+    for c in cases {
+        let events = history_of(c.events.into_iter().enumerate().map(|(i, k)| (i as u64, k)).collect());
+        let store = store_with_paths(c.files);
+        let history = History {
+            events: &events,
+            store: &store,
+            ending_problem: c.ending_problem.map(str::to_string),
+            cut: false,
+            held_locks_must_be_free: c.held_locks_must_be_free,
+        };
+        let result = check(c.oracle, &history);
+        match c.want {
+            None => assert_eq!(result.status, Status::Pass, "{}: {:?}", c.what, result.violations),
+            Some(text) => {
+                assert_eq!(result.status, Status::Fail, "{}: passed", c.what);
+                assert!(result.violations[0].contains(text), "{}: {:?}", c.what, result.violations);
+            }
+        }
+    }
+}
+
+fn acquired(host: &str, claim: &str) -> EventKind {
+    note(host, 1, ModelEvent::LockAcquired { lock: "locks/test.lock".into(), claim: claim.into() })
+}
+
+fn releasing(host: &str, claim: &str) -> EventKind {
+    note(host, 1, ModelEvent::LockReleasing { lock: "locks/test.lock".into(), claim: claim.into() })
+}
+
+#[test]
+fn lock_exclusion_on_hand_made_histories() {
+    let broken =
+        note("mail1", 1, ModelEvent::LockRefreshed { lock: "locks/test.lock".into(), claim: "a".into(), held: false });
+    check_cases(vec![
+        case(
+            "one holder after another",
+            "lock_exclusion",
+            vec![acquired("mail1", "a"), releasing("mail1", "a"), acquired("mail2", "b"), releasing("mail2", "b")],
+            None,
+        ),
+        case(
+            "two holders at once",
+            "lock_exclusion",
+            vec![acquired("mail1", "a"), acquired("mail2", "b")],
+            Some("mail2/1 acquired locks/test.lock (claim b) while mail1/1 (claim a) held it since t=0.000s [event 1]"),
+        ),
+        case(
+            "a holder finds its lock broken",
+            "lock_exclusion",
+            vec![acquired("mail1", "a"), broken],
+            Some("found its lock locks/test.lock (claim a, held since t=0.000s) broken while it was alive"),
+        ),
+    ]);
+}
+
+#[test]
+fn lost_update_on_hand_made_histories() {
+    let saved =
+        |post_id: u64| note("mail1", 4, ModelEvent::ListSaved { list: "test".into(), file: "f".into(), post_id });
+    let numbered = |id: &str, post_id: u64| {
+        note("mail1", 4, ModelEvent::PostNumbered { list: "test".into(), message_id: id.into(), post_id })
+    };
+    let sunk = |id: &str, n: u64| {
+        note(
+            "sink",
+            1,
+            ModelEvent::SinkReceived {
+                recipient: "m@x".into(),
+                message_id: id.into(),
+                post_number: Some(n),
+                subject: String::new(),
+            },
+        )
+    };
+    check_cases(vec![
+        case("saves one post apart", "lost_update", vec![saved(1), saved(2), saved(3)], None),
+        case("a save without a new post keeps the post_id", "lost_update", vec![saved(1), saved(2), saved(2)], None),
+        case(
+            "a save from a stale config goes back",
+            "lost_update",
+            vec![saved(1), saved(2), saved(1)],
+            Some("mail1/4 saved test with post_id 1 after a save with 2 [events 1, 2]"),
+        ),
+        case("a save that skips one", "lost_update", vec![saved(1), saved(3)], Some("post_id 3 after a save with 1")),
+        case("one number, one message, twice", "lost_update", vec![numbered("a", 5), numbered("a", 5)], None),
+        case(
+            "one number, two messages",
+            "lost_update",
+            vec![numbered("a", 5), numbered("b", 5)],
+            Some("test: post number 5 given to b and to a [events 0, 1]"),
+        ),
+        case(
+            "the sink sees one number on two messages",
+            "lost_update",
+            vec![sunk("a", 7), sunk("b", 7)],
+            Some("the sink saw post number 7 on b and on a"),
+        ),
+    ]);
+}
+
+#[test]
+fn runner_errors_on_hand_made_histories() {
+    let shunted = |reason: model::DropReason| {
+        note(
+            "mail1",
+            4,
+            ModelEvent::Shunted {
+                queue: "in".into(),
+                filebase: "f".into(),
+                message_id: "m".into(),
+                list: "test".into(),
+                reason,
+                errno: "ESTALE".into(),
+            },
+        )
+    };
+    let finished = |outcome: &str| {
+        note(
+            "mail1",
+            4,
+            ModelEvent::QueueFinished {
+                queue: "in".into(),
+                filebase: "f".into(),
+                outcome: outcome.into(),
+                errno: String::new(),
+            },
+        )
+    };
+    let exited = |reason: &str| {
+        note(
+            "mail1",
+            4,
+            ModelEvent::RunnerExited { runner: "IncomingRunner".into(), slice: 0, count: 1, reason: reason.into() },
+        )
+    };
+    check_cases(vec![
+        case("a message removed after delivery", "runner_errors", vec![finished("removed")], None),
+        case(
+            "a shunt for a missing list is no_missing_list's",
+            "runner_errors",
+            vec![shunted(model::DropReason::MissingList)],
+            None,
+        ),
+        case(
+            "a shunt on an error",
+            "runner_errors",
+            vec![shunted(model::DropReason::Raised("Stale file handle (os error 116)".into()))],
+            Some("in: shunted m: Stale file handle (os error 116) (ESTALE)"),
+        ),
+        case(
+            "an entry preserved instead of removed",
+            "runner_errors",
+            vec![finished("preserved")],
+            Some("in: finish of f: preserved"),
+        ),
+        case("a clean runner exit", "runner_errors", vec![exited("stopped")], None),
+        case(
+            "a runner killed by an error",
+            "runner_errors",
+            vec![exited("error: EIO")],
+            Some("runner IncomingRunner exited: error: EIO"),
+        ),
+    ]);
+}
+
+#[test]
+fn liveness_on_hand_made_end_states() {
+    let end = |what, files, ending_problem, held_locks_must_be_free, want| Case {
+        what,
+        oracle: "liveness",
+        events: Vec::new(),
+        files,
+        ending_problem,
+        held_locks_must_be_free,
+        want,
+    };
+    check_cases(vec![
+        end("drained, locks free", &["qfiles/shunt/x.pck", "lists/test/config.pck"], None, true, None),
+        end(
+            "a message still queued",
+            &["qfiles/in/x.pck"],
+            None,
+            true,
+            Some("qfiles/in/x.pck is still queued at the end"),
+        ),
+        end("a lock still held", &["locks/test.lock"], None, true, Some("locks/test.lock is still held at the end")),
+        end("a lock left by a crash the scenario does not recover", &["locks/test.lock"], None, false, None),
+        end("the budget ran out", &[], Some("the 400s simulated-time budget ran out"), true, Some("budget ran out")),
+        end("a silly-renamed leftover is not a queued message", &["qfiles/in/.nfs0001"], None, true, None),
+    ]);
+}

@@ -17,6 +17,20 @@ pub enum RouteStage {
     Delivery,
 }
 
+/// What the MTA's Mailman router decided for an address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteDecision {
+    /// The list check passed: the pipe transport runs the wrapper.
+    Accepted,
+    /// The check's stat failed with an errno other than ENOENT: 451, try again later.
+    Deferred,
+    /// The name is not a valid list name: unrouteable without a stat.
+    RefusedBadName,
+    /// The check's stat got ENOENT: unrouteable, 550, the message bounces.
+    BouncedUnknownList,
+}
+
 /// Why a runner shunted or deleted a message instead of delivering it.
 ///
 /// It is recorded as the text Mailman logs, so the trace (and its hash) reads
@@ -137,7 +151,7 @@ pub enum ModelEvent {
     /// The MTA's Mailman router's decision for a list address
     /// (docs/semantics/exim.md): `accepted`, `deferred`, `bounced_unknown_list`
     /// or `refused_bad_name`, when verifying at RCPT or routing for delivery.
-    MtaRouted { list: String, recipient: String, decision: String, errno: String, stage: RouteStage },
+    MtaRouted { list: String, recipient: String, decision: RouteDecision, errno: String, stage: RouteStage },
     /// The MTA's pipe transport saw `post` exit (§5.2): `outcome` is `delivered`,
     /// `deferred` or `bounced`; `exit_code` is -1 for a signal.
     MtaPiped { list: String, message_id: String, program: String, exit_code: i32, outcome: String },

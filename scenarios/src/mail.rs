@@ -313,7 +313,7 @@ impl MailLedger {
             ModelEvent::ListSaved { list, .. } if !self.created.contains(list.as_str()) => {
                 self.created.insert(list.clone());
             }
-            ModelEvent::MtaRouted { list, recipient, decision, stage, .. } if decision == "bounced_unknown_list" => {
+            ModelEvent::MtaRouted { list, recipient, decision, stage, .. } if *decision == model::RouteDecision::BouncedUnknownList => {
                 let place = match stage {
                     RouteStage::Verify => Place::Rcpt,
                     RouteStage::Delivery => Place::Delivery,

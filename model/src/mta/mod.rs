@@ -37,7 +37,7 @@ use std::task::Poll;
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{ModelEvent, RouteStage};
+use crate::event::{ModelEvent, RouteDecision, RouteStage};
 use crate::list_access::{validate_list_name, ConfigFormat, LIST_DATA_DIR};
 use crate::message::message_id_in_text;
 use crate::os::{errno, errno_name, ExitStatus, Os, Peer, Signal};
@@ -196,16 +196,16 @@ async fn require_files<O: Os>(os: &O, path: &str, list: String, program: &'stati
 /// Records the router's decision for `stage`.
 fn routed<O: Os>(os: &O, route: Route, stage: RouteStage, recipient: &str) -> Route {
     let (list, decision, errno_value) = match &route {
-        Route::Pipe { list, .. } => (list, "accepted", 0),
-        Route::Defer { list, errno } => (list, "deferred", *errno),
-        Route::Unrouteable { list, errno: 0 } => (list, "refused_bad_name", 0),
-        Route::Unrouteable { list, errno } => (list, "bounced_unknown_list", *errno),
+        Route::Pipe { list, .. } => (list, RouteDecision::Accepted, 0),
+        Route::Defer { list, errno } => (list, RouteDecision::Deferred, *errno),
+        Route::Unrouteable { list, errno: 0 } => (list, RouteDecision::RefusedBadName, 0),
+        Route::Unrouteable { list, errno } => (list, RouteDecision::BouncedUnknownList, *errno),
     };
     os.event(ModelEvent::MtaRouted {
         list: list.clone(),
         recipient: recipient.to_string(),
         stage,
-        decision: decision.to_string(),
+        decision,
         errno: errno_name(errno_value),
     });
     route

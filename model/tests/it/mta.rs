@@ -67,7 +67,10 @@ fn the_list_check_routes_by_directory_or_by_config_or_last() {
             assert_eq!(route(&os, &with(check), "test@x", RouteStage::Verify).await, expected, "{check:?}");
         }
         os.unlink("lists/test/config.pck.last").await.unwrap();
-        assert_eq!(route(&os, &with(ListCheck::ExistsConfigOrLast), "test@x", RouteStage::Verify).await, gone(libc::ENOENT));
+        assert_eq!(
+            route(&os, &with(ListCheck::ExistsConfigOrLast), "test@x", RouteStage::Verify).await,
+            gone(libc::ENOENT)
+        );
         assert_eq!(route(&os, &with(ListCheck::RequireFilesDirectory), "test@x", RouteStage::Verify).await, pipe());
         assert_eq!(
             route(&os, &with(ListCheck::RequireFilesDirectory), "nolist@x", RouteStage::Verify).await,
@@ -75,7 +78,10 @@ fn the_list_check_routes_by_directory_or_by_config_or_last() {
         );
         os.world.stat_faults.borrow_mut().insert("lists/test/config.pck".into(), libc::ESTALE);
         os.world.stat_faults.borrow_mut().insert("lists/test/config.pck.last".into(), libc::ESTALE);
-        assert_eq!(route(&os, &with(ListCheck::ExistsConfigOrLast), "test@x", RouteStage::Verify).await, gone(libc::ESTALE));
+        assert_eq!(
+            route(&os, &with(ListCheck::ExistsConfigOrLast), "test@x", RouteStage::Verify).await,
+            gone(libc::ESTALE)
+        );
         assert_eq!(
             route(&os, &with(ListCheck::RequireFilesConfig), "test@x", RouteStage::Verify).await,
             Route::Defer { list: "test".into(), errno: libc::ESTALE }
@@ -209,7 +215,7 @@ fn mail_to_a_missing_list_bounces_at_rcpt_with_enoent() {
     });
     let events = os.events();
     assert!(events.iter().any(|e| matches!(e, ModelEvent::MtaRouted { decision, errno, .. }
-        if decision == "bounced_unknown_list" && errno == "ENOENT")));
+        if *decision == model::RouteDecision::BouncedUnknownList && errno == "ENOENT")));
     assert!(events.iter().any(|e| matches!(e, ModelEvent::SenderBounced { code: 550, .. })));
 }
 
@@ -267,7 +273,7 @@ fn the_delivery_routes_again_so_a_config_gone_after_rcpt_bounces() {
         c.data(POST).await
     });
     assert!(matches!(reply, Err(SmtpError::Response { code: 550, .. })), "{reply:?}");
-    let stages: Vec<(RouteStage, String)> = os
+    let stages: Vec<(RouteStage, model::RouteDecision)> = os
         .events()
         .into_iter()
         .filter_map(|e| match e {
@@ -277,7 +283,10 @@ fn the_delivery_routes_again_so_a_config_gone_after_rcpt_bounces() {
         .collect();
     assert_eq!(
         stages,
-        vec![(RouteStage::Verify, "accepted".into()), (RouteStage::Delivery, "bounced_unknown_list".into())]
+        vec![
+            (RouteStage::Verify, model::RouteDecision::Accepted),
+            (RouteStage::Delivery, model::RouteDecision::BouncedUnknownList)
+        ]
     );
     assert_eq!(os.world.stat_log.borrow().len(), 2, "one require_files stat per routing");
     assert!(os.names("qfiles/in").is_empty());

@@ -247,7 +247,7 @@ impl Oracle for NoMissingList {
             }
             ModelEvent::MtaRouted { list, decision, errno, stage, .. } => {
                 self.checked += 1;
-                if decision != "bounced_unknown_list" {
+                if *decision != model::RouteDecision::BouncedUnknownList {
                     return;
                 }
                 let what = match stage {

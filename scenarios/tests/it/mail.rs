@@ -85,7 +85,7 @@ fn routed(host: &str, pid: u32, recipient: &str, stage: RouteStage) -> EventKind
         ModelEvent::MtaRouted {
             list: "test".into(),
             recipient: recipient.into(),
-            decision: "bounced_unknown_list".into(),
+            decision: model::RouteDecision::BouncedUnknownList,
             errno: "ENOENT".into(),
             stage,
         },

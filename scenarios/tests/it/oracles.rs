@@ -82,7 +82,7 @@ fn silly_rename_window_violation(stat_host: &str, fill: u64) -> String {
                 ModelEvent::MtaRouted {
                     list: "test".into(),
                     recipient: "test@lists.example.com".into(),
-                    decision: "bounced_unknown_list".into(),
+                    decision: model::RouteDecision::BouncedUnknownList,
                     errno: "ENOENT".into(),
                     stage: model::RouteStage::Verify,
                 },
@@ -123,7 +123,7 @@ fn no_missing_list_names_the_fill_before_the_dentry_was_filled_not_a_later_one()
     let routed = ModelEvent::MtaRouted {
         list: "test".into(),
         recipient: "test@lists.example.com".into(),
-        decision: "bounced_unknown_list".into(),
+        decision: model::RouteDecision::BouncedUnknownList,
         errno: "ENOENT".into(),
         stage: model::RouteStage::Delivery,
     };

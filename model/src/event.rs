@@ -31,6 +31,28 @@ pub enum RouteDecision {
     BouncedUnknownList,
 }
 
+/// How `Switchboard.finish()` ended with an entry's `.bak`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishOutcome {
+    /// The `.bak` was unlinked: the entry is done.
+    Removed,
+    /// The `.bak` was moved to `bad/` as `.psv` (preserve).
+    Preserved,
+    /// The unlink or the move failed (`errno` says why).
+    Failed,
+}
+
+impl std::fmt::Display for FinishOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FinishOutcome::Removed => "removed",
+            FinishOutcome::Preserved => "preserved",
+            FinishOutcome::Failed => "failed",
+        })
+    }
+}
+
 /// Why a runner shunted or deleted a message instead of delivering it.
 ///
 /// It is recorded as the text Mailman logs, so the trace (and its hash) reads
@@ -130,7 +152,7 @@ pub enum ModelEvent {
     /// A dequeue failed; `reason` says how (`io`, `decode`, `parse`, `lost data files`).
     QueueDequeueFailed { queue: String, filebase: String, reason: String, errno: String },
     /// `finish()` ran: `outcome` is `removed`, `preserved` (to `bad/`) or `failed`.
-    QueueFinished { queue: String, filebase: String, outcome: String, errno: String },
+    QueueFinished { queue: String, filebase: String, outcome: FinishOutcome, errno: String },
     /// A message was moved to `shunt` after processing raised (§4.1).
     Shunted { queue: String, filebase: String, message_id: String, list: String, reason: DropReason, errno: String },
     /// A message was deleted without delivery (2.0 "dequeue for missing list", §4.9).

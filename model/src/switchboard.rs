@@ -27,7 +27,7 @@ use std::io;
 use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 
-use crate::event::ModelEvent;
+use crate::event::{FinishOutcome, ModelEvent};
 use crate::fileio::{self, close_after, makedirs, read_to_end, Sync};
 use crate::message::{Message, MessageParseError};
 use crate::msgdata::MsgData;
@@ -551,17 +551,17 @@ impl<'a, O: Os> Switchboard<'a, O> {
         }
         .await;
         let (outcome, errno_symbol) = match &result {
-            Ok(()) if preserve => ("preserved", "none".to_string()),
-            Ok(()) => ("removed", "none".to_string()),
+            Ok(()) if preserve => (FinishOutcome::Preserved, "none".to_string()),
+            Ok(()) => (FinishOutcome::Removed, "none".to_string()),
             Err(e) => {
                 syslog(self.os, "error", format!("Failed to unlink/preserve backup file: {bak}: {e}"));
-                ("failed", errno_name(errno(e)))
+                (FinishOutcome::Failed, errno_name(errno(e)))
             }
         };
         self.os.event(ModelEvent::QueueFinished {
             queue: self.whichq.clone(),
             filebase: filebase.to_string(),
-            outcome: outcome.to_string(),
+            outcome,
             errno: errno_symbol,
         });
     }

@@ -115,7 +115,7 @@ impl Oracle for MessageConservation {
                     l.deleted = true;
                 }
             }
-            ModelEvent::QueueFinished { filebase, outcome, .. } if outcome == "preserved" => {
+            ModelEvent::QueueFinished { filebase, outcome, .. } if *outcome == model::FinishOutcome::Preserved => {
                 let held = self.files.get(filebase.as_str());
                 if let Some(l) = held.and_then(|id| self.ledgers.get_mut(id)) {
                     l.preserved = true;

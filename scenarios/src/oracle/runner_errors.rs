@@ -26,7 +26,7 @@ impl Oracle for RunnerErrors {
             ModelEvent::QueueDequeueFailed { queue, filebase, reason, errno } => {
                 Some(format!("{queue}: dequeue of {filebase} failed: {reason} ({errno})"))
             }
-            ModelEvent::QueueFinished { queue, filebase, outcome, errno } if outcome != "removed" => {
+            ModelEvent::QueueFinished { queue, filebase, outcome, errno } if *outcome != model::FinishOutcome::Removed => {
                 Some(format!("{queue}: finish of {filebase}: {outcome} ({errno})"))
             }
             ModelEvent::RunnerExited { runner, reason, .. } if reason.starts_with("error") => {

@@ -427,16 +427,11 @@ fn runner_errors_on_hand_made_histories() {
             },
         )
     };
-    let finished = |outcome: &str| {
+    let finished = |outcome: model::FinishOutcome| {
         note(
             "mail1",
             4,
-            ModelEvent::QueueFinished {
-                queue: "in".into(),
-                filebase: "f".into(),
-                outcome: outcome.into(),
-                errno: String::new(),
-            },
+            ModelEvent::QueueFinished { queue: "in".into(), filebase: "f".into(), outcome, errno: String::new() },
         )
     };
     let exited = |reason: &str| {
@@ -447,7 +442,7 @@ fn runner_errors_on_hand_made_histories() {
         )
     };
     check_cases(vec![
-        case("a message removed after delivery", "runner_errors", vec![finished("removed")], None),
+        case("a message removed after delivery", "runner_errors", vec![finished(model::FinishOutcome::Removed)], None),
         case(
             "a shunt for a missing list is no_missing_list's",
             "runner_errors",
@@ -463,7 +458,7 @@ fn runner_errors_on_hand_made_histories() {
         case(
             "an entry preserved instead of removed",
             "runner_errors",
-            vec![finished("preserved")],
+            vec![finished(model::FinishOutcome::Preserved)],
             Some("in: finish of f: preserved"),
         ),
         case("a clean runner exit", "runner_errors", vec![exited("stopped")], None),

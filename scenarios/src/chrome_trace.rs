@@ -31,7 +31,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use sim::{Event, EventKind};
 
-use crate::explain::model_event;
+use crate::explain::{model_event, outcome_text};
 use crate::timeline::lock_bars;
 use crate::Report;
 
@@ -158,11 +158,7 @@ pub fn write(
         match &e.kind {
             EventKind::Call { span, host, pid, op, args, outcome, served_by, started } => {
                 let track = name_of(&mut tracks, host, *pid);
-                let outcome = match outcome {
-                    Ok(v) if v.is_empty() => "ok".to_string(),
-                    Ok(v) => format!("ok {v}"),
-                    Err(errno) => sim::errno_name(*errno),
-                };
+                let outcome = outcome_text(outcome);
                 let args =
                     json!({ "args": args, "outcome": outcome, "served_by": served_by, "event": e.seq, "span": span });
                 out.push(TraceEvent::slice(op.to_string(), "call", track, *started, e.t, args));
@@ -212,7 +208,7 @@ pub fn write(
         }
     }
     // Lock holdings, each lock on its own track of its holder's host.
-    let by_seq = |seq: u64| events.binary_search_by_key(&seq, |e| e.seq).ok().map(|i| &events[i]);
+    let by_seq = |seq: u64| sim::event_at(events, seq);
     let mut lock_tids: BTreeMap<String, u64> = BTreeMap::new();
     for bar in lock_bars(events).into_iter().filter(|b| by_seq(b.seq).is_some_and(keep)) {
         let next = LOCK_TID_BASE + lock_tids.len() as u64;

@@ -40,7 +40,7 @@ impl<'a> Index<'a> {
     }
 
     pub fn get(&self, seq: u64) -> Option<&'a Event> {
-        sim::events_before(self.events, seq.saturating_add(1)).last().filter(|e| e.seq == seq)
+        sim::event_at(self.events, seq)
     }
 
     /// The events numbered below `seq`.
@@ -138,7 +138,8 @@ pub fn t(e: &Event) -> String {
     format!("t={:.3}s", e.t.as_secs_f64())
 }
 
-fn outcome_text(outcome: &sim::Outcome) -> String {
+/// A call's outcome as the trace shows it: `ok`, `ok <value>` or the errno's name.
+pub(crate) fn outcome_text(outcome: &sim::Outcome) -> String {
     match outcome {
         Ok(v) if v.is_empty() => "ok".into(),
         Ok(v) => format!("ok {v}"),

@@ -21,7 +21,7 @@ use std::time::Duration;
 use model::ModelEvent;
 use sim::{Event, EventKind};
 
-use crate::explain::{cache_served, model_event, Index};
+use crate::explain::{cache_served, model_event, outcome_text, Index};
 use crate::Report;
 
 /// Marks drawn at most (calls, applies and notes together).
@@ -248,11 +248,7 @@ pub fn render(events: &[Event], report: &Report, from_s: f64, to_s: f64, only: O
             EventKind::Call { host, pid, op, args, outcome, served_by, started, .. } => {
                 drawn += 1;
                 let lane = lanes[&(host.to_string(), *pid)];
-                let result = match outcome {
-                    Ok(v) if v.is_empty() => "ok".to_string(),
-                    Ok(v) => format!("ok {v}"),
-                    Err(errno) => sim::errno_name(*errno).to_string(),
-                };
+                let result = outcome_text(outcome);
                 let title = esc(&format!(
                     "{op} {args} -> {result}\nserved_by={served_by}\nt={:.6}s [ev {}]",
                     e.t.as_secs_f64(),

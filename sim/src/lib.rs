@@ -57,7 +57,7 @@ pub use rng::{ppm, Rng};
 pub use rpc::{Backoff, LinkFaults, MountKind, TransportOptions};
 pub use sched::{SchedConfig, SchedKind, SchedReport, DEFER_MS_MAX_MAX, DEPTH_MAX};
 pub use simulation::{Fault, Simulation};
-pub use trace::{events_before, first_divergence, Event, EventKind, Outcome, Retention, Trace};
+pub use trace::{event_at, events_before, first_divergence, Event, EventKind, Outcome, Retention, Trace};
 pub use world::{BootProgram, Counters, GateConfig, HostConfig, ProcStatus, Program, World, WorldConfig};
 
 /// The NFS server's host name.

@@ -441,8 +441,7 @@ impl Trace {
 
     /// The retained event with sequence number `seq`.
     pub fn get(&self, seq: u64) -> Option<&Event> {
-        let events = events_before(&self.events, seq.saturating_add(1));
-        events.last().filter(|e| e.seq == seq)
+        event_at(&self.events, seq)
     }
 
     /// How many events were recorded (retained or not).
@@ -471,6 +470,13 @@ impl Trace {
 /// The prefix of `events` (in `seq` order) whose sequence numbers are below `seq`.
 pub fn events_before(events: &[Event], seq: u64) -> &[Event] {
     &events[..events.partition_point(|e| e.seq < seq)]
+}
+
+/// The event of `events` (in `seq` order) numbered `seq`, if it is there:
+/// found by number, not by position, so it holds for a trace that kept only
+/// some events.
+pub fn event_at(events: &[Event], seq: u64) -> Option<&Event> {
+    events_before(events, seq.saturating_add(1)).last().filter(|e| e.seq == seq)
 }
 
 /// The first index at which two runs' traces differ, if any.

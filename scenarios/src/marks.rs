@@ -102,6 +102,12 @@ impl Marks {
 
     /// Every mark: the trace's counts and the world's counters.
     pub fn finish(self, counters: &Counters) -> BTreeMap<String, u64> {
+        for name in self.hits.keys() {
+            assert!(
+                MARKS.iter().any(|m| m.name == *name && matches!(m.source, Source::Trace)),
+                "observe counted {name:?}, which is not a trace mark of MARKS"
+            );
+        }
         MARKS
             .iter()
             .map(|m| {

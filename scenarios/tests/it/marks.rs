@@ -1,5 +1,6 @@
 //! Coverage marks read the world's counters by field: each counter-backed
-//! mark reports its own counter, and every mark is in the report.
+//! mark reports its own counter, a trace mark counts its events, and every
+//! mark is in the report.
 
 use scenarios::marks::{Marks, MARKS};
 use sim::Counters;
@@ -34,4 +35,19 @@ fn each_counter_backed_mark_reports_its_own_counter() {
             ("silly_rename", 7),
         ]
     );
+}
+
+#[test]
+fn a_trace_mark_counts_its_events() {
+    use std::rc::Rc;
+    let broken = model::ModelEvent::LockBroken { lock: "l".into(), claim: "c".into(), winner: None };
+    let event = sim::Event {
+        seq: 0,
+        t: std::time::Duration::ZERO,
+        kind: sim::EventKind::Note { host: "h".into(), pid: 1, text: String::new(), payload: Rc::new(broken) },
+    };
+    let mut marks = Marks::default();
+    marks.observe(&event);
+    marks.observe(&event);
+    assert_eq!(marks.finish(&Counters::default()).get("lock_broken"), Some(&2));
 }

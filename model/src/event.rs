@@ -31,9 +31,9 @@ pub enum RouteDecision {
     BouncedUnknownList,
 }
 
-/// How `Switchboard.finish()` ended with an entry's `.bak`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// How `Switchboard.finish()` ended with an entry's `.bak`. Recorded as
+/// the word its `Display` gives, so the trace and the oracles' text agree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FinishOutcome {
     /// The `.bak` was unlinked: the entry is done.
     Removed,
@@ -50,6 +50,12 @@ impl std::fmt::Display for FinishOutcome {
             FinishOutcome::Preserved => "preserved",
             FinishOutcome::Failed => "failed",
         })
+    }
+}
+
+impl Serialize for FinishOutcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
     }
 }
 

@@ -990,24 +990,6 @@ fn main() -> ExitCode {
                     return ExitCode::from(exit::PANIC as u8);
                 }
             };
-            if let Some(path) = &trace {
-                let written = std::fs::File::create(path).and_then(|f| {
-                    let mut w = std::io::BufWriter::new(f);
-                    let events = first.trace.events();
-                    let kept = filter.as_ref().map(|f| f.select(events));
-                    let keep = |e: &sim::Event| kept.as_ref().is_none_or(|k| k[e.seq as usize]);
-                    match trace_format {
-                        scenarios::chrome_trace::TraceFormat::Jsonl => first.trace.write_jsonl(&mut w, &keep)?,
-                        scenarios::chrome_trace::TraceFormat::Chrome => {
-                            scenarios::chrome_trace::write(&mut w, events, &first.report, &keep)?
-                        }
-                    }
-                    w.flush()
-                });
-                if let Err(e) = written {
-                    return bad_input(&format!("--trace {}: {}", path.display(), e.kind()));
-                }
-            }
             if let Some(dir) = &logs {
                 let hosts = scenario.world_config(seed).hosts;
                 if let Err(e) = scenarios::logs::write(dir, first.trace.events(), &hosts) {
@@ -1026,6 +1008,25 @@ fn main() -> ExitCode {
                     eprintln!("  first:  {}", line(&first.trace));
                     eprintln!("  second: {}", line(&second.trace));
                     report.set_nondeterminism(i);
+                }
+            }
+            // After the determinism check, so that a Chrome trace's verdict is the report's.
+            if let Some(path) = &trace {
+                let written = std::fs::File::create(path).and_then(|f| {
+                    let mut w = std::io::BufWriter::new(f);
+                    let events = first.trace.events();
+                    let kept = filter.as_ref().map(|f| f.select(events));
+                    let keep = |e: &sim::Event| kept.as_ref().is_none_or(|k| k[e.seq as usize]);
+                    match trace_format {
+                        scenarios::chrome_trace::TraceFormat::Jsonl => first.trace.write_jsonl(&mut w, &keep)?,
+                        scenarios::chrome_trace::TraceFormat::Chrome => {
+                            scenarios::chrome_trace::write(&mut w, events, &report, &keep)?
+                        }
+                    }
+                    w.flush()
+                });
+                if let Err(e) = written {
+                    return bad_input(&format!("--trace {}: {}", path.display(), e.kind()));
                 }
             }
             if json {

@@ -137,6 +137,8 @@ pub trait Os {
     // Clock and identity.
     /// This host's wall clock, with its offset and drift.
     fn now(&self) -> SystemTime;
+    /// `CLOCK_MONOTONIC`: time since an arbitrary start that no clock offset or step moves.
+    fn monotonic(&self) -> Duration;
     async fn sleep(&self, duration: Duration);
     /// Python's `random.random()`: uniform in [0, 1).
     fn random(&self) -> f64;

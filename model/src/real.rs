@@ -262,6 +262,12 @@ impl Os for RealOs {
         SystemTime::now()
     }
 
+    #[allow(clippy::disallowed_methods)]
+    fn monotonic(&self) -> Duration {
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        START.get_or_init(std::time::Instant::now).elapsed()
+    }
+
     async fn sleep(&self, duration: Duration) {
         tokio::time::sleep(duration).await;
     }

@@ -28,6 +28,7 @@ pub mod corrupt;
 pub mod cron;
 pub mod dump;
 pub mod experiment;
+pub mod external;
 pub mod explain;
 pub mod figures;
 pub mod install;

@@ -2,7 +2,8 @@
 //!
 //! Every program of `model::programs` (mailmanctl, the qrunners, post, the MTA,
 //! the sink and the sender), plus `install` (directories and `newlist`),
-//! `cron`, `lock-worker`, `list-worker` and `smoke-worker`. The same table
+//! `cron`, `lock-worker`, `list-worker`, `smoke-worker` and `exec` (an external
+//! program through `mmsim-shim`, docs/real-programs.md). The same table
 //! serves `mmsim exec`, which runs a program on the real OS for `RealOs::spawn`.
 //!
 //! Each program declares its arguments once (`model::args::ProgramSpec`); its
@@ -19,8 +20,9 @@ use sim::{Proc, World};
 use crate::sim_os::SimOs;
 
 /// Programs this crate adds to the model's.
-fn extra() -> [&'static ProgramSpec; 5] {
+fn extra() -> [&'static ProgramSpec; 6] {
     [
+        &crate::external::SPEC,
         &crate::install::SPEC,
         &crate::cron::SPEC,
         &crate::lock_worker::SPEC,
@@ -47,6 +49,7 @@ pub fn spec(name: &str) -> Option<&'static ProgramSpec> {
 /// (its own `plan`), without running anything.
 pub fn check(program: &str, args: &[String]) -> Result<(), ArgError> {
     match program {
+        "exec" => crate::external::plan(args).map(drop),
         "install" => crate::install::plan(args).map(drop),
         "cron" => crate::cron::plan(args).map(drop),
         "lock-worker" => crate::lock_worker::plan(args).map(drop),
@@ -66,6 +69,7 @@ pub fn check(program: &str, args: &[String]) -> Result<(), ArgError> {
 /// Runs a program by name on any `Os`; returns its exit code.
 pub async fn run<O: Os>(os: O, program: &str, args: &[String]) -> i32 {
     match program {
+        "exec" => crate::external::exec(os, args).await,
         "install" => crate::install::install(os, args).await,
         "cron" => crate::cron::cron(os, args).await,
         "lock-worker" => crate::lock_worker::lock_worker(os, args).await,

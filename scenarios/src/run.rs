@@ -37,6 +37,10 @@ pub enum Ending {
     Livelock(String),
     /// A host's software failed (a bug in the sim).
     SimError(String),
+    /// An external program asked for what mmsim cannot run (bad input).
+    Refused(String),
+    /// An external program made no call for its watchdog's wall-clock time.
+    Hung(String),
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -280,6 +284,11 @@ pub(crate) fn drive<'a>(
         if let Some(why) = simulation.world().livelock() {
             break Some(Ending::Livelock(why));
         }
+        match crate::external::take_refusal() {
+            Some(crate::external::Refusal::BadInput(why)) => break Some(Ending::Refused(why)),
+            Some(crate::external::Refusal::Hung(why)) => break Some(Ending::Hung(why)),
+            None => {}
+        }
         while let Some((_, host, program)) = crashes.next_if(|(at, _, _)| simulation.elapsed() >= *at) {
             let victim = simulation.world().live_processes().into_iter().find(|(h, _, p)| *h == host && *p == program);
             match victim {
@@ -382,7 +391,7 @@ fn run_judged(
         Ending::BudgetExhausted => {
             Some(format!("the {} s simulated-time budget ran out before the run drained", scenario.run.duration_s_max))
         }
-        Ending::Livelock(why) => Some(why.clone()),
+        Ending::Livelock(why) | Ending::Hung(why) | Ending::Refused(why) => Some(why.clone()),
         Ending::SimError(e) => Some(e.clone()),
     };
     let cut = ending != Ending::Completed;
@@ -394,7 +403,8 @@ fn run_judged(
     let mut verdict = Verdict { safety: failed(Property::Safety).collect(), ..Verdict::default() };
     match &ending {
         Ending::SimError(e) => verdict.internal = Some(e.clone()),
-        Ending::Livelock(why) => verdict.liveness.push(why.clone()),
+        Ending::Livelock(why) | Ending::Hung(why) => verdict.liveness.push(why.clone()),
+        Ending::Refused(why) => verdict.bad_input = Some(why.clone()),
         Ending::BudgetExhausted => {
             verdict.liveness.push(format!("the {}s simulated-time budget ran out", scenario.run.duration_s_max))
         }

@@ -131,6 +131,9 @@ impl Os for SimOs {
     fn random(&self) -> f64 {
         self.proc.random()
     }
+    fn monotonic(&self) -> Duration {
+        self.proc.monotonic()
+    }
     fn hostname(&self) -> String {
         self.proc.host().to_string()
     }

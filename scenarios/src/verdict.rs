@@ -8,6 +8,8 @@
 //! therefore a liveness verdict, never a safety one, and its safety oracles
 //! judge only what completed before the cut (`oracle::End::cut`).
 //!
+//! A run stopped by an external program that asked for what mmsim cannot run
+//! (docs/real-programs.md) is bad input (2), and nothing else of it is judged.
 //! The parts are reported in that order, and the exit code is the first part
 //! that failed: safety (1), an internal error of the sim (6, which makes the rest
 //! untrustworthy but not a safety finding), liveness (3), vacuity (4, judged only
@@ -31,6 +33,10 @@ pub enum Property {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Verdict {
+    /// The run asked for what mmsim cannot run (an external program's call the
+    /// shim cannot represent, a missing program): exit 2, and nothing else is judged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bad_input: Option<String>,
     /// The safety oracles that failed, by name.
     pub safety: Vec<String>,
     /// A host's software failed: a bug in the sim (exit 6).
@@ -47,7 +53,9 @@ pub struct Verdict {
 impl Verdict {
     /// The exit code: the first failing part, in the order of the fields.
     pub fn exit_code(&self) -> i32 {
-        if !self.safety.is_empty() {
+        if self.bad_input.is_some() {
+            exit::BAD_INPUT
+        } else if !self.safety.is_empty() {
             exit::SAFETY
         } else if self.internal.is_some() {
             exit::PANIC
@@ -65,6 +73,9 @@ impl Verdict {
     /// One line: every failing part in order, `; ` between them, or `pass`.
     pub fn render(&self) -> String {
         let mut parts = Vec::new();
+        if let Some(why) = &self.bad_input {
+            return format!("bad input: {why}");
+        }
         if !self.safety.is_empty() {
             parts.push(format!("safety violation: {}", self.safety.join(", ")));
         }

@@ -288,6 +288,13 @@ impl Proc {
         self.0.clock.wall(true_now())
     }
 
+    /// True simulated time since the world began: `CLOCK_MONOTONIC`, which no
+    /// host clock offset, drift or step touches.
+    pub fn monotonic(&self) -> Duration {
+        let _ = self.charge();
+        true_now()
+    }
+
     pub fn random(&self) -> f64 {
         let _ = self.charge();
         self.0.rng.borrow_mut().unit_f64()

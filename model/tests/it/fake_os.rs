@@ -351,6 +351,9 @@ impl Os for FakeOs {
     fn now(&self) -> SystemTime {
         self.now.get()
     }
+    fn monotonic(&self) -> Duration {
+        self.now.get().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default()
+    }
     async fn sleep(&self, duration: Duration) {
         self.advance(duration);
     }

@@ -240,6 +240,9 @@ impl Os for TestOs {
     fn now(&self) -> SystemTime {
         self.world.clock.get()
     }
+    fn monotonic(&self) -> Duration {
+        self.world.clock.get().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default()
+    }
     async fn sleep(&self, duration: Duration) {
         self.advance(duration);
         tokio::task::yield_now().await;

@@ -1,0 +1,620 @@
+//! `exec`: an unmodified external program as a simulated process
+//! (docs/real-programs.md).
+//!
+//! The program runs as a real child process with `mmsim-shim` preloaded. The
+//! shim turns its calls on the simulated mount, its clocks, sleeps, pid, host
+//! name, randomness and signals into [`Call`]s over a socket pair; this program
+//! answers each through its own `Os`, so every one passes the sim gate and the
+//! host's NFS client and lands in the trace like the model's calls. The child
+//! is blocked while the world runs, and the world is blocked while the child
+//! computes: the order of its calls is the seed's.
+//!
+//! Writes to the `--marks` file are also read as marks: a line `enter WHO N`
+//! opens WHO's critical section on `--lock` (a `LockAcquired` note, at the
+//! write), a line `exit WHO N` closes it (`LockReleasing`, after the close
+//! returned), and every line is noted `Appended` once its close returned, so
+//! `lock_exclusion` and `append_conservation` judge a real program exactly as
+//! they judge `lock-worker`.
+//!
+//! A call the shim cannot represent, a version mismatch, a program that dies
+//! before its first call, or a program that makes no call for the watchdog's
+//! wall-clock seconds stops the run ([`take_refusal`]).
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use model::args::{ArgDefault, ArgError, ArgKind, ArgSpec, ProgramSpec};
+use model::{ModelEvent, OpenFlags, Os, SetTime, Signal};
+use shim_proto::{Call, Clock, Reply, Stat, Whence, ENV_FD, ENV_MOUNT, FRAME_MAX, VERSION};
+
+/// Why a run was stopped by an external program, for the verdict.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The scenario asks for something mmsim cannot run: bad input (exit 2).
+    BadInput(String),
+    /// The program made no call for the watchdog's time: a liveness verdict (exit 3).
+    Hung(String),
+}
+
+thread_local! {
+    static REFUSAL: RefCell<Option<Refusal>> = const { RefCell::new(None) };
+}
+
+fn refuse(r: Refusal) {
+    REFUSAL.with(|slot| {
+        slot.borrow_mut().get_or_insert(r);
+    });
+}
+
+/// The first refusal since the last call, if any. The run loop asks after every step.
+pub fn take_refusal() -> Option<Refusal> {
+    REFUSAL.with(|slot| slot.borrow_mut().take())
+}
+
+fn check_mount(v: &str) -> Result<(), String> {
+    let ok = v.starts_with('/')
+        && v.len() > 1
+        && !v.ends_with('/')
+        && v.split('/').skip(1).all(|c| !c.is_empty() && c != "." && c != "..")
+        && v.bytes().all(|b| b.is_ascii_graphic());
+    if ok {
+        Ok(())
+    } else {
+        Err("expected an absolute path like /mm, without a trailing '/'".into())
+    }
+}
+
+/// `exec`'s arguments.
+pub static SPEC: ProgramSpec = ProgramSpec {
+    name: "exec",
+    summary: "an unmodified external program, its calls in lockstep with the world through mmsim-shim",
+    options: &[
+        ArgSpec {
+            name: "mount",
+            kind: ArgKind::Custom { what: "an absolute path", metavar: "PATH", check: check_mount },
+            default: ArgDefault::Value("/mm"),
+            help: "where the program sees the simulated ~mailman; no real path may be there",
+        },
+        ArgSpec {
+            name: "marks",
+            kind: ArgKind::Path,
+            default: ArgDefault::Absent,
+            help: "a shared log whose `enter WHO N` / `exit WHO N` lines are the program's critical sections",
+        },
+        ArgSpec {
+            name: "lock",
+            kind: ArgKind::Path,
+            default: ArgDefault::Absent,
+            help: "the lock those critical sections are under (default: the marks file)",
+        },
+        ArgSpec {
+            name: "watchdog-s",
+            kind: ArgKind::UInt { min: 1, max: 3600, unit: "seconds" },
+            default: ArgDefault::Value("60"),
+            help: "wall-clock seconds the program may run between two calls before it counts as hung",
+        },
+    ],
+    positional: &[],
+    command: true,
+};
+
+/// What `exec` runs, from its arguments and this machine.
+pub struct Plan {
+    mount: String,
+    marks: Option<String>,
+    lock: String,
+    watchdog: Duration,
+    program: PathBuf,
+    argv: Vec<String>,
+}
+
+/// The directories searched for a program, in order: the project's virtualenv
+/// (`cargo xtask setup`), then the system's.
+pub fn search_path() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = venv().map(|v| v.join("bin")).into_iter().collect();
+    dirs.extend(["/usr/local/bin", "/usr/bin", "/bin"].map(PathBuf::from));
+    dirs
+}
+
+/// Where the build's own files live: the directory of the `mmsim` binary and its parents
+/// (`target/release`, and `target/debug` above a test binary's `deps/`).
+fn build_dirs() -> Vec<PathBuf> {
+    let exe = std::env::current_exe().ok();
+    let mut dirs = Vec::new();
+    let mut at = exe.as_deref().and_then(Path::parent);
+    for _ in 0..3 {
+        let Some(d) = at else { break };
+        dirs.push(d.to_path_buf());
+        at = d.parent();
+    }
+    dirs
+}
+
+/// The project's virtualenv: `$MMSIM_VENV`, or `mmsim-venv` in the target directory.
+pub fn venv() -> Option<PathBuf> {
+    if let Some(v) = std::env::var_os("MMSIM_VENV") {
+        return Some(PathBuf::from(v));
+    }
+    build_dirs().into_iter().map(|d| d.join("mmsim-venv")).find(|v| v.join("bin").is_dir())
+}
+
+/// The interposition library: `$MMSIM_SHIM`, or `libmmsim_shim.so` beside the binary.
+pub fn shim_library() -> Option<PathBuf> {
+    if let Some(v) = std::env::var_os("MMSIM_SHIM") {
+        return Some(PathBuf::from(v));
+    }
+    build_dirs().into_iter().map(|d| d.join("libmmsim_shim.so")).find(|p| p.is_file())
+}
+
+fn find_program(name: &str) -> Option<PathBuf> {
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return p.is_file().then_some(p);
+    }
+    search_path().into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// Parses the arguments, finds the program and checks the mount point. This is
+/// the one plan that looks at the machine: its program lives there.
+pub fn plan(args: &[String]) -> Result<Plan, ArgError> {
+    let p = SPEC.parse(args)?;
+    let argv = p.command().to_vec();
+    let program = find_program(&argv[0]).ok_or_else(|| {
+        let dirs: Vec<String> = search_path().iter().map(|d| d.display().to_string()).collect();
+        ArgError::new(
+            format!("{:?}", model::args::shown(&argv[0])),
+            format!(
+                "a program installed on this machine (not in {}; `cargo xtask setup` installs the real-program tools)",
+                dirs.join(":")
+            ),
+        )
+    })?;
+    let mount = p.text("mount");
+    if Path::new(&mount).exists() {
+        return Err(ArgError::option(
+            "mount",
+            &mount,
+            "a mount point where no real path is (this one exists on the machine, so the program could not tell the two apart)",
+        ));
+    }
+    let marks = p.value("marks").map(str::to_string);
+    let lock = p.value("lock").map(str::to_string).or_else(|| marks.clone()).unwrap_or_default();
+    Ok(Plan { mount, marks, lock, watchdog: Duration::from_secs(p.uint("watchdog-s")), program, argv })
+}
+
+/// Kills and reaps the real child when the simulated process ends for any
+/// reason, a crash included (the world drops the process's future).
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An open file of the program: where its position is, which the world's `Os` keeps but does not report.
+struct File {
+    path: String,
+    /// `None` after an append, until a seek: then the end of the file.
+    pos: Option<u64>,
+    /// Mark lines written to this descriptor, noted once its close returns.
+    pending: Vec<String>,
+}
+
+struct Session<'a, O: Os> {
+    os: &'a O,
+    plan: &'a Plan,
+    files: BTreeMap<u32, File>,
+}
+
+fn stat_of(m: &model::Metadata) -> Stat {
+    let t = |s: SystemTime| {
+        let d = s.duration_since(UNIX_EPOCH).unwrap_or_default();
+        (d.as_secs() as i64, d.subsec_nanos())
+    };
+    Stat {
+        ino: m.ino,
+        nlink: m.nlink,
+        size: m.size,
+        dir: m.file_type == model::FileType::Dir,
+        mtime: t(m.mtime),
+        ctime: t(m.ctime),
+    }
+}
+
+fn errno_of(e: &std::io::Error) -> Reply {
+    Reply::Errno(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+fn done(r: std::io::Result<()>) -> Reply {
+    match r {
+        Ok(()) => Reply::Done,
+        Err(e) => errno_of(&e),
+    }
+}
+
+fn signal_of(n: i32) -> Option<Signal> {
+    match n {
+        libc::SIGTERM => Some(Signal::Term),
+        libc::SIGINT => Some(Signal::Int),
+        libc::SIGHUP => Some(Signal::Hup),
+        libc::SIGKILL => Some(Signal::Kill),
+        _ => None,
+    }
+}
+
+impl<O: Os> Session<'_, O> {
+    fn note(&self, event: ModelEvent) {
+        self.os.event(event);
+    }
+
+    async fn size(&self, fd: u32) -> std::io::Result<u64> {
+        Ok(self.os.fstat(fd).await?.size)
+    }
+
+    async fn position(&mut self, fd: u32) -> std::io::Result<u64> {
+        match self.files[&fd].pos {
+            Some(p) => Ok(p),
+            None => self.size(fd).await,
+        }
+    }
+
+    async fn handle(&mut self, call: Call) -> Reply {
+        let os = self.os;
+        match call {
+            Call::Hello { .. } => Reply::Refused("a second hello".into()),
+            Call::Open { path, flags } => {
+                let f = OpenFlags {
+                    read: flags.read,
+                    write: flags.write,
+                    create: flags.create,
+                    exclusive: flags.exclusive,
+                    truncate: flags.truncate,
+                    append: flags.append,
+                };
+                match os.open(&path, f).await {
+                    Ok(fd) => {
+                        self.files.insert(fd, File { path, pos: Some(0), pending: Vec::new() });
+                        Reply::Fd(fd)
+                    }
+                    Err(e) => errno_of(&e),
+                }
+            }
+            Call::Close { fd } => {
+                let file = self.files.remove(&fd);
+                let r = os.close(fd).await;
+                if let (Ok(()), Some(file)) = (&r, file) {
+                    for line in file.pending {
+                        let exit = line.split(' ').next() == Some("exit");
+                        let claim = line.split(' ').nth(1).unwrap_or_default().to_string();
+                        self.note(ModelEvent::Appended { path: file.path.clone(), record: line });
+                        if exit {
+                            self.note(ModelEvent::LockReleasing { lock: self.plan.lock.clone(), claim });
+                        }
+                    }
+                }
+                done(r)
+            }
+            Call::Read { fd, len } => self.read(fd, len).await,
+            Call::ReadAt { fd, len, offset } => {
+                let back = match self.position(fd).await {
+                    Ok(p) => p,
+                    Err(e) => return errno_of(&e),
+                };
+                if let Err(e) = os.seek(fd, offset).await {
+                    return errno_of(&e);
+                }
+                let r = os.read(fd, len as usize).await;
+                if let Err(e) = os.seek(fd, back).await {
+                    return errno_of(&e);
+                }
+                match r {
+                    Ok(d) => Reply::Data(d),
+                    Err(e) => errno_of(&e),
+                }
+            }
+            Call::Write { fd, data } => self.write(fd, data).await,
+            Call::WriteAt { fd, data, offset } => {
+                let back = match self.position(fd).await {
+                    Ok(p) => p,
+                    Err(e) => return errno_of(&e),
+                };
+                if let Err(e) = os.seek(fd, offset).await {
+                    return errno_of(&e);
+                }
+                let r = os.write(fd, &data).await;
+                if let Err(e) = os.seek(fd, back).await {
+                    return errno_of(&e);
+                }
+                done(r)
+            }
+            Call::Seek { fd, offset, whence } => {
+                if !self.files.contains_key(&fd) {
+                    return Reply::Errno(libc::EBADF);
+                }
+                let base = match whence {
+                    Whence::Set => Ok(0),
+                    Whence::Current => self.position(fd).await,
+                    Whence::End => self.size(fd).await,
+                };
+                let target = match base {
+                    Ok(b) => b as i64 + offset,
+                    Err(e) => return errno_of(&e),
+                };
+                if target < 0 {
+                    return Reply::Errno(libc::EINVAL);
+                }
+                match os.seek(fd, target as u64).await {
+                    Ok(()) => {
+                        self.files.get_mut(&fd).expect("checked above").pos = Some(target as u64);
+                        Reply::Value(target as u64)
+                    }
+                    Err(e) => errno_of(&e),
+                }
+            }
+            Call::Fstat { fd } => match os.fstat(fd).await {
+                Ok(m) => Reply::Stat(stat_of(&m)),
+                Err(e) => errno_of(&e),
+            },
+            Call::Ftruncate { fd, len } => done(os.set_len(fd, len).await),
+            Call::Fsync { fd } => done(os.fsync(fd).await),
+            Call::Stat { path } => match os.stat(&path).await {
+                Ok(m) => Reply::Stat(stat_of(&m)),
+                Err(e) => errno_of(&e),
+            },
+            Call::Link { existing, new } => done(os.link(&existing, &new).await),
+            Call::Unlink { path } => done(os.unlink(&path).await),
+            Call::Rename { from, to } => done(os.rename(&from, &to).await),
+            Call::Mkdir { path } => done(os.mkdir(&path).await),
+            Call::Rmdir { path } => done(os.rmdir(&path).await),
+            Call::SetTimes { path, time } => {
+                let t = match time {
+                    None => SetTime::ServerNow,
+                    Some((s, ns)) => SetTime::Explicit(if s >= 0 {
+                        UNIX_EPOCH + Duration::new(s as u64, ns)
+                    } else {
+                        UNIX_EPOCH - Duration::from_secs(s.unsigned_abs())
+                    }),
+                };
+                done(os.set_times(&path, t).await)
+            }
+            Call::ReadDir { path } => match os.read_dir(&path).await {
+                Ok(names) => Reply::Names(names),
+                Err(e) => errno_of(&e),
+            },
+            Call::Now { clock } => {
+                let d = match clock {
+                    Clock::Wall => os.now().duration_since(UNIX_EPOCH).unwrap_or_default(),
+                    Clock::Monotonic => os.monotonic(),
+                };
+                Reply::Time(d.as_secs() as i64, d.subsec_nanos())
+            }
+            Call::Sleep { ns } => {
+                os.sleep(Duration::from_nanos(ns)).await;
+                Reply::Done
+            }
+            Call::Pid => Reply::Value(os.pid() as u64),
+            Call::Hostname => Reply::Text(os.hostname()),
+            Call::Random { len } => {
+                // Four bytes from each of the process's seeded draws.
+                let mut bytes = Vec::with_capacity(len as usize + 4);
+                while bytes.len() < len as usize {
+                    let word = (os.random() * 4_294_967_296.0) as u32;
+                    bytes.extend_from_slice(&word.to_le_bytes());
+                }
+                bytes.truncate(len as usize);
+                Reply::Data(bytes)
+            }
+            Call::Kill { pid, signal: 0 } => {
+                if os.alive(pid).await {
+                    Reply::Done
+                } else {
+                    Reply::Errno(libc::ESRCH)
+                }
+            }
+            Call::Kill { pid, signal } => match signal_of(signal) {
+                Some(s) => done(os.kill(pid, s).await),
+                None => Reply::Errno(libc::EINVAL),
+            },
+            Call::Output { fd, data } => {
+                let log = if fd == 1 { "stdout" } else { "stderr" };
+                for line in String::from_utf8_lossy(&data).lines() {
+                    self.note(ModelEvent::Log { log: log.into(), message: line.to_string() });
+                }
+                Reply::Done
+            }
+            Call::Unsupported { call, detail } => {
+                let why =
+                    format!("{} called {call} ({detail}), which mmsim-shim cannot run in lockstep", self.plan.argv[0]);
+                refuse(Refusal::BadInput(why.clone()));
+                Reply::Refused(why)
+            }
+        }
+    }
+
+    async fn read(&mut self, fd: u32, len: u64) -> Reply {
+        match self.os.read(fd, len as usize).await {
+            Ok(d) => {
+                if let Some(f) = self.files.get_mut(&fd) {
+                    f.pos = f.pos.map(|p| p + d.len() as u64);
+                }
+                Reply::Data(d)
+            }
+            Err(e) => errno_of(&e),
+        }
+    }
+
+    async fn write(&mut self, fd: u32, data: Vec<u8>) -> Reply {
+        let is_marks = self.files.get(&fd).is_some_and(|f| Some(&f.path) == self.plan.marks.as_ref());
+        let lines: Vec<String> =
+            if is_marks { String::from_utf8_lossy(&data).lines().map(str::to_string).collect() } else { Vec::new() };
+        for line in &lines {
+            let mut words = line.split(' ');
+            if let (Some("enter"), Some(who)) = (words.next(), words.next()) {
+                self.note(ModelEvent::LockAcquired { lock: self.plan.lock.clone(), claim: who.to_string() });
+            }
+        }
+        let r = self.os.write(fd, &data).await;
+        if let (Ok(()), Some(f)) = (&r, self.files.get_mut(&fd)) {
+            f.pos = f.pos.map(|p| p + data.len() as u64);
+            f.pending.extend(lines);
+        }
+        done(r)
+    }
+}
+
+fn read_frame(sock: &mut UnixStream) -> std::io::Result<Option<Vec<u8>>> {
+    let mut len = [0u8; 4];
+    match sock.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_le_bytes(len);
+    if len > FRAME_MAX {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "a frame longer than the protocol allows"));
+    }
+    let mut body = vec![0u8; len as usize];
+    sock.read_exact(&mut body)?;
+    Ok(Some(body))
+}
+
+/// The child's environment: nothing of mmsim's own, so that a run depends on the seed only.
+fn command(plan: &Plan, shim: &Path, fd: i32) -> Command {
+    let path: Vec<String> = search_path().iter().map(|d| d.display().to_string()).collect();
+    let mut cmd = Command::new(&plan.program);
+    cmd.args(&plan.argv[1..])
+        .env_clear()
+        .env("PATH", path.join(":"))
+        .env("LD_PRELOAD", shim)
+        .env(ENV_FD, fd.to_string())
+        .env(ENV_MOUNT, &plan.mount)
+        .env("TZ", "UTC")
+        .env("LANG", "C.UTF-8")
+        .env("HOME", &plan.mount)
+        // The interpreter's own hash seed is fixed, and it writes no bytecode next to its modules.
+        .env("PYTHONHASHSEED", "0")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if let Some(v) = venv() {
+        cmd.env("VIRTUAL_ENV", v);
+    }
+    cmd
+}
+
+fn log_error<O: Os>(os: &O, message: String) {
+    os.event(ModelEvent::Log { log: "error".into(), message });
+}
+
+/// Runs the program to its end; returns its exit code (128 + signal when killed).
+pub async fn exec<O: Os>(os: O, args: &[String]) -> i32 {
+    let plan = match plan(args) {
+        Ok(p) => p,
+        Err(e) => {
+            log_error(&os, format!("exec: {e}"));
+            refuse(Refusal::BadInput(format!("exec: {e}")));
+            return 2;
+        }
+    };
+    let Some(shim) = shim_library() else {
+        refuse(Refusal::BadInput(
+            "the interposition library libmmsim_shim.so is not built (`cargo xtask setup`, or `cargo build -p mmsim-shim`)"
+                .into(),
+        ));
+        return 127;
+    };
+    let (mut ours, theirs) = match UnixStream::pair() {
+        Ok(p) => p,
+        Err(e) => {
+            refuse(Refusal::BadInput(format!("exec: cannot make a socket pair: {e}")));
+            return 127;
+        }
+    };
+    // The child inherits its end: clear close-on-exec on it, and only it.
+    let fd = theirs.as_raw_fd();
+    unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    let spawned = command(&plan, &shim, fd).spawn();
+    drop(theirs);
+    let mut child = match spawned {
+        Ok(c) => ChildGuard(c),
+        Err(e) => {
+            refuse(Refusal::BadInput(format!("exec: cannot start {}: {e}", plan.program.display())));
+            return 127;
+        }
+    };
+    let _ = ours.set_read_timeout(Some(plan.watchdog));
+    let mut session = Session { os: &os, plan: &plan, files: BTreeMap::new() };
+    let mut greeted = false;
+    loop {
+        let body = match read_frame(&mut ours) {
+            Ok(Some(b)) => b,
+            Ok(None) => break,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                refuse(Refusal::Hung(format!(
+                    "{} made no call for {} s of wall-clock time (the watchdog stopped it)",
+                    plan.argv[0],
+                    plan.watchdog.as_secs()
+                )));
+                return 127;
+            }
+            Err(_) => break,
+        };
+        let reply = match shim_proto::decode::<Call>(&body) {
+            Ok(Call::Hello { version, .. }) if !greeted => {
+                greeted = true;
+                if version == VERSION {
+                    Reply::Done
+                } else {
+                    let why = format!(
+                        "{}'s mmsim-shim speaks protocol {version}, this mmsim speaks {VERSION}: rebuild both (`cargo xtask setup`)",
+                        plan.argv[0]
+                    );
+                    refuse(Refusal::BadInput(why.clone()));
+                    Reply::Refused(why)
+                }
+            }
+            Ok(_) if !greeted => {
+                refuse(Refusal::BadInput(format!("{}: the shim's first frame was not a hello", plan.argv[0])));
+                Reply::Refused("no hello".into())
+            }
+            Ok(call) => session.handle(call).await,
+            Err(e) => {
+                refuse(Refusal::BadInput(format!("{}: an undecodable frame from the shim: {e}", plan.argv[0])));
+                Reply::Refused("undecodable frame".into())
+            }
+        };
+        if ours.write_all(&shim_proto::encode(&reply)).is_err() {
+            break;
+        }
+    }
+    let status = child.0.wait();
+    let mut stderr = String::new();
+    if let Some(mut e) = child.0.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    let code = match status {
+        Ok(s) => s.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&s).unwrap_or(0)),
+        Err(_) => 127,
+    };
+    if !greeted {
+        let tail = stderr.lines().last().unwrap_or("no output").to_string();
+        refuse(Refusal::BadInput(format!(
+            "{} exited (code {code}) before its first call through the shim: {tail}",
+            plan.argv[0]
+        )));
+    } else if !stderr.trim().is_empty() {
+        for line in stderr.lines() {
+            os.event(ModelEvent::Log { log: "stderr".into(), message: line.to_string() });
+        }
+    }
+    code
+}

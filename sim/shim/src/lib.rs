@@ -1,0 +1,1760 @@
+//! `mmsim-shim`: an `LD_PRELOAD` library that runs an unmodified program's
+//! calls in lockstep with an mmsim world (docs/real-programs.md).
+//!
+//! Loaded into a program that mmsim started, it intercepts libc's exported
+//! functions. Calls on paths under the simulated mount point, or on the
+//! descriptors and directory streams opened there, become [`Call`] frames to
+//! the world; so do the clocks, the sleeps, `getpid`, `gethostname`/`uname`,
+//! `getrandom`, `kill` and the program's writes to its standard output and
+//! error. The program is blocked until the world answers. Everything else
+//! (the interpreter's own imports and libraries) passes through to the real
+//! kernel, through the next definition of the symbol (`dlsym(RTLD_NEXT)`).
+//!
+//! A call on the mount that the world does not model (stdio streams, `mmap`,
+//! `dup`, `fcntl` locks, `chdir` into the mount, `fork`, threads, …) is sent
+//! as [`Call::Unsupported`]: the world stops the run naming it, and the
+//! program exits. Nothing is silently passed to the real kernel for a path
+//! under the mount point.
+//!
+//! Only functions called through the dynamic linker can be intercepted: glibc's
+//! calls inside itself (`fopen`'s own `open`, `sleep`'s own `nanosleep`) never
+//! reach a preloaded library, which is why `sleep`, `usleep`, `opendir` and
+//! `fopen` are intercepted by name. Static binaries and raw system calls are
+//! out of reach (README, "Real programs").
+//!
+//! Without [`ENV_FD`] in its environment the library is inert.
+
+#![allow(clippy::missing_safety_doc)]
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::ffi::{c_char, c_int, c_long, c_uint, c_void, CStr};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use libc::{mode_t, off_t, size_t, ssize_t};
+use shim_proto::{Call, Clock, OpenFlags, Reply, Stat, Whence, ENV_FD, ENV_MOUNT, FRAME_MAX, VERSION};
+
+/// The fake device number of files on the simulated mount.
+const SIM_DEV: u64 = 0x6d6d;
+
+/// The next definition of a libc symbol: the real one.
+macro_rules! real {
+    ($name:ident : $ty:ty) => {{
+        static PTR: AtomicUsize = AtomicUsize::new(0);
+        let mut p = PTR.load(Ordering::Relaxed);
+        if p == 0 {
+            p = libc::dlsym(libc::RTLD_NEXT, concat!(stringify!($name), "\0").as_ptr() as *const c_char) as usize;
+            if p == 0 {
+                die(concat!("mmsim-shim: no real ", stringify!($name), "\n"));
+            }
+            PTR.store(p, Ordering::Relaxed);
+        }
+        std::mem::transmute::<usize, $ty>(p)
+    }};
+}
+
+/// A descriptor opened on the mount: a real placeholder descriptor (on
+/// `/dev/null`, so its number is the program's and nothing else takes it) stands
+/// for the world's.
+struct Mapped {
+    /// The world's descriptor; `None` for a directory opened with `O_DIRECTORY`.
+    world: Option<u32>,
+    /// The path it was opened by (for `futimens`, `fdopendir` and `*at` calls).
+    path: String,
+    flags: OpenFlags,
+}
+
+/// A directory stream from `opendir` on the mount.
+struct Dir {
+    names: Vec<String>,
+    next: usize,
+    entry: libc::dirent64,
+}
+
+struct Shim {
+    sock: c_int,
+    mount: Vec<u8>,
+    fds: BTreeMap<c_int, Mapped>,
+    dirs: BTreeMap<usize, Box<Dir>>,
+    pid: Option<u32>,
+    hostname: Option<String>,
+}
+
+/// 0: not yet looked; 1: active; 2: inert (no world in the environment).
+static STATE: AtomicU8 = AtomicU8::new(0);
+static SHIM: Mutex<Option<Shim>> = Mutex::new(None);
+
+thread_local! {
+    /// Set while the shim itself runs: anything it calls passes through.
+    static BUSY: Cell<bool> = const { Cell::new(false) };
+}
+
+fn die(message: &str) -> ! {
+    unsafe {
+        libc::syscall(libc::SYS_write, 2, message.as_ptr(), message.len());
+        libc::syscall(libc::SYS_exit_group, 127);
+    }
+    unreachable!()
+}
+
+fn raw_write_all(fd: c_int, mut data: &[u8]) -> bool {
+    while !data.is_empty() {
+        let n = unsafe { libc::syscall(libc::SYS_write, fd, data.as_ptr(), data.len()) };
+        if n < 0 {
+            if errno() == libc::EINTR {
+                continue;
+            }
+            return false;
+        }
+        data = &data[n as usize..];
+    }
+    true
+}
+
+fn raw_read_exact(fd: c_int, mut buf: &mut [u8]) -> bool {
+    while !buf.is_empty() {
+        let n = unsafe { libc::syscall(libc::SYS_read, fd, buf.as_mut_ptr(), buf.len()) };
+        if n < 0 && errno() == libc::EINTR {
+            continue;
+        }
+        if n <= 0 {
+            return false;
+        }
+        buf = &mut buf[n as usize..];
+    }
+    true
+}
+
+fn errno() -> c_int {
+    unsafe { *libc::__errno_location() }
+}
+
+fn set_errno(e: c_int) {
+    unsafe { *libc::__errno_location() = e };
+}
+
+/// `-1` with `errno` set, as a failing libc call returns.
+fn fail<T: From<i8>>(e: c_int) -> T {
+    set_errno(e);
+    T::from(-1)
+}
+
+impl Shim {
+    fn start() -> Option<Shim> {
+        let fd = unsafe { libc::getenv(c"MMSIM_SHIM_FD".as_ptr()) };
+        debug_assert_eq!(ENV_FD, "MMSIM_SHIM_FD");
+        if fd.is_null() {
+            return None;
+        }
+        let sock: c_int = unsafe { CStr::from_ptr(fd) }.to_str().ok()?.parse().ok()?;
+        let mount = unsafe { libc::getenv(c"MMSIM_SHIM_MOUNT".as_ptr()) };
+        debug_assert_eq!(ENV_MOUNT, "MMSIM_SHIM_MOUNT");
+        if mount.is_null() {
+            die("mmsim-shim: MMSIM_SHIM_FD without MMSIM_SHIM_MOUNT\n");
+        }
+        let mount = unsafe { CStr::from_ptr(mount) }.to_bytes().to_vec();
+        let mut shim = Shim { sock, mount, fds: BTreeMap::new(), dirs: BTreeMap::new(), pid: None, hostname: None };
+        let real_pid = unsafe { libc::syscall(libc::SYS_getpid) } as u32;
+        match shim.ask(&Call::Hello { version: VERSION, real_pid }) {
+            Reply::Done => Some(shim),
+            Reply::Refused(why) => die(&format!("mmsim-shim: refused: {why}\n")),
+            other => die(&format!("mmsim-shim: unexpected answer to hello: {other:?}\n")),
+        }
+    }
+
+    /// One call, one answer. A broken socket means the world is gone: exit at once.
+    fn ask(&mut self, call: &Call) -> Reply {
+        if !raw_write_all(self.sock, &shim_proto::encode(call)) {
+            die("mmsim-shim: the world went away\n");
+        }
+        let mut len = [0u8; 4];
+        if !raw_read_exact(self.sock, &mut len) {
+            die("mmsim-shim: the world went away\n");
+        }
+        let len = u32::from_le_bytes(len);
+        if len > FRAME_MAX {
+            die("mmsim-shim: a frame longer than the protocol allows\n");
+        }
+        let mut body = vec![0u8; len as usize];
+        if !raw_read_exact(self.sock, &mut body) {
+            die("mmsim-shim: the world went away\n");
+        }
+        match shim_proto::decode::<Reply>(&body) {
+            Ok(Reply::Refused(why)) => die(&format!("mmsim-shim: the world stopped this program: {why}\n")),
+            Ok(reply) => reply,
+            Err(e) => die(&format!("mmsim-shim: undecodable frame: {e}\n")),
+        }
+    }
+
+    /// Stops the run: the world names the call, and the program exits.
+    fn unsupported(&mut self, call: &str, detail: impl Into<String>) -> ! {
+        self.ask(&Call::Unsupported { call: call.to_string(), detail: detail.into() });
+        die(&format!("mmsim-shim: {call} is not supported on the simulated mount\n"))
+    }
+
+    /// `0`, or `-1` with `errno`.
+    fn status(&mut self, call: Call) -> c_int {
+        match self.ask(&call) {
+            Reply::Done => 0,
+            Reply::Errno(e) => fail(e),
+            other => self.bad_reply(&call, other),
+        }
+    }
+
+    fn value(&mut self, call: Call) -> Result<u64, c_int> {
+        match self.ask(&call) {
+            Reply::Value(v) => Ok(v),
+            Reply::Fd(v) => Ok(v as u64),
+            Reply::Errno(e) => Err(e),
+            other => self.bad_reply(&call, other),
+        }
+    }
+
+    fn data(&mut self, call: Call) -> Result<Vec<u8>, c_int> {
+        match self.ask(&call) {
+            Reply::Data(d) => Ok(d),
+            Reply::Errno(e) => Err(e),
+            other => self.bad_reply(&call, other),
+        }
+    }
+
+    fn stat(&mut self, call: Call) -> Result<Stat, c_int> {
+        match self.ask(&call) {
+            Reply::Stat(s) => Ok(s),
+            Reply::Errno(e) => Err(e),
+            other => self.bad_reply(&call, other),
+        }
+    }
+
+    fn time(&mut self, clock: Clock) -> (i64, u32) {
+        let call = Call::Now { clock };
+        match self.ask(&call) {
+            Reply::Time(s, ns) => (s, ns),
+            other => self.bad_reply(&call, other),
+        }
+    }
+
+    fn bad_reply(&mut self, call: &Call, reply: Reply) -> ! {
+        die(&format!("mmsim-shim: the world answered {call:?} with {reply:?}\n"))
+    }
+
+    /// Where `path` lies: on the mount (as a path relative to it), or not.
+    fn resolve(&mut self, path: *const c_char) -> Option<String> {
+        if path.is_null() {
+            return None;
+        }
+        let bytes = unsafe { CStr::from_ptr(path) }.to_bytes();
+        let rest = bytes.strip_prefix(self.mount.as_slice())?;
+        if !(rest.is_empty() || rest[0] == b'/') {
+            return None;
+        }
+        let Ok(rest) = std::str::from_utf8(rest) else {
+            self.unsupported("path", "a path on the simulated mount that is not UTF-8")
+        };
+        let mut parts: Vec<&str> = Vec::new();
+        for part in rest.split('/') {
+            match part {
+                "" | "." => {}
+                ".." => {
+                    if parts.pop().is_none() {
+                        let shown = String::from_utf8_lossy(bytes).into_owned();
+                        self.unsupported("path", format!("{shown:?} leaves the simulated mount"));
+                    }
+                }
+                p => parts.push(p),
+            }
+        }
+        Some(if parts.is_empty() { ".".to_string() } else { parts.join("/") })
+    }
+
+    /// A `*at` call's path: relative to a directory descriptor on the mount, to
+    /// the working directory (never on the mount: `chdir` there is refused), or absolute.
+    fn resolve_at(&mut self, dirfd: c_int, path: *const c_char) -> Option<String> {
+        if path.is_null() {
+            return None;
+        }
+        let relative = unsafe { *path } as u8 != b'/';
+        match self.fds.get(&dirfd) {
+            Some(dir) if relative => {
+                let name = unsafe { CStr::from_ptr(path) }.to_string_lossy().into_owned();
+                let joined = format!("{}/{}/{name}", String::from_utf8_lossy(&self.mount), dir.path);
+                let joined = std::ffi::CString::new(joined).expect("no NUL inside a C string");
+                self.resolve(joined.as_ptr())
+            }
+            _ => self.resolve(path),
+        }
+    }
+
+    fn world_fd(&mut self, fd: c_int, call: &str) -> Option<u32> {
+        let mapped = self.fds.get(&fd)?;
+        match mapped.world {
+            Some(w) => Some(w),
+            None => {
+                let path = mapped.path.clone();
+                self.unsupported(call, format!("{call} on the directory descriptor of {path:?}"))
+            }
+        }
+    }
+
+    fn open(&mut self, path: String, flags: c_int, call: &str) -> c_int {
+        const IGNORED: c_int = libc::O_CLOEXEC
+            | libc::O_NOCTTY
+            | libc::O_LARGEFILE
+            | libc::O_NOFOLLOW
+            | libc::O_NOATIME
+            | libc::O_NONBLOCK;
+        const MODELLED: c_int =
+            libc::O_ACCMODE | libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC | libc::O_APPEND | libc::O_DIRECTORY;
+        let extra = flags & !(IGNORED | MODELLED);
+        if extra != 0 {
+            self.unsupported(call, format!("open flags {extra:#o} on {path:?}"));
+        }
+        let acc = flags & libc::O_ACCMODE;
+        let f = OpenFlags {
+            read: acc == libc::O_RDONLY || acc == libc::O_RDWR,
+            write: acc == libc::O_WRONLY || acc == libc::O_RDWR,
+            create: flags & libc::O_CREAT != 0,
+            exclusive: flags & libc::O_EXCL != 0,
+            truncate: flags & libc::O_TRUNC != 0,
+            append: flags & libc::O_APPEND != 0,
+            directory: flags & libc::O_DIRECTORY != 0,
+        };
+        let world = if f.directory {
+            match self.stat(Call::Stat { path: path.clone() }) {
+                Ok(s) if s.dir => None,
+                Ok(_) => return fail(libc::ENOTDIR),
+                Err(e) => return fail(e),
+            }
+        } else {
+            match self.value(Call::Open { path: path.clone(), flags: f }) {
+                Ok(w) => Some(w as u32),
+                Err(e) => return fail(e),
+            }
+        };
+        let cloexec = if flags & libc::O_CLOEXEC != 0 { libc::O_CLOEXEC } else { 0 };
+        let placeholder =
+            unsafe { libc::syscall(libc::SYS_openat, libc::AT_FDCWD, c"/dev/null".as_ptr(), libc::O_RDWR | cloexec) }
+                as c_int;
+        if placeholder < 0 {
+            die("mmsim-shim: cannot open /dev/null for a descriptor number\n");
+        }
+        self.fds.insert(placeholder, Mapped { world, path, flags: f });
+        placeholder
+    }
+
+    fn close(&mut self, fd: c_int) -> c_int {
+        let Some(mapped) = self.fds.remove(&fd) else { return 0 };
+        unsafe { libc::syscall(libc::SYS_close, fd) };
+        match mapped.world {
+            Some(w) => self.status(Call::Close { fd: w }),
+            None => 0,
+        }
+    }
+
+    fn read(&mut self, fd: u32, buf: *mut c_void, len: size_t, offset: Option<u64>) -> ssize_t {
+        let call = match offset {
+            Some(offset) => Call::ReadAt { fd, len: len as u64, offset },
+            None => Call::Read { fd, len: len as u64 },
+        };
+        match self.data(call) {
+            Ok(d) => {
+                let n = d.len().min(len);
+                unsafe { std::ptr::copy_nonoverlapping(d.as_ptr(), buf as *mut u8, n) };
+                n as ssize_t
+            }
+            Err(e) => fail(e),
+        }
+    }
+
+    fn write(&mut self, fd: u32, data: Vec<u8>, offset: Option<u64>) -> ssize_t {
+        let n = data.len() as ssize_t;
+        let call = match offset {
+            Some(offset) => Call::WriteAt { fd, data, offset },
+            None => Call::Write { fd, data },
+        };
+        match self.status(call) {
+            0 => n,
+            _ => -1,
+        }
+    }
+
+    fn opendir(&mut self, path: String) -> *mut libc::DIR {
+        let names = match self.ask(&Call::ReadDir { path: path.clone() }) {
+            Reply::Names(n) => n,
+            Reply::Errno(e) => return fail_ptr(e),
+            other => self.bad_reply(&Call::ReadDir { path }, other),
+        };
+        let mut all = vec![".".to_string(), "..".to_string()];
+        all.extend(names);
+        let dir = Box::new(Dir { names: all, next: 0, entry: unsafe { std::mem::zeroed() } });
+        let ptr = &*dir as *const Dir as usize;
+        self.dirs.insert(ptr, dir);
+        ptr as *mut libc::DIR
+    }
+}
+
+fn fail_ptr<T>(e: c_int) -> *mut T {
+    set_errno(e);
+    std::ptr::null_mut()
+}
+
+/// Runs `f` on the shim, or returns `None` when the program should go to the
+/// real kernel: the library is inert, or the shim is itself running.
+fn with_shim<R>(f: impl FnOnce(&mut Shim) -> Option<R>) -> Option<R> {
+    if STATE.load(Ordering::Acquire) == 2 || BUSY.with(Cell::get) {
+        return None;
+    }
+    BUSY.with(|b| b.set(true));
+    let mut guard: MutexGuard<'_, Option<Shim>> = SHIM.lock().unwrap_or_else(|p| p.into_inner());
+    if STATE.load(Ordering::Acquire) == 0 {
+        *guard = Shim::start();
+        STATE.store(if guard.is_some() { 1 } else { 2 }, Ordering::Release);
+    }
+    let out = guard.as_mut().and_then(f);
+    drop(guard);
+    BUSY.with(|b| b.set(false));
+    out
+}
+
+fn on_path<R>(path: *const c_char, f: impl FnOnce(&mut Shim, String) -> R) -> Option<R> {
+    with_shim(|s| s.resolve(path).map(|p| f(s, p)))
+}
+
+fn on_path_at<R>(dirfd: c_int, path: *const c_char, f: impl FnOnce(&mut Shim, String) -> R) -> Option<R> {
+    with_shim(|s| s.resolve_at(dirfd, path).map(|p| f(s, p)))
+}
+
+fn on_fd<R>(fd: c_int, f: impl FnOnce(&mut Shim) -> R) -> Option<R> {
+    with_shim(|s| s.fds.contains_key(&fd).then(|| f(s)))
+}
+
+fn on_dir<R>(dir: *mut libc::DIR, f: impl FnOnce(&mut Shim) -> R) -> Option<R> {
+    with_shim(|s| s.dirs.contains_key(&(dir as usize)).then(|| f(s)))
+}
+
+fn timespec(t: (i64, u32)) -> libc::timespec {
+    libc::timespec { tv_sec: t.0, tv_nsec: t.1 as c_long }
+}
+
+fn fill_stat(s: &Stat, buf: *mut libc::stat64) {
+    let mut st: libc::stat64 = unsafe { std::mem::zeroed() };
+    st.st_dev = SIM_DEV;
+    st.st_ino = s.ino;
+    st.st_nlink = s.nlink;
+    st.st_mode = if s.dir { libc::S_IFDIR | 0o755 } else { libc::S_IFREG | 0o644 };
+    st.st_uid = unsafe { libc::getuid() };
+    st.st_gid = unsafe { libc::getgid() };
+    st.st_size = s.size as i64;
+    st.st_blksize = 4096;
+    st.st_blocks = s.size.div_ceil(512) as i64;
+    st.st_atime = s.mtime.0;
+    st.st_atime_nsec = s.mtime.1 as i64;
+    st.st_mtime = s.mtime.0;
+    st.st_mtime_nsec = s.mtime.1 as i64;
+    st.st_ctime = s.ctime.0;
+    st.st_ctime_nsec = s.ctime.1 as i64;
+    unsafe { *buf = st };
+}
+
+fn stat_into(s: &mut Shim, call: Call, buf: *mut libc::stat64) -> c_int {
+    match s.stat(call) {
+        Ok(st) => {
+            fill_stat(&st, buf);
+            0
+        }
+        Err(e) => fail(e),
+    }
+}
+
+fn fstat_into(s: &mut Shim, fd: c_int, buf: *mut libc::stat64) -> c_int {
+    let mapped = &s.fds[&fd];
+    let call = match mapped.world {
+        Some(w) => Call::Fstat { fd: w },
+        None => Call::Stat { path: mapped.path.clone() },
+    };
+    stat_into(s, call, buf)
+}
+
+// ---------------------------------------------------------------------------
+// Opening and closing.
+
+#[no_mangle]
+pub unsafe extern "C" fn open(path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
+    if let Some(r) = on_path(path, |s, p| s.open(p, flags, "open")) {
+        return r;
+    }
+    real!(open: unsafe extern "C" fn(*const c_char, c_int, mode_t) -> c_int)(path, flags, mode)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn open64(path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
+    if let Some(r) = on_path(path, |s, p| s.open(p, flags, "open64")) {
+        return r;
+    }
+    real!(open64: unsafe extern "C" fn(*const c_char, c_int, mode_t) -> c_int)(path, flags, mode)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __open_2(path: *const c_char, flags: c_int) -> c_int {
+    if let Some(r) = on_path(path, |s, p| s.open(p, flags, "open")) {
+        return r;
+    }
+    real!(__open_2: unsafe extern "C" fn(*const c_char, c_int) -> c_int)(path, flags)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __open64_2(path: *const c_char, flags: c_int) -> c_int {
+    if let Some(r) = on_path(path, |s, p| s.open(p, flags, "open64")) {
+        return r;
+    }
+    real!(__open64_2: unsafe extern "C" fn(*const c_char, c_int) -> c_int)(path, flags)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn openat(dirfd: c_int, path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
+    if let Some(r) = on_path_at(dirfd, path, |s, p| s.open(p, flags, "openat")) {
+        return r;
+    }
+    real!(openat: unsafe extern "C" fn(c_int, *const c_char, c_int, mode_t) -> c_int)(dirfd, path, flags, mode)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn openat64(dirfd: c_int, path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
+    if let Some(r) = on_path_at(dirfd, path, |s, p| s.open(p, flags, "openat64")) {
+        return r;
+    }
+    real!(openat64: unsafe extern "C" fn(c_int, *const c_char, c_int, mode_t) -> c_int)(dirfd, path, flags, mode)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __openat_2(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
+    if let Some(r) = on_path_at(dirfd, path, |s, p| s.open(p, flags, "openat")) {
+        return r;
+    }
+    real!(__openat_2: unsafe extern "C" fn(c_int, *const c_char, c_int) -> c_int)(dirfd, path, flags)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __openat64_2(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
+    if let Some(r) = on_path_at(dirfd, path, |s, p| s.open(p, flags, "openat64")) {
+        return r;
+    }
+    real!(__openat64_2: unsafe extern "C" fn(c_int, *const c_char, c_int) -> c_int)(dirfd, path, flags)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn creat(path: *const c_char, mode: mode_t) -> c_int {
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
+    if let Some(r) = on_path(path, |s, p| s.open(p, flags, "creat")) {
+        return r;
+    }
+    real!(creat: unsafe extern "C" fn(*const c_char, mode_t) -> c_int)(path, mode)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn creat64(path: *const c_char, mode: mode_t) -> c_int {
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
+    if let Some(r) = on_path(path, |s, p| s.open(p, flags, "creat64")) {
+        return r;
+    }
+    real!(creat64: unsafe extern "C" fn(*const c_char, mode_t) -> c_int)(path, mode)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn close(fd: c_int) -> c_int {
+    if let Some(r) = on_fd(fd, |s| s.close(fd)) {
+        return r;
+    }
+    real!(close: unsafe extern "C" fn(c_int) -> c_int)(fd)
+}
+
+/// stdio streams on the mount would do their I/O through glibc's internal
+/// calls, which no preloaded library sees: refused, never silently real.
+#[no_mangle]
+pub unsafe extern "C" fn fopen(path: *const c_char, mode: *const c_char) -> *mut libc::FILE {
+    if let Some(()) = on_path(path, |s, p| s.unsupported("fopen", format!("a stdio stream on {p:?}"))) {
+        unreachable!()
+    }
+    real!(fopen: unsafe extern "C" fn(*const c_char, *const c_char) -> *mut libc::FILE)(path, mode)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fopen64(path: *const c_char, mode: *const c_char) -> *mut libc::FILE {
+    if let Some(()) = on_path(path, |s, p| s.unsupported("fopen64", format!("a stdio stream on {p:?}"))) {
+        unreachable!()
+    }
+    real!(fopen64: unsafe extern "C" fn(*const c_char, *const c_char) -> *mut libc::FILE)(path, mode)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fdopen(fd: c_int, mode: *const c_char) -> *mut libc::FILE {
+    if let Some(()) = on_fd(fd, |s| s.unsupported("fdopen", "a stdio stream on a descriptor of the mount")) {
+        unreachable!()
+    }
+    real!(fdopen: unsafe extern "C" fn(c_int, *const c_char) -> *mut libc::FILE)(fd, mode)
+}
+
+// ---------------------------------------------------------------------------
+// Reading and writing.
+
+#[no_mangle]
+pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t {
+    if let Some(r) = on_fd(fd, |s| match s.world_fd(fd, "read") {
+        Some(w) => s.read(w, buf, len, None),
+        None => fail(libc::EISDIR),
+    }) {
+        return r;
+    }
+    real!(read: unsafe extern "C" fn(c_int, *mut c_void, size_t) -> ssize_t)(fd, buf, len)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pread(fd: c_int, buf: *mut c_void, len: size_t, offset: off_t) -> ssize_t {
+    if let Some(r) = on_fd(fd, |s| match s.world_fd(fd, "pread") {
+        Some(w) => s.read(w, buf, len, Some(offset as u64)),
+        None => fail(libc::EISDIR),
+    }) {
+        return r;
+    }
+    real!(pread: unsafe extern "C" fn(c_int, *mut c_void, size_t, off_t) -> ssize_t)(fd, buf, len, offset)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pread64(fd: c_int, buf: *mut c_void, len: size_t, offset: off_t) -> ssize_t {
+    if let Some(r) = on_fd(fd, |s| match s.world_fd(fd, "pread64") {
+        Some(w) => s.read(w, buf, len, Some(offset as u64)),
+        None => fail(libc::EISDIR),
+    }) {
+        return r;
+    }
+    real!(pread64: unsafe extern "C" fn(c_int, *mut c_void, size_t, off_t) -> ssize_t)(fd, buf, len, offset)
+}
+
+fn output(s: &mut Shim, fd: c_int, data: &[u8]) -> ssize_t {
+    match s.ask(&Call::Output { fd: fd as u32, data: data.to_vec() }) {
+        Reply::Done => data.len() as ssize_t,
+        other => s.bad_reply(&Call::Output { fd: fd as u32, data: Vec::new() }, other),
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, len: size_t) -> ssize_t {
+    let data = || std::slice::from_raw_parts(buf as *const u8, len);
+    let r = with_shim(|s| {
+        if s.fds.contains_key(&fd) {
+            Some(match s.world_fd(fd, "write") {
+                Some(w) => s.write(w, data().to_vec(), None),
+                None => fail(libc::EISDIR),
+            })
+        } else if fd == 1 || fd == 2 {
+            Some(output(s, fd, data()))
+        } else {
+            None
+        }
+    });
+    if let Some(r) = r {
+        return r;
+    }
+    real!(write: unsafe extern "C" fn(c_int, *const c_void, size_t) -> ssize_t)(fd, buf, len)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pwrite(fd: c_int, buf: *const c_void, len: size_t, offset: off_t) -> ssize_t {
+    if let Some(r) = on_fd(fd, |s| match s.world_fd(fd, "pwrite") {
+        Some(w) => s.write(w, std::slice::from_raw_parts(buf as *const u8, len).to_vec(), Some(offset as u64)),
+        None => fail(libc::EISDIR),
+    }) {
+        return r;
+    }
+    real!(pwrite: unsafe extern "C" fn(c_int, *const c_void, size_t, off_t) -> ssize_t)(fd, buf, len, offset)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pwrite64(fd: c_int, buf: *const c_void, len: size_t, offset: off_t) -> ssize_t {
+    if let Some(r) = on_fd(fd, |s| match s.world_fd(fd, "pwrite64") {
+        Some(w) => s.write(w, std::slice::from_raw_parts(buf as *const u8, len).to_vec(), Some(offset as u64)),
+        None => fail(libc::EISDIR),
+    }) {
+        return r;
+    }
+    real!(pwrite64: unsafe extern "C" fn(c_int, *const c_void, size_t, off_t) -> ssize_t)(fd, buf, len, offset)
+}
+
+unsafe fn gather(iov: *const libc::iovec, count: c_int) -> Vec<u8> {
+    let mut data = Vec::new();
+    for i in 0..count.max(0) as usize {
+        let v = &*iov.add(i);
+        data.extend_from_slice(std::slice::from_raw_parts(v.iov_base as *const u8, v.iov_len));
+    }
+    data
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, count: c_int) -> ssize_t {
+    let r = with_shim(|s| {
+        if s.fds.contains_key(&fd) {
+            Some(match s.world_fd(fd, "writev") {
+                Some(w) => s.write(w, gather(iov, count), None),
+                None => fail(libc::EISDIR),
+            })
+        } else if fd == 1 || fd == 2 {
+            Some(output(s, fd, &gather(iov, count)))
+        } else {
+            None
+        }
+    });
+    if let Some(r) = r {
+        return r;
+    }
+    real!(writev: unsafe extern "C" fn(c_int, *const libc::iovec, c_int) -> ssize_t)(fd, iov, count)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, count: c_int) -> ssize_t {
+    if let Some(r) = on_fd(fd, |s| {
+        let Some(w) = s.world_fd(fd, "readv") else { return fail(libc::EISDIR) };
+        let total: usize = (0..count.max(0) as usize).map(|i| (*iov.add(i)).iov_len).sum();
+        match s.data(Call::Read { fd: w, len: total as u64 }) {
+            Ok(d) => {
+                let mut at = 0;
+                for i in 0..count.max(0) as usize {
+                    let v = &*iov.add(i);
+                    let n = v.iov_len.min(d.len() - at);
+                    std::ptr::copy_nonoverlapping(d[at..].as_ptr(), v.iov_base as *mut u8, n);
+                    at += n;
+                }
+                at as ssize_t
+            }
+            Err(e) => fail(e),
+        }
+    }) {
+        return r;
+    }
+    real!(readv: unsafe extern "C" fn(c_int, *const libc::iovec, c_int) -> ssize_t)(fd, iov, count)
+}
+
+fn seek(s: &mut Shim, fd: c_int, offset: i64, whence: c_int) -> i64 {
+    let Some(w) = s.world_fd(fd, "lseek") else { return 0 };
+    let whence = match whence {
+        libc::SEEK_SET => Whence::Set,
+        libc::SEEK_CUR => Whence::Current,
+        libc::SEEK_END => Whence::End,
+        other => s.unsupported("lseek", format!("whence {other}")),
+    };
+    match s.value(Call::Seek { fd: w, offset, whence }) {
+        Ok(v) => v as i64,
+        Err(e) => fail(e),
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn lseek(fd: c_int, offset: off_t, whence: c_int) -> off_t {
+    if let Some(r) = on_fd(fd, |s| seek(s, fd, offset, whence)) {
+        return r;
+    }
+    real!(lseek: unsafe extern "C" fn(c_int, off_t, c_int) -> off_t)(fd, offset, whence)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn lseek64(fd: c_int, offset: off_t, whence: c_int) -> off_t {
+    if let Some(r) = on_fd(fd, |s| seek(s, fd, offset, whence)) {
+        return r;
+    }
+    real!(lseek64: unsafe extern "C" fn(c_int, off_t, c_int) -> off_t)(fd, offset, whence)
+}
+
+fn truncate_fd(s: &mut Shim, fd: c_int, len: off_t) -> c_int {
+    match s.world_fd(fd, "ftruncate") {
+        Some(w) if len >= 0 => s.status(Call::Ftruncate { fd: w, len: len as u64 }),
+        Some(_) => fail(libc::EINVAL),
+        None => fail(libc::EISDIR),
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn ftruncate(fd: c_int, len: off_t) -> c_int {
+    if let Some(r) = on_fd(fd, |s| truncate_fd(s, fd, len)) {
+        return r;
+    }
+    real!(ftruncate: unsafe extern "C" fn(c_int, off_t) -> c_int)(fd, len)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn ftruncate64(fd: c_int, len: off_t) -> c_int {
+    if let Some(r) = on_fd(fd, |s| truncate_fd(s, fd, len)) {
+        return r;
+    }
+    real!(ftruncate64: unsafe extern "C" fn(c_int, off_t) -> c_int)(fd, len)
+}
+
+fn sync_fd(s: &mut Shim, fd: c_int) -> c_int {
+    match s.fds[&fd].world {
+        Some(w) => s.status(Call::Fsync { fd: w }),
+        None => 0,
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fsync(fd: c_int) -> c_int {
+    if let Some(r) = on_fd(fd, |s| sync_fd(s, fd)) {
+        return r;
+    }
+    real!(fsync: unsafe extern "C" fn(c_int) -> c_int)(fd)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fdatasync(fd: c_int) -> c_int {
+    if let Some(r) = on_fd(fd, |s| sync_fd(s, fd)) {
+        return r;
+    }
+    real!(fdatasync: unsafe extern "C" fn(c_int) -> c_int)(fd)
+}
+
+// ---------------------------------------------------------------------------
+// Metadata.
+
+#[no_mangle]
+pub unsafe extern "C" fn stat(path: *const c_char, buf: *mut libc::stat64) -> c_int {
+    if let Some(r) = on_path(path, |s, p| stat_into(s, Call::Stat { path: p }, buf)) {
+        return r;
+    }
+    real!(stat: unsafe extern "C" fn(*const c_char, *mut libc::stat64) -> c_int)(path, buf)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn stat64(path: *const c_char, buf: *mut libc::stat64) -> c_int {
+    if let Some(r) = on_path(path, |s, p| stat_into(s, Call::Stat { path: p }, buf)) {
+        return r;
+    }
+    real!(stat64: unsafe extern "C" fn(*const c_char, *mut libc::stat64) -> c_int)(path, buf)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn lstat(path: *const c_char, buf: *mut libc::stat64) -> c_int {
+    if let Some(r) = on_path(path, |s, p| stat_into(s, Call::Stat { path: p }, buf)) {
+        return r;
+    }
+    real!(lstat: unsafe extern "C" fn(*const c_char, *mut libc::stat64) -> c_int)(path, buf)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn lstat64(path: *const c_char, buf: *mut libc::stat64) -> c_int {
+    if let Some(r) = on_path(path, |s, p| stat_into(s, Call::Stat { path: p }, buf)) {
+        return r;
+    }
+    real!(lstat64: unsafe extern "C" fn(*const c_char, *mut libc::stat64) -> c_int)(path, buf)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fstat(fd: c_int, buf: *mut libc::stat64) -> c_int {
+    if let Some(r) = on_fd(fd, |s| fstat_into(s, fd, buf)) {
+        return r;
+    }
+    real!(fstat: unsafe extern "C" fn(c_int, *mut libc::stat64) -> c_int)(fd, buf)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fstat64(fd: c_int, buf: *mut libc::stat64) -> c_int {
+    if let Some(r) = on_fd(fd, |s| fstat_into(s, fd, buf)) {
+        return r;
+    }
+    real!(fstat64: unsafe extern "C" fn(c_int, *mut libc::stat64) -> c_int)(fd, buf)
+}
+
+unsafe fn fstatat_shim(dirfd: c_int, path: *const c_char, buf: *mut libc::stat64, flags: c_int) -> Option<c_int> {
+    if flags & libc::AT_EMPTY_PATH != 0 && !path.is_null() && *path == 0 {
+        return on_fd(dirfd, |s| fstat_into(s, dirfd, buf));
+    }
+    on_path_at(dirfd, path, |s, p| stat_into(s, Call::Stat { path: p }, buf))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fstatat(dirfd: c_int, path: *const c_char, buf: *mut libc::stat64, flags: c_int) -> c_int {
+    if let Some(r) = fstatat_shim(dirfd, path, buf, flags) {
+        return r;
+    }
+    real!(fstatat: unsafe extern "C" fn(c_int, *const c_char, *mut libc::stat64, c_int) -> c_int)(
+        dirfd, path, buf, flags,
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fstatat64(dirfd: c_int, path: *const c_char, buf: *mut libc::stat64, flags: c_int) -> c_int {
+    if let Some(r) = fstatat_shim(dirfd, path, buf, flags) {
+        return r;
+    }
+    real!(fstatat64: unsafe extern "C" fn(c_int, *const c_char, *mut libc::stat64, c_int) -> c_int)(
+        dirfd, path, buf, flags,
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn statx(
+    dirfd: c_int,
+    path: *const c_char,
+    flags: c_int,
+    mask: c_uint,
+    buf: *mut libc::statx,
+) -> c_int {
+    let mut st: libc::stat64 = std::mem::zeroed();
+    if let Some(r) = fstatat_shim(dirfd, path, &mut st, flags) {
+        if r == 0 {
+            let mut x: libc::statx = std::mem::zeroed();
+            x.stx_mask = libc::STATX_BASIC_STATS;
+            x.stx_blksize = st.st_blksize as u32;
+            x.stx_nlink = st.st_nlink as u32;
+            x.stx_uid = st.st_uid;
+            x.stx_gid = st.st_gid;
+            x.stx_mode = st.st_mode as u16;
+            x.stx_ino = st.st_ino;
+            x.stx_size = st.st_size as u64;
+            x.stx_blocks = st.st_blocks as u64;
+            let ts = |s: i64, ns: i64| {
+                let mut t: libc::statx_timestamp = std::mem::zeroed();
+                t.tv_sec = s;
+                t.tv_nsec = ns as u32;
+                t
+            };
+            x.stx_atime = ts(st.st_atime, st.st_atime_nsec);
+            x.stx_mtime = ts(st.st_mtime, st.st_mtime_nsec);
+            x.stx_ctime = ts(st.st_ctime, st.st_ctime_nsec);
+            x.stx_dev_major = 0;
+            x.stx_dev_minor = SIM_DEV as u32;
+            *buf = x;
+        }
+        return r;
+    }
+    real!(statx: unsafe extern "C" fn(c_int, *const c_char, c_int, c_uint, *mut libc::statx) -> c_int)(
+        dirfd, path, flags, mask, buf,
+    )
+}
+
+fn access_check(s: &mut Shim, p: String) -> c_int {
+    // Permissions are not modelled: a name that exists is accessible.
+    match s.stat(Call::Stat { path: p }) {
+        Ok(_) => 0,
+        Err(e) => fail(e),
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn access(path: *const c_char, mode: c_int) -> c_int {
+    if let Some(r) = on_path(path, access_check) {
+        return r;
+    }
+    real!(access: unsafe extern "C" fn(*const c_char, c_int) -> c_int)(path, mode)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn faccessat(dirfd: c_int, path: *const c_char, mode: c_int, flags: c_int) -> c_int {
+    if let Some(r) = on_path_at(dirfd, path, access_check) {
+        return r;
+    }
+    real!(faccessat: unsafe extern "C" fn(c_int, *const c_char, c_int, c_int) -> c_int)(dirfd, path, mode, flags)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn euidaccess(path: *const c_char, mode: c_int) -> c_int {
+    if let Some(r) = on_path(path, access_check) {
+        return r;
+    }
+    real!(euidaccess: unsafe extern "C" fn(*const c_char, c_int) -> c_int)(path, mode)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn eaccess(path: *const c_char, mode: c_int) -> c_int {
+    if let Some(r) = on_path(path, access_check) {
+        return r;
+    }
+    real!(eaccess: unsafe extern "C" fn(*const c_char, c_int) -> c_int)(path, mode)
+}
+
+/// `readlink` on the mount: the world has no symbolic links, so a name that exists is not one.
+#[no_mangle]
+pub unsafe extern "C" fn readlink(path: *const c_char, buf: *mut c_char, len: size_t) -> ssize_t {
+    if let Some(r) = on_path(path, |s, p| match s.stat(Call::Stat { path: p }) {
+        Ok(_) => fail(libc::EINVAL),
+        Err(e) => fail(e),
+    }) {
+        return r;
+    }
+    real!(readlink: unsafe extern "C" fn(*const c_char, *mut c_char, size_t) -> ssize_t)(path, buf, len)
+}
+
+// ---------------------------------------------------------------------------
+// Names.
+
+#[no_mangle]
+pub unsafe extern "C" fn link(existing: *const c_char, new: *const c_char) -> c_int {
+    if let Some(r) = with_shim(|s| match (s.resolve(existing), s.resolve(new)) {
+        (Some(a), Some(b)) => Some(s.status(Call::Link { existing: a, new: b })),
+        (None, None) => None,
+        _ => Some(fail(libc::EXDEV)),
+    }) {
+        return r;
+    }
+    real!(link: unsafe extern "C" fn(*const c_char, *const c_char) -> c_int)(existing, new)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn linkat(
+    olddir: c_int,
+    existing: *const c_char,
+    newdir: c_int,
+    new: *const c_char,
+    flags: c_int,
+) -> c_int {
+    if let Some(r) = with_shim(|s| match (s.resolve_at(olddir, existing), s.resolve_at(newdir, new)) {
+        (Some(a), Some(b)) => Some(s.status(Call::Link { existing: a, new: b })),
+        (None, None) => None,
+        _ => Some(fail(libc::EXDEV)),
+    }) {
+        return r;
+    }
+    real!(linkat: unsafe extern "C" fn(c_int, *const c_char, c_int, *const c_char, c_int) -> c_int)(
+        olddir, existing, newdir, new, flags,
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn unlink(path: *const c_char) -> c_int {
+    if let Some(r) = on_path(path, |s, p| s.status(Call::Unlink { path: p })) {
+        return r;
+    }
+    real!(unlink: unsafe extern "C" fn(*const c_char) -> c_int)(path)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn unlinkat(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
+    if let Some(r) = on_path_at(dirfd, path, |s, p| {
+        if flags & libc::AT_REMOVEDIR != 0 {
+            s.status(Call::Rmdir { path: p })
+        } else {
+            s.status(Call::Unlink { path: p })
+        }
+    }) {
+        return r;
+    }
+    real!(unlinkat: unsafe extern "C" fn(c_int, *const c_char, c_int) -> c_int)(dirfd, path, flags)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn rename(from: *const c_char, to: *const c_char) -> c_int {
+    if let Some(r) = with_shim(|s| match (s.resolve(from), s.resolve(to)) {
+        (Some(a), Some(b)) => Some(s.status(Call::Rename { from: a, to: b })),
+        (None, None) => None,
+        _ => Some(fail(libc::EXDEV)),
+    }) {
+        return r;
+    }
+    real!(rename: unsafe extern "C" fn(*const c_char, *const c_char) -> c_int)(from, to)
+}
+
+unsafe fn renameat_shim(
+    olddir: c_int,
+    from: *const c_char,
+    newdir: c_int,
+    to: *const c_char,
+    flags: c_uint,
+) -> Option<c_int> {
+    with_shim(|s| match (s.resolve_at(olddir, from), s.resolve_at(newdir, to)) {
+        (Some(_), Some(_)) if flags != 0 => s.unsupported("renameat2", format!("flags {flags:#x}")),
+        (Some(a), Some(b)) => Some(s.status(Call::Rename { from: a, to: b })),
+        (None, None) => None,
+        _ => Some(fail(libc::EXDEV)),
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn renameat(olddir: c_int, from: *const c_char, newdir: c_int, to: *const c_char) -> c_int {
+    if let Some(r) = renameat_shim(olddir, from, newdir, to, 0) {
+        return r;
+    }
+    real!(renameat: unsafe extern "C" fn(c_int, *const c_char, c_int, *const c_char) -> c_int)(olddir, from, newdir, to)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn renameat2(
+    olddir: c_int,
+    from: *const c_char,
+    newdir: c_int,
+    to: *const c_char,
+    flags: c_uint,
+) -> c_int {
+    if let Some(r) = renameat_shim(olddir, from, newdir, to, flags) {
+        return r;
+    }
+    real!(renameat2: unsafe extern "C" fn(c_int, *const c_char, c_int, *const c_char, c_uint) -> c_int)(
+        olddir, from, newdir, to, flags,
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mkdir(path: *const c_char, mode: mode_t) -> c_int {
+    if let Some(r) = on_path(path, |s, p| s.status(Call::Mkdir { path: p })) {
+        return r;
+    }
+    real!(mkdir: unsafe extern "C" fn(*const c_char, mode_t) -> c_int)(path, mode)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mkdirat(dirfd: c_int, path: *const c_char, mode: mode_t) -> c_int {
+    if let Some(r) = on_path_at(dirfd, path, |s, p| s.status(Call::Mkdir { path: p })) {
+        return r;
+    }
+    real!(mkdirat: unsafe extern "C" fn(c_int, *const c_char, mode_t) -> c_int)(dirfd, path, mode)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn rmdir(path: *const c_char) -> c_int {
+    if let Some(r) = on_path(path, |s, p| s.status(Call::Rmdir { path: p })) {
+        return r;
+    }
+    real!(rmdir: unsafe extern "C" fn(*const c_char) -> c_int)(path)
+}
+
+/// The world stores one time for both atime and mtime (utime's `(t, t)`): the modification time is sent.
+fn set_times(s: &mut Shim, p: String, mtime: Option<(i64, u32)>) -> c_int {
+    s.status(Call::SetTimes { path: p, time: mtime })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn utime(path: *const c_char, times: *const libc::utimbuf) -> c_int {
+    if let Some(r) = on_path(path, |s, p| set_times(s, p, (!times.is_null()).then(|| ((*times).modtime, 0)))) {
+        return r;
+    }
+    real!(utime: unsafe extern "C" fn(*const c_char, *const libc::utimbuf) -> c_int)(path, times)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn utimes(path: *const c_char, times: *const libc::timeval) -> c_int {
+    if let Some(r) = on_path(path, |s, p| {
+        let m = (!times.is_null()).then(|| {
+            let tv = *times.add(1);
+            (tv.tv_sec, (tv.tv_usec * 1000) as u32)
+        });
+        set_times(s, p, m)
+    }) {
+        return r;
+    }
+    real!(utimes: unsafe extern "C" fn(*const c_char, *const libc::timeval) -> c_int)(path, times)
+}
+
+/// `utimensat`/`futimens` times: both `UTIME_NOW` (or NULL) is the server's now; `UTIME_OMIT` is refused.
+unsafe fn timespec_pair(s: &mut Shim, call: &str, times: *const libc::timespec) -> Option<(i64, u32)> {
+    if times.is_null() {
+        return None;
+    }
+    let (a, m) = (*times, *times.add(1));
+    if a.tv_nsec == libc::UTIME_OMIT || m.tv_nsec == libc::UTIME_OMIT {
+        s.unsupported(call, "UTIME_OMIT: the world sets both times at once");
+    }
+    if m.tv_nsec == libc::UTIME_NOW {
+        return None;
+    }
+    Some((m.tv_sec, m.tv_nsec as u32))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn utimensat(
+    dirfd: c_int,
+    path: *const c_char,
+    times: *const libc::timespec,
+    flags: c_int,
+) -> c_int {
+    if let Some(r) = on_path_at(dirfd, path, |s, p| {
+        let m = timespec_pair(s, "utimensat", times);
+        set_times(s, p, m)
+    }) {
+        return r;
+    }
+    real!(utimensat: unsafe extern "C" fn(c_int, *const c_char, *const libc::timespec, c_int) -> c_int)(
+        dirfd, path, times, flags,
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn futimens(fd: c_int, times: *const libc::timespec) -> c_int {
+    if let Some(r) = on_fd(fd, |s| {
+        let m = timespec_pair(s, "futimens", times);
+        let p = s.fds[&fd].path.clone();
+        set_times(s, p, m)
+    }) {
+        return r;
+    }
+    real!(futimens: unsafe extern "C" fn(c_int, *const libc::timespec) -> c_int)(fd, times)
+}
+
+// ---------------------------------------------------------------------------
+// Directory streams.
+
+#[no_mangle]
+pub unsafe extern "C" fn opendir(path: *const c_char) -> *mut libc::DIR {
+    if let Some(r) = on_path(path, |s, p| s.opendir(p)) {
+        return r;
+    }
+    real!(opendir: unsafe extern "C" fn(*const c_char) -> *mut libc::DIR)(path)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fdopendir(fd: c_int) -> *mut libc::DIR {
+    if let Some(r) = on_fd(fd, |s| {
+        let path = s.fds[&fd].path.clone();
+        let dir = s.opendir(path);
+        if !dir.is_null() {
+            s.close(fd);
+        }
+        dir
+    }) {
+        return r;
+    }
+    real!(fdopendir: unsafe extern "C" fn(c_int) -> *mut libc::DIR)(fd)
+}
+
+fn next_entry(s: &mut Shim, dir: *mut libc::DIR) -> *mut libc::dirent64 {
+    let d = s.dirs.get_mut(&(dir as usize)).expect("checked by on_dir");
+    let Some(name) = d.names.get(d.next) else { return std::ptr::null_mut() };
+    d.next += 1;
+    let mut e: libc::dirent64 = unsafe { std::mem::zeroed() };
+    // The world's listing carries names only: callers that need the type stat the name.
+    e.d_ino = d.next as u64;
+    e.d_off = d.next as i64;
+    e.d_reclen = std::mem::size_of::<libc::dirent64>() as u16;
+    e.d_type = libc::DT_UNKNOWN;
+    for (slot, b) in e.d_name.iter_mut().zip(name.bytes().take(255)) {
+        *slot = b as c_char;
+    }
+    d.entry = e;
+    &mut d.entry
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn readdir(dir: *mut libc::DIR) -> *mut libc::dirent64 {
+    if let Some(r) = on_dir(dir, |s| next_entry(s, dir)) {
+        return r;
+    }
+    real!(readdir: unsafe extern "C" fn(*mut libc::DIR) -> *mut libc::dirent64)(dir)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn readdir64(dir: *mut libc::DIR) -> *mut libc::dirent64 {
+    if let Some(r) = on_dir(dir, |s| next_entry(s, dir)) {
+        return r;
+    }
+    real!(readdir64: unsafe extern "C" fn(*mut libc::DIR) -> *mut libc::dirent64)(dir)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn closedir(dir: *mut libc::DIR) -> c_int {
+    if let Some(r) = on_dir(dir, |s| {
+        s.dirs.remove(&(dir as usize));
+        0
+    }) {
+        return r;
+    }
+    real!(closedir: unsafe extern "C" fn(*mut libc::DIR) -> c_int)(dir)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn rewinddir(dir: *mut libc::DIR) {
+    if on_dir(dir, |s| s.dirs.get_mut(&(dir as usize)).expect("checked").next = 0).is_some() {
+        return;
+    }
+    real!(rewinddir: unsafe extern "C" fn(*mut libc::DIR))(dir)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn dirfd(dir: *mut libc::DIR) -> c_int {
+    if let Some(()) = on_dir(dir, |s| s.unsupported("dirfd", "a descriptor for a directory stream on the mount")) {
+        unreachable!()
+    }
+    real!(dirfd: unsafe extern "C" fn(*mut libc::DIR) -> c_int)(dir)
+}
+
+// ---------------------------------------------------------------------------
+// Descriptor calls the world does not model: refused on the mount.
+
+#[no_mangle]
+pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: c_long) -> c_int {
+    if let Some(Some(r)) = on_fd(fd, |s| match cmd {
+        // Close-on-exec lives on the placeholder, which is the program's own descriptor.
+        libc::F_GETFD | libc::F_SETFD => None,
+        libc::F_GETFL => {
+            let f = s.fds[&fd].flags;
+            let acc = match (f.read, f.write) {
+                (true, true) => libc::O_RDWR,
+                (false, true) => libc::O_WRONLY,
+                _ => libc::O_RDONLY,
+            };
+            Some(acc | if f.append { libc::O_APPEND } else { 0 })
+        }
+        other => s.unsupported("fcntl", format!("command {other} on a descriptor of the mount")),
+    }) {
+        return r;
+    }
+    real!(fcntl: unsafe extern "C" fn(c_int, c_int, c_long) -> c_int)(fd, cmd, arg)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn ioctl(fd: c_int, request: libc::c_ulong, arg: *mut c_void) -> c_int {
+    if let Some(Some(r)) = on_fd(fd, |s| match request {
+        // isatty(): a file on the mount is not a terminal.
+        libc::TCGETS => Some(fail(libc::ENOTTY)),
+        libc::FIOCLEX | libc::FIONCLEX => None,
+        other => s.unsupported("ioctl", format!("request {other:#x} on a descriptor of the mount")),
+    }) {
+        return r;
+    }
+    real!(ioctl: unsafe extern "C" fn(c_int, libc::c_ulong, *mut c_void) -> c_int)(fd, request, arg)
+}
+
+macro_rules! refused_on_fd {
+    ($name:ident ( $fd:ident : c_int $(, $arg:ident : $ty:ty)* ) -> $ret:ty) => {
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($fd: c_int $(, $arg: $ty)*) -> $ret {
+            if let Some(()) = on_fd($fd, |s| {
+                s.unsupported(stringify!($name), "on a descriptor of the mount")
+            }) {
+                unreachable!()
+            }
+            real!($name: unsafe extern "C" fn(c_int $(, $ty)*) -> $ret)($fd $(, $arg)*)
+        }
+    };
+}
+
+refused_on_fd!(dup(fd: c_int) -> c_int);
+refused_on_fd!(dup2(fd: c_int, new: c_int) -> c_int);
+refused_on_fd!(dup3(fd: c_int, new: c_int, flags: c_int) -> c_int);
+refused_on_fd!(flock(fd: c_int, op: c_int) -> c_int);
+refused_on_fd!(lockf(fd: c_int, cmd: c_int, len: off_t) -> c_int);
+refused_on_fd!(fchdir(fd: c_int) -> c_int);
+refused_on_fd!(fchmod(fd: c_int, mode: mode_t) -> c_int);
+refused_on_fd!(fchown(fd: c_int, uid: libc::uid_t, gid: libc::gid_t) -> c_int);
+refused_on_fd!(fstatfs(fd: c_int, buf: *mut libc::statfs) -> c_int);
+refused_on_fd!(fstatvfs(fd: c_int, buf: *mut libc::statvfs) -> c_int);
+refused_on_fd!(posix_fallocate(fd: c_int, offset: off_t, len: off_t) -> c_int);
+
+#[no_mangle]
+pub unsafe extern "C" fn mmap(
+    addr: *mut c_void,
+    len: size_t,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    offset: off_t,
+) -> *mut c_void {
+    if let Some(()) = on_fd(fd, |s| s.unsupported("mmap", "a mapping of a file on the mount")) {
+        unreachable!()
+    }
+    real!(mmap: unsafe extern "C" fn(*mut c_void, size_t, c_int, c_int, c_int, off_t) -> *mut c_void)(
+        addr, len, prot, flags, fd, offset,
+    )
+}
+
+macro_rules! refused_on_path {
+    ($name:ident ( $path:ident : *const c_char $(, $arg:ident : $ty:ty)* ) -> $ret:ty) => {
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($path: *const c_char $(, $arg: $ty)*) -> $ret {
+            if let Some(()) = on_path($path, |s, p| s.unsupported(stringify!($name), format!("on {p:?}"))) {
+                unreachable!()
+            }
+            real!($name: unsafe extern "C" fn(*const c_char $(, $ty)*) -> $ret)($path $(, $arg)*)
+        }
+    };
+}
+
+refused_on_path!(chdir(path: *const c_char) -> c_int);
+refused_on_path!(chmod(path: *const c_char, mode: mode_t) -> c_int);
+refused_on_path!(chown(path: *const c_char, uid: libc::uid_t, gid: libc::gid_t) -> c_int);
+refused_on_path!(lchown(path: *const c_char, uid: libc::uid_t, gid: libc::gid_t) -> c_int);
+refused_on_path!(truncate(path: *const c_char, len: off_t) -> c_int);
+refused_on_path!(truncate64(path: *const c_char, len: off_t) -> c_int);
+refused_on_path!(statfs(path: *const c_char, buf: *mut libc::statfs) -> c_int);
+refused_on_path!(statvfs(path: *const c_char, buf: *mut libc::statvfs) -> c_int);
+refused_on_path!(mknod(path: *const c_char, mode: mode_t, dev: libc::dev_t) -> c_int);
+refused_on_path!(mkfifo(path: *const c_char, mode: mode_t) -> c_int);
+refused_on_path!(realpath(path: *const c_char, out: *mut c_char) -> *mut c_char);
+refused_on_path!(freopen(path: *const c_char, mode: *const c_char, stream: *mut libc::FILE) -> *mut libc::FILE);
+
+#[no_mangle]
+pub unsafe extern "C" fn symlink(target: *const c_char, path: *const c_char) -> c_int {
+    if let Some(()) = on_path(path, |s, p| s.unsupported("symlink", format!("a symbolic link at {p:?}"))) {
+        unreachable!()
+    }
+    real!(symlink: unsafe extern "C" fn(*const c_char, *const c_char) -> c_int)(target, path)
+}
+
+// ---------------------------------------------------------------------------
+// Clocks and sleeps: always the world's.
+
+#[no_mangle]
+pub unsafe extern "C" fn clock_gettime(clock: libc::clockid_t, ts: *mut libc::timespec) -> c_int {
+    if let Some(r) = with_shim(|s| {
+        let which = match clock {
+            libc::CLOCK_REALTIME | libc::CLOCK_REALTIME_COARSE | libc::CLOCK_TAI => Clock::Wall,
+            libc::CLOCK_MONOTONIC
+            | libc::CLOCK_MONOTONIC_RAW
+            | libc::CLOCK_MONOTONIC_COARSE
+            | libc::CLOCK_BOOTTIME
+            | libc::CLOCK_PROCESS_CPUTIME_ID
+            | libc::CLOCK_THREAD_CPUTIME_ID => Clock::Monotonic,
+            other => s.unsupported("clock_gettime", format!("clock {other}")),
+        };
+        *ts = timespec(s.time(which));
+        Some(0)
+    }) {
+        return r;
+    }
+    real!(clock_gettime: unsafe extern "C" fn(libc::clockid_t, *mut libc::timespec) -> c_int)(clock, ts)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn gettimeofday(tv: *mut libc::timeval, tz: *mut c_void) -> c_int {
+    if let Some(r) = with_shim(|s| {
+        let (sec, ns) = s.time(Clock::Wall);
+        if !tv.is_null() {
+            *tv = libc::timeval { tv_sec: sec, tv_usec: (ns / 1000) as libc::suseconds_t };
+        }
+        Some(0)
+    }) {
+        return r;
+    }
+    real!(gettimeofday: unsafe extern "C" fn(*mut libc::timeval, *mut c_void) -> c_int)(tv, tz)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn time(out: *mut libc::time_t) -> libc::time_t {
+    if let Some(t) = with_shim(|s| Some(s.time(Clock::Wall).0)) {
+        if !out.is_null() {
+            *out = t;
+        }
+        return t;
+    }
+    real!(time: unsafe extern "C" fn(*mut libc::time_t) -> libc::time_t)(out)
+}
+
+fn sleep_ns(s: &mut Shim, ns: u64) -> c_int {
+    s.status(Call::Sleep { ns })
+}
+
+fn ns_of(ts: &libc::timespec) -> u64 {
+    (ts.tv_sec.max(0) as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec.max(0) as u64)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nanosleep(req: *const libc::timespec, rem: *mut libc::timespec) -> c_int {
+    if let Some(r) = with_shim(|s| {
+        if !rem.is_null() {
+            *rem = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        }
+        Some(sleep_ns(s, ns_of(&*req)))
+    }) {
+        return r;
+    }
+    real!(nanosleep: unsafe extern "C" fn(*const libc::timespec, *mut libc::timespec) -> c_int)(req, rem)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn clock_nanosleep(
+    clock: libc::clockid_t,
+    flags: c_int,
+    req: *const libc::timespec,
+    rem: *mut libc::timespec,
+) -> c_int {
+    if let Some(r) = with_shim(|s| {
+        let mut ns = ns_of(&*req);
+        if flags & libc::TIMER_ABSTIME != 0 {
+            let which = if clock == libc::CLOCK_REALTIME { Clock::Wall } else { Clock::Monotonic };
+            let now = s.time(which);
+            ns = ns.saturating_sub(ns_of(&timespec(now)));
+        }
+        if !rem.is_null() {
+            *rem = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        }
+        // clock_nanosleep returns the error number, not -1.
+        Some(if sleep_ns(s, ns) == 0 { 0 } else { errno() })
+    }) {
+        return r;
+    }
+    real!(clock_nanosleep: unsafe extern "C" fn(libc::clockid_t, c_int, *const libc::timespec, *mut libc::timespec) -> c_int)(
+        clock, flags, req, rem,
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn usleep(us: libc::useconds_t) -> c_int {
+    if let Some(r) = with_shim(|s| Some(sleep_ns(s, us as u64 * 1000))) {
+        return r;
+    }
+    real!(usleep: unsafe extern "C" fn(libc::useconds_t) -> c_int)(us)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn sleep(secs: c_uint) -> c_uint {
+    if with_shim(|s| Some(sleep_ns(s, secs as u64 * 1_000_000_000))).is_some() {
+        return 0;
+    }
+    real!(sleep: unsafe extern "C" fn(c_uint) -> c_uint)(secs)
+}
+
+/// `select` with no descriptors is a sleep; with descriptors it would wait on the real kernel.
+#[no_mangle]
+pub unsafe extern "C" fn select(
+    nfds: c_int,
+    r: *mut libc::fd_set,
+    w: *mut libc::fd_set,
+    e: *mut libc::fd_set,
+    timeout: *mut libc::timeval,
+) -> c_int {
+    if let Some(res) = with_shim(|s| {
+        if nfds > 0 && !(r.is_null() && w.is_null() && e.is_null()) {
+            s.unsupported("select", "waiting on descriptors");
+        }
+        if timeout.is_null() {
+            s.unsupported("select", "a sleep without end");
+        }
+        let t = *timeout;
+        Some(sleep_ns(s, t.tv_sec.max(0) as u64 * 1_000_000_000 + t.tv_usec.max(0) as u64 * 1000))
+    }) {
+        return res;
+    }
+    real!(select: unsafe extern "C" fn(c_int, *mut libc::fd_set, *mut libc::fd_set, *mut libc::fd_set, *mut libc::timeval) -> c_int)(
+        nfds, r, w, e, timeout,
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn poll(fds: *mut libc::pollfd, nfds: libc::nfds_t, timeout_ms: c_int) -> c_int {
+    if let Some(res) = with_shim(|s| {
+        if nfds > 0 {
+            s.unsupported("poll", "waiting on descriptors");
+        }
+        if timeout_ms < 0 {
+            s.unsupported("poll", "a sleep without end");
+        }
+        Some(sleep_ns(s, timeout_ms as u64 * 1_000_000))
+    }) {
+        return res;
+    }
+    real!(poll: unsafe extern "C" fn(*mut libc::pollfd, libc::nfds_t, c_int) -> c_int)(fds, nfds, timeout_ms)
+}
+
+// ---------------------------------------------------------------------------
+// Identity, randomness, signals, names.
+
+#[no_mangle]
+pub unsafe extern "C" fn getpid() -> libc::pid_t {
+    if let Some(p) = with_shim(|s| {
+        if s.pid.is_none() {
+            let pid = s.value(Call::Pid).unwrap_or_else(|e| die(&format!("mmsim-shim: getpid: errno {e}\n")));
+            s.pid = Some(pid as u32);
+        }
+        s.pid
+    }) {
+        return p as libc::pid_t;
+    }
+    real!(getpid: unsafe extern "C" fn() -> libc::pid_t)()
+}
+
+/// The simulated process's parent is not modelled: `init`, as for an orphan.
+#[no_mangle]
+pub unsafe extern "C" fn getppid() -> libc::pid_t {
+    if with_shim(|_| Some(())).is_some() {
+        return 1;
+    }
+    real!(getppid: unsafe extern "C" fn() -> libc::pid_t)()
+}
+
+fn hostname(s: &mut Shim) -> String {
+    if s.hostname.is_none() {
+        let name = match s.ask(&Call::Hostname) {
+            Reply::Text(t) => t,
+            other => s.bad_reply(&Call::Hostname, other),
+        };
+        s.hostname = Some(name);
+    }
+    s.hostname.clone().expect("set above")
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn gethostname(buf: *mut c_char, len: size_t) -> c_int {
+    if let Some(r) = with_shim(|s| {
+        let name = hostname(s);
+        if name.len() + 1 > len {
+            return Some(fail(libc::ENAMETOOLONG));
+        }
+        std::ptr::copy_nonoverlapping(name.as_ptr(), buf as *mut u8, name.len());
+        *buf.add(name.len()) = 0;
+        Some(0)
+    }) {
+        return r;
+    }
+    real!(gethostname: unsafe extern "C" fn(*mut c_char, size_t) -> c_int)(buf, len)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn uname(buf: *mut libc::utsname) -> c_int {
+    let r = real!(uname: unsafe extern "C" fn(*mut libc::utsname) -> c_int)(buf);
+    if r == 0 {
+        if let Some(name) = with_shim(|s| Some(hostname(s))) {
+            let node = &mut (*buf).nodename;
+            node.fill(0);
+            for (slot, b) in node.iter_mut().zip(name.bytes().take(64)) {
+                *slot = b as c_char;
+            }
+        }
+    }
+    r
+}
+
+fn random_into(s: &mut Shim, buf: *mut c_void, len: usize) -> ssize_t {
+    match s.data(Call::Random { len: len.min(u32::MAX as usize) as u32 }) {
+        Ok(d) => {
+            unsafe { std::ptr::copy_nonoverlapping(d.as_ptr(), buf as *mut u8, d.len().min(len)) };
+            d.len().min(len) as ssize_t
+        }
+        Err(e) => fail(e),
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn getrandom(buf: *mut c_void, len: size_t, flags: c_uint) -> ssize_t {
+    if let Some(r) = with_shim(|s| Some(random_into(s, buf, len))) {
+        return r;
+    }
+    real!(getrandom: unsafe extern "C" fn(*mut c_void, size_t, c_uint) -> ssize_t)(buf, len, flags)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn getentropy(buf: *mut c_void, len: size_t) -> c_int {
+    if let Some(r) = with_shim(|s| Some(if random_into(s, buf, len) < 0 { -1 } else { 0 })) {
+        return r;
+    }
+    real!(getentropy: unsafe extern "C" fn(*mut c_void, size_t) -> c_int)(buf, len)
+}
+
+/// Signals go to simulated processes: a simulated pid names no real one.
+#[no_mangle]
+pub unsafe extern "C" fn kill(pid: libc::pid_t, signal: c_int) -> c_int {
+    if let Some(r) = with_shim(|s| {
+        if pid <= 0 {
+            s.unsupported("kill", format!("process group {pid}"));
+        }
+        Some(s.status(Call::Kill { pid: pid as u32, signal }))
+    }) {
+        return r;
+    }
+    real!(kill: unsafe extern "C" fn(libc::pid_t, c_int) -> c_int)(pid, signal)
+}
+
+/// The simulated hosts have no resolver: every name is unknown (`EAI_NONAME`),
+/// so `socket.getfqdn()` answers the host name itself.
+#[no_mangle]
+pub unsafe extern "C" fn getaddrinfo(
+    node: *const c_char,
+    service: *const c_char,
+    hints: *const libc::addrinfo,
+    res: *mut *mut libc::addrinfo,
+) -> c_int {
+    if with_shim(|_| Some(())).is_some() {
+        return libc::EAI_NONAME;
+    }
+    real!(getaddrinfo: unsafe extern "C" fn(*const c_char, *const c_char, *const libc::addrinfo, *mut *mut libc::addrinfo) -> c_int)(
+        node, service, hints, res,
+    )
+}
+
+extern "C" {
+    fn __h_errno_location() -> *mut c_int;
+}
+
+const HOST_NOT_FOUND: c_int = 1;
+
+#[no_mangle]
+pub unsafe extern "C" fn gethostbyname(name: *const c_char) -> *mut libc::hostent {
+    if with_shim(|_| Some(())).is_some() {
+        *__h_errno_location() = HOST_NOT_FOUND;
+        return std::ptr::null_mut();
+    }
+    real!(gethostbyname: unsafe extern "C" fn(*const c_char) -> *mut libc::hostent)(name)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn gethostbyaddr(addr: *const c_void, len: libc::socklen_t, kind: c_int) -> *mut libc::hostent {
+    if with_shim(|_| Some(())).is_some() {
+        *__h_errno_location() = HOST_NOT_FOUND;
+        return std::ptr::null_mut();
+    }
+    real!(gethostbyaddr: unsafe extern "C" fn(*const c_void, libc::socklen_t, c_int) -> *mut libc::hostent)(
+        addr, len, kind,
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn gethostbyname_r(
+    name: *const c_char,
+    ret: *mut libc::hostent,
+    buf: *mut c_char,
+    len: size_t,
+    result: *mut *mut libc::hostent,
+    h_errnop: *mut c_int,
+) -> c_int {
+    if with_shim(|_| Some(())).is_some() {
+        *result = std::ptr::null_mut();
+        *h_errnop = HOST_NOT_FOUND;
+        return libc::ENOENT;
+    }
+    real!(gethostbyname_r: unsafe extern "C" fn(*const c_char, *mut libc::hostent, *mut c_char, size_t, *mut *mut libc::hostent, *mut c_int) -> c_int)(
+        name, ret, buf, len, result, h_errnop,
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn gethostbyaddr_r(
+    addr: *const c_void,
+    alen: libc::socklen_t,
+    kind: c_int,
+    ret: *mut libc::hostent,
+    buf: *mut c_char,
+    len: size_t,
+    result: *mut *mut libc::hostent,
+    h_errnop: *mut c_int,
+) -> c_int {
+    if with_shim(|_| Some(())).is_some() {
+        *result = std::ptr::null_mut();
+        *h_errnop = HOST_NOT_FOUND;
+        return libc::ENOENT;
+    }
+    real!(gethostbyaddr_r: unsafe extern "C" fn(*const c_void, libc::socklen_t, c_int, *mut libc::hostent, *mut c_char, size_t, *mut *mut libc::hostent, *mut c_int) -> c_int)(
+        addr, alen, kind, ret, buf, len, result, h_errnop,
+    )
+}
+
+// ---------------------------------------------------------------------------
+// New processes and threads: not in lockstep yet, so refused while in the world.
+
+macro_rules! refused_in_world {
+    ($name:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty) => {
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
+            if let Some(()) = with_shim(|s| {
+                s.unsupported(stringify!($name), "a new process or thread outside the world's lockstep")
+            }) {
+                unreachable!()
+            }
+            real!($name: unsafe extern "C" fn($($ty),*) -> $ret)($($arg),*)
+        }
+    };
+}
+
+refused_in_world!(fork() -> libc::pid_t);
+refused_in_world!(vfork() -> libc::pid_t);
+refused_in_world!(execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int);
+refused_in_world!(execv(path: *const c_char, argv: *const *const c_char) -> c_int);
+refused_in_world!(execvp(path: *const c_char, argv: *const *const c_char) -> c_int);
+refused_in_world!(system(command: *const c_char) -> c_int);
+refused_in_world!(popen(command: *const c_char, mode: *const c_char) -> *mut libc::FILE);
+refused_in_world!(posix_spawn(pid: *mut libc::pid_t, path: *const c_char, actions: *const c_void, attr: *const c_void, argv: *const *mut c_char, envp: *const *mut c_char) -> c_int);
+refused_in_world!(posix_spawnp(pid: *mut libc::pid_t, path: *const c_char, actions: *const c_void, attr: *const c_void, argv: *const *mut c_char, envp: *const *mut c_char) -> c_int);
+refused_in_world!(pthread_create(thread: *mut libc::pthread_t, attr: *const libc::pthread_attr_t, start: *mut c_void, arg: *mut c_void) -> c_int);

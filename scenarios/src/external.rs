@@ -175,6 +175,16 @@ pub fn plan(args: &[String]) -> Result<Plan, ArgError> {
             ),
         )
     })?;
+    let setid = std::fs::metadata(&program).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o6000);
+    if setid.is_ok_and(|bits| bits != 0) {
+        return Err(ArgError::new(
+            format!("{:?}", model::args::shown(&argv[0])),
+            format!(
+                "a program without the set-user-ID or set-group-ID bit ({} has one, and ld.so ignores LD_PRELOAD for such programs; `cargo xtask setup` puts a copy without it in the project's virtualenv)",
+                program.display()
+            ),
+        ));
+    }
     let mount = p.text("mount");
     if Path::new(&mount).exists() {
         return Err(ArgError::option(

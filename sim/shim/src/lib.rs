@@ -79,6 +79,9 @@ struct Shim {
     dirs: BTreeMap<usize, Box<Dir>>,
     pid: Option<u32>,
     hostname: Option<String>,
+    /// The working directory, while it is on the mount (relative to it). The
+    /// real process stays in its real working directory meanwhile.
+    cwd: Option<String>,
 }
 
 /// 0: not yet looked; 1: active; 2: inert (no world in the environment).
@@ -154,7 +157,8 @@ impl Shim {
             die("mmsim-shim: MMSIM_SHIM_FD without MMSIM_SHIM_MOUNT\n");
         }
         let mount = unsafe { CStr::from_ptr(mount) }.to_bytes().to_vec();
-        let mut shim = Shim { sock, mount, fds: BTreeMap::new(), dirs: BTreeMap::new(), pid: None, hostname: None };
+        let mut shim =
+            Shim { sock, mount, fds: BTreeMap::new(), dirs: BTreeMap::new(), pid: None, hostname: None, cwd: None };
         let real_pid = unsafe { libc::syscall(libc::SYS_getpid) } as u32;
         match shim.ask(&Call::Hello { version: VERSION, real_pid }) {
             Reply::Done => Some(shim),
@@ -239,12 +243,26 @@ impl Shim {
         die(&format!("mmsim-shim: the world answered {call:?} with {reply:?}\n"))
     }
 
-    /// Where `path` lies: on the mount (as a path relative to it), or not.
+    /// Where `path` lies: on the mount (as a path relative to it), or not. A
+    /// relative path is on the mount while the working directory is.
     fn resolve(&mut self, path: *const c_char) -> Option<String> {
         if path.is_null() {
             return None;
         }
         let bytes = unsafe { CStr::from_ptr(path) }.to_bytes();
+        if bytes.first() == Some(&b'/') {
+            return self.resolve_bytes(bytes);
+        }
+        let cwd = self.cwd.clone()?;
+        let mut joined = self.mount.clone();
+        joined.push(b'/');
+        joined.extend_from_slice(cwd.as_bytes());
+        joined.push(b'/');
+        joined.extend_from_slice(bytes);
+        self.resolve_bytes(&joined)
+    }
+
+    fn resolve_bytes(&mut self, bytes: &[u8]) -> Option<String> {
         let rest = bytes.strip_prefix(self.mount.as_slice())?;
         if !(rest.is_empty() || rest[0] == b'/') {
             return None;
@@ -268,22 +286,23 @@ impl Shim {
         Some(if parts.is_empty() { ".".to_string() } else { parts.join("/") })
     }
 
-    /// A `*at` call's path: relative to a directory descriptor on the mount, to
-    /// the working directory (never on the mount: `chdir` there is refused), or absolute.
+    /// A `*at` call's path: relative to a directory descriptor on the mount,
+    /// to the working directory (`AT_FDCWD`), or absolute.
     fn resolve_at(&mut self, dirfd: c_int, path: *const c_char) -> Option<String> {
         if path.is_null() {
             return None;
         }
         let relative = unsafe { *path } as u8 != b'/';
-        match self.fds.get(&dirfd) {
-            Some(dir) if relative => {
-                let name = unsafe { CStr::from_ptr(path) }.to_string_lossy().into_owned();
-                let joined = format!("{}/{}/{name}", String::from_utf8_lossy(&self.mount), dir.path);
-                let joined = std::ffi::CString::new(joined).expect("no NUL inside a C string");
-                self.resolve(joined.as_ptr())
-            }
-            _ => self.resolve(path),
+        if !relative || dirfd == libc::AT_FDCWD {
+            return self.resolve(path);
         }
+        let dir = self.fds.get(&dirfd)?.path.clone();
+        let mut joined = self.mount.clone();
+        joined.push(b'/');
+        joined.extend_from_slice(dir.as_bytes());
+        joined.push(b'/');
+        joined.extend_from_slice(unsafe { CStr::from_ptr(path) }.to_bytes());
+        self.resolve_bytes(&joined)
     }
 
     fn world_fd(&mut self, fd: c_int, call: &str) -> Option<u32> {
@@ -304,8 +323,13 @@ impl Shim {
             | libc::O_NOFOLLOW
             | libc::O_NOATIME
             | libc::O_NONBLOCK;
-        const MODELLED: c_int =
-            libc::O_ACCMODE | libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC | libc::O_APPEND | libc::O_DIRECTORY;
+        const MODELLED: c_int = libc::O_ACCMODE
+            | libc::O_CREAT
+            | libc::O_EXCL
+            | libc::O_TRUNC
+            | libc::O_APPEND
+            | libc::O_DIRECTORY
+            | libc::O_PATH;
         let extra = flags & !(IGNORED | MODELLED);
         if extra != 0 {
             self.unsupported(call, format!("open flags {extra:#o} on {path:?}"));
@@ -320,9 +344,11 @@ impl Shim {
             append: flags & libc::O_APPEND != 0,
             directory: flags & libc::O_DIRECTORY != 0,
         };
-        let world = if f.directory {
+        // O_PATH (a handle for *at calls and fchdir, no I/O) and O_DIRECTORY open nothing in the world.
+        let handle_only = flags & libc::O_PATH != 0;
+        let world = if f.directory || handle_only {
             match self.stat(Call::Stat { path: path.clone() }) {
-                Ok(s) if s.dir => None,
+                Ok(s) if s.dir || !f.directory => None,
                 Ok(_) => return fail(libc::ENOTDIR),
                 Err(e) => return fail(e),
             }
@@ -862,6 +888,73 @@ pub unsafe extern "C" fn fstat64(fd: c_int, buf: *mut libc::stat64) -> c_int {
     real!(fstat64: unsafe extern "C" fn(c_int, *mut libc::stat64) -> c_int)(fd, buf)
 }
 
+// The stat calls of binaries built before glibc 2.33 (`__xstat` and friends,
+// with a version argument; on x86_64 their struct is `stat64`'s).
+
+#[no_mangle]
+pub unsafe extern "C" fn __xstat(ver: c_int, path: *const c_char, buf: *mut libc::stat64) -> c_int {
+    if let Some(r) = on_path(path, |s, p| stat_into(s, Call::Stat { path: p }, buf)) {
+        return r;
+    }
+    real!(__xstat: unsafe extern "C" fn(c_int, *const c_char, *mut libc::stat64) -> c_int)(ver, path, buf)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __xstat64(ver: c_int, path: *const c_char, buf: *mut libc::stat64) -> c_int {
+    if let Some(r) = on_path(path, |s, p| stat_into(s, Call::Stat { path: p }, buf)) {
+        return r;
+    }
+    real!(__xstat64: unsafe extern "C" fn(c_int, *const c_char, *mut libc::stat64) -> c_int)(ver, path, buf)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __lxstat(ver: c_int, path: *const c_char, buf: *mut libc::stat64) -> c_int {
+    if let Some(r) = on_path(path, |s, p| stat_into(s, Call::Stat { path: p }, buf)) {
+        return r;
+    }
+    real!(__lxstat: unsafe extern "C" fn(c_int, *const c_char, *mut libc::stat64) -> c_int)(ver, path, buf)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __lxstat64(ver: c_int, path: *const c_char, buf: *mut libc::stat64) -> c_int {
+    if let Some(r) = on_path(path, |s, p| stat_into(s, Call::Stat { path: p }, buf)) {
+        return r;
+    }
+    real!(__lxstat64: unsafe extern "C" fn(c_int, *const c_char, *mut libc::stat64) -> c_int)(ver, path, buf)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __fxstat(ver: c_int, fd: c_int, buf: *mut libc::stat64) -> c_int {
+    if let Some(r) = on_fd(fd, |s| fstat_into(s, fd, buf)) {
+        return r;
+    }
+    real!(__fxstat: unsafe extern "C" fn(c_int, c_int, *mut libc::stat64) -> c_int)(ver, fd, buf)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __fxstat64(ver: c_int, fd: c_int, buf: *mut libc::stat64) -> c_int {
+    if let Some(r) = on_fd(fd, |s| fstat_into(s, fd, buf)) {
+        return r;
+    }
+    real!(__fxstat64: unsafe extern "C" fn(c_int, c_int, *mut libc::stat64) -> c_int)(ver, fd, buf)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __fxstatat(
+    ver: c_int,
+    dirfd: c_int,
+    path: *const c_char,
+    buf: *mut libc::stat64,
+    flags: c_int,
+) -> c_int {
+    if let Some(r) = fstatat_shim(dirfd, path, buf, flags) {
+        return r;
+    }
+    real!(__fxstatat: unsafe extern "C" fn(c_int, c_int, *const c_char, *mut libc::stat64, c_int) -> c_int)(
+        ver, dirfd, path, buf, flags,
+    )
+}
+
 unsafe fn fstatat_shim(dirfd: c_int, path: *const c_char, buf: *mut libc::stat64, flags: c_int) -> Option<c_int> {
     if flags & libc::AT_EMPTY_PATH != 0 && !path.is_null() && *path == 0 {
         return on_fd(dirfd, |s| fstat_into(s, dirfd, buf));
@@ -1328,7 +1421,6 @@ refused_on_fd!(dup2(fd: c_int, new: c_int) -> c_int);
 refused_on_fd!(dup3(fd: c_int, new: c_int, flags: c_int) -> c_int);
 refused_on_fd!(flock(fd: c_int, op: c_int) -> c_int);
 refused_on_fd!(lockf(fd: c_int, cmd: c_int, len: off_t) -> c_int);
-refused_on_fd!(fchdir(fd: c_int) -> c_int);
 refused_on_fd!(fchmod(fd: c_int, mode: mode_t) -> c_int);
 refused_on_fd!(fchown(fd: c_int, uid: libc::uid_t, gid: libc::gid_t) -> c_int);
 refused_on_fd!(fstatfs(fd: c_int, buf: *mut libc::statfs) -> c_int);
@@ -1364,7 +1456,6 @@ macro_rules! refused_on_path {
     };
 }
 
-refused_on_path!(chdir(path: *const c_char) -> c_int);
 refused_on_path!(chmod(path: *const c_char, mode: mode_t) -> c_int);
 refused_on_path!(chown(path: *const c_char, uid: libc::uid_t, gid: libc::gid_t) -> c_int);
 refused_on_path!(lchown(path: *const c_char, uid: libc::uid_t, gid: libc::gid_t) -> c_int);
@@ -1376,6 +1467,73 @@ refused_on_path!(mknod(path: *const c_char, mode: mode_t, dev: libc::dev_t) -> c
 refused_on_path!(mkfifo(path: *const c_char, mode: mode_t) -> c_int);
 refused_on_path!(realpath(path: *const c_char, out: *mut c_char) -> *mut c_char);
 refused_on_path!(freopen(path: *const c_char, mode: *const c_char, stream: *mut libc::FILE) -> *mut libc::FILE);
+
+/// `chdir` onto the mount moves only the shim's own working directory: the
+/// real process stays where it was, and relative paths resolve on the mount.
+#[no_mangle]
+pub unsafe extern "C" fn chdir(path: *const c_char) -> c_int {
+    if let Some(r) = on_path(path, |s, p| match s.stat(Call::Stat { path: p.clone() }) {
+        Ok(st) if st.dir => {
+            s.cwd = Some(p);
+            0
+        }
+        Ok(_) => fail(libc::ENOTDIR),
+        Err(e) => fail(e),
+    }) {
+        return r;
+    }
+    let r = real!(chdir: unsafe extern "C" fn(*const c_char) -> c_int)(path);
+    if r == 0 {
+        with_shim(|s| s.cwd.take().map(drop));
+    }
+    r
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fchdir(fd: c_int) -> c_int {
+    if let Some(r) = on_fd(fd, |s| {
+        let p = s.fds[&fd].path.clone();
+        match s.stat(Call::Stat { path: p.clone() }) {
+            Ok(st) if st.dir => {
+                s.cwd = Some(p);
+                0
+            }
+            Ok(_) => fail(libc::ENOTDIR),
+            Err(e) => fail(e),
+        }
+    }) {
+        return r;
+    }
+    let r = real!(fchdir: unsafe extern "C" fn(c_int) -> c_int)(fd);
+    if r == 0 {
+        with_shim(|s| s.cwd.take().map(drop));
+    }
+    r
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn getcwd(buf: *mut c_char, len: size_t) -> *mut c_char {
+    if let Some(r) = with_shim(|s| {
+        let cwd = s.cwd.clone()?;
+        let mut full = s.mount.clone();
+        if cwd != "." {
+            full.push(b'/');
+            full.extend_from_slice(cwd.as_bytes());
+        }
+        if buf.is_null() {
+            return Some(fail_ptr(libc::EINVAL));
+        }
+        if full.len() + 1 > len {
+            return Some(fail_ptr(libc::ERANGE));
+        }
+        std::ptr::copy_nonoverlapping(full.as_ptr(), buf as *mut u8, full.len());
+        *buf.add(full.len()) = 0;
+        Some(buf)
+    }) {
+        return r;
+    }
+    real!(getcwd: unsafe extern "C" fn(*mut c_char, size_t) -> *mut c_char)(buf, len)
+}
 
 #[no_mangle]
 pub unsafe extern "C" fn symlink(target: *const c_char, path: *const c_char) -> c_int {

@@ -379,7 +379,14 @@ impl<O: Os> Session<'_, O> {
                 Ok(m) => Reply::Stat(stat_of(&m)),
                 Err(e) => errno_of(&e),
             },
-            Call::Link { existing, new } => done(os.link(&existing, &new).await),
+            Call::Link { existing, new } => {
+                let r = os.link(&existing, &new).await;
+                // A link onto the lock that finds it taken is the lock contended, as LockFile notes it.
+                if new == self.plan.lock && r.as_ref().err().and_then(|e| e.raw_os_error()) == Some(libc::EEXIST) {
+                    self.note(ModelEvent::LockContended { lock: new, claim: existing });
+                }
+                done(r)
+            }
             Call::Unlink { path } => done(os.unlink(&path).await),
             Call::Rename { from, to } => done(os.rename(&from, &to).await),
             Call::Mkdir { path } => done(os.mkdir(&path).await),

@@ -144,6 +144,8 @@ pub trait Os {
     fn random(&self) -> f64;
     fn hostname(&self) -> String;
     fn pid(&self) -> Pid;
+    /// `getppid()`: the process that started this one; 1 (init) for one started at boot.
+    fn parent_pid(&self) -> Pid;
 
     // Process control.
     /// Starts a model entry point by name on this host (fork + exec).

@@ -280,6 +280,10 @@ impl Os for RealOs {
         self.hostname.clone()
     }
 
+    fn parent_pid(&self) -> Pid {
+        std::os::unix::process::parent_id()
+    }
+
     fn pid(&self) -> Pid {
         std::process::id()
     }

@@ -418,6 +418,7 @@ impl<O: Os> Session<'_, O> {
                 Reply::Done
             }
             Call::Pid => Reply::Value(os.pid() as u64),
+            Call::ParentPid => Reply::Value(os.parent_pid() as u64),
             Call::Hostname => Reply::Text(os.hostname()),
             Call::Random { len } => {
                 // Four bytes from each of the process's seeded draws.

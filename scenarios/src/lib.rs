@@ -49,6 +49,7 @@ mod sim_os;
 pub mod swarm;
 pub mod sweep;
 pub mod timeline;
+pub mod tool_lock_worker;
 pub mod trace_filter;
 pub mod verdict;
 

@@ -20,9 +20,10 @@ use sim::{Proc, World};
 use crate::sim_os::SimOs;
 
 /// Programs this crate adds to the model's.
-fn extra() -> [&'static ProgramSpec; 6] {
+fn extra() -> [&'static ProgramSpec; 7] {
     [
         &crate::external::SPEC,
+        &crate::tool_lock_worker::SPEC,
         &crate::install::SPEC,
         &crate::cron::SPEC,
         &crate::lock_worker::SPEC,
@@ -50,6 +51,7 @@ pub fn spec(name: &str) -> Option<&'static ProgramSpec> {
 pub fn check(program: &str, args: &[String]) -> Result<(), ArgError> {
     match program {
         "exec" => crate::external::plan(args).map(drop),
+        "tool-lock-worker" => crate::tool_lock_worker::plan(args).map(drop),
         "install" => crate::install::plan(args).map(drop),
         "cron" => crate::cron::plan(args).map(drop),
         "lock-worker" => crate::lock_worker::plan(args).map(drop),
@@ -70,6 +72,7 @@ pub fn check(program: &str, args: &[String]) -> Result<(), ArgError> {
 pub async fn run<O: Os>(os: O, program: &str, args: &[String]) -> i32 {
     match program {
         "exec" => crate::external::exec(os, args).await,
+        "tool-lock-worker" => crate::tool_lock_worker::tool_lock_worker(os, args).await,
         "install" => crate::install::install(os, args).await,
         "cron" => crate::cron::cron(os, args).await,
         "lock-worker" => crate::lock_worker::lock_worker(os, args).await,

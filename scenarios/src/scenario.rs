@@ -25,6 +25,8 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("two-servers-2002-21early", include_str!("../files/two-servers-2002-21early.toml")),
     ("lock-stress", include_str!("../files/lock-stress.toml")),
     ("flufl-lock-stress", include_str!("../files/flufl-lock-stress.toml")),
+    ("dotlockfile-stress", include_str!("../files/dotlockfile-stress.toml")),
+    ("lockfile-stress", include_str!("../files/lockfile-stress.toml")),
     ("list-stress", include_str!("../files/list-stress.toml")),
     ("crash-recovery", include_str!("../files/crash-recovery.toml")),
 ];

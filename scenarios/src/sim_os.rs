@@ -140,6 +140,9 @@ impl Os for SimOs {
     fn pid(&self) -> Pid {
         self.proc.pid()
     }
+    fn parent_pid(&self) -> Pid {
+        self.proc.parent().unwrap_or(1)
+    }
     async fn spawn(&self, program: &str, args: &[String]) -> io::Result<Pid> {
         self.proc.spawn(program, args).await.map_err(err)
     }

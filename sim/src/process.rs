@@ -42,6 +42,8 @@ struct Inner {
     world: World,
     host: Rc<str>,
     pid: u32,
+    /// The process that spawned this one; `None` for a host's boot programs.
+    parent: Option<u32>,
     incarnation: u32,
     alive: Cell<bool>,
     signals: RefCell<VecDeque<i32>>,
@@ -91,7 +93,14 @@ fn render_names(names: &[String]) -> String {
 }
 
 impl Proc {
-    pub(crate) fn new(world: World, host: Rc<str>, pid: u32, incarnation: u32, client: Rc<NfsClient>) -> Proc {
+    pub(crate) fn new(
+        world: World,
+        host: Rc<str>,
+        pid: u32,
+        parent: Option<u32>,
+        incarnation: u32,
+        client: Rc<NfsClient>,
+    ) -> Proc {
         let rng = Rng::stream(world.seed(), &format!("proc/{host}/{incarnation}/{pid}"));
         let stall_rng = Rng::stream(world.seed(), &format!("proc/{host}/{incarnation}/{pid}/stall"));
         let clock = world.host_clock(&host);
@@ -100,6 +109,7 @@ impl Proc {
             world,
             host,
             pid,
+            parent,
             incarnation,
             alive: Cell::new(true),
             signals: RefCell::new(VecDeque::new()),
@@ -122,6 +132,11 @@ impl Proc {
 
     pub fn pid(&self) -> u32 {
         self.0.pid
+    }
+
+    /// The pid of the process that spawned this one (`None` for a boot program).
+    pub fn parent(&self) -> Option<u32> {
+        self.0.parent
     }
 
     pub fn incarnation(&self) -> u32 {

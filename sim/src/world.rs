@@ -595,7 +595,7 @@ impl World {
             h.pid_next += 1;
             (pid, h.incarnation, h.client.clone().ok_or(libc::EIO)?)
         };
-        let proc = Proc::new(self.clone(), host.clone(), pid, incarnation, client);
+        let proc = Proc::new(self.clone(), host.clone(), pid, parent, incarnation, client);
         self.record(EventKind::Start {
             host: host.clone(),
             pid,

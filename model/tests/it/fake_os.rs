@@ -363,6 +363,9 @@ impl Os for FakeOs {
     fn hostname(&self) -> String {
         self.hostname.clone()
     }
+    fn parent_pid(&self) -> Pid {
+        1
+    }
     fn pid(&self) -> Pid {
         self.pid
     }

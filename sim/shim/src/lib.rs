@@ -1715,11 +1715,12 @@ pub unsafe extern "C" fn getpid() -> libc::pid_t {
     real!(getpid: unsafe extern "C" fn() -> libc::pid_t)()
 }
 
-/// The simulated process's parent is not modelled: `init`, as for an orphan.
+/// The simulated parent: the process that spawned this one in the world
+/// (dotlockfile, for one, gives up waiting once its parent is gone).
 #[no_mangle]
 pub unsafe extern "C" fn getppid() -> libc::pid_t {
-    if with_shim(|_| Some(())).is_some() {
-        return 1;
+    if let Some(p) = with_shim(|s| s.value(Call::ParentPid).ok()) {
+        return p as libc::pid_t;
     }
     real!(getppid: unsafe extern "C" fn() -> libc::pid_t)()
 }

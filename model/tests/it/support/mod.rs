@@ -259,6 +259,9 @@ impl Os for TestOs {
     fn hostname(&self) -> String {
         "host1".to_string()
     }
+    fn parent_pid(&self) -> Pid {
+        1
+    }
     fn pid(&self) -> Pid {
         self.pid
     }

@@ -138,6 +138,8 @@ pub enum Call {
         ns: u64,
     },
     Pid,
+    /// `getppid()`: the simulated parent (1 for a program the host booted).
+    ParentPid,
     Hostname,
     Random {
         len: u32,

@@ -2,7 +2,7 @@
 //! program, as a shell script uses one (docs/real-programs.md).
 //!
 //! Each round spawns the tool through the world's own spawn (no shell in
-//! between) as an `exec` process: `dotlockfile -l -r 100 LOCK` (Debian's
+//! between) as an `exec` process: `dotlockfile -l -r -1 LOCK` (Debian's
 //! liblockfile-bin) or `lockfile -1 -r -1 LOCK` (procmail's). Once it exits 0
 //! the worker holds the lock: it notes `LockAcquired`, appends `enter WHO N` to
 //! the shared log, holds, appends `exit WHO N`, notes `LockReleasing`, and
@@ -46,7 +46,12 @@ pub static SPEC: ProgramSpec = ProgramSpec {
             default: ArgDefault::Value("10"),
             help: "critical sections to go through",
         },
-        ArgSpec { name: "hold-ms", kind: MS, default: ArgDefault::Value("0"), help: "how long each critical section lasts" },
+        ArgSpec {
+            name: "hold-ms",
+            kind: MS,
+            default: ArgDefault::Value("0"),
+            help: "how long each critical section lasts",
+        },
         THINK_MS,
     ],
     positional: &[],
@@ -84,9 +89,8 @@ impl Plan {
     fn lock_argv(&self) -> Vec<String> {
         let path = format!("{MOUNT}/{}", self.lock);
         match self.tool.as_str() {
-            // -r 100: a hundred retries, its sleeps growing by 5 s to 60 s (liblockfile 1.17's
-            // lockfile_create; a negative count there means no retry at all, not for ever).
-            "dotlockfile" => vec!["dotlockfile".into(), "-l".into(), "-r".into(), "100".into(), path],
+            // -r -1: retry indefinitely, the sleeps growing by 5 s up to 60 s (dotlockfile(1)).
+            "dotlockfile" => vec!["dotlockfile".into(), "-l".into(), "-r".into(), "-1".into(), path],
             // -1: one second between attempts; -r -1: retry for ever (procmail's lockfile(1)).
             _ => vec!["lockfile".into(), "-1".into(), "-r".into(), "-1".into(), path],
         }

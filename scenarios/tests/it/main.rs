@@ -17,6 +17,7 @@ mod marks;
 mod oracles;
 mod profiles;
 mod real;
+mod real_programs;
 mod safe;
 mod sched;
 mod shrink;

@@ -1,0 +1,175 @@
+//! Unmodified programs on the simulated mount through mmsim-shim
+//! (docs/real-programs.md). These need `cargo xtask setup` (the README's test
+//! command runs it): without the shim or the virtualenv they fail, naming it.
+
+use std::path::PathBuf;
+
+use crate::{check_bad_input, mmsim};
+
+fn report(args: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let out = mmsim(&all);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: {e}: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), json)
+}
+
+fn oracle(report: &serde_json::Value, name: &str) -> (String, u64) {
+    let o = report["oracles"].as_array().unwrap().iter().find(|o| o["name"] == name).unwrap();
+    (o["status"].as_str().unwrap().to_string(), o["checked"].as_u64().unwrap())
+}
+
+/// A one-host scenario whose one program is `exec ARGS`, written to a temporary directory.
+fn one_program(dir: &tempfile::TempDir, exec_args: &[&str]) -> PathBuf {
+    let args: Vec<String> = exec_args.iter().map(|a| format!("{a:?}")).collect();
+    let text = format!(
+        r#"name = "one-program"
+description = "one external program"
+[run]
+duration_s_max = 120
+wait_for = ["exec"]
+[oracles]
+enabled = []
+[[hosts]]
+name = "h1"
+boot = [
+  {{ program = "install", args = ["--profile=2.1.39", "--list=test", "--members=1"] }},
+  {{ program = "exec", args = [{}], start_ms = 1000 }},
+]
+"#,
+        args.join(", ")
+    );
+    let path = dir.path().join("one.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The program's standard output, from the trace's `stdout` notes.
+fn stdout_of(scenario: &std::path::Path) -> (Option<i32>, Vec<String>) {
+    let trace = scenario.with_extension("jsonl");
+    let out = mmsim(&["run", scenario.to_str().unwrap(), "--seed", "1", "--trace", trace.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&trace).unwrap_or_default();
+    let lines = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["note"]["log"] == "stdout")
+        .map(|e| e["note"]["message"].as_str().unwrap().to_string())
+        .collect();
+    (out.status.code(), lines)
+}
+
+const SEES_THE_WORLD: &str = r#"
+import os, time, socket
+t0 = time.monotonic()
+with open("/mm/a", "w") as f:
+    f.write("12345")
+os.link("/mm/a", "/mm/b")
+os.rename("/mm/b", "/mm/c")
+os.utime("/mm/c", (1000000000, 1000000000))
+st = os.stat("/mm/c")
+print("stat", st.st_size, st.st_nlink, int(st.st_mtime))
+print("list", sorted(n for n in os.listdir("/mm") if n in ("a", "b", "c")))
+try:
+    os.open("/mm/a", os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+except FileExistsError:
+    print("excl EEXIST")
+os.chdir("/mm/locks")
+with open("rel", "w") as f:
+    f.write("x")
+print("cwd", os.getcwd(), os.path.exists("/mm/locks/rel"))
+time.sleep(2.5)
+print("slept", round(time.monotonic() - t0, 3) >= 2.5)
+print("who", socket.gethostname(), os.getpid(), socket.getfqdn())
+print("wall", int(time.time()) // 86400)
+os.unlink("/mm/a")
+print("gone", os.path.exists("/mm/a"))
+"#;
+
+#[test]
+fn a_real_python_sees_the_simulated_mount_clock_and_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = one_program(&dir, &["--", "python3", "-c", SEES_THE_WORLD]);
+    let (code, lines) = stdout_of(&scenario);
+    assert_eq!(code, Some(0), "{lines:?}");
+    // Simulated time starts at 2002-01-15 (EPOCH_UNIX_S): day 11702 since 1970.
+    let expected = [
+        "stat 5 2 1000000000",
+        "list ['a', 'c']",
+        "excl EEXIST",
+        "cwd /mm/locks True",
+        "slept True",
+        "who h1 2 h1",
+        "wall 11702",
+        "gone False",
+    ];
+    assert_eq!(lines, expected);
+}
+
+#[test]
+fn a_call_the_shim_cannot_represent_stops_the_run_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario =
+        one_program(&dir, &["--", "python3", "-c", "import os; open('/mm/x', 'w').close(); os.chmod('/mm/x', 0o600)"]);
+    let (code, r) = report(&["run", scenario.to_str().unwrap(), "--seed", "1"]);
+    assert_eq!(code, Some(2));
+    let verdict = r["verdict"].as_str().unwrap();
+    assert!(verdict.starts_with("bad input: python3 called chmod"), "{verdict}");
+}
+
+#[test]
+fn a_program_that_dies_before_its_first_call_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = one_program(&dir, &["--", "true"]);
+    let (code, r) = report(&["run", scenario.to_str().unwrap(), "--seed", "1"]);
+    assert_eq!(code, Some(2));
+    assert!(r["verdict"].as_str().unwrap().contains("true exited (code 0) before its first call"), "{r}");
+}
+
+#[test]
+fn exec_refuses_at_load_what_it_cannot_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = one_program(&dir, &["--", "no-such-program-anywhere"]);
+    check_bad_input(&["run", missing.to_str().unwrap()], "a program installed on this machine");
+    let setgid = one_program(&dir, &["--", "/usr/bin/dotlockfile", "-l", "/mm/locks/x"]);
+    check_bad_input(&["run", setgid.to_str().unwrap()], "set-group-ID bit");
+    let collides = one_program(&dir, &["--mount=/tmp", "--", "python3", "-c", "pass"]);
+    check_bad_input(&["run", collides.to_str().unwrap()], "a mount point where no real path is");
+}
+
+#[test]
+fn crashing_an_external_process_kills_the_real_child() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("mmsim-crash-marker-{}", std::process::id());
+    let code = format!("import time\n# {marker}\nwhile True: time.sleep(1)");
+    let scenario = one_program(&dir, &["--", "python3", "-c", &code]);
+    let mut text = std::fs::read_to_string(&scenario).unwrap();
+    text = text.replace("duration_s_max = 120", "duration_s_max = 30");
+    text.push_str("[[faults]]\nkind = \"crash-process\"\nhost = \"h1\"\nprogram = \"exec\"\nat_s = 5\n");
+    std::fs::write(&scenario, text).unwrap();
+    let out = mmsim(&["run", scenario.to_str().unwrap(), "--seed", "1"]);
+    assert!(out.status.code().is_some(), "{out:?}");
+    let left = std::process::Command::new("pgrep").args(["-f", &marker]).output().unwrap();
+    assert!(left.stdout.is_empty(), "a real child outlived its crash: {}", String::from_utf8_lossy(&left.stdout));
+}
+
+/// (scenario, workers × rounds) for the three real-program stress scenarios at 3 rounds.
+const STRESS: [(&str, u64); 3] =
+    [("flufl-lock-stress", 8 * 3), ("dotlockfile-stress", 6 * 3), ("lockfile-stress", 6 * 3)];
+
+#[test]
+fn the_real_lock_programs_run_under_the_oracles_and_replay_by_seed() {
+    for (scenario, sections) in STRESS {
+        let args = ["run", scenario, "--seed", "3", "--set", "vars.rounds=3"];
+        let (code, first) = report(&args);
+        let (_, second) = report(&args);
+        assert_eq!(first["trace_hash"], second["trace_hash"], "{scenario} does not replay");
+        assert_eq!(code, Some(0), "{scenario}: {}", first["verdict"]);
+        let (status, checked) = oracle(&first, "append_conservation");
+        assert_eq!((status.as_str(), checked), ("pass", 2 * sections), "{scenario}");
+        let (status, _) = oracle(&first, "lock_exclusion");
+        assert_eq!(status, "pass", "{scenario}");
+        assert!(first["marks"]["lock_contended"].as_u64().unwrap() > 0, "{scenario}: {}", first["marks"]);
+    }
+}

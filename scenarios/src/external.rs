@@ -30,7 +30,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use model::args::{ArgDefault, ArgError, ArgKind, ArgSpec, ProgramSpec};
-use model::{ModelEvent, OpenFlags, Os, SetTime, Signal};
+use model::{ModelEvent, OpenFlags, Os, SetTime};
 use shim_proto::{Call, Clock, Reply, Stat, Whence, ENV_FD, ENV_MOUNT, FRAME_MAX, VERSION};
 
 /// Why a run was stopped by an external program, for the verdict.
@@ -250,16 +250,6 @@ fn done(r: std::io::Result<()>) -> Reply {
     }
 }
 
-fn signal_of(n: i32) -> Option<Signal> {
-    match n {
-        libc::SIGTERM => Some(Signal::Term),
-        libc::SIGINT => Some(Signal::Int),
-        libc::SIGHUP => Some(Signal::Hup),
-        libc::SIGKILL => Some(Signal::Kill),
-        _ => None,
-    }
-}
-
 impl<O: Os> Session<'_, O> {
     fn note(&self, event: ModelEvent) {
         self.os.event(event);
@@ -437,7 +427,7 @@ impl<O: Os> Session<'_, O> {
                     Reply::Errno(libc::ESRCH)
                 }
             }
-            Call::Kill { pid, signal } => match signal_of(signal) {
+            Call::Kill { pid, signal } => match crate::sim_os::signal_from(signal) {
                 Some(s) => done(os.kill(pid, s).await),
                 None => Reply::Errno(libc::EINVAL),
             },

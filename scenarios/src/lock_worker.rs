@@ -37,24 +37,32 @@ pub fn set_retry_sleep(p: &Parsed, settings: &mut LockSettings) {
     settings.retry_sleep_spread = Duration::from_millis(p.uint("retry-ms-spread"));
 }
 
+/// `--lock=`: the lock file.
+pub const LOCK: ArgSpec =
+    ArgSpec { name: "lock", kind: ArgKind::Path, default: ArgDefault::Required, help: "the lock file" };
+/// `--log=`: the shared log of enter/exit marks.
+pub const LOG: ArgSpec = ArgSpec {
+    name: "log",
+    kind: ArgKind::Path,
+    default: ArgDefault::Required,
+    help: "the shared log of enter/exit marks",
+};
+/// `--rounds=`: critical sections to go through.
+pub const ROUNDS: ArgSpec = ArgSpec {
+    name: "rounds",
+    kind: ArgKind::UInt { min: 0, max: 1_000_000, unit: "rounds" },
+    default: ArgDefault::Value("10"),
+    help: "critical sections to go through",
+};
+
 /// `lock-worker`'s arguments.
 pub static SPEC: ProgramSpec = ProgramSpec {
     name: "lock-worker",
     summary: "rounds of LockFile lock / append enter+exit marks / unlock on one lock",
     options: &[
-        ArgSpec { name: "lock", kind: ArgKind::Path, default: ArgDefault::Required, help: "the lock file" },
-        ArgSpec {
-            name: "log",
-            kind: ArgKind::Path,
-            default: ArgDefault::Required,
-            help: "the shared log of enter/exit marks",
-        },
-        ArgSpec {
-            name: "rounds",
-            kind: ArgKind::UInt { min: 0, max: 1_000_000, unit: "rounds" },
-            default: ArgDefault::Value("10"),
-            help: "critical sections to go through",
-        },
+        LOCK,
+        LOG,
+        ROUNDS,
         ArgSpec {
             name: "variant",
             kind: ArgKind::Choice(VARIANTS),

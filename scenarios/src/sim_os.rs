@@ -56,7 +56,7 @@ pub fn signal_number(s: Signal) -> i32 {
     }
 }
 
-fn signal_from(n: i32) -> Option<Signal> {
+pub(crate) fn signal_from(n: i32) -> Option<Signal> {
     match n {
         libc::SIGTERM => Some(Signal::Term),
         libc::SIGINT => Some(Signal::Int),

@@ -15,7 +15,7 @@ use std::time::Duration;
 use model::args::{ArgDefault, ArgError, ArgKind, ArgSpec, ProgramSpec};
 use model::{ExitStatus, ModelEvent, Os};
 
-use crate::lock_worker::{append, THINK_MS};
+use crate::lock_worker::{append, LOCK, LOG, ROUNDS, THINK_MS};
 
 /// The tools `--tool=` names.
 pub const TOOLS: &[&str] = &["dotlockfile", "lockfile"];
@@ -33,19 +33,9 @@ pub static SPEC: ProgramSpec = ProgramSpec {
             default: ArgDefault::Required,
             help: "which program takes the lock",
         },
-        ArgSpec { name: "lock", kind: ArgKind::Path, default: ArgDefault::Required, help: "the lock file" },
-        ArgSpec {
-            name: "log",
-            kind: ArgKind::Path,
-            default: ArgDefault::Required,
-            help: "the shared log of enter/exit marks",
-        },
-        ArgSpec {
-            name: "rounds",
-            kind: ArgKind::UInt { min: 0, max: 1_000_000, unit: "rounds" },
-            default: ArgDefault::Value("10"),
-            help: "critical sections to go through",
-        },
+        LOCK,
+        LOG,
+        ROUNDS,
         ArgSpec {
             name: "hold-ms",
             kind: MS,

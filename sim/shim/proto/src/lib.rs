@@ -15,7 +15,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The protocol version. Bump it on any change to [`Call`] or [`Reply`].
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// The environment variable holding the socket's descriptor number.
 pub const ENV_FD: &str = "MMSIM_SHIM_FD";

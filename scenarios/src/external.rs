@@ -9,6 +9,9 @@
 //! is blocked while the world runs, and the world is blocked while the child
 //! computes: the order of its calls is the seed's.
 //!
+//! A `link` onto `--lock` that finds it taken notes `LockContended`, once per
+//! acquisition as LockFile notes it once per `lock()` call.
+//!
 //! Writes to the `--marks` file are also read as marks: a line `enter WHO N`
 //! opens WHO's critical section on `--lock` (a `LockAcquired` note, at the
 //! write), a line `exit WHO N` closes it (`LockReleasing`, after the close
@@ -222,6 +225,8 @@ struct Session<'a, O: Os> {
     os: &'a O,
     plan: &'a Plan,
     files: BTreeMap<u32, File>,
+    /// Whether the current attempt at the lock was already noted contended.
+    contended: bool,
 }
 
 fn stat_of(m: &model::Metadata) -> Stat {
@@ -371,8 +376,11 @@ impl<O: Os> Session<'_, O> {
             },
             Call::Link { existing, new } => {
                 let r = os.link(&existing, &new).await;
-                // A link onto the lock that finds it taken is the lock contended, as LockFile notes it.
-                if new == self.plan.lock && r.as_ref().err().and_then(|e| e.raw_os_error()) == Some(libc::EEXIST) {
+                // A link onto the lock that finds it taken is the lock contended. LockFile notes
+                // it once per lock() call, so this notes the first such link since the last `enter`.
+                let taken = r.as_ref().err().and_then(|e| e.raw_os_error()) == Some(libc::EEXIST);
+                if new == self.plan.lock && taken && !self.contended {
+                    self.contended = true;
                     self.note(ModelEvent::LockContended { lock: new, claim: existing });
                 }
                 done(r)
@@ -466,6 +474,7 @@ impl<O: Os> Session<'_, O> {
         for line in &lines {
             let mut words = line.split(' ');
             if let (Some("enter"), Some(who)) = (words.next(), words.next()) {
+                self.contended = false;
                 self.note(ModelEvent::LockAcquired { lock: self.plan.lock.clone(), claim: who.to_string() });
             }
         }
@@ -560,7 +569,7 @@ pub async fn exec<O: Os>(os: O, args: &[String]) -> i32 {
         }
     };
     let _ = ours.set_read_timeout(Some(plan.watchdog));
-    let mut session = Session { os: &os, plan: &plan, files: BTreeMap::new() };
+    let mut session = Session { os: &os, plan: &plan, files: BTreeMap::new(), contended: false };
     let mut greeted = false;
     loop {
         let body = match read_frame(&mut ours) {

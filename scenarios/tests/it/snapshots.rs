@@ -117,6 +117,22 @@ fn lock_stress_seed_1() {
     check("lock-stress", 1, &[]);
 }
 
+/// Real flufl.lock (docs/real-programs.md): a holder stalled 40 s past its 15 s lease.
+#[test]
+fn flufl_lock_stress_seed_110() {
+    check("flufl-lock-stress", 110, &[]);
+}
+
+#[test]
+fn dotlockfile_stress_seed_1() {
+    check("dotlockfile-stress", 1, &["vars.rounds=3"]);
+}
+
+#[test]
+fn lockfile_stress_seed_1() {
+    check("lockfile-stress", 1, &["vars.rounds=3"]);
+}
+
 #[test]
 fn crash_recovery_seed_1() {
     check("crash-recovery", 1, &["load.posts=30", "run.duration_s_max=400"]);

@@ -609,6 +609,11 @@ pub async fn exec<O: Os>(os: O, args: &[String]) -> i32 {
                 Reply::Refused("undecodable frame".into())
             }
         };
+        // A catchable signal the world delivered to this process goes to the real child,
+        // which takes it as its blocked call returns.
+        while let Some(signal) = os.take_signal() {
+            unsafe { libc::kill(child.0.id() as i32, crate::sim_os::signal_number(signal)) };
+        }
         if ours.write_all(&shim_proto::encode(&reply)).is_err() {
             break;
         }

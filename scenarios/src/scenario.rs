@@ -151,9 +151,16 @@ impl Default for LoadSettings {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BootSpec {
+    /// A program of the table (`mmsim list`); empty when `exec` names an external one.
+    #[serde(default)]
     pub program: String,
     #[serde(default)]
     pub args: Vec<String>,
+    /// An external program and its arguments, run through `mmsim-shim`
+    /// (docs/real-programs.md): shorthand for `program = "exec"` with
+    /// `args` (exec's own options) followed by `--` and these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exec: Vec<String>,
     /// Simulated milliseconds after boot at which it starts.
     #[serde(default)]
     pub start_ms: u64,
@@ -522,9 +529,10 @@ pub fn parse(text: &str, sets: &[String]) -> Result<(Scenario, String), InputErr
         }
     }
     expand_profiles(&mut raw)?;
-    let scenario: Scenario = toml::Value::Table(raw)
+    let mut scenario: Scenario = toml::Value::Table(raw)
         .try_into()
         .map_err(|e: toml::de::Error| bad(format!("scenario: {}", one_line(&e.to_string()))))?;
+    expand_exec(&mut scenario)?;
     let mut tree = to_value(&scenario)?;
     for set in other_sets {
         apply_set(&mut tree, set)?;
@@ -534,6 +542,31 @@ pub fn parse(text: &str, sets: &[String]) -> Result<(Scenario, String), InputErr
     validate(&scenario)?;
     let canonical = toml::to_string(&scenario).map_err(|e| bad(format!("scenario: {e}")))?;
     Ok((scenario, canonical))
+}
+
+/// Rewrites each `exec = [...]` boot entry as the `exec` program with
+/// `args ++ ["--"] ++ exec`, so that `--set` indexes and validation see one form.
+fn expand_exec(s: &mut Scenario) -> Result<(), InputError> {
+    for (i, h) in s.hosts.iter_mut().enumerate() {
+        for (j, b) in h.boot.iter_mut().enumerate() {
+            if b.exec.is_empty() {
+                if b.program.is_empty() {
+                    return Err(bad(format!("hosts.{i}.boot.{j}: expected `program` or `exec`")));
+                }
+                continue;
+            }
+            if !b.program.is_empty() && b.program != "exec" {
+                return Err(bad(format!(
+                    "hosts.{i}.boot.{j}: `exec` runs an external program, so `program` must be absent (got {:?})",
+                    b.program
+                )));
+            }
+            b.program = "exec".to_string();
+            b.args.push("--".to_string());
+            b.args.append(&mut b.exec);
+        }
+    }
+    Ok(())
 }
 
 /// A TOML error as one line (its caret diagram dropped), for the one-line bad-input contract.
@@ -713,12 +746,18 @@ fn validate(s: &Scenario) -> Result<(), InputError> {
     }
     for m in &s.run.require_marks {
         if !crate::marks::is_mark(m) {
-            return Err(bad(format!("run.require_marks: unknown mark {m:?}; expected one of: {}", crate::marks::names())));
+            return Err(bad(format!(
+                "run.require_marks: unknown mark {m:?}; expected one of: {}",
+                crate::marks::names()
+            )));
         }
     }
     for o in &s.oracles.enabled {
         if !crate::oracle::is_oracle(o) {
-            return Err(bad(format!("oracles.enabled: unknown oracle {o:?}; expected one of: {}", crate::oracle::names())));
+            return Err(bad(format!(
+                "oracles.enabled: unknown oracle {o:?}; expected one of: {}",
+                crate::oracle::names()
+            )));
         }
     }
     if !(s.run.heal_at_s >= 0.0 && s.run.heal_at_s.is_finite()) {

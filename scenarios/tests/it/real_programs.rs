@@ -136,8 +136,57 @@ fn exec_refuses_at_load_what_it_cannot_run() {
     check_bad_input(&["run", setgid.to_str().unwrap()], "set-group-ID bit");
     let collides = one_program(&dir, &["--mount=/tmp", "--", "python3", "-c", "pass"]);
     check_bad_input(&["run", collides.to_str().unwrap()], "a mount point where no real path is");
+    let text = std::fs::read_to_string(&collides).unwrap();
+    let both = dir.path().join("both.toml");
+    let entry = r#"{ program = "exec", args = ["--mount=/tmp", "--", "python3", "-c", "pass"], start_ms = 1000 }"#;
+    std::fs::write(&both, text.replace(entry, r#"{ program = "cron", exec = ["python3"] }"#)).unwrap();
+    check_bad_input(&["run", both.to_str().unwrap()], "`program` must be absent");
+    let neither = dir.path().join("neither.toml");
+    std::fs::write(&neither, text.replace(entry, r#"{ args = ["x"] }"#)).unwrap();
+    check_bad_input(&["run", neither.to_str().unwrap()], "expected `program` or `exec`");
 }
 
+/// `exec = [...]` is `program = "exec"` with `args ++ ["--"] ++ exec`: the same run, hash for hash.
+#[test]
+fn the_exec_shorthand_is_the_exec_program() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = one_program(&dir, &["--", "python3", "-c", "import time; time.sleep(0.5)"]);
+    let text = std::fs::read_to_string(&long).unwrap();
+    let short = dir.path().join("short.toml");
+    let entry =
+        r#"{ program = "exec", args = ["--", "python3", "-c", "import time; time.sleep(0.5)"], start_ms = 1000 }"#;
+    assert!(text.contains(entry), "{text}");
+    let shorthand = r#"{ exec = ["python3", "-c", "import time; time.sleep(0.5)"], start_ms = 1000 }"#;
+    std::fs::write(&short, text.replace(entry, shorthand)).unwrap();
+    let (_, a) = report(&["run", long.to_str().unwrap(), "--seed", "4"]);
+    let (_, b) = report(&["run", short.to_str().unwrap(), "--seed", "4"]);
+    assert_eq!(a["exit_code"], 0, "{}", a["verdict"]);
+    assert_eq!(a["trace_hash"], b["trace_hash"]);
+}
+
+/// SIGTERM from one simulated process to an exec process reaches the real
+/// program: here one real Python signals another through the world (`kill`
+/// on a simulated pid), and the other's handler runs and exits 3.
+#[test]
+fn a_signal_to_an_exec_process_reaches_the_real_program() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = "import signal, sys, time\nsignal.signal(signal.SIGTERM, lambda *a: (print('term'), sys.exit(3)))\nwhile True: time.sleep(0.1)";
+    let sender = "import os, signal, time\ntime.sleep(1)\nos.kill(2, signal.SIGTERM)\nprint('sent')";
+    let scenario = one_program(&dir, &["--", "python3", "-c", victim]);
+    let text = std::fs::read_to_string(&scenario).unwrap();
+    let second = format!("  {{ exec = [\"python3\", \"-c\", {sender:?}], start_ms = 1000 }},\n]");
+    std::fs::write(&scenario, text.replacen("\n]\n", &format!("\n{second}\n"), 1)).unwrap();
+    let trace = scenario.with_extension("jsonl");
+    let out = mmsim(&["run", scenario.to_str().unwrap(), "--seed", "1", "--trace", trace.to_str().unwrap()]);
+    let events: Vec<serde_json::Value> =
+        std::fs::read_to_string(&trace).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let said = |pid: u64, what: &str| {
+        events.iter().any(|e| e["pid"] == pid && e["note"]["log"] == "stdout" && e["note"]["message"] == what)
+    };
+    assert!(said(3, "sent") && said(2, "term"), "{out:?}");
+    let exit = events.iter().find(|e| e["kind"] == "exit" && e["pid"] == 2).expect("the victim exited");
+    assert_eq!(exit["status"], "code=3");
+}
 #[test]
 fn crashing_an_external_process_kills_the_real_child() {
     let dir = tempfile::tempdir().unwrap();

@@ -97,6 +97,12 @@ pub static SPEC: ProgramSpec = ProgramSpec {
             help: "the lock those critical sections are under (default: the marks file)",
         },
         ArgSpec {
+            name: "tmpdir",
+            kind: ArgKind::Path,
+            default: ArgDefault::Absent,
+            help: "a directory on the mount the program's TMPDIR names (default: no TMPDIR)",
+        },
+        ArgSpec {
             name: "watchdog-s",
             kind: ArgKind::UInt { min: 1, max: 3600, unit: "seconds" },
             default: ArgDefault::Value("60"),
@@ -113,6 +119,7 @@ pub struct Plan {
     marks: Option<String>,
     lock: String,
     watchdog: Duration,
+    tmpdir: Option<String>,
     program: PathBuf,
     argv: Vec<String>,
 }
@@ -198,7 +205,8 @@ pub fn plan(args: &[String]) -> Result<Plan, ArgError> {
     }
     let marks = p.value("marks").map(str::to_string);
     let lock = p.value("lock").map(str::to_string).or_else(|| marks.clone()).unwrap_or_default();
-    Ok(Plan { mount, marks, lock, watchdog: Duration::from_secs(p.uint("watchdog-s")), program, argv })
+    let tmpdir = p.value("tmpdir").map(|d| format!("{mount}/{d}"));
+    Ok(Plan { mount, marks, lock, watchdog: Duration::from_secs(p.uint("watchdog-s")), tmpdir, program, argv })
 }
 
 /// Kills and reaps the real child when the simulated process ends for any
@@ -522,8 +530,13 @@ fn command(plan: &Plan, shim: &Path, fd: i32) -> Command {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
+    // It starts in the project's virtualenv, so that a scenario can name the
+    // files `cargo xtask setup` put there (`src/`) by relative paths.
     if let Some(v) = venv() {
-        cmd.env("VIRTUAL_ENV", v);
+        cmd.env("VIRTUAL_ENV", &v).current_dir(v);
+    }
+    if let Some(t) = &plan.tmpdir {
+        cmd.env("TMPDIR", t);
     }
     cmd
 }

@@ -27,6 +27,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("flufl-lock-stress", include_str!("../files/flufl-lock-stress.toml")),
     ("dotlockfile-stress", include_str!("../files/dotlockfile-stress.toml")),
     ("lockfile-stress", include_str!("../files/lockfile-stress.toml")),
+    ("flufl-suite", include_str!("../files/flufl-suite.toml")),
     ("list-stress", include_str!("../files/list-stress.toml")),
     ("crash-recovery", include_str!("../files/crash-recovery.toml")),
 ];

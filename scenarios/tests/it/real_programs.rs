@@ -222,3 +222,38 @@ fn the_real_lock_programs_run_under_the_oracles_and_replay_by_seed() {
         assert!(first["marks"]["lock_contended"].as_u64().unwrap() > 0, "{scenario}: {}", first["marks"]);
     }
 }
+
+/// flufl.lock's own tests on the simulated mount (docs/experiments/flufl-suite/results.md):
+/// one that runs and passes, and one whose multiprocessing child is refused at `fork`.
+#[test]
+fn flufl_locks_own_suite_runs_a_test_or_names_the_call_that_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.jsonl");
+    let run = |test: &str| {
+        report(&[
+            "run",
+            "flufl-suite",
+            "--seed",
+            "1",
+            "--set",
+            &format!("vars.test={test}"),
+            "--trace",
+            trace.to_str().unwrap(),
+        ])
+    };
+    let (code, _) = run("tests/test_lock.py::test_read_retries");
+    assert_eq!(code, Some(0));
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let summary = text
+        .lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["note"]["log"] == "stdout")
+        .filter_map(|e| e["note"]["message"].as_str().map(str::to_string))
+        .next();
+    // The test's retry sleeps are simulated: pytest's clock says 3 s went by.
+    assert!(summary.as_deref().is_some_and(|s| s.starts_with("1 passed in 3.")), "{summary:?}");
+    let (code, r) = run("tests/test_lock.py::test_break_lock");
+    assert_eq!(code, Some(2));
+    assert!(r["verdict"].as_str().unwrap().contains("python3 called fork"), "{}", r["verdict"]);
+}

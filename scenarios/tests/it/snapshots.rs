@@ -50,7 +50,7 @@ fn check(name: &str, seed: u64, sets: &[&str]) {
         }
     }
     let suffix =
-        if sets.is_empty() { String::new() } else { format!("-{}", sets.join("-").replace(['=', '.', '/'], "_")) };
+        if sets.is_empty() { String::new() } else { format!("-{}", sets.join("-").replace(['=', '.', '/', ':'], "_")) };
     insta::with_settings!({ snapshot_path => "../../../snapshots", prepend_module_to_snapshot => false }, {
         insta::assert_snapshot!(format!("{}-seed-{seed}{suffix}", name.replace('/', "_")), s);
     });
@@ -121,6 +121,11 @@ fn lock_stress_seed_1() {
 #[test]
 fn flufl_lock_stress_seed_110() {
     check("flufl-lock-stress", 110, &[]);
+}
+
+#[test]
+fn flufl_suite_seed_1() {
+    check("flufl-suite", 1, &["vars.test=tests/test_lock.py::test_read_retries"]);
 }
 
 #[test]

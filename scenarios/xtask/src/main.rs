@@ -15,6 +15,11 @@
 //! copies of the set-group-ID lock programs without the bit (ld.so ignores
 //! `LD_PRELOAD` for set-ID programs), and the interposition library in both
 //! profiles. `cargo xtask test` runs it first.
+//!
+//! `cargo xtask flufl-suite` runs every test of flufl.lock's own suite through
+//! the `flufl-suite` scenario, one `mmsim run` each, and writes what became of
+//! each (passed; failed, with pytest's error line; not runnable, with the call
+//! that stopped it) to `docs/experiments/flufl-suite/results.md`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -42,8 +47,12 @@ fn run(args: &[String]) -> Result<ExitCode> {
             test(&args[1..])
         }
         Some("setup") => setup().map(|()| ExitCode::SUCCESS),
-        Some(other) => bail!("unknown task {other:?}; tasks: test, setup"),
-        None => bail!("no task given; tasks: test (cargo xtask test [cargo test arguments]), setup"),
+        Some("flufl-suite") => {
+            setup()?;
+            flufl_suite().map(|()| ExitCode::SUCCESS)
+        }
+        Some(other) => bail!("unknown task {other:?}; tasks: test, setup, flufl-suite"),
+        None => bail!("no task given; tasks: test (cargo xtask test [cargo test arguments]), setup, flufl-suite"),
     }
 }
 
@@ -97,6 +106,10 @@ const PACKAGES: [(&str, &str); 3] = [
     ("/usr/lib/python3.11/ensurepip/__init__.py", "python3-venv"),
 ];
 
+/// flufl.lock's sdist, whose tests/ `cargo xtask flufl-suite` runs (the version of requirements.txt).
+const FLUFL_SDIST: &str = "flufl.lock==10.0.0";
+const FLUFL_SDIST_FILE: &str = "flufl_lock-10.0.0.tar.gz";
+
 /// The set-group-ID programs the scenarios run, copied without the bit.
 const SETID_PROGRAMS: [&str; 2] = ["/usr/bin/dotlockfile", "/usr/bin/lockfile"];
 
@@ -140,6 +153,17 @@ fn setup() -> Result<()> {
                 .args(["install", "--quiet", "--disable-pip-version-check", "--no-cache-dir", "-r"])
                 .arg(&requirements),
         )?;
+        // flufl.lock's own test suite, from the same release's sdist.
+        let src = venv.join("src");
+        std::fs::create_dir_all(&src)?;
+        succeed(
+            Command::new(venv.join("bin/pip"))
+                .args(["download", "--quiet", "--disable-pip-version-check", "--no-deps", "--no-binary", ":all:"])
+                .arg(FLUFL_SDIST)
+                .arg("-d")
+                .arg(&src),
+        )?;
+        succeed(Command::new("tar").arg("-xzf").arg(src.join(FLUFL_SDIST_FILE)).arg("-C").arg(&src))?;
         std::fs::write(&stamp, &wanted)?;
     }
     // The workers are found through a .pth file, so an edit needs no reinstall.
@@ -184,5 +208,99 @@ fn apt_install(packages: &[&str]) -> Result<()> {
         let argv: Vec<&str> = prefix.iter().chain(step).copied().collect();
         succeed(Command::new(argv[0]).args(&argv[1..]))?;
     }
+    Ok(())
+}
+
+/// One test of flufl.lock's suite under mmsim.
+enum Outcome {
+    Passed,
+    Failed(String),
+    NotRunnable(String),
+}
+
+fn flufl_suite() -> Result<()> {
+    let venv = target_dir().join("mmsim-venv");
+    let sdist = venv.join("src/flufl_lock-10.0.0");
+    let collected = Command::new(venv.join("bin/python"))
+        .args([
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_lock.py",
+            "tests/test_api.py",
+        ])
+        .current_dir(&sdist)
+        .output()
+        .context("cannot collect flufl.lock's tests")?;
+    let ids: Vec<String> =
+        String::from_utf8_lossy(&collected.stdout).lines().filter(|l| l.contains("::")).map(str::to_string).collect();
+    if ids.is_empty() {
+        bail!("pytest collected no tests in {}", sdist.display());
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    succeed(Command::new(&cargo).args(["build", "--quiet", "--release", "-p", "scenarios"]).env_remove("RUSTFLAGS"))?;
+    let mmsim = target_dir().join("release/mmsim");
+    let trace = target_dir().join("flufl-suite-trace.jsonl");
+    let mut rows = Vec::new();
+    for id in &ids {
+        let out = Command::new(&mmsim)
+            .args(["run", "flufl-suite", "--seed", "1", "--json", "--set"])
+            .arg(format!("vars.test={id}"))
+            .arg("--trace")
+            .arg(&trace)
+            .output()
+            .context("cannot run mmsim")?;
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("{id}: mmsim printed no report: {}", String::from_utf8_lossy(&out.stderr)))?;
+        let verdict = report["verdict"].as_str().unwrap_or_default().to_string();
+        let stdout: Vec<String> = std::fs::read_to_string(&trace)?
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["note"]["log"] == "stdout")
+            .filter_map(|e| e["note"]["message"].as_str().map(str::to_string))
+            .collect();
+        let outcome = if report["exit_code"] == 2 {
+            let call = verdict.split(" called ").nth(1).unwrap_or(&verdict);
+            Outcome::NotRunnable(call.split(", which").next().unwrap_or(call).to_string())
+        } else if stdout.last().is_some_and(|l| l.starts_with("1 passed")) {
+            Outcome::Passed
+        } else {
+            let error = stdout.iter().find(|l| l.starts_with("E ")).cloned().unwrap_or_else(|| verdict.clone());
+            Outcome::Failed(error.trim_start_matches("E ").trim().to_string())
+        };
+        rows.push((id.clone(), outcome, report["trace_hash"].as_str().unwrap_or_default().to_string()));
+    }
+    let count = |f: fn(&Outcome) -> bool| rows.iter().filter(|(_, o, _)| f(o)).count();
+    let passed = count(|o| matches!(o, Outcome::Passed));
+    let failed = count(|o| matches!(o, Outcome::Failed(_)));
+    let blocked = count(|o| matches!(o, Outcome::NotRunnable(_)));
+    let mut md = format!(
+        "# flufl.lock 10.0.0's own suite on the simulated mount\n\n\
+         `cargo xtask flufl-suite` writes this file: every test of the sdist's `tests/test_lock.py` and\n\
+         `tests/test_api.py`, each run alone by the real pytest through `mmsim run flufl-suite --seed 1\n\
+         --set vars.test=ID` (docs/real-programs.md), its temporary directories on the simulated mount.\n\n\
+         {} tests: **{passed} passed, {failed} failed, {blocked} not runnable**.\n\n\
+         | test | outcome | trace hash |\n|---|---|---|\n",
+        rows.len()
+    );
+    for (id, outcome, hash) in &rows {
+        let shown = match outcome {
+            Outcome::Passed => "passed".to_string(),
+            Outcome::Failed(e) => format!("failed: `{e}`"),
+            Outcome::NotRunnable(call) => format!("not runnable: calls {call}"),
+        };
+        md.push_str(&format!("| `{id}` | {shown} | `{hash}` |\n"));
+    }
+    let dir = root().join("docs/experiments/flufl-suite");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("results.md"), &md)?;
+    eprintln!(
+        "xtask: {} tests: {passed} passed, {failed} failed, {blocked} not runnable ({})",
+        rows.len(),
+        dir.join("results.md").display()
+    );
     Ok(())
 }

@@ -57,6 +57,7 @@ macro_rules! real {
 /// A descriptor opened on the mount: a real placeholder descriptor (on
 /// `/dev/null`, so its number is the program's and nothing else takes it) stands
 /// for the world's.
+#[derive(Clone)]
 struct Mapped {
     /// The world's descriptor; `None` for a directory opened with `O_DIRECTORY`.
     world: Option<u32>,
@@ -369,13 +370,40 @@ impl Shim {
         placeholder
     }
 
+    /// Closes the placeholder; the world's descriptor closes with the last
+    /// placeholder that shares it (`dup`), as a file description does.
     fn close(&mut self, fd: c_int) -> c_int {
         let Some(mapped) = self.fds.remove(&fd) else { return 0 };
         unsafe { libc::syscall(libc::SYS_close, fd) };
         match mapped.world {
-            Some(w) => self.status(Call::Close { fd: w }),
-            None => 0,
+            Some(w) if !self.fds.values().any(|m| m.world == Some(w)) => self.status(Call::Close { fd: w }),
+            _ => 0,
         }
+    }
+
+    /// `dup` family: a new placeholder that shares the world's descriptor (and so its position).
+    /// `to` is dup2/dup3's target, or `F_DUPFD`'s lowest number.
+    fn dup(&mut self, fd: c_int, to: Dup, cloexec: bool) -> c_int {
+        let mapped = self.fds[&fd].clone();
+        let new = match to {
+            Dup::Lowest(min) => {
+                let cmd = if cloexec { libc::F_DUPFD_CLOEXEC } else { libc::F_DUPFD };
+                unsafe { libc::syscall(libc::SYS_fcntl, fd, cmd, min) }
+            }
+            Dup::Onto(target) if target == fd => return fd,
+            Dup::Onto(target) => {
+                if self.fds.contains_key(&target) {
+                    self.close(target);
+                }
+                let flags = if cloexec { libc::O_CLOEXEC } else { 0 };
+                unsafe { libc::syscall(libc::SYS_dup3, fd, target, flags) }
+            }
+        } as c_int;
+        if new < 0 {
+            return -1;
+        }
+        self.fds.insert(new, mapped);
+        new
     }
 
     fn read(&mut self, fd: u32, buf: *mut c_void, len: size_t, offset: Option<u64>) -> ssize_t {
@@ -418,6 +446,12 @@ impl Shim {
         self.dirs.insert(ptr, dir);
         ptr as *mut libc::DIR
     }
+}
+
+/// Where a `dup` puts its new descriptor.
+enum Dup {
+    Lowest(c_int),
+    Onto(c_int),
 }
 
 fn fail_ptr<T>(e: c_int) -> *mut T {
@@ -1368,11 +1402,12 @@ pub unsafe extern "C" fn dirfd(dir: *mut libc::DIR) -> c_int {
 // ---------------------------------------------------------------------------
 // Descriptor calls the world does not model: refused on the mount.
 
-#[no_mangle]
-pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: c_long) -> c_int {
-    if let Some(Some(r)) = on_fd(fd, |s| match cmd {
+fn fcntl_mapped(s: &mut Shim, fd: c_int, cmd: c_int, arg: c_long) -> Option<c_int> {
+    match cmd {
         // Close-on-exec lives on the placeholder, which is the program's own descriptor.
         libc::F_GETFD | libc::F_SETFD => None,
+        libc::F_DUPFD => Some(s.dup(fd, Dup::Lowest(arg as c_int), false)),
+        libc::F_DUPFD_CLOEXEC => Some(s.dup(fd, Dup::Lowest(arg as c_int), true)),
         libc::F_GETFL => {
             let f = s.fds[&fd].flags;
             let acc = match (f.read, f.write) {
@@ -1383,10 +1418,62 @@ pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: c_long) -> c_int {
             Some(acc | if f.append { libc::O_APPEND } else { 0 })
         }
         other => s.unsupported("fcntl", format!("command {other} on a descriptor of the mount")),
-    }) {
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: c_long) -> c_int {
+    if let Some(Some(r)) = on_fd(fd, |s| fcntl_mapped(s, fd, cmd, arg)) {
         return r;
     }
     real!(fcntl: unsafe extern "C" fn(c_int, c_int, c_long) -> c_int)(fd, cmd, arg)
+}
+
+/// glibc's `fcntl` for programs built with 64-bit file offsets (CPython among them).
+#[no_mangle]
+pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: c_long) -> c_int {
+    if let Some(Some(r)) = on_fd(fd, |s| fcntl_mapped(s, fd, cmd, arg)) {
+        return r;
+    }
+    real!(fcntl64: unsafe extern "C" fn(c_int, c_int, c_long) -> c_int)(fd, cmd, arg)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn dup(fd: c_int) -> c_int {
+    if let Some(r) = on_fd(fd, |s| s.dup(fd, Dup::Lowest(0), false)) {
+        return r;
+    }
+    real!(dup: unsafe extern "C" fn(c_int) -> c_int)(fd)
+}
+
+/// `dup2`/`dup3` from a descriptor of the mount, or onto one (which closes it first).
+unsafe fn dup_onto(fd: c_int, new: c_int, cloexec: bool) -> Option<c_int> {
+    with_shim(|s| {
+        if s.fds.contains_key(&fd) {
+            Some(s.dup(fd, Dup::Onto(new), cloexec))
+        } else {
+            if s.fds.contains_key(&new) && fd != new {
+                s.close(new);
+            }
+            None
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn dup2(fd: c_int, new: c_int) -> c_int {
+    if let Some(r) = dup_onto(fd, new, false) {
+        return r;
+    }
+    real!(dup2: unsafe extern "C" fn(c_int, c_int) -> c_int)(fd, new)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn dup3(fd: c_int, new: c_int, flags: c_int) -> c_int {
+    if let Some(r) = dup_onto(fd, new, flags & libc::O_CLOEXEC != 0) {
+        return r;
+    }
+    real!(dup3: unsafe extern "C" fn(c_int, c_int, c_int) -> c_int)(fd, new, flags)
 }
 
 #[no_mangle]
@@ -1416,16 +1503,38 @@ macro_rules! refused_on_fd {
     };
 }
 
-refused_on_fd!(dup(fd: c_int) -> c_int);
-refused_on_fd!(dup2(fd: c_int, new: c_int) -> c_int);
-refused_on_fd!(dup3(fd: c_int, new: c_int, flags: c_int) -> c_int);
 refused_on_fd!(flock(fd: c_int, op: c_int) -> c_int);
 refused_on_fd!(lockf(fd: c_int, cmd: c_int, len: off_t) -> c_int);
+refused_on_fd!(lockf64(fd: c_int, cmd: c_int, len: off_t) -> c_int);
+refused_on_fd!(fstatfs64(fd: c_int, buf: *mut libc::statfs) -> c_int);
+refused_on_fd!(fstatvfs64(fd: c_int, buf: *mut libc::statvfs) -> c_int);
+refused_on_fd!(posix_fallocate64(fd: c_int, offset: off_t, len: off_t) -> c_int);
+refused_on_fd!(fallocate(fd: c_int, mode: c_int, offset: off_t, len: off_t) -> c_int);
+refused_on_fd!(sendfile(out: c_int, input: c_int, offset: *mut off_t, count: size_t) -> ssize_t);
+refused_on_fd!(sendfile64(out: c_int, input: c_int, offset: *mut off_t, count: size_t) -> ssize_t);
 refused_on_fd!(fchmod(fd: c_int, mode: mode_t) -> c_int);
 refused_on_fd!(fchown(fd: c_int, uid: libc::uid_t, gid: libc::gid_t) -> c_int);
 refused_on_fd!(fstatfs(fd: c_int, buf: *mut libc::statfs) -> c_int);
 refused_on_fd!(fstatvfs(fd: c_int, buf: *mut libc::statvfs) -> c_int);
 refused_on_fd!(posix_fallocate(fd: c_int, offset: off_t, len: off_t) -> c_int);
+
+/// `mmap64` is glibc's `mmap` for programs built with 64-bit file offsets.
+#[no_mangle]
+pub unsafe extern "C" fn mmap64(
+    addr: *mut c_void,
+    len: size_t,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    offset: off_t,
+) -> *mut c_void {
+    if let Some(()) = on_fd(fd, |s| s.unsupported("mmap64", "a mapping of a file on the mount")) {
+        unreachable!()
+    }
+    real!(mmap64: unsafe extern "C" fn(*mut c_void, size_t, c_int, c_int, c_int, off_t) -> *mut c_void)(
+        addr, len, prot, flags, fd, offset,
+    )
+}
 
 #[no_mangle]
 pub unsafe extern "C" fn mmap(
@@ -1463,6 +1572,8 @@ refused_on_path!(truncate(path: *const c_char, len: off_t) -> c_int);
 refused_on_path!(truncate64(path: *const c_char, len: off_t) -> c_int);
 refused_on_path!(statfs(path: *const c_char, buf: *mut libc::statfs) -> c_int);
 refused_on_path!(statvfs(path: *const c_char, buf: *mut libc::statvfs) -> c_int);
+refused_on_path!(statfs64(path: *const c_char, buf: *mut libc::statfs) -> c_int);
+refused_on_path!(statvfs64(path: *const c_char, buf: *mut libc::statvfs) -> c_int);
 refused_on_path!(mknod(path: *const c_char, mode: mode_t, dev: libc::dev_t) -> c_int);
 refused_on_path!(mkfifo(path: *const c_char, mode: mode_t) -> c_int);
 refused_on_path!(realpath(path: *const c_char, out: *mut c_char) -> *mut c_char);

@@ -1510,6 +1510,22 @@ refused_on_fd!(fstatfs64(fd: c_int, buf: *mut libc::statfs) -> c_int);
 refused_on_fd!(fstatvfs64(fd: c_int, buf: *mut libc::statvfs) -> c_int);
 refused_on_fd!(posix_fallocate64(fd: c_int, offset: off_t, len: off_t) -> c_int);
 refused_on_fd!(fallocate(fd: c_int, mode: c_int, offset: off_t, len: off_t) -> c_int);
+refused_on_fd!(preadv(fd: c_int, iov: *const libc::iovec, count: c_int, offset: off_t) -> ssize_t);
+refused_on_fd!(preadv64(fd: c_int, iov: *const libc::iovec, count: c_int, offset: off_t) -> ssize_t);
+refused_on_fd!(pwritev(fd: c_int, iov: *const libc::iovec, count: c_int, offset: off_t) -> ssize_t);
+refused_on_fd!(pwritev64(fd: c_int, iov: *const libc::iovec, count: c_int, offset: off_t) -> ssize_t);
+refused_on_fd!(preadv2(fd: c_int, iov: *const libc::iovec, count: c_int, offset: off_t, flags: c_int) -> ssize_t);
+refused_on_fd!(preadv64v2(fd: c_int, iov: *const libc::iovec, count: c_int, offset: off_t, flags: c_int) -> ssize_t);
+refused_on_fd!(pwritev2(fd: c_int, iov: *const libc::iovec, count: c_int, offset: off_t, flags: c_int) -> ssize_t);
+refused_on_fd!(pwritev64v2(fd: c_int, iov: *const libc::iovec, count: c_int, offset: off_t, flags: c_int) -> ssize_t);
+refused_on_fd!(posix_fadvise(fd: c_int, offset: off_t, len: off_t, advice: c_int) -> c_int);
+refused_on_fd!(posix_fadvise64(fd: c_int, offset: off_t, len: off_t, advice: c_int) -> c_int);
+refused_on_fd!(futimes(fd: c_int, times: *const libc::timeval) -> c_int);
+refused_on_fd!(fgetxattr(fd: c_int, name: *const c_char, value: *mut c_void, size: size_t) -> ssize_t);
+refused_on_fd!(fsetxattr(fd: c_int, name: *const c_char, value: *const c_void, size: size_t, flags: c_int) -> c_int);
+refused_on_fd!(flistxattr(fd: c_int, list: *mut c_char, size: size_t) -> ssize_t);
+refused_on_fd!(copy_file_range(input: c_int, in_off: *mut off_t, out: c_int, out_off: *mut off_t, len: size_t, flags: c_uint) -> ssize_t);
+refused_on_fd!(splice(input: c_int, in_off: *mut off_t, out: c_int, out_off: *mut off_t, len: size_t, flags: c_uint) -> ssize_t);
 refused_on_fd!(sendfile(out: c_int, input: c_int, offset: *mut off_t, count: size_t) -> ssize_t);
 refused_on_fd!(sendfile64(out: c_int, input: c_int, offset: *mut off_t, count: size_t) -> ssize_t);
 refused_on_fd!(fchmod(fd: c_int, mode: mode_t) -> c_int);
@@ -1572,6 +1588,13 @@ refused_on_path!(truncate(path: *const c_char, len: off_t) -> c_int);
 refused_on_path!(truncate64(path: *const c_char, len: off_t) -> c_int);
 refused_on_path!(statfs(path: *const c_char, buf: *mut libc::statfs) -> c_int);
 refused_on_path!(statvfs(path: *const c_char, buf: *mut libc::statvfs) -> c_int);
+refused_on_path!(lutimes(path: *const c_char, times: *const libc::timeval) -> c_int);
+refused_on_path!(getxattr(path: *const c_char, name: *const c_char, value: *mut c_void, size: size_t) -> ssize_t);
+refused_on_path!(lgetxattr(path: *const c_char, name: *const c_char, value: *mut c_void, size: size_t) -> ssize_t);
+refused_on_path!(setxattr(path: *const c_char, name: *const c_char, value: *const c_void, size: size_t, flags: c_int) -> c_int);
+refused_on_path!(lsetxattr(path: *const c_char, name: *const c_char, value: *const c_void, size: size_t, flags: c_int) -> c_int);
+refused_on_path!(listxattr(path: *const c_char, list: *mut c_char, size: size_t) -> ssize_t);
+refused_on_path!(llistxattr(path: *const c_char, list: *mut c_char, size: size_t) -> ssize_t);
 refused_on_path!(statfs64(path: *const c_char, buf: *mut libc::statfs) -> c_int);
 refused_on_path!(statvfs64(path: *const c_char, buf: *mut libc::statvfs) -> c_int);
 refused_on_path!(mknod(path: *const c_char, mode: mode_t, dev: libc::dev_t) -> c_int);
@@ -1644,6 +1667,45 @@ pub unsafe extern "C" fn getcwd(buf: *mut c_char, len: size_t) -> *mut c_char {
         return r;
     }
     real!(getcwd: unsafe extern "C" fn(*mut c_char, size_t) -> *mut c_char)(buf, len)
+}
+
+/// The `*at` calls the world does not model, refused for paths on the mount.
+macro_rules! refused_on_path_at {
+    ($name:ident ( $dirfd:ident : c_int, $path:ident : *const c_char $(, $arg:ident : $ty:ty)* ) -> $ret:ty) => {
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($dirfd: c_int, $path: *const c_char $(, $arg: $ty)*) -> $ret {
+            if let Some(()) = on_path_at($dirfd, $path, |s, p| s.unsupported(stringify!($name), format!("on {p:?}"))) {
+                unreachable!()
+            }
+            real!($name: unsafe extern "C" fn(c_int, *const c_char $(, $ty)*) -> $ret)($dirfd, $path $(, $arg)*)
+        }
+    };
+}
+
+refused_on_path_at!(fchmodat(dirfd: c_int, path: *const c_char, mode: mode_t, flags: c_int) -> c_int);
+refused_on_path_at!(fchownat(dirfd: c_int, path: *const c_char, uid: libc::uid_t, gid: libc::gid_t, flags: c_int) -> c_int);
+refused_on_path_at!(mknodat(dirfd: c_int, path: *const c_char, mode: mode_t, dev: libc::dev_t) -> c_int);
+refused_on_path_at!(mkfifoat(dirfd: c_int, path: *const c_char, mode: mode_t) -> c_int);
+refused_on_path_at!(futimesat(dirfd: c_int, path: *const c_char, times: *const libc::timeval) -> c_int);
+
+/// `readlinkat` on the mount: as `readlink`, a name that exists is no symbolic link.
+#[no_mangle]
+pub unsafe extern "C" fn readlinkat(dirfd: c_int, path: *const c_char, buf: *mut c_char, len: size_t) -> ssize_t {
+    if let Some(r) = on_path_at(dirfd, path, |s, p| match s.stat(Call::Stat { path: p }) {
+        Ok(_) => fail(libc::EINVAL),
+        Err(e) => fail(e),
+    }) {
+        return r;
+    }
+    real!(readlinkat: unsafe extern "C" fn(c_int, *const c_char, *mut c_char, size_t) -> ssize_t)(dirfd, path, buf, len)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn symlinkat(target: *const c_char, dirfd: c_int, path: *const c_char) -> c_int {
+    if let Some(()) = on_path_at(dirfd, path, |s, p| s.unsupported("symlinkat", format!("a symbolic link at {p:?}"))) {
+        unreachable!()
+    }
+    real!(symlinkat: unsafe extern "C" fn(*const c_char, c_int, *const c_char) -> c_int)(target, dirfd, path)
 }
 
 #[no_mangle]

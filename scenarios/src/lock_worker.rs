@@ -27,6 +27,13 @@ pub const RETRY_MS_SPREAD: ArgSpec = ArgSpec {
     default: ArgDefault::Value("2000"),
     help: "the retry sleep's random spread",
 };
+/// `--hold-ms=`: how long each critical section lasts.
+pub const HOLD_MS: ArgSpec = ArgSpec {
+    name: "hold-ms",
+    kind: MS,
+    default: ArgDefault::Value("0"),
+    help: "how long each critical section lasts",
+};
 /// `--think-ms=`: the pause between rounds.
 pub const THINK_MS: ArgSpec =
     ArgSpec { name: "think-ms", kind: MS, default: ArgDefault::Value("0"), help: "the pause between rounds" };
@@ -77,12 +84,7 @@ pub static SPEC: ProgramSpec = ProgramSpec {
         },
         RETRY_MS_MIN,
         RETRY_MS_SPREAD,
-        ArgSpec {
-            name: "hold-ms",
-            kind: MS,
-            default: ArgDefault::Value("0"),
-            help: "how long each critical section lasts",
-        },
+        HOLD_MS,
         THINK_MS,
     ],
     positional: &[],

@@ -15,12 +15,11 @@ use std::time::Duration;
 use model::args::{ArgDefault, ArgError, ArgKind, ArgSpec, ProgramSpec};
 use model::{ExitStatus, ModelEvent, Os};
 
-use crate::lock_worker::{append, LOCK, LOG, ROUNDS, THINK_MS};
+use crate::lock_worker::{append, HOLD_MS, LOCK, LOG, ROUNDS, THINK_MS};
 
 /// The tools `--tool=` names.
 pub const TOOLS: &[&str] = &["dotlockfile", "lockfile"];
 
-const MS: ArgKind = ArgKind::UInt { min: 0, max: 3_600_000, unit: "milliseconds" };
 
 /// `tool-lock-worker`'s arguments.
 pub static SPEC: ProgramSpec = ProgramSpec {
@@ -36,12 +35,7 @@ pub static SPEC: ProgramSpec = ProgramSpec {
         LOCK,
         LOG,
         ROUNDS,
-        ArgSpec {
-            name: "hold-ms",
-            kind: MS,
-            default: ArgDefault::Value("0"),
-            help: "how long each critical section lasts",
-        },
+        HOLD_MS,
         THINK_MS,
     ],
     positional: &[],

@@ -874,104 +874,63 @@ pub unsafe extern "C" fn fdatasync(fd: c_int) -> c_int {
 // ---------------------------------------------------------------------------
 // Metadata.
 
-#[no_mangle]
-pub unsafe extern "C" fn stat(path: *const c_char, buf: *mut libc::stat64) -> c_int {
-    if let Some(r) = on_path(path, |s, p| stat_into(s, Call::Stat { path: p }, buf)) {
-        return r;
-    }
-    real!(stat: unsafe extern "C" fn(*const c_char, *mut libc::stat64) -> c_int)(path, buf)
+/// `stat` and its aliases: the world's metadata for a path on the mount. There
+/// are no symbolic links in the world, so `lstat` is `stat`. The `__xstat`
+/// forms (binaries built before glibc 2.33) take a version first; on x86_64
+/// their struct is `stat64`'s.
+macro_rules! stat_on_path {
+    ($($name:ident),*) => {$(
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(path: *const c_char, buf: *mut libc::stat64) -> c_int {
+            if let Some(r) = on_path(path, |s, p| stat_into(s, Call::Stat { path: p }, buf)) {
+                return r;
+            }
+            real!($name: unsafe extern "C" fn(*const c_char, *mut libc::stat64) -> c_int)(path, buf)
+        }
+    )*};
 }
 
-#[no_mangle]
-pub unsafe extern "C" fn stat64(path: *const c_char, buf: *mut libc::stat64) -> c_int {
-    if let Some(r) = on_path(path, |s, p| stat_into(s, Call::Stat { path: p }, buf)) {
-        return r;
-    }
-    real!(stat64: unsafe extern "C" fn(*const c_char, *mut libc::stat64) -> c_int)(path, buf)
+macro_rules! xstat_on_path {
+    ($($name:ident),*) => {$(
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(ver: c_int, path: *const c_char, buf: *mut libc::stat64) -> c_int {
+            if let Some(r) = on_path(path, |s, p| stat_into(s, Call::Stat { path: p }, buf)) {
+                return r;
+            }
+            real!($name: unsafe extern "C" fn(c_int, *const c_char, *mut libc::stat64) -> c_int)(ver, path, buf)
+        }
+    )*};
 }
 
-#[no_mangle]
-pub unsafe extern "C" fn lstat(path: *const c_char, buf: *mut libc::stat64) -> c_int {
-    if let Some(r) = on_path(path, |s, p| stat_into(s, Call::Stat { path: p }, buf)) {
-        return r;
-    }
-    real!(lstat: unsafe extern "C" fn(*const c_char, *mut libc::stat64) -> c_int)(path, buf)
+/// `fstat` and its aliases on a descriptor of the mount.
+macro_rules! stat_on_fd {
+    ($($name:ident),*) => {$(
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(fd: c_int, buf: *mut libc::stat64) -> c_int {
+            if let Some(r) = on_fd(fd, |s| fstat_into(s, fd, buf)) {
+                return r;
+            }
+            real!($name: unsafe extern "C" fn(c_int, *mut libc::stat64) -> c_int)(fd, buf)
+        }
+    )*};
 }
 
-#[no_mangle]
-pub unsafe extern "C" fn lstat64(path: *const c_char, buf: *mut libc::stat64) -> c_int {
-    if let Some(r) = on_path(path, |s, p| stat_into(s, Call::Stat { path: p }, buf)) {
-        return r;
-    }
-    real!(lstat64: unsafe extern "C" fn(*const c_char, *mut libc::stat64) -> c_int)(path, buf)
+macro_rules! xstat_on_fd {
+    ($($name:ident),*) => {$(
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(ver: c_int, fd: c_int, buf: *mut libc::stat64) -> c_int {
+            if let Some(r) = on_fd(fd, |s| fstat_into(s, fd, buf)) {
+                return r;
+            }
+            real!($name: unsafe extern "C" fn(c_int, c_int, *mut libc::stat64) -> c_int)(ver, fd, buf)
+        }
+    )*};
 }
 
-#[no_mangle]
-pub unsafe extern "C" fn fstat(fd: c_int, buf: *mut libc::stat64) -> c_int {
-    if let Some(r) = on_fd(fd, |s| fstat_into(s, fd, buf)) {
-        return r;
-    }
-    real!(fstat: unsafe extern "C" fn(c_int, *mut libc::stat64) -> c_int)(fd, buf)
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn fstat64(fd: c_int, buf: *mut libc::stat64) -> c_int {
-    if let Some(r) = on_fd(fd, |s| fstat_into(s, fd, buf)) {
-        return r;
-    }
-    real!(fstat64: unsafe extern "C" fn(c_int, *mut libc::stat64) -> c_int)(fd, buf)
-}
-
-// The stat calls of binaries built before glibc 2.33 (`__xstat` and friends,
-// with a version argument; on x86_64 their struct is `stat64`'s).
-
-#[no_mangle]
-pub unsafe extern "C" fn __xstat(ver: c_int, path: *const c_char, buf: *mut libc::stat64) -> c_int {
-    if let Some(r) = on_path(path, |s, p| stat_into(s, Call::Stat { path: p }, buf)) {
-        return r;
-    }
-    real!(__xstat: unsafe extern "C" fn(c_int, *const c_char, *mut libc::stat64) -> c_int)(ver, path, buf)
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn __xstat64(ver: c_int, path: *const c_char, buf: *mut libc::stat64) -> c_int {
-    if let Some(r) = on_path(path, |s, p| stat_into(s, Call::Stat { path: p }, buf)) {
-        return r;
-    }
-    real!(__xstat64: unsafe extern "C" fn(c_int, *const c_char, *mut libc::stat64) -> c_int)(ver, path, buf)
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn __lxstat(ver: c_int, path: *const c_char, buf: *mut libc::stat64) -> c_int {
-    if let Some(r) = on_path(path, |s, p| stat_into(s, Call::Stat { path: p }, buf)) {
-        return r;
-    }
-    real!(__lxstat: unsafe extern "C" fn(c_int, *const c_char, *mut libc::stat64) -> c_int)(ver, path, buf)
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn __lxstat64(ver: c_int, path: *const c_char, buf: *mut libc::stat64) -> c_int {
-    if let Some(r) = on_path(path, |s, p| stat_into(s, Call::Stat { path: p }, buf)) {
-        return r;
-    }
-    real!(__lxstat64: unsafe extern "C" fn(c_int, *const c_char, *mut libc::stat64) -> c_int)(ver, path, buf)
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn __fxstat(ver: c_int, fd: c_int, buf: *mut libc::stat64) -> c_int {
-    if let Some(r) = on_fd(fd, |s| fstat_into(s, fd, buf)) {
-        return r;
-    }
-    real!(__fxstat: unsafe extern "C" fn(c_int, c_int, *mut libc::stat64) -> c_int)(ver, fd, buf)
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn __fxstat64(ver: c_int, fd: c_int, buf: *mut libc::stat64) -> c_int {
-    if let Some(r) = on_fd(fd, |s| fstat_into(s, fd, buf)) {
-        return r;
-    }
-    real!(__fxstat64: unsafe extern "C" fn(c_int, c_int, *mut libc::stat64) -> c_int)(ver, fd, buf)
-}
+stat_on_path!(stat, stat64, lstat, lstat64);
+xstat_on_path!(__xstat, __xstat64, __lxstat, __lxstat64);
+stat_on_fd!(fstat, fstat64);
+xstat_on_fd!(__fxstat, __fxstat64);
 
 #[no_mangle]
 pub unsafe extern "C" fn __fxstatat(

@@ -157,7 +157,7 @@ pub fn venv() -> Option<PathBuf> {
 /// The interposition library: `$MMSIM_SHIM`, or `libmmsim_shim.so` beside the binary.
 pub fn shim_library() -> Option<PathBuf> {
     if let Some(v) = std::env::var_os("MMSIM_SHIM") {
-        return Some(PathBuf::from(v));
+        return Some(PathBuf::from(v)).filter(|p| p.is_file());
     }
     build_dirs().into_iter().map(|d| d.join("libmmsim_shim.so")).find(|p| p.is_file())
 }

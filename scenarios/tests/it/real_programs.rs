@@ -257,3 +257,23 @@ fn flufl_locks_own_suite_runs_a_test_or_names_the_call_that_stops_it() {
     assert_eq!(code, Some(2));
     assert!(r["verdict"].as_str().unwrap().contains("python3 called fork"), "{}", r["verdict"]);
 }
+
+/// A shim that speaks another protocol version is refused, as bad input. The
+/// program here is a Python without the library (MMSIM_SHIM names a file that is
+/// no shared object, so ld.so preloads nothing) that writes a version-99 hello itself.
+#[test]
+fn a_shim_of_another_protocol_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // postcard: variant 0 (Hello), version 99, real_pid 1, behind a little-endian length.
+    let code = "import os, struct\nfd = int(os.environ['MMSIM_SHIM_FD'])\nbody = bytes([0, 99, 1])\nos.write(fd, struct.pack('<I', len(body)) + body)\nos.read(fd, 4096)";
+    let scenario = one_program(&dir, &["--", "python3", "-c", code]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mmsim"))
+        .args(["run", scenario.to_str().unwrap(), "--seed", "1", "--json"])
+        .env("MMSIM_SHIM", &scenario)
+        .output()
+        .unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", r["verdict"]);
+    let verdict = r["verdict"].as_str().unwrap();
+    assert!(verdict.contains("speaks protocol 99, this mmsim speaks"), "{verdict}");
+}

@@ -32,9 +32,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::os::linux::net::SocketAddrExt as _;
+use std::os::unix::net::UnixListener;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use model::args::{ArgDefault, ArgError, ArgKind, ArgSpec, ProgramSpec};
-use model::{ModelEvent, OpenFlags, Os, SetTime};
+use model::{ExitStatus, ModelEvent, OpenFlags, Os, SetTime};
 use shim_proto::{Call, Clock, Reply, Stat, Whence, ENV_FD, ENV_MOUNT, FRAME_MAX, VERSION};
+
+use crate::kernel::Kernel;
 
 /// Why a run was stopped by an external program, for the verdict.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,6 +120,7 @@ pub static SPEC: ProgramSpec = ProgramSpec {
 };
 
 /// What `exec` runs, from its arguments and this machine.
+#[derive(Clone)]
 pub struct Plan {
     mount: String,
     marks: Option<String>,
@@ -229,12 +236,36 @@ struct File {
     pending: Vec<String>,
 }
 
-struct Session<'a, O: Os> {
+struct Session<'a, O: Kernel> {
     os: &'a O,
     plan: &'a Plan,
     files: BTreeMap<u32, File>,
     /// Whether the current attempt at the lock was already noted contended.
     contended: bool,
+    /// The real process, from its hello: signals go there, and a crash kills it.
+    real_pid: i32,
+    /// Forks so far, which name each child for [`forked`].
+    forks: u32,
+    /// The status the program said it exits with ([`Call::Exit`]).
+    exit: Option<i32>,
+    /// Whether the program closed its socket (it exited), rather than the world dropping this session.
+    ended: bool,
+}
+
+impl<'a, O: Kernel> Session<'a, O> {
+    fn new(os: &'a O, plan: &'a Plan) -> Self {
+        Session { os, plan, files: BTreeMap::new(), contended: false, real_pid: 0, forks: 0, exit: None, ended: false }
+    }
+}
+
+/// A simulated process that ends for any other reason than its program's exit
+/// (a crash, SIGKILL, the host's crash) takes its real process with it.
+impl<O: Kernel> Drop for Session<'_, O> {
+    fn drop(&mut self) {
+        if !self.ended && self.real_pid > 0 {
+            unsafe { libc::kill(self.real_pid, libc::SIGKILL) };
+        }
+    }
 }
 
 fn stat_of(m: &model::Metadata) -> Stat {
@@ -263,7 +294,7 @@ fn done(r: std::io::Result<()>) -> Reply {
     }
 }
 
-impl<O: Os> Session<'_, O> {
+impl<O: Kernel> Session<'_, O> {
     fn note(&self, event: ModelEvent) {
         self.os.event(event);
     }
@@ -454,11 +485,70 @@ impl<O: Os> Session<'_, O> {
                 }
                 Reply::Done
             }
+            Call::Fork => self.fork().await,
+            Call::Pipe => match os.pipe().await {
+                Ok((r, w)) => Reply::Pipe(r, w),
+                Err(e) => errno_of(&e),
+            },
+            Call::PipeRead { end, len } => match os.pipe_read(end, len as usize).await {
+                Ok(d) => Reply::Data(d),
+                Err(e) => errno_of(&e),
+            },
+            Call::PipeWrite { end, data } => match os.pipe_write(end, &data).await {
+                Ok(n) => Reply::Value(n as u64),
+                Err(e) => errno_of(&e),
+            },
+            Call::PipeClose { end } => done(os.pipe_close(end).await),
+            Call::Poll { ends, timeout_ns } => match os.poll(&ends, timeout_ns.map(Duration::from_nanos)).await {
+                Ok(bits) => Reply::Ready(bits),
+                Err(e) => errno_of(&e),
+            },
+            Call::Wait { pid, nohang } => {
+                if nohang && os.alive(pid).await {
+                    return Reply::Exited(None);
+                }
+                match os.wait(pid).await {
+                    // As waitpid(2) encodes them: the code in the second byte, or the signal.
+                    Ok(ExitStatus::Code(c)) => Reply::Exited(Some((c & 0xff) << 8)),
+                    Ok(ExitStatus::Signaled(sig)) => Reply::Exited(Some(crate::sim_os::signal_number(sig))),
+                    Err(e) => errno_of(&e),
+                }
+            }
+            Call::Exit { code } => {
+                self.exit = Some(code);
+                Reply::Done
+            }
             Call::Unsupported { call, detail } => {
                 let why =
                     format!("{} called {call} ({detail}), which mmsim-shim cannot run in lockstep", self.plan.argv[0]);
                 refuse(Refusal::BadInput(why.clone()));
                 Reply::Refused(why)
+            }
+        }
+    }
+
+    /// `fork`: a listening socket for the child's shim, then the world's child,
+    /// which [`forked`] runs; the shim forks the real process once this answers.
+    async fn fork(&mut self) -> Reply {
+        static SOCKETS: AtomicU64 = AtomicU64::new(0);
+        // The child's name in the world (its argument, so in the trace) counts this
+        // process's forks; the socket's name, which is not in the trace, is unique on the machine.
+        let token = format!("{}.{}", self.os.pid(), self.forks);
+        self.forks += 1;
+        let socket = format!("mmsim-{}-{}", std::process::id(), SOCKETS.fetch_add(1, Ordering::Relaxed));
+        let listener = std::os::unix::net::SocketAddr::from_abstract_name(socket.as_bytes())
+            .and_then(|a| UnixListener::bind_addr(&a));
+        let listener = match listener {
+            Ok(l) => l,
+            Err(_) => return Reply::Errno(libc::EAGAIN),
+        };
+        let key = (self.os.hostname(), token.clone());
+        FORKS.with(|f| f.borrow_mut().insert(key.clone(), Forked { listener, plan: self.plan.clone() }));
+        match self.os.fork(FORKED, &[token]).await {
+            Ok(pid) => Reply::Forked { pid, socket },
+            Err(e) => {
+                FORKS.with(|f| f.borrow_mut().remove(&key));
+                errno_of(&e)
             }
         }
     }
@@ -546,7 +636,7 @@ fn log_error<O: Os>(os: &O, message: String) {
 }
 
 /// Runs the program to its end; returns its exit code (128 + signal when killed).
-pub async fn exec<O: Os>(os: O, args: &[String]) -> i32 {
+pub async fn exec<O: Kernel>(os: O, args: &[String]) -> i32 {
     let plan = match plan(args) {
         Ok(p) => p,
         Err(e) => {
@@ -581,11 +671,54 @@ pub async fn exec<O: Os>(os: O, args: &[String]) -> i32 {
             return 127;
         }
     };
-    let _ = ours.set_read_timeout(Some(plan.watchdog));
-    let mut session = Session { os: &os, plan: &plan, files: BTreeMap::new(), contended: false };
+    let mut session = Session::new(&os, &plan);
+    let greeted = match serve(&mut session, &mut ours).await {
+        Served::Hung => return 127,
+        Served::Ended { greeted } => greeted,
+    };
+    drop(session);
+    let status = child.0.wait();
+    // Its forked children share the pipe and may outlive it: read what is there, not to the end.
+    let mut stderr = String::new();
+    if let Some(mut e) = child.0.stderr.take() {
+        unsafe { libc::fcntl(e.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+        let mut bytes = Vec::new();
+        let _ = e.read_to_end(&mut bytes);
+        stderr = String::from_utf8_lossy(&bytes).into_owned();
+    }
+    let code = match status {
+        Ok(s) => s.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&s).unwrap_or(0)),
+        Err(_) => 127,
+    };
+    if !greeted {
+        let tail = stderr.lines().last().unwrap_or("no output").to_string();
+        refuse(Refusal::BadInput(format!(
+            "{} exited (code {code}) before its first call through the shim: {tail}",
+            plan.argv[0]
+        )));
+    } else if !stderr.trim().is_empty() {
+        for line in stderr.lines() {
+            os.event(ModelEvent::Log { log: "stderr".into(), message: line.to_string() });
+        }
+    }
+    code
+}
+
+enum Served {
+    /// The program closed its socket (it exited); `greeted` says whether it said hello first.
+    Ended { greeted: bool },
+    /// It made no call for the watchdog's time (refused as hung).
+    Hung,
+}
+
+/// Answers the program's calls, one at a time, until it closes its socket.
+async fn serve<O: Kernel>(session: &mut Session<'_, O>, sock: &mut UnixStream) -> Served {
+    let plan = session.plan;
+    let os = session.os;
+    let _ = sock.set_read_timeout(Some(plan.watchdog));
     let mut greeted = false;
     loop {
-        let body = match read_frame(&mut ours) {
+        let body = match read_frame(sock) {
             Ok(Some(b)) => b,
             Ok(None) => break,
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
@@ -594,13 +727,14 @@ pub async fn exec<O: Os>(os: O, args: &[String]) -> i32 {
                     plan.argv[0],
                     plan.watchdog.as_secs()
                 )));
-                return 127;
+                return Served::Hung;
             }
             Err(_) => break,
         };
         let reply = match shim_proto::decode::<Call>(&body) {
-            Ok(Call::Hello { version, .. }) if !greeted => {
+            Ok(Call::Hello { version, real_pid }) if !greeted => {
                 greeted = true;
+                session.real_pid = real_pid as i32;
                 if version == VERSION {
                     Reply::Done
                 } else {
@@ -622,34 +756,65 @@ pub async fn exec<O: Os>(os: O, args: &[String]) -> i32 {
                 Reply::Refused("undecodable frame".into())
             }
         };
-        // A catchable signal the world delivered to this process goes to the real child,
-        // which takes it as its blocked call returns.
+        // A catchable signal the world delivered to this process goes to the real
+        // process, which takes it as its blocked call returns.
         while let Some(signal) = os.take_signal() {
-            unsafe { libc::kill(child.0.id() as i32, crate::sim_os::signal_number(signal)) };
+            unsafe { libc::kill(session.real_pid, crate::sim_os::signal_number(signal)) };
         }
-        if ours.write_all(&shim_proto::encode(&reply)).is_err() {
+        if sock.write_all(&shim_proto::encode(&reply)).is_err() {
             break;
         }
     }
-    let status = child.0.wait();
-    let mut stderr = String::new();
-    if let Some(mut e) = child.0.stderr.take() {
-        let _ = e.read_to_string(&mut stderr);
-    }
-    let code = match status {
-        Ok(s) => s.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&s).unwrap_or(0)),
-        Err(_) => 127,
+    session.ended = true;
+    Served::Ended { greeted }
+}
+
+/// The program name under which the world runs a forked child.
+pub const FORKED: &str = "forked";
+
+/// A fork whose child the world has started and whose real process has yet to connect.
+struct Forked {
+    listener: UnixListener,
+    plan: Plan,
+}
+
+thread_local! {
+    /// Pending forks by (host, child's argument).
+    static FORKS: RefCell<BTreeMap<(String, String), Forked>> = const { RefCell::new(BTreeMap::new()) };
+}
+
+/// The child of an `exec` program's `fork`: waits for the real child's shim to
+/// connect, then serves its calls as `exec` serves its parent's. Its status is
+/// the one its shim reported on exit.
+pub async fn forked<O: Kernel>(os: O, args: &[String]) -> i32 {
+    let key = (os.hostname(), args.first().cloned().unwrap_or_default());
+    let Some(fork) = FORKS.with(|f| f.borrow_mut().remove(&key)) else {
+        refuse(Refusal::BadInput(format!("{FORKED}: no exec program forked {:?}", key.1)));
+        return 2;
     };
-    if !greeted {
-        let tail = stderr.lines().last().unwrap_or("no output").to_string();
-        refuse(Refusal::BadInput(format!(
-            "{} exited (code {code}) before its first call through the shim: {tail}",
-            plan.argv[0]
+    let plan = fork.plan;
+    let mut pfd = libc::pollfd { fd: fork.listener.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let waited = unsafe { libc::poll(&mut pfd, 1, plan.watchdog.as_millis().min(i32::MAX as u128) as i32) };
+    let accepted = if waited == 1 { fork.listener.accept().ok() } else { None };
+    let Some((mut sock, _)) = accepted else {
+        refuse(Refusal::Hung(format!(
+            "{}'s forked child did not reach the world within {} s of wall-clock time",
+            plan.argv[0],
+            plan.watchdog.as_secs()
         )));
-    } else if !stderr.trim().is_empty() {
-        for line in stderr.lines() {
-            os.event(ModelEvent::Log { log: "stderr".into(), message: line.to_string() });
+        return 127;
+    };
+    drop(fork.listener);
+    let mut session = Session::new(&os, &plan);
+    match serve(&mut session, &mut sock).await {
+        Served::Hung => 127,
+        Served::Ended { greeted: false } => {
+            refuse(Refusal::BadInput(format!("{}'s forked child closed its socket before its hello", plan.argv[0])));
+            127
         }
+        Served::Ended { greeted: true } => session.exit.unwrap_or_else(|| {
+            log_error(&os, format!("{}'s forked child exited without reporting a status", plan.argv[0]));
+            255
+        }),
     }
-    code
 }

@@ -32,6 +32,7 @@ pub mod external;
 pub mod explain;
 pub mod figures;
 pub mod install;
+pub mod kernel;
 pub mod ledgers;
 pub mod list_worker;
 pub mod lock_worker;

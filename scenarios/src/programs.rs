@@ -13,8 +13,8 @@
 
 use std::rc::Rc;
 
+use crate::kernel::Kernel;
 use model::args::{ArgError, ProgramSpec};
-use model::Os;
 use sim::{Proc, World};
 
 use crate::sim_os::SimOs;
@@ -69,7 +69,7 @@ pub fn check(program: &str, args: &[String]) -> Result<(), ArgError> {
 }
 
 /// Runs a program by name on any `Os`; returns its exit code.
-pub async fn run<O: Os>(os: O, program: &str, args: &[String]) -> i32 {
+pub async fn run<O: Kernel>(os: O, program: &str, args: &[String]) -> i32 {
     match program {
         "exec" => crate::external::exec(os, args).await,
         "tool-lock-worker" => crate::tool_lock_worker::tool_lock_worker(os, args).await,
@@ -93,6 +93,13 @@ pub fn register(world: &World) {
             }),
         );
     }
+    // The child of an `exec` program's fork: the world starts it, no scenario can.
+    world.register_program(
+        crate::external::FORKED,
+        Rc::new(|proc: Proc, args: Vec<String>| {
+            Box::pin(async move { crate::external::forked(SimOs::new(proc), &args).await })
+        }),
+    );
 }
 
 /// `mmsim list`'s lines for one program: its summary, usage, then one line per

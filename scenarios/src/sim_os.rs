@@ -185,3 +185,24 @@ impl Os for SimOs {
         self.proc.note(text, Rc::new(event));
     }
 }
+
+impl crate::kernel::Kernel for SimOs {
+    async fn fork(&self, program: &str, args: &[String]) -> io::Result<Pid> {
+        self.proc.fork(program, args).await.map_err(err)
+    }
+    async fn pipe(&self) -> io::Result<(u32, u32)> {
+        self.proc.pipe().await.map_err(err)
+    }
+    async fn pipe_read(&self, end: u32, len: usize) -> io::Result<Vec<u8>> {
+        self.proc.pipe_read(end, len).await.map_err(err)
+    }
+    async fn pipe_write(&self, end: u32, data: &[u8]) -> io::Result<usize> {
+        self.proc.pipe_write(end, data).await.map_err(err)
+    }
+    async fn pipe_close(&self, end: u32) -> io::Result<()> {
+        self.proc.pipe_close(end).await.map_err(err)
+    }
+    async fn poll(&self, asked: &[(u32, u16)], timeout: Option<Duration>) -> io::Result<Vec<u16>> {
+        self.proc.poll(asked, timeout).await.map_err(err)
+    }
+}

@@ -34,6 +34,7 @@ mod clock;
 pub mod engine;
 mod errno;
 pub mod nfs;
+mod pipe;
 mod process;
 mod rng;
 mod rpc;

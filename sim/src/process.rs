@@ -33,6 +33,7 @@ use crate::clock::{true_now, ClockConfig};
 use crate::engine;
 pub use crate::engine::{TcpListener, TcpStream};
 use crate::nfs::client::{Attr, Ctx, Flags, NfsClient, Res};
+use crate::pipe::Ends;
 use crate::rng::Rng;
 use crate::sched::ProcKey;
 use crate::trace::{EventKind, Outcome};
@@ -57,6 +58,8 @@ struct Inner {
     priority: Cell<Option<u64>>,
     clock: ClockConfig,
     client: Rc<NfsClient>,
+    /// The pipe ends this process holds ([`crate::pipe`]).
+    ends: Ends,
 }
 
 /// A handle to one simulated process.
@@ -100,6 +103,7 @@ impl Proc {
         parent: Option<u32>,
         incarnation: u32,
         client: Rc<NfsClient>,
+        ends: Ends,
     ) -> Proc {
         let rng = Rng::stream(world.seed(), &format!("proc/{host}/{incarnation}/{pid}"));
         let stall_rng = Rng::stream(world.seed(), &format!("proc/{host}/{incarnation}/{pid}/stall"));
@@ -119,6 +123,7 @@ impl Proc {
             priority: Cell::new(priority),
             clock,
             client,
+            ends,
         }))
     }
 
@@ -158,6 +163,11 @@ impl Proc {
 
     pub(crate) fn revoke(&self) {
         self.0.alive.set(false);
+    }
+
+    /// Closes the process's pipe ends, as its kernel does when it exits or is killed.
+    pub(crate) fn close_pipes(&self) {
+        self.0.ends.close_all();
     }
 
     pub fn is_alive(&self) -> bool {
@@ -477,6 +487,21 @@ impl Proc {
         .await
     }
 
+    /// `fork`: starts `program` as a child that holds this process's pipe ends
+    /// (the one thing of the parent's a child inherits in the world; its files on
+    /// the mount it does not).
+    pub async fn fork(&self, program: &str, args: &[String]) -> Res<u32> {
+        self.call(
+            "fork",
+            format!("{program} {args:?}"),
+            async |_ctx: &Ctx| {
+                self.0.world.spawn_with(&self.0.host, Some(self.0.pid), program, args.to_vec(), self.0.ends.fork())
+            },
+            |pid| format!("pid={pid}"),
+        )
+        .await
+    }
+
     pub async fn wait(&self, pid: u32) -> Res<ProcStatus> {
         let exited = async |_ctx: &Ctx| loop {
             let Some(notify) = self.0.world.exit_notify(&self.0.host, pid) else { break Err(libc::ECHILD) };
@@ -503,6 +528,62 @@ impl Proc {
     pub async fn alive(&self, pid: u32) -> bool {
         self.gate().await;
         matches!(self.0.world.status(&self.0.host, pid), Some(None))
+    }
+
+    // ---- pipes ----
+
+    /// `pipe()`: a new pipe's (read end, write end).
+    pub async fn pipe(&self) -> Res<(u32, u32)> {
+        self.call("pipe", String::new(), async |_ctx: &Ctx| Ok(self.0.ends.pipe()), |(r, w)| format!("r={r} w={w}"))
+            .await
+    }
+
+    pub async fn pipe_read(&self, end: u32, len: usize) -> Res<Vec<u8>> {
+        self.call(
+            "pipe_read",
+            format!("end={end} n={len}"),
+            async |_ctx: &Ctx| self.0.ends.read(end, len).await,
+            |d| format!("n={}", d.len()),
+        )
+        .await
+    }
+
+    pub async fn pipe_write(&self, end: u32, data: &[u8]) -> Res<usize> {
+        self.call(
+            "pipe_write",
+            format!("end={end} n={}", data.len()),
+            async |_ctx: &Ctx| self.0.ends.write(end, data).await,
+            |n| format!("n={n}"),
+        )
+        .await
+    }
+
+    pub async fn pipe_close(&self, end: u32) -> Res<()> {
+        self.call("pipe_close", format!("end={end}"), async |_ctx: &Ctx| self.0.ends.close(end), |_| String::new())
+            .await
+    }
+
+    /// `poll` on pipe ends: each `(end, events)`'s ready bits, once one shows
+    /// any or `timeout` passes (all zero then); `None` waits for ever.
+    pub async fn poll(&self, asked: &[(u32, u16)], timeout: Option<Duration>) -> Res<Vec<u16>> {
+        let wait = async |_ctx: &Ctx| match timeout {
+            Some(t) if t.is_zero() => self.0.ends.ready_now(asked),
+            Some(t) => {
+                let ready = std::pin::pin!(self.0.ends.poll(asked));
+                let timer = std::pin::pin!(engine::sleep(t));
+                match futures_race(ready, timer).await {
+                    Some(r) => r,
+                    None => Ok(vec![0; asked.len()]),
+                }
+            }
+            None => self.0.ends.poll(asked).await,
+        };
+        let args = asked.iter().map(|(e, ev)| format!("{e}:{ev:#x}")).collect::<Vec<_>>().join(" ");
+        let args = match timeout {
+            Some(t) => format!("{args} timeout_ns={}", t.as_nanos()),
+            None => args,
+        };
+        self.call("poll", args, wait, |r| r.iter().map(|b| format!("{b:#x}")).collect::<Vec<_>>().join(" ")).await
     }
 
     // ---- network ----
@@ -579,4 +660,21 @@ fn flags_text(f: Flags) -> String {
         }
     }
     s
+}
+
+/// The first of two futures to finish: `Some` with the first's output, `None` when the second came first.
+async fn futures_race<T>(
+    mut a: std::pin::Pin<&mut impl std::future::Future<Output = T>>,
+    mut b: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+) -> Option<T> {
+    std::future::poll_fn(|cx| {
+        if let std::task::Poll::Ready(v) = a.as_mut().poll(cx) {
+            return std::task::Poll::Ready(Some(v));
+        }
+        if b.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(None);
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }

@@ -16,6 +16,8 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
+use crate::pipe::Ends;
+
 use crate::clock::{true_now, ClockConfig};
 use crate::nfs::client::{MountOptions, NfsClient};
 use crate::nfs::server::{ServerConfig, ServerState};
@@ -587,15 +589,42 @@ impl World {
     /// runtime (its boot, or one of its processes). Returns the pid, or ENOENT for
     /// an unknown program.
     pub fn spawn(&self, host: &Rc<str>, parent: Option<u32>, program: &str, args: Vec<String>) -> Result<u32, i32> {
-        let entry = self.0.programs.borrow().get(program).cloned().ok_or(libc::ENOENT)?;
-        let (pid, incarnation, client) = {
+        self.spawn_with(host, parent, program, args, Ends::default())
+    }
+
+    /// [`World::spawn`] of a process that starts holding `ends` (a fork's child).
+    pub(crate) fn spawn_with(
+        &self,
+        host: &Rc<str>,
+        parent: Option<u32>,
+        program: &str,
+        args: Vec<String>,
+        ends: Ends,
+    ) -> Result<u32, i32> {
+        let entry = self.0.programs.borrow().get(program).cloned();
+        let slot = {
             let mut hosts = self.0.hosts.borrow_mut();
-            let h = hosts.get_mut(host).ok_or(libc::ENOENT)?;
-            let pid = h.pid_next;
-            h.pid_next += 1;
-            (pid, h.incarnation, h.client.clone().ok_or(libc::EIO)?)
+            match (entry, hosts.get_mut(host)) {
+                (None, _) | (_, None) => Err(libc::ENOENT),
+                (Some(entry), Some(h)) => match h.client.clone() {
+                    None => Err(libc::EIO),
+                    Some(client) => {
+                        let pid = h.pid_next;
+                        h.pid_next += 1;
+                        Ok((entry, pid, h.incarnation, client))
+                    }
+                },
+            }
         };
-        let proc = Proc::new(self.clone(), host.clone(), pid, parent, incarnation, client);
+        let (entry, pid, incarnation, client) = match slot {
+            Ok(s) => s,
+            Err(e) => {
+                // The child never held them: the ends counted for it close again.
+                ends.close_all();
+                return Err(e);
+            }
+        };
+        let proc = Proc::new(self.clone(), host.clone(), pid, parent, incarnation, client, ends);
         self.record(EventKind::Start {
             host: host.clone(),
             pid,
@@ -642,6 +671,7 @@ impl World {
             slot.exited.clone()
         };
         proc.revoke();
+        proc.close_pipes();
         self.record(EventKind::Exit { host: host.clone(), pid: proc.pid(), status: status.describe() });
         notify.notify_waiters();
     }

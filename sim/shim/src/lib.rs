@@ -64,6 +64,8 @@ struct Mapped {
     /// The path it was opened by (for `futimens`, `fdopendir` and `*at` calls).
     path: String,
     flags: OpenFlags,
+    /// The world's pipe end, for a descriptor from `pipe()`.
+    pipe: Option<u32>,
 }
 
 /// A directory stream from `opendir` on the mount.
@@ -83,6 +85,8 @@ struct Shim {
     /// The working directory, while it is on the mount (relative to it). The
     /// real process stays in its real working directory meanwhile.
     cwd: Option<String>,
+    /// Children from `fork`: simulated pid to real pid, which `waitpid` reaps.
+    children: BTreeMap<u32, libc::pid_t>,
 }
 
 /// 0: not yet looked; 1: active; 2: inert (no world in the environment).
@@ -158,14 +162,172 @@ impl Shim {
             die("mmsim-shim: MMSIM_SHIM_FD without MMSIM_SHIM_MOUNT\n");
         }
         let mount = unsafe { CStr::from_ptr(mount) }.to_bytes().to_vec();
-        let mut shim =
-            Shim { sock, mount, fds: BTreeMap::new(), dirs: BTreeMap::new(), pid: None, hostname: None, cwd: None };
+        let mut shim = Shim {
+            sock,
+            mount,
+            fds: BTreeMap::new(),
+            dirs: BTreeMap::new(),
+            pid: None,
+            hostname: None,
+            cwd: None,
+            children: BTreeMap::new(),
+        };
+        shim.hello();
+        Some(shim)
+    }
+
+    fn hello(&mut self) {
         let real_pid = unsafe { libc::syscall(libc::SYS_getpid) } as u32;
-        match shim.ask(&Call::Hello { version: VERSION, real_pid }) {
-            Reply::Done => Some(shim),
+        match self.ask(&Call::Hello { version: VERSION, real_pid }) {
+            Reply::Done => {}
             Reply::Refused(why) => die(&format!("mmsim-shim: refused: {why}\n")),
             other => die(&format!("mmsim-shim: unexpected answer to hello: {other:?}\n")),
         }
+    }
+
+    /// `fork`: the world makes the child first, then the real fork runs, and the
+    /// child's shim says hello on a socket of its own. Files open on the mount
+    /// would be shared with the child in a real kernel; the world's child does not
+    /// inherit them, so such a fork is refused.
+    fn fork(&mut self) -> libc::pid_t {
+        let open: Vec<String> = self.fds.values().filter(|m| m.world.is_some()).map(|m| m.path.clone()).collect();
+        if !open.is_empty() {
+            self.unsupported("fork", format!("with files open on the simulated mount ({})", open.join(", ")));
+        }
+        let (pid, socket) = match self.ask(&Call::Fork) {
+            Reply::Forked { pid, socket } => (pid, socket),
+            Reply::Errno(e) => return fail(e),
+            other => self.bad_reply(&Call::Fork, other),
+        };
+        let real = unsafe { real!(fork: unsafe extern "C" fn() -> libc::pid_t)() };
+        if real < 0 {
+            die("mmsim-shim: the real fork failed after the world's\n");
+        }
+        if real > 0 {
+            self.children.insert(pid, real);
+            return pid as libc::pid_t;
+        }
+        // The child: the parent's socket is the parent's; this process gets its own.
+        unsafe { libc::syscall(libc::SYS_close, self.sock) };
+        self.sock = connect_abstract(&socket).unwrap_or_else(|| die("mmsim-shim: the child cannot reach the world\n"));
+        self.pid = None;
+        self.children.clear();
+        self.hello();
+        0
+    }
+
+    /// `waitpid` on a child from `fork`. A wait for any child (`pid` -1) is
+    /// exactly a wait for the one child there is; with several it is refused.
+    fn waitpid(&mut self, pid: libc::pid_t, status: *mut c_int, options: c_int, call: &str) -> libc::pid_t {
+        let pid = match pid {
+            -1 if self.children.len() == 1 => *self.children.keys().next().expect("one child") as libc::pid_t,
+            -1 if self.children.is_empty() => return fail(libc::ECHILD),
+            p if p <= 0 => self.unsupported(call, format!("pid {p} (any child, or a process group)")),
+            p => p,
+        };
+        if options & !libc::WNOHANG != 0 {
+            self.unsupported(call, format!("options {options:#x}"));
+        }
+        let Some(&real) = self.children.get(&(pid as u32)) else { return fail(libc::ECHILD) };
+        let call = Call::Wait { pid: pid as u32, nohang: options & libc::WNOHANG != 0 };
+        match self.ask(&call) {
+            Reply::Exited(None) => 0,
+            Reply::Exited(Some(raw)) => {
+                // The real child is gone too, or going: reap it, so no zombie is left.
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_wait4,
+                        real,
+                        std::ptr::null_mut::<c_int>(),
+                        0,
+                        std::ptr::null_mut::<c_void>(),
+                    )
+                };
+                self.children.remove(&(pid as u32));
+                if !status.is_null() {
+                    unsafe { *status = raw };
+                }
+                pid
+            }
+            Reply::Errno(e) => fail(e),
+            other => self.bad_reply(&call, other),
+        }
+    }
+
+    fn pipe(&mut self, fds: *mut c_int, flags: c_int) -> c_int {
+        if flags & !libc::O_CLOEXEC != 0 {
+            self.unsupported("pipe2", format!("flags {flags:#o}"));
+        }
+        let (r, w) = match self.ask(&Call::Pipe) {
+            Reply::Pipe(r, w) => (r, w),
+            Reply::Errno(e) => return fail(e),
+            other => self.bad_reply(&Call::Pipe, other),
+        };
+        let mut placeholders = [0; 2];
+        for (i, (end, read)) in [(r, true), (w, false)].into_iter().enumerate() {
+            let fd = placeholder(flags & libc::O_CLOEXEC);
+            let flags = OpenFlags { read, write: !read, ..OpenFlags::default() };
+            self.fds.insert(fd, Mapped { world: None, path: format!("pipe:[{end}]"), flags, pipe: Some(end) });
+            placeholders[i] = fd;
+        }
+        unsafe { std::ptr::copy_nonoverlapping(placeholders.as_ptr(), fds, 2) };
+        0
+    }
+
+    fn pipe_end(&self, fd: c_int) -> Option<u32> {
+        self.fds.get(&fd).and_then(|m| m.pipe)
+    }
+
+    fn pipe_read(&mut self, end: u32, buf: *mut c_void, len: size_t) -> ssize_t {
+        match self.data(Call::PipeRead { end, len: len as u64 }) {
+            Ok(d) => {
+                let n = d.len().min(len);
+                unsafe { std::ptr::copy_nonoverlapping(d.as_ptr(), buf as *mut u8, n) };
+                n as ssize_t
+            }
+            Err(e) => fail(e),
+        }
+    }
+
+    fn pipe_write(&mut self, end: u32, data: Vec<u8>) -> ssize_t {
+        match self.value(Call::PipeWrite { end, data }) {
+            Ok(n) => n as ssize_t,
+            Err(e) => fail(e),
+        }
+    }
+
+    /// `poll` over descriptors of which at least one is a pipe end: the pipes
+    /// wait in the world; files on the mount are always ready, as regular files
+    /// are; a real descriptor cannot wait in lockstep and is refused.
+    fn poll(&mut self, asked: &[(c_int, i16)], timeout_ns: Option<u64>, call: &str) -> Vec<i16> {
+        let mut out = vec![0i16; asked.len()];
+        let mut ends = Vec::new();
+        let mut at = Vec::new();
+        for (i, &(fd, events)) in asked.iter().enumerate() {
+            if fd < 0 {
+                continue;
+            }
+            match self.fds.get(&fd) {
+                Some(Mapped { pipe: Some(end), .. }) => {
+                    ends.push((*end, events as u16));
+                    at.push(i);
+                }
+                Some(_) => out[i] = events & (libc::POLLIN | libc::POLLOUT),
+                None => self.unsupported(call, format!("waiting on descriptor {fd}, which is not the world's")),
+            }
+        }
+        let files_ready = out.iter().any(|&r| r != 0);
+        let timeout_ns = if files_ready { Some(0) } else { timeout_ns };
+        let c = Call::Poll { ends, timeout_ns };
+        match self.ask(&c) {
+            Reply::Ready(bits) if bits.len() == at.len() => {
+                for (i, b) in at.into_iter().zip(bits) {
+                    out[i] = b as i16;
+                }
+            }
+            other => self.bad_reply(&c, other),
+        }
+        out
     }
 
     /// One call, one answer. A broken socket means the world is gone: exit at once.
@@ -308,6 +470,10 @@ impl Shim {
 
     fn world_fd(&mut self, fd: c_int, call: &str) -> Option<u32> {
         let mapped = self.fds.get(&fd)?;
+        if mapped.pipe.is_some() {
+            let path = mapped.path.clone();
+            self.unsupported(call, format!("{call} on {path}"));
+        }
         match mapped.world {
             Some(w) => Some(w),
             None => {
@@ -360,23 +526,19 @@ impl Shim {
             }
         };
         let cloexec = if flags & libc::O_CLOEXEC != 0 { libc::O_CLOEXEC } else { 0 };
-        let placeholder =
-            unsafe { libc::syscall(libc::SYS_openat, libc::AT_FDCWD, c"/dev/null".as_ptr(), libc::O_RDWR | cloexec) }
-                as c_int;
-        if placeholder < 0 {
-            die("mmsim-shim: cannot open /dev/null for a descriptor number\n");
-        }
-        self.fds.insert(placeholder, Mapped { world, path, flags: f });
-        placeholder
+        let fd = placeholder(cloexec);
+        self.fds.insert(fd, Mapped { world, path, flags: f, pipe: None });
+        fd
     }
 
-    /// Closes the placeholder; the world's descriptor closes with the last
-    /// placeholder that shares it (`dup`), as a file description does.
+    /// Closes the placeholder; the world's descriptor or pipe end closes with
+    /// the last placeholder that shares it (`dup`), as a file description does.
     fn close(&mut self, fd: c_int) -> c_int {
         let Some(mapped) = self.fds.remove(&fd) else { return 0 };
         unsafe { libc::syscall(libc::SYS_close, fd) };
-        match mapped.world {
-            Some(w) if !self.fds.values().any(|m| m.world == Some(w)) => self.status(Call::Close { fd: w }),
+        match (mapped.world, mapped.pipe) {
+            (Some(w), _) if !self.fds.values().any(|m| m.world == Some(w)) => self.status(Call::Close { fd: w }),
+            (_, Some(end)) if !self.fds.values().any(|m| m.pipe == Some(end)) => self.status(Call::PipeClose { end }),
             _ => 0,
         }
     }
@@ -446,6 +608,37 @@ impl Shim {
         self.dirs.insert(ptr, dir);
         ptr as *mut libc::DIR
     }
+}
+
+/// A real descriptor on `/dev/null` to stand for a world's: its number is the
+/// program's own, and nothing else takes it while it is open.
+fn placeholder(cloexec: c_int) -> c_int {
+    let fd = unsafe { libc::syscall(libc::SYS_openat, libc::AT_FDCWD, c"/dev/null".as_ptr(), libc::O_RDWR | cloexec) }
+        as c_int;
+    if fd < 0 {
+        die("mmsim-shim: cannot open /dev/null for a descriptor number\n");
+    }
+    fd
+}
+
+/// A stream socket connected to the abstract `AF_UNIX` name `name`.
+fn connect_abstract(name: &str) -> Option<c_int> {
+    let fd =
+        unsafe { libc::syscall(libc::SYS_socket, libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) } as c_int;
+    if fd < 0 {
+        return None;
+    }
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    if name.len() + 1 > addr.sun_path.len() {
+        return None;
+    }
+    for (i, b) in name.bytes().enumerate() {
+        addr.sun_path[i + 1] = b as c_char;
+    }
+    let len = std::mem::size_of::<libc::sa_family_t>() + 1 + name.len();
+    let r = unsafe { libc::syscall(libc::SYS_connect, fd, &addr as *const libc::sockaddr_un, len as libc::socklen_t) };
+    (r == 0).then_some(fd)
 }
 
 /// Where a `dup` puts its new descriptor.
@@ -529,6 +722,16 @@ fn stat_into(s: &mut Shim, call: Call, buf: *mut libc::stat64) -> c_int {
 
 fn fstat_into(s: &mut Shim, fd: c_int, buf: *mut libc::stat64) -> c_int {
     let mapped = &s.fds[&fd];
+    if let Some(end) = mapped.pipe {
+        let mut st: libc::stat64 = unsafe { std::mem::zeroed() };
+        st.st_dev = SIM_DEV;
+        st.st_ino = end as u64;
+        st.st_mode = libc::S_IFIFO | 0o600;
+        st.st_nlink = 1;
+        st.st_blksize = 4096;
+        unsafe { *buf = st };
+        return 0;
+    }
     let call = match mapped.world {
         Some(w) => Call::Fstat { fd: w },
         None => Call::Stat { path: mapped.path.clone() },
@@ -660,9 +863,12 @@ pub unsafe extern "C" fn fdopen(fd: c_int, mode: *const c_char) -> *mut libc::FI
 
 #[no_mangle]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t {
-    if let Some(r) = on_fd(fd, |s| match s.world_fd(fd, "read") {
-        Some(w) => s.read(w, buf, len, None),
-        None => fail(libc::EISDIR),
+    if let Some(r) = on_fd(fd, |s| match s.pipe_end(fd) {
+        Some(end) => s.pipe_read(end, buf, len),
+        None => match s.world_fd(fd, "read") {
+            Some(w) => s.read(w, buf, len, None),
+            None => fail(libc::EISDIR),
+        },
     }) {
         return r;
     }
@@ -702,7 +908,9 @@ fn output(s: &mut Shim, fd: c_int, data: &[u8]) -> ssize_t {
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, len: size_t) -> ssize_t {
     let data = || std::slice::from_raw_parts(buf as *const u8, len);
     let r = with_shim(|s| {
-        if s.fds.contains_key(&fd) {
+        if let Some(end) = s.pipe_end(fd) {
+            Some(s.pipe_write(end, data().to_vec()))
+        } else if s.fds.contains_key(&fd) {
             Some(match s.world_fd(fd, "write") {
                 Some(w) => s.write(w, data().to_vec(), None),
                 None => fail(libc::EISDIR),
@@ -753,7 +961,9 @@ unsafe fn gather(iov: *const libc::iovec, count: c_int) -> Vec<u8> {
 #[no_mangle]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, count: c_int) -> ssize_t {
     let r = with_shim(|s| {
-        if s.fds.contains_key(&fd) {
+        if let Some(end) = s.pipe_end(fd) {
+            Some(s.pipe_write(end, gather(iov, count)))
+        } else if s.fds.contains_key(&fd) {
             Some(match s.world_fd(fd, "writev") {
                 Some(w) => s.write(w, gather(iov, count), None),
                 None => fail(libc::EISDIR),
@@ -795,6 +1005,9 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, count: c_int)
 }
 
 fn seek(s: &mut Shim, fd: c_int, offset: i64, whence: c_int) -> i64 {
+    if s.pipe_end(fd).is_some() {
+        return fail(libc::ESPIPE);
+    }
     let Some(w) = s.world_fd(fd, "lseek") else { return 0 };
     let whence = match whence {
         libc::SEEK_SET => Whence::Set,
@@ -849,6 +1062,9 @@ pub unsafe extern "C" fn ftruncate64(fd: c_int, len: off_t) -> c_int {
 }
 
 fn sync_fd(s: &mut Shim, fd: c_int) -> c_int {
+    if s.pipe_end(fd).is_some() {
+        return fail(libc::EINVAL);
+    }
     match s.fds[&fd].world {
         Some(w) => s.status(Call::Fsync { fd: w }),
         None => 0,
@@ -1788,7 +2004,8 @@ pub unsafe extern "C" fn sleep(secs: c_uint) -> c_uint {
     real!(sleep: unsafe extern "C" fn(c_uint) -> c_uint)(secs)
 }
 
-/// `select` with no descriptors is a sleep; with descriptors it would wait on the real kernel.
+/// `select` with no descriptors is a sleep; on pipe ends (and files of the
+/// mount) it waits in the world; on a real descriptor it is refused.
 #[no_mangle]
 pub unsafe extern "C" fn select(
     nfds: c_int,
@@ -1798,14 +2015,46 @@ pub unsafe extern "C" fn select(
     timeout: *mut libc::timeval,
 ) -> c_int {
     if let Some(res) = with_shim(|s| {
-        if nfds > 0 && !(r.is_null() && w.is_null() && e.is_null()) {
-            s.unsupported("select", "waiting on descriptors");
+        let timeout_ns = (!timeout.is_null())
+            .then(|| (*timeout).tv_sec.max(0) as u64 * 1_000_000_000 + (*timeout).tv_usec.max(0) as u64 * 1000);
+        let mut asked: Vec<(c_int, i16)> = Vec::new();
+        for fd in 0..nfds.clamp(0, libc::FD_SETSIZE as c_int) {
+            let mut events = 0;
+            if !r.is_null() && libc::FD_ISSET(fd, r) {
+                events |= libc::POLLIN;
+            }
+            if !w.is_null() && libc::FD_ISSET(fd, w) {
+                events |= libc::POLLOUT;
+            }
+            if !e.is_null() && libc::FD_ISSET(fd, e) {
+                events |= libc::POLLPRI;
+            }
+            if events != 0 {
+                asked.push((fd, events));
+            }
         }
-        if timeout.is_null() {
-            s.unsupported("select", "a sleep without end");
+        if asked.is_empty() {
+            let Some(ns) = timeout_ns else { s.unsupported("select", "a sleep without end") };
+            return Some(sleep_ns(s, ns));
         }
-        let t = *timeout;
-        Some(sleep_ns(s, t.tv_sec.max(0) as u64 * 1_000_000_000 + t.tv_usec.max(0) as u64 * 1000))
+        let ready = s.poll(&asked, timeout_ns, "select");
+        for set in [r, w, e] {
+            if !set.is_null() {
+                libc::FD_ZERO(set);
+            }
+        }
+        let mut count = 0;
+        for (&(fd, _), bits) in asked.iter().zip(ready) {
+            let readable = bits & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0;
+            let writable = bits & (libc::POLLOUT | libc::POLLERR) != 0;
+            for (set, on) in [(r, readable), (w, writable)] {
+                if on && !set.is_null() {
+                    libc::FD_SET(fd, set);
+                    count += 1;
+                }
+            }
+        }
+        Some(count)
     }) {
         return res;
     }
@@ -1814,20 +2063,165 @@ pub unsafe extern "C" fn select(
     )
 }
 
+/// `poll` with no descriptors is a sleep; on pipe ends (and files of the mount)
+/// it waits in the world; on a real descriptor it is refused.
 #[no_mangle]
 pub unsafe extern "C" fn poll(fds: *mut libc::pollfd, nfds: libc::nfds_t, timeout_ms: c_int) -> c_int {
     if let Some(res) = with_shim(|s| {
-        if nfds > 0 {
-            s.unsupported("poll", "waiting on descriptors");
+        let timeout_ns = (timeout_ms >= 0).then(|| timeout_ms as u64 * 1_000_000);
+        if nfds == 0 {
+            let Some(ns) = timeout_ns else { s.unsupported("poll", "a sleep without end") };
+            return Some(sleep_ns(s, ns));
         }
-        if timeout_ms < 0 {
-            s.unsupported("poll", "a sleep without end");
+        let entries = std::slice::from_raw_parts_mut(fds, nfds as usize);
+        let asked: Vec<(c_int, i16)> = entries.iter().map(|p| (p.fd, p.events)).collect();
+        let ready = s.poll(&asked, timeout_ns, "poll");
+        let mut count = 0;
+        for (p, bits) in entries.iter_mut().zip(ready) {
+            p.revents = bits;
+            count += (bits != 0) as c_int;
         }
-        Some(sleep_ns(s, timeout_ms as u64 * 1_000_000))
+        Some(count)
     }) {
         return res;
     }
     real!(poll: unsafe extern "C" fn(*mut libc::pollfd, libc::nfds_t, c_int) -> c_int)(fds, nfds, timeout_ms)
+}
+
+// ---------------------------------------------------------------------------
+// Processes and pipes: fork, waitpid, exit, pipe.
+
+#[no_mangle]
+pub unsafe extern "C" fn fork() -> libc::pid_t {
+    if let Some(r) = with_shim(|s| Some(s.fork())) {
+        return r;
+    }
+    real!(fork: unsafe extern "C" fn() -> libc::pid_t)()
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn waitpid(pid: libc::pid_t, status: *mut c_int, options: c_int) -> libc::pid_t {
+    if let Some(r) = with_shim(|s| Some(s.waitpid(pid, status, options, "waitpid"))) {
+        return r;
+    }
+    real!(waitpid: unsafe extern "C" fn(libc::pid_t, *mut c_int, c_int) -> libc::pid_t)(pid, status, options)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn wait4(
+    pid: libc::pid_t,
+    status: *mut c_int,
+    options: c_int,
+    usage: *mut libc::rusage,
+) -> libc::pid_t {
+    if let Some(r) = with_shim(|s| {
+        if !usage.is_null() {
+            *usage = std::mem::zeroed();
+        }
+        Some(s.waitpid(pid, status, options, "wait4"))
+    }) {
+        return r;
+    }
+    real!(wait4: unsafe extern "C" fn(libc::pid_t, *mut c_int, c_int, *mut libc::rusage) -> libc::pid_t)(
+        pid, status, options, usage,
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn wait(status: *mut c_int) -> libc::pid_t {
+    if let Some(r) = with_shim(|s| Some(s.waitpid(-1, status, 0, "wait"))) {
+        return r;
+    }
+    real!(wait: unsafe extern "C" fn(*mut c_int) -> libc::pid_t)(status)
+}
+
+/// Tells the world the status the program exits with; a forked child has no
+/// other way to report it (its real parent, not mmsim, reaps it).
+fn exiting(code: c_int) {
+    with_shim(|s| {
+        s.status(Call::Exit { code });
+        Some(())
+    });
+}
+
+type Main = unsafe extern "C" fn(c_int, *mut *mut c_char, *mut *mut c_char) -> c_int;
+
+static MAIN: AtomicUsize = AtomicUsize::new(0);
+
+/// The program's `main`, and then the status it returned: libc's own call of
+/// `exit` with it is internal, so no preloaded `exit` would see it.
+unsafe extern "C" fn main_then_exit(argc: c_int, argv: *mut *mut c_char, envp: *mut *mut c_char) -> c_int {
+    let main = std::mem::transmute::<usize, Main>(MAIN.load(Ordering::Relaxed));
+    let code = main(argc, argv, envp);
+    exiting(code);
+    code
+}
+
+/// The program's start, through the dynamic linker: it runs `main` under [`main_then_exit`].
+#[no_mangle]
+pub unsafe extern "C" fn __libc_start_main(
+    main: Main,
+    argc: c_int,
+    argv: *mut *mut c_char,
+    init: *mut c_void,
+    fini: *mut c_void,
+    rtld_fini: *mut c_void,
+    stack_end: *mut c_void,
+) -> c_int {
+    MAIN.store(main as usize, Ordering::Relaxed);
+    type Start = unsafe extern "C" fn(
+        Main,
+        c_int,
+        *mut *mut c_char,
+        *mut c_void,
+        *mut c_void,
+        *mut c_void,
+        *mut c_void,
+    ) -> c_int;
+    real!(__libc_start_main: Start)(main_then_exit, argc, argv, init, fini, rtld_fini, stack_end)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn exit(code: c_int) -> ! {
+    exiting(code);
+    real!(exit: unsafe extern "C" fn(c_int) -> !)(code)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn _exit(code: c_int) -> ! {
+    exiting(code);
+    real!(_exit: unsafe extern "C" fn(c_int) -> !)(code)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn _Exit(code: c_int) -> ! {
+    exiting(code);
+    real!(_Exit: unsafe extern "C" fn(c_int) -> !)(code)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pipe(fds: *mut c_int) -> c_int {
+    if let Some(r) = with_shim(|s| Some(s.pipe(fds, 0))) {
+        return r;
+    }
+    real!(pipe: unsafe extern "C" fn(*mut c_int) -> c_int)(fds)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pipe2(fds: *mut c_int, flags: c_int) -> c_int {
+    if let Some(r) = with_shim(|s| Some(s.pipe(fds, flags))) {
+        return r;
+    }
+    real!(pipe2: unsafe extern "C" fn(*mut c_int, c_int) -> c_int)(fds, flags)
+}
+
+/// epoll on a placeholder would wait on `/dev/null`, not on the world's pipe.
+#[no_mangle]
+pub unsafe extern "C" fn epoll_ctl(epfd: c_int, op: c_int, fd: c_int, event: *mut libc::epoll_event) -> c_int {
+    if let Some(()) = on_fd(fd, |s| s.unsupported("epoll_ctl", "waiting on a descriptor of the world with epoll")) {
+        unreachable!()
+    }
+    real!(epoll_ctl: unsafe extern "C" fn(c_int, c_int, c_int, *mut libc::epoll_event) -> c_int)(epfd, op, fd, event)
 }
 
 // ---------------------------------------------------------------------------
@@ -2027,11 +2421,12 @@ pub unsafe extern "C" fn gethostbyaddr_r(
 
 macro_rules! refused_in_world {
     ($name:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty) => {
+        refused_in_world!("a new process or thread outside the world's lockstep"; $name($($arg: $ty),*) -> $ret);
+    };
+    ($detail:literal; $name:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty) => {
         #[no_mangle]
         pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
-            if let Some(()) = with_shim(|s| {
-                s.unsupported(stringify!($name), "a new process or thread outside the world's lockstep")
-            }) {
+            if let Some(()) = with_shim(|s| s.unsupported(stringify!($name), $detail)) {
                 unreachable!()
             }
             real!($name: unsafe extern "C" fn($($ty),*) -> $ret)($($arg),*)
@@ -2039,7 +2434,6 @@ macro_rules! refused_in_world {
     };
 }
 
-refused_in_world!(fork() -> libc::pid_t);
 refused_in_world!(vfork() -> libc::pid_t);
 refused_in_world!(execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int);
 refused_in_world!(execv(path: *const c_char, argv: *const *const c_char) -> c_int);
@@ -2048,4 +2442,7 @@ refused_in_world!(system(command: *const c_char) -> c_int);
 refused_in_world!(popen(command: *const c_char, mode: *const c_char) -> *mut libc::FILE);
 refused_in_world!(posix_spawn(pid: *mut libc::pid_t, path: *const c_char, actions: *const c_void, attr: *const c_void, argv: *const *mut c_char, envp: *const *mut c_char) -> c_int);
 refused_in_world!(posix_spawnp(pid: *mut libc::pid_t, path: *const c_char, actions: *const c_void, attr: *const c_void, argv: *const *mut c_char, envp: *const *mut c_char) -> c_int);
+// A process-shared semaphore lives in memory that both processes map: the
+// world cannot see its waits, which would block the real kernel instead.
+refused_in_world!("a process-shared semaphore, whose waits the world cannot see"; sem_open(name: *const c_char, flags: c_int, mode: mode_t, value: c_uint) -> *mut libc::sem_t);
 refused_in_world!(pthread_create(thread: *mut libc::pthread_t, attr: *const libc::pthread_attr_t, start: *mut c_void, arg: *mut c_void) -> c_int);

@@ -15,7 +15,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The protocol version. Bump it on any change to [`Call`] or [`Reply`].
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// The environment variable holding the socket's descriptor number.
 pub const ENV_FD: &str = "MMSIM_SHIM_FD";
@@ -154,6 +154,38 @@ pub enum Call {
         fd: u32,
         data: Vec<u8>,
     },
+    /// `fork()`: the world starts the child as a new simulated process on the
+    /// same host, holding the parent's pipe ends, and answers [`Reply::Forked`].
+    Fork,
+    /// `pipe()`/`pipe2()`: a pipe the host's kernel keeps; answered [`Reply::Pipe`].
+    Pipe,
+    PipeRead {
+        end: u32,
+        len: u64,
+    },
+    /// Answered with the count written, or `EPIPE`.
+    PipeWrite {
+        end: u32,
+        data: Vec<u8>,
+    },
+    PipeClose {
+        end: u32,
+    },
+    /// `poll`/`select` on pipe ends: `(end, poll events)`; `None` waits for ever.
+    /// Answered [`Reply::Ready`], one `revents` per end.
+    Poll {
+        ends: Vec<(u32, u16)>,
+        timeout_ns: Option<u64>,
+    },
+    /// `waitpid` on a simulated child; answered [`Reply::Exited`].
+    Wait {
+        pid: u32,
+        nohang: bool,
+    },
+    /// `exit`/`_exit`: the status the program is about to exit with (the last one sent counts).
+    Exit {
+        code: i32,
+    },
     /// A call the shim cannot represent: the world stops the run, naming it.
     Unsupported {
         call: String,
@@ -189,6 +221,17 @@ pub enum Reply {
     /// Seconds and nanoseconds.
     Time(i64, u32),
     Text(String),
+    /// The child's simulated pid, and the abstract `AF_UNIX` socket name its shim
+    /// connects to after the real `fork`.
+    Forked {
+        pid: u32,
+        socket: String,
+    },
+    /// A pipe's read end and write end.
+    Pipe(u32, u32),
+    Ready(Vec<u16>),
+    /// A child's wait status (as `waitpid` encodes it), or `None` for a `WNOHANG` wait on a live one.
+    Exited(Option<i32>),
     /// The world refuses the program (a version mismatch); the shim exits at once.
     Refused(String),
 }

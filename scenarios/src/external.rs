@@ -514,6 +514,20 @@ impl<O: Kernel> Session<'_, O> {
                     Err(e) => errno_of(&e),
                 }
             }
+            Call::SemOpen { name, create, exclusive, value } => {
+                match os.sem_open(&name, create, exclusive, value).await {
+                    Ok(n) => Reply::Value(n as u64),
+                    Err(e) => errno_of(&e),
+                }
+            }
+            Call::SemWait { sem, timeout_ns } => done(os.sem_wait(sem, timeout_ns.map(Duration::from_nanos)).await),
+            Call::SemPost { sem } => done(os.sem_post(sem).await),
+            Call::SemValue { sem } => match os.sem_value(sem).await {
+                Ok(v) => Reply::Value(v as u64),
+                Err(e) => errno_of(&e),
+            },
+            Call::SemClose { sem } => done(os.sem_close(sem).await),
+            Call::SemUnlink { name } => done(os.sem_unlink(&name).await),
             Call::Exit { code } => {
                 self.exit = Some(code);
                 Reply::Done

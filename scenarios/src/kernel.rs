@@ -1,5 +1,6 @@
 //! `Kernel`: what an external program needs of its host beyond the model's
-//! `Os` (docs/real-programs.md, "fork and pipes"): `fork` and pipes.
+//! `Os` (docs/real-programs.md, "fork and pipes"): `fork`, pipes and named
+//! semaphores.
 //!
 //! The model's Mailman code never forks or pipes, so `model::Os` stays as small
 //! as Mailman's needs; only `exec` (scenarios/src/external.rs) asks for these.
@@ -32,6 +33,24 @@ pub trait Kernel: Os {
         enosys()
     }
     async fn pipe_close(&self, _end: u32) -> io::Result<()> {
+        enosys()
+    }
+    async fn sem_open(&self, _name: &str, _create: bool, _exclusive: bool, _value: u32) -> io::Result<u32> {
+        enosys()
+    }
+    async fn sem_wait(&self, _sem: u32, _timeout: Option<Duration>) -> io::Result<()> {
+        enosys()
+    }
+    async fn sem_post(&self, _sem: u32) -> io::Result<()> {
+        enosys()
+    }
+    async fn sem_value(&self, _sem: u32) -> io::Result<u32> {
+        enosys()
+    }
+    async fn sem_close(&self, _sem: u32) -> io::Result<()> {
+        enosys()
+    }
+    async fn sem_unlink(&self, _name: &str) -> io::Result<()> {
         enosys()
     }
     /// Each `(end, poll events)`'s ready bits once one shows any, or all zero after `timeout`.

@@ -202,6 +202,24 @@ impl crate::kernel::Kernel for SimOs {
     async fn pipe_close(&self, end: u32) -> io::Result<()> {
         self.proc.pipe_close(end).await.map_err(err)
     }
+    async fn sem_open(&self, name: &str, create: bool, exclusive: bool, value: u32) -> io::Result<u32> {
+        self.proc.sem_open(name, create, exclusive, value).await.map_err(err)
+    }
+    async fn sem_wait(&self, sem: u32, timeout: Option<Duration>) -> io::Result<()> {
+        self.proc.sem_wait(sem, timeout).await.map_err(err)
+    }
+    async fn sem_post(&self, sem: u32) -> io::Result<()> {
+        self.proc.sem_post(sem).await.map_err(err)
+    }
+    async fn sem_value(&self, sem: u32) -> io::Result<u32> {
+        self.proc.sem_value(sem).await.map_err(err)
+    }
+    async fn sem_close(&self, sem: u32) -> io::Result<()> {
+        self.proc.sem_close(sem).await.map_err(err)
+    }
+    async fn sem_unlink(&self, name: &str) -> io::Result<()> {
+        self.proc.sem_unlink(name).await.map_err(err)
+    }
     async fn poll(&self, asked: &[(u32, u16)], timeout: Option<Duration>) -> io::Result<Vec<u16>> {
         self.proc.poll(asked, timeout).await.map_err(err)
     }

@@ -39,6 +39,7 @@ mod process;
 mod rng;
 mod rpc;
 mod sched;
+mod sem;
 mod simulation;
 mod trace;
 mod world;

@@ -36,6 +36,7 @@ use crate::nfs::client::{Attr, Ctx, Flags, NfsClient, Res};
 use crate::pipe::Ends;
 use crate::rng::Rng;
 use crate::sched::ProcKey;
+use crate::sem::Sems;
 use crate::trace::{EventKind, Outcome};
 use crate::world::{ProcStatus, World};
 
@@ -60,6 +61,8 @@ struct Inner {
     client: Rc<NfsClient>,
     /// The pipe ends this process holds ([`crate::pipe`]).
     ends: Ends,
+    /// The named semaphores it has open ([`crate::sem`]).
+    sems: Sems,
 }
 
 /// A handle to one simulated process.
@@ -104,6 +107,7 @@ impl Proc {
         incarnation: u32,
         client: Rc<NfsClient>,
         ends: Ends,
+        sems: Sems,
     ) -> Proc {
         let rng = Rng::stream(world.seed(), &format!("proc/{host}/{incarnation}/{pid}"));
         let stall_rng = Rng::stream(world.seed(), &format!("proc/{host}/{incarnation}/{pid}/stall"));
@@ -124,6 +128,7 @@ impl Proc {
             clock,
             client,
             ends,
+            sems,
         }))
     }
 
@@ -495,7 +500,14 @@ impl Proc {
             "fork",
             format!("{program} {args:?}"),
             async |_ctx: &Ctx| {
-                self.0.world.spawn_with(&self.0.host, Some(self.0.pid), program, args.to_vec(), self.0.ends.fork())
+                self.0.world.spawn_with(
+                    &self.0.host,
+                    Some(self.0.pid),
+                    program,
+                    args.to_vec(),
+                    self.0.ends.fork(),
+                    self.0.sems.fork(),
+                )
             },
             |pid| format!("pid={pid}"),
         )
@@ -584,6 +596,56 @@ impl Proc {
             None => args,
         };
         self.call("poll", args, wait, |r| r.iter().map(|b| format!("{b:#x}")).collect::<Vec<_>>().join(" ")).await
+    }
+
+    // ---- named semaphores ----
+
+    /// `sem_open`: the process's number for the semaphore `name`.
+    pub async fn sem_open(&self, name: &str, create: bool, exclusive: bool, value: u32) -> Res<u32> {
+        let open = async |_ctx: &Ctx| {
+            let sem = self.0.world.sem_names(&self.0.host).open(name, create, exclusive, value)?;
+            Ok(self.0.sems.insert(sem))
+        };
+        let args = format!("{name:?} create={create} excl={exclusive} value={value}");
+        self.call("sem_open", args, open, |n| format!("sem={n}")).await
+    }
+
+    /// `sem_wait` (`timeout` `None`), `sem_trywait` (zero) or `sem_timedwait`: `ETIMEDOUT` once it passes.
+    pub async fn sem_wait(&self, sem: u32, timeout: Option<Duration>) -> Res<()> {
+        let wait = async |_ctx: &Ctx| match timeout {
+            None => self.0.sems.wait(sem, false).await,
+            Some(t) => match self.0.sems.wait(sem, true).await {
+                Err(libc::EAGAIN) if !t.is_zero() => {
+                    let taken = std::pin::pin!(self.0.sems.wait(sem, false));
+                    let timer = std::pin::pin!(engine::sleep(t));
+                    futures_race(taken, timer).await.unwrap_or(Err(libc::ETIMEDOUT))
+                }
+                r => r,
+            },
+        };
+        let args = match timeout {
+            Some(t) => format!("sem={sem} timeout_ns={}", t.as_nanos()),
+            None => format!("sem={sem}"),
+        };
+        self.call("sem_wait", args, wait, |_| String::new()).await
+    }
+
+    pub async fn sem_post(&self, sem: u32) -> Res<()> {
+        self.call("sem_post", format!("sem={sem}"), async |_ctx: &Ctx| self.0.sems.post(sem), |_| String::new()).await
+    }
+
+    pub async fn sem_value(&self, sem: u32) -> Res<u32> {
+        self.call("sem_getvalue", format!("sem={sem}"), async |_ctx: &Ctx| self.0.sems.value(sem), |v| format!("{v}"))
+            .await
+    }
+
+    pub async fn sem_close(&self, sem: u32) -> Res<()> {
+        self.call("sem_close", format!("sem={sem}"), async |_ctx: &Ctx| self.0.sems.close(sem), |_| String::new()).await
+    }
+
+    pub async fn sem_unlink(&self, name: &str) -> Res<()> {
+        let unlink = async |_ctx: &Ctx| self.0.world.sem_names(&self.0.host).unlink(name);
+        self.call("sem_unlink", format!("{name:?}"), unlink, |_| String::new()).await
     }
 
     // ---- network ----

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use crate::pipe::Ends;
+use crate::sem::Sems;
 
 use crate::clock::{true_now, ClockConfig};
 use crate::nfs::client::{MountOptions, NfsClient};
@@ -202,6 +203,8 @@ struct HostState {
     /// Pids whose files the kernel must close (after a crash or kill).
     reap: VecDeque<u32>,
     reap_wake: Rc<Notify>,
+    /// The host's named semaphores (its `/dev/shm`).
+    sem_names: Rc<crate::sem::Names>,
 }
 
 /// A callback run once, right after one event is recorded.
@@ -274,6 +277,7 @@ impl World {
                     client: None,
                     reap: VecDeque::new(),
                     reap_wake: Rc::new(Notify::new()),
+                    sem_names: Rc::default(),
                 };
                 (name, state)
             })
@@ -581,6 +585,10 @@ impl World {
         }
     }
 
+    pub(crate) fn sem_names(&self, host: &str) -> Rc<crate::sem::Names> {
+        self.0.hosts.borrow()[host].sem_names.clone()
+    }
+
     pub(crate) fn host_clock(&self, host: &str) -> ClockConfig {
         self.0.hosts.borrow()[host].config.clock.clone()
     }
@@ -589,7 +597,7 @@ impl World {
     /// runtime (its boot, or one of its processes). Returns the pid, or ENOENT for
     /// an unknown program.
     pub fn spawn(&self, host: &Rc<str>, parent: Option<u32>, program: &str, args: Vec<String>) -> Result<u32, i32> {
-        self.spawn_with(host, parent, program, args, Ends::default())
+        self.spawn_with(host, parent, program, args, Ends::default(), Sems::default())
     }
 
     /// [`World::spawn`] of a process that starts holding `ends` (a fork's child).
@@ -600,6 +608,7 @@ impl World {
         program: &str,
         args: Vec<String>,
         ends: Ends,
+        sems: Sems,
     ) -> Result<u32, i32> {
         let entry = self.0.programs.borrow().get(program).cloned();
         let slot = {
@@ -624,7 +633,7 @@ impl World {
                 return Err(e);
             }
         };
-        let proc = Proc::new(self.clone(), host.clone(), pid, parent, incarnation, client, ends);
+        let proc = Proc::new(self.clone(), host.clone(), pid, parent, incarnation, client, ends, sems);
         self.record(EventKind::Start {
             host: host.clone(),
             pid,

@@ -87,6 +87,8 @@ struct Shim {
     cwd: Option<String>,
     /// Children from `fork`: simulated pid to real pid, which `waitpid` reaps.
     children: BTreeMap<u32, libc::pid_t>,
+    /// Named semaphores from `sem_open`: the address handed out, and the world's number.
+    sems: BTreeMap<usize, u32>,
 }
 
 /// 0: not yet looked; 1: active; 2: inert (no world in the environment).
@@ -171,6 +173,7 @@ impl Shim {
             hostname: None,
             cwd: None,
             children: BTreeMap::new(),
+            sems: BTreeMap::new(),
         };
         shim.hello();
         Some(shim)
@@ -2089,6 +2092,156 @@ pub unsafe extern "C" fn poll(fds: *mut libc::pollfd, nfds: libc::nfds_t, timeou
 }
 
 // ---------------------------------------------------------------------------
+// Named semaphores: the host's, in the world. A process-shared semaphore in
+// real memory would block the real kernel, where the world cannot see it.
+
+/// The world's semaphore that `sem` names, if it is one `sem_open` gave out.
+fn world_sem(s: &Shim, sem: *mut libc::sem_t) -> Option<u32> {
+    s.sems.get(&(sem as usize)).copied()
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn sem_open(name: *const c_char, flags: c_int, mode: mode_t, value: c_uint) -> *mut libc::sem_t {
+    if let Some(r) = with_shim(|s| {
+        let name = CStr::from_ptr(name).to_string_lossy().into_owned();
+        let create = flags & libc::O_CREAT != 0;
+        let call =
+            Call::SemOpen { name, create, exclusive: flags & libc::O_EXCL != 0, value: if create { value } else { 0 } };
+        Some(match s.value(call) {
+            Ok(n) => {
+                // A sem_t's worth of memory stands for it; a fork copies the address with the table.
+                let mem = Box::into_raw(Box::new(std::mem::zeroed::<libc::sem_t>()));
+                s.sems.insert(mem as usize, n as u32);
+                mem
+            }
+            Err(e) => {
+                set_errno(e);
+                libc::SEM_FAILED
+            }
+        })
+    }) {
+        return r;
+    }
+    real!(sem_open: unsafe extern "C" fn(*const c_char, c_int, mode_t, c_uint) -> *mut libc::sem_t)(
+        name, flags, mode, value,
+    )
+}
+
+/// A wait on the world's semaphore: `None` for ever, else for `timeout_ns`; a
+/// timed wait that times out fails with `ETIMEDOUT`, a try with `EAGAIN`.
+fn sem_wait_world(s: &mut Shim, sem: u32, timeout_ns: Option<u64>, timed: bool) -> c_int {
+    match s.status(Call::SemWait { sem, timeout_ns }) {
+        -1 if timed && errno() == libc::EAGAIN => fail(libc::ETIMEDOUT),
+        r => r,
+    }
+}
+
+/// Nanoseconds from now to `abstime` on `clock`, as the world keeps its clocks.
+fn until(s: &mut Shim, clock: libc::clockid_t, abstime: *const libc::timespec) -> u64 {
+    let now = s.time(if clock == libc::CLOCK_REALTIME { Clock::Wall } else { Clock::Monotonic });
+    let at = unsafe { *abstime };
+    let ns = |sec: i64, nsec: i64| sec as i128 * 1_000_000_000 + nsec as i128;
+    (ns(at.tv_sec, at.tv_nsec) - ns(now.0, now.1 as i64)).max(0) as u64
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn sem_wait(sem: *mut libc::sem_t) -> c_int {
+    if let Some(r) = with_shim(|s| world_sem(s, sem).map(|n| sem_wait_world(s, n, None, false))) {
+        return r;
+    }
+    real!(sem_wait: unsafe extern "C" fn(*mut libc::sem_t) -> c_int)(sem)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn sem_trywait(sem: *mut libc::sem_t) -> c_int {
+    if let Some(r) = with_shim(|s| world_sem(s, sem).map(|n| sem_wait_world(s, n, Some(0), false))) {
+        return r;
+    }
+    real!(sem_trywait: unsafe extern "C" fn(*mut libc::sem_t) -> c_int)(sem)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn sem_timedwait(sem: *mut libc::sem_t, abstime: *const libc::timespec) -> c_int {
+    if let Some(r) = with_shim(|s| {
+        world_sem(s, sem).map(|n| {
+            let ns = until(s, libc::CLOCK_REALTIME, abstime);
+            sem_wait_world(s, n, Some(ns), true)
+        })
+    }) {
+        return r;
+    }
+    real!(sem_timedwait: unsafe extern "C" fn(*mut libc::sem_t, *const libc::timespec) -> c_int)(sem, abstime)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn sem_clockwait(
+    sem: *mut libc::sem_t,
+    clock: libc::clockid_t,
+    abstime: *const libc::timespec,
+) -> c_int {
+    if let Some(r) = with_shim(|s| {
+        world_sem(s, sem).map(|n| {
+            let ns = until(s, clock, abstime);
+            sem_wait_world(s, n, Some(ns), true)
+        })
+    }) {
+        return r;
+    }
+    real!(sem_clockwait: unsafe extern "C" fn(*mut libc::sem_t, libc::clockid_t, *const libc::timespec) -> c_int)(
+        sem, clock, abstime,
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn sem_post(sem: *mut libc::sem_t) -> c_int {
+    if let Some(r) = with_shim(|s| world_sem(s, sem).map(|n| s.status(Call::SemPost { sem: n }))) {
+        return r;
+    }
+    real!(sem_post: unsafe extern "C" fn(*mut libc::sem_t) -> c_int)(sem)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn sem_getvalue(sem: *mut libc::sem_t, value: *mut c_int) -> c_int {
+    if let Some(r) = with_shim(|s| {
+        world_sem(s, sem).map(|n| match s.value(Call::SemValue { sem: n }) {
+            Ok(v) => {
+                *value = v as c_int;
+                0
+            }
+            Err(e) => fail(e),
+        })
+    }) {
+        return r;
+    }
+    real!(sem_getvalue: unsafe extern "C" fn(*mut libc::sem_t, *mut c_int) -> c_int)(sem, value)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn sem_close(sem: *mut libc::sem_t) -> c_int {
+    if let Some(r) = with_shim(|s| {
+        world_sem(s, sem).map(|n| {
+            s.sems.remove(&(sem as usize));
+            drop(Box::from_raw(sem));
+            s.status(Call::SemClose { sem: n })
+        })
+    }) {
+        return r;
+    }
+    real!(sem_close: unsafe extern "C" fn(*mut libc::sem_t) -> c_int)(sem)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn sem_unlink(name: *const c_char) -> c_int {
+    if let Some(r) = with_shim(|s| {
+        let name = CStr::from_ptr(name).to_string_lossy().into_owned();
+        Some(s.status(Call::SemUnlink { name }))
+    }) {
+        return r;
+    }
+    real!(sem_unlink: unsafe extern "C" fn(*const c_char) -> c_int)(name)
+}
+
+// ---------------------------------------------------------------------------
 // Processes and pipes: fork, waitpid, exit, pipe.
 
 #[no_mangle]
@@ -2442,7 +2595,4 @@ refused_in_world!(system(command: *const c_char) -> c_int);
 refused_in_world!(popen(command: *const c_char, mode: *const c_char) -> *mut libc::FILE);
 refused_in_world!(posix_spawn(pid: *mut libc::pid_t, path: *const c_char, actions: *const c_void, attr: *const c_void, argv: *const *mut c_char, envp: *const *mut c_char) -> c_int);
 refused_in_world!(posix_spawnp(pid: *mut libc::pid_t, path: *const c_char, actions: *const c_void, attr: *const c_void, argv: *const *mut c_char, envp: *const *mut c_char) -> c_int);
-// A process-shared semaphore lives in memory that both processes map: the
-// world cannot see its waits, which would block the real kernel instead.
-refused_in_world!("a process-shared semaphore, whose waits the world cannot see"; sem_open(name: *const c_char, flags: c_int, mode: mode_t, value: c_uint) -> *mut libc::sem_t);
 refused_in_world!(pthread_create(thread: *mut libc::pthread_t, attr: *const libc::pthread_attr_t, start: *mut c_void, arg: *mut c_void) -> c_int);

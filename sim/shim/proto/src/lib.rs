@@ -186,6 +186,31 @@ pub enum Call {
     Exit {
         code: i32,
     },
+    /// `sem_open`: a named semaphore of the host; answered with its number.
+    SemOpen {
+        name: String,
+        create: bool,
+        exclusive: bool,
+        value: u32,
+    },
+    /// `sem_wait` (`None`), `sem_trywait` (zero, `EAGAIN`) or a timed wait (`ETIMEDOUT`).
+    SemWait {
+        sem: u32,
+        timeout_ns: Option<u64>,
+    },
+    SemPost {
+        sem: u32,
+    },
+    /// `sem_getvalue`: answered with the value.
+    SemValue {
+        sem: u32,
+    },
+    SemClose {
+        sem: u32,
+    },
+    SemUnlink {
+        name: String,
+    },
     /// A call the shim cannot represent: the world stops the run, naming it.
     Unsupported {
         call: String,

@@ -59,10 +59,28 @@ struct Inner {
     priority: Cell<Option<u64>>,
     clock: ClockConfig,
     client: Rc<NfsClient>,
-    /// The pipe ends this process holds ([`crate::pipe`]).
+    held: Held,
+}
+
+/// What a process holds of its host's kernel besides files: its pipe ends
+/// ([`crate::pipe`]) and open named semaphores ([`crate::sem`]). A fork's child
+/// starts with a copy.
+#[derive(Default)]
+pub(crate) struct Held {
     ends: Ends,
-    /// The named semaphores it has open ([`crate::sem`]).
     sems: Sems,
+}
+
+impl Held {
+    fn fork(&self) -> Held {
+        Held { ends: self.ends.fork(), sems: self.sems.fork() }
+    }
+
+    /// Lets go of everything, as the kernel does when the process exits or is
+    /// killed: its pipe ends close (a semaphore needs no closing).
+    pub(crate) fn close(&self) {
+        self.ends.close_all();
+    }
 }
 
 /// A handle to one simulated process.
@@ -106,8 +124,7 @@ impl Proc {
         parent: Option<u32>,
         incarnation: u32,
         client: Rc<NfsClient>,
-        ends: Ends,
-        sems: Sems,
+        held: Held,
     ) -> Proc {
         let rng = Rng::stream(world.seed(), &format!("proc/{host}/{incarnation}/{pid}"));
         let stall_rng = Rng::stream(world.seed(), &format!("proc/{host}/{incarnation}/{pid}/stall"));
@@ -127,8 +144,7 @@ impl Proc {
             priority: Cell::new(priority),
             clock,
             client,
-            ends,
-            sems,
+            held,
         }))
     }
 
@@ -170,9 +186,9 @@ impl Proc {
         self.0.alive.set(false);
     }
 
-    /// Closes the process's pipe ends, as its kernel does when it exits or is killed.
-    pub(crate) fn close_pipes(&self) {
-        self.0.ends.close_all();
+    /// Lets go of the process's pipe ends and semaphores ([`Held::close`]).
+    pub(crate) fn close_held(&self) {
+        self.0.held.close();
     }
 
     pub fn is_alive(&self) -> bool {
@@ -500,14 +516,7 @@ impl Proc {
             "fork",
             format!("{program} {args:?}"),
             async |_ctx: &Ctx| {
-                self.0.world.spawn_with(
-                    &self.0.host,
-                    Some(self.0.pid),
-                    program,
-                    args.to_vec(),
-                    self.0.ends.fork(),
-                    self.0.sems.fork(),
-                )
+                self.0.world.spawn_with(&self.0.host, Some(self.0.pid), program, args.to_vec(), self.0.held.fork())
             },
             |pid| format!("pid={pid}"),
         )
@@ -546,15 +555,20 @@ impl Proc {
 
     /// `pipe()`: a new pipe's (read end, write end).
     pub async fn pipe(&self) -> Res<(u32, u32)> {
-        self.call("pipe", String::new(), async |_ctx: &Ctx| Ok(self.0.ends.pipe()), |(r, w)| format!("r={r} w={w}"))
-            .await
+        self.call(
+            "pipe",
+            String::new(),
+            async |_ctx: &Ctx| Ok(self.0.held.ends.pipe()),
+            |(r, w)| format!("r={r} w={w}"),
+        )
+        .await
     }
 
     pub async fn pipe_read(&self, end: u32, len: usize) -> Res<Vec<u8>> {
         self.call(
             "pipe_read",
             format!("end={end} n={len}"),
-            async |_ctx: &Ctx| self.0.ends.read(end, len).await,
+            async |_ctx: &Ctx| self.0.held.ends.read(end, len).await,
             |d| format!("n={}", d.len()),
         )
         .await
@@ -564,14 +578,14 @@ impl Proc {
         self.call(
             "pipe_write",
             format!("end={end} n={}", data.len()),
-            async |_ctx: &Ctx| self.0.ends.write(end, data).await,
+            async |_ctx: &Ctx| self.0.held.ends.write(end, data).await,
             |n| format!("n={n}"),
         )
         .await
     }
 
     pub async fn pipe_close(&self, end: u32) -> Res<()> {
-        self.call("pipe_close", format!("end={end}"), async |_ctx: &Ctx| self.0.ends.close(end), |_| String::new())
+        self.call("pipe_close", format!("end={end}"), async |_ctx: &Ctx| self.0.held.ends.close(end), |_| String::new())
             .await
     }
 
@@ -579,16 +593,16 @@ impl Proc {
     /// any or `timeout` passes (all zero then); `None` waits for ever.
     pub async fn poll(&self, asked: &[(u32, u16)], timeout: Option<Duration>) -> Res<Vec<u16>> {
         let wait = async |_ctx: &Ctx| match timeout {
-            Some(t) if t.is_zero() => self.0.ends.ready_now(asked),
+            Some(t) if t.is_zero() => self.0.held.ends.ready_now(asked),
             Some(t) => {
-                let ready = std::pin::pin!(self.0.ends.poll(asked));
+                let ready = std::pin::pin!(self.0.held.ends.poll(asked));
                 let timer = std::pin::pin!(engine::sleep(t));
                 match futures_race(ready, timer).await {
                     Some(r) => r,
                     None => Ok(vec![0; asked.len()]),
                 }
             }
-            None => self.0.ends.poll(asked).await,
+            None => self.0.held.ends.poll(asked).await,
         };
         let args = asked.iter().map(|(e, ev)| format!("{e}:{ev:#x}")).collect::<Vec<_>>().join(" ");
         let args = match timeout {
@@ -604,7 +618,7 @@ impl Proc {
     pub async fn sem_open(&self, name: &str, create: bool, exclusive: bool, value: u32) -> Res<u32> {
         let open = async |_ctx: &Ctx| {
             let sem = self.0.world.sem_names(&self.0.host).open(name, create, exclusive, value)?;
-            Ok(self.0.sems.insert(sem))
+            Ok(self.0.held.sems.insert(sem))
         };
         let args = format!("{name:?} create={create} excl={exclusive} value={value}");
         self.call("sem_open", args, open, |n| format!("sem={n}")).await
@@ -613,10 +627,10 @@ impl Proc {
     /// `sem_wait` (`timeout` `None`), `sem_trywait` (zero) or `sem_timedwait`: `ETIMEDOUT` once it passes.
     pub async fn sem_wait(&self, sem: u32, timeout: Option<Duration>) -> Res<()> {
         let wait = async |_ctx: &Ctx| match timeout {
-            None => self.0.sems.wait(sem, false).await,
-            Some(t) => match self.0.sems.wait(sem, true).await {
+            None => self.0.held.sems.wait(sem, false).await,
+            Some(t) => match self.0.held.sems.wait(sem, true).await {
                 Err(libc::EAGAIN) if !t.is_zero() => {
-                    let taken = std::pin::pin!(self.0.sems.wait(sem, false));
+                    let taken = std::pin::pin!(self.0.held.sems.wait(sem, false));
                     let timer = std::pin::pin!(engine::sleep(t));
                     futures_race(taken, timer).await.unwrap_or(Err(libc::ETIMEDOUT))
                 }
@@ -631,16 +645,23 @@ impl Proc {
     }
 
     pub async fn sem_post(&self, sem: u32) -> Res<()> {
-        self.call("sem_post", format!("sem={sem}"), async |_ctx: &Ctx| self.0.sems.post(sem), |_| String::new()).await
-    }
-
-    pub async fn sem_value(&self, sem: u32) -> Res<u32> {
-        self.call("sem_getvalue", format!("sem={sem}"), async |_ctx: &Ctx| self.0.sems.value(sem), |v| format!("{v}"))
+        self.call("sem_post", format!("sem={sem}"), async |_ctx: &Ctx| self.0.held.sems.post(sem), |_| String::new())
             .await
     }
 
+    pub async fn sem_value(&self, sem: u32) -> Res<u32> {
+        self.call(
+            "sem_getvalue",
+            format!("sem={sem}"),
+            async |_ctx: &Ctx| self.0.held.sems.value(sem),
+            |v| format!("{v}"),
+        )
+        .await
+    }
+
     pub async fn sem_close(&self, sem: u32) -> Res<()> {
-        self.call("sem_close", format!("sem={sem}"), async |_ctx: &Ctx| self.0.sems.close(sem), |_| String::new()).await
+        self.call("sem_close", format!("sem={sem}"), async |_ctx: &Ctx| self.0.held.sems.close(sem), |_| String::new())
+            .await
     }
 
     pub async fn sem_unlink(&self, name: &str) -> Res<()> {

@@ -16,8 +16,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use crate::pipe::Ends;
-use crate::sem::Sems;
+use crate::process::Held;
 
 use crate::clock::{true_now, ClockConfig};
 use crate::nfs::client::{MountOptions, NfsClient};
@@ -597,7 +596,7 @@ impl World {
     /// runtime (its boot, or one of its processes). Returns the pid, or ENOENT for
     /// an unknown program.
     pub fn spawn(&self, host: &Rc<str>, parent: Option<u32>, program: &str, args: Vec<String>) -> Result<u32, i32> {
-        self.spawn_with(host, parent, program, args, Ends::default(), Sems::default())
+        self.spawn_with(host, parent, program, args, Held::default())
     }
 
     /// [`World::spawn`] of a process that starts holding `ends` (a fork's child).
@@ -607,8 +606,7 @@ impl World {
         parent: Option<u32>,
         program: &str,
         args: Vec<String>,
-        ends: Ends,
-        sems: Sems,
+        held: Held,
     ) -> Result<u32, i32> {
         let entry = self.0.programs.borrow().get(program).cloned();
         let slot = {
@@ -629,11 +627,11 @@ impl World {
             Ok(s) => s,
             Err(e) => {
                 // The child never held them: the ends counted for it close again.
-                ends.close_all();
+                held.close();
                 return Err(e);
             }
         };
-        let proc = Proc::new(self.clone(), host.clone(), pid, parent, incarnation, client, ends, sems);
+        let proc = Proc::new(self.clone(), host.clone(), pid, parent, incarnation, client, held);
         self.record(EventKind::Start {
             host: host.clone(),
             pid,
@@ -680,7 +678,7 @@ impl World {
             slot.exited.clone()
         };
         proc.revoke();
-        proc.close_pipes();
+        proc.close_held();
         self.record(EventKind::Exit { host: host.clone(), pid: proc.pid(), status: status.describe() });
         notify.notify_waiters();
     }

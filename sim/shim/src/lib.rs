@@ -41,18 +41,21 @@ const SIM_DEV: u64 = 0x6d6d;
 /// The next definition of a libc symbol: the real one.
 macro_rules! real {
     ($name:ident : $ty:ty) => {{
-        static PTR: AtomicUsize = AtomicUsize::new(0);
-        let mut p = PTR.load(Ordering::Relaxed);
+        static PTR: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let mut p = PTR.load(std::sync::atomic::Ordering::Relaxed);
         if p == 0 {
-            p = libc::dlsym(libc::RTLD_NEXT, concat!(stringify!($name), "\0").as_ptr() as *const c_char) as usize;
+            p = libc::dlsym(libc::RTLD_NEXT, concat!(stringify!($name), "\0").as_ptr() as *const std::ffi::c_char)
+                as usize;
             if p == 0 {
                 die(concat!("mmsim-shim: no real ", stringify!($name), "\n"));
             }
-            PTR.store(p, Ordering::Relaxed);
+            PTR.store(p, std::sync::atomic::Ordering::Relaxed);
         }
         std::mem::transmute::<usize, $ty>(p)
     }};
 }
+
+mod threads;
 
 /// A descriptor opened on the mount: a real placeholder descriptor (on
 /// `/dev/null`, so its number is the program's and nothing else takes it) stands
@@ -215,6 +218,7 @@ impl Shim {
         self.sock = connect_abstract(&socket).unwrap_or_else(|| die("mmsim-shim: the child cannot reach the world\n"));
         self.pid = None;
         self.children.clear();
+        threads::forked_child();
         self.hello();
         0
     }
@@ -866,6 +870,9 @@ pub unsafe extern "C" fn fdopen(fd: c_int, mode: *const c_char) -> *mut libc::FI
 
 #[no_mangle]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t {
+    if scheduled() && with_shim(|s| s.pipe_end(fd)).is_some() {
+        threads::let_others_run();
+    }
     if let Some(r) = on_fd(fd, |s| match s.pipe_end(fd) {
         Some(end) => s.pipe_read(end, buf, len),
         None => match s.world_fd(fd, "read") {
@@ -1947,12 +1954,27 @@ fn sleep_ns(s: &mut Shim, ns: u64) -> c_int {
     s.status(Call::Sleep { ns })
 }
 
+/// A sleep once the program has threads: a block with a deadline, so the others run meanwhile.
+fn threaded_sleep(ns: u64) -> bool {
+    if !scheduled() {
+        return false;
+    }
+    threads::sleep(ns);
+    true
+}
+
 fn ns_of(ts: &libc::timespec) -> u64 {
     (ts.tv_sec.max(0) as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec.max(0) as u64)
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn nanosleep(req: *const libc::timespec, rem: *mut libc::timespec) -> c_int {
+    if threaded_sleep(ns_of(&*req)) {
+        if !rem.is_null() {
+            *rem = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        }
+        return 0;
+    }
     if let Some(r) = with_shim(|s| {
         if !rem.is_null() {
             *rem = libc::timespec { tv_sec: 0, tv_nsec: 0 };
@@ -1971,6 +1993,16 @@ pub unsafe extern "C" fn clock_nanosleep(
     req: *const libc::timespec,
     rem: *mut libc::timespec,
 ) -> c_int {
+    if scheduled() {
+        let deadline = if flags & libc::TIMER_ABSTIME != 0 {
+            threads::deadline_of(clock, &*req)
+        } else {
+            threads::deadline_of(libc::CLOCK_MONOTONIC, &libc::timespec { tv_sec: 0, tv_nsec: 0 })
+                + ns_of(&*req) as i128
+        };
+        threads::block(threads::Obj::Sleep, Some(deadline));
+        return 0;
+    }
     if let Some(r) = with_shim(|s| {
         let mut ns = ns_of(&*req);
         if flags & libc::TIMER_ABSTIME != 0 {
@@ -1993,6 +2025,9 @@ pub unsafe extern "C" fn clock_nanosleep(
 
 #[no_mangle]
 pub unsafe extern "C" fn usleep(us: libc::useconds_t) -> c_int {
+    if threaded_sleep(us as u64 * 1000) {
+        return 0;
+    }
     if let Some(r) = with_shim(|s| Some(sleep_ns(s, us as u64 * 1000))) {
         return r;
     }
@@ -2001,6 +2036,9 @@ pub unsafe extern "C" fn usleep(us: libc::useconds_t) -> c_int {
 
 #[no_mangle]
 pub unsafe extern "C" fn sleep(secs: c_uint) -> c_uint {
+    if threaded_sleep(secs as u64 * 1_000_000_000) {
+        return 0;
+    }
     if with_shim(|s| Some(sleep_ns(s, secs as u64 * 1_000_000_000))).is_some() {
         return 0;
     }
@@ -2017,6 +2055,13 @@ pub unsafe extern "C" fn select(
     e: *mut libc::fd_set,
     timeout: *mut libc::timeval,
 ) -> c_int {
+    if scheduled() {
+        if nfds <= 0 && !timeout.is_null() {
+            threaded_sleep((*timeout).tv_sec.max(0) as u64 * 1_000_000_000 + (*timeout).tv_usec.max(0) as u64 * 1000);
+            return 0;
+        }
+        threads::let_others_run();
+    }
     if let Some(res) = with_shim(|s| {
         let timeout_ns = (!timeout.is_null())
             .then(|| (*timeout).tv_sec.max(0) as u64 * 1_000_000_000 + (*timeout).tv_usec.max(0) as u64 * 1000);
@@ -2070,6 +2115,13 @@ pub unsafe extern "C" fn select(
 /// it waits in the world; on a real descriptor it is refused.
 #[no_mangle]
 pub unsafe extern "C" fn poll(fds: *mut libc::pollfd, nfds: libc::nfds_t, timeout_ms: c_int) -> c_int {
+    if scheduled() {
+        if nfds == 0 && timeout_ms >= 0 {
+            threaded_sleep(timeout_ms as u64 * 1_000_000);
+            return 0;
+        }
+        threads::let_others_run();
+    }
     if let Some(res) = with_shim(|s| {
         let timeout_ns = (timeout_ms >= 0).then(|| timeout_ms as u64 * 1_000_000);
         if nfds == 0 {
@@ -2144,9 +2196,53 @@ fn until(s: &mut Shim, clock: libc::clockid_t, abstime: *const libc::timespec) -
     (ns(at.tv_sec, at.tv_nsec) - ns(now.0, now.1 as i64)).max(0) as u64
 }
 
+/// How long a semaphore wait may take: for ever, not at all (`sem_trywait`), or until a time on a clock.
+#[derive(Clone, Copy)]
+enum SemWait {
+    Forever,
+    Try,
+    Until(libc::clockid_t, *const libc::timespec),
+}
+
+/// `sem_wait` and its kin. A named semaphore waits in the world (the other
+/// threads run first); a private one, once the program has threads, waits in
+/// the shim's schedule on its real count; otherwise it is the real call's.
+unsafe fn sem_wait_any(sem: *mut libc::sem_t, how: SemWait) -> Option<c_int> {
+    if let Some(n) = with_shim(|s| world_sem(s, sem)) {
+        if !matches!(how, SemWait::Try) {
+            threads::let_others_run();
+        }
+        return with_shim(|s| {
+            Some(match how {
+                SemWait::Forever => sem_wait_world(s, n, None, false),
+                SemWait::Try => sem_wait_world(s, n, Some(0), false),
+                SemWait::Until(clock, abstime) => {
+                    let ns = until(s, clock, abstime);
+                    sem_wait_world(s, n, Some(ns), true)
+                }
+            })
+        });
+    }
+    if !threads::active() || matches!(how, SemWait::Try) {
+        return None;
+    }
+    let deadline = match how {
+        SemWait::Until(clock, abstime) => Some(threads::deadline_of(clock, &*abstime)),
+        _ => None,
+    };
+    loop {
+        if real!(sem_trywait: unsafe extern "C" fn(*mut libc::sem_t) -> c_int)(sem) == 0 {
+            return Some(0);
+        }
+        if threads::block(threads::Obj::Sem(threads::key(sem)), deadline) {
+            return Some(fail(libc::ETIMEDOUT));
+        }
+    }
+}
+
 #[no_mangle]
 pub unsafe extern "C" fn sem_wait(sem: *mut libc::sem_t) -> c_int {
-    if let Some(r) = with_shim(|s| world_sem(s, sem).map(|n| sem_wait_world(s, n, None, false))) {
+    if let Some(r) = sem_wait_any(sem, SemWait::Forever) {
         return r;
     }
     real!(sem_wait: unsafe extern "C" fn(*mut libc::sem_t) -> c_int)(sem)
@@ -2154,7 +2250,7 @@ pub unsafe extern "C" fn sem_wait(sem: *mut libc::sem_t) -> c_int {
 
 #[no_mangle]
 pub unsafe extern "C" fn sem_trywait(sem: *mut libc::sem_t) -> c_int {
-    if let Some(r) = with_shim(|s| world_sem(s, sem).map(|n| sem_wait_world(s, n, Some(0), false))) {
+    if let Some(r) = sem_wait_any(sem, SemWait::Try) {
         return r;
     }
     real!(sem_trywait: unsafe extern "C" fn(*mut libc::sem_t) -> c_int)(sem)
@@ -2162,12 +2258,7 @@ pub unsafe extern "C" fn sem_trywait(sem: *mut libc::sem_t) -> c_int {
 
 #[no_mangle]
 pub unsafe extern "C" fn sem_timedwait(sem: *mut libc::sem_t, abstime: *const libc::timespec) -> c_int {
-    if let Some(r) = with_shim(|s| {
-        world_sem(s, sem).map(|n| {
-            let ns = until(s, libc::CLOCK_REALTIME, abstime);
-            sem_wait_world(s, n, Some(ns), true)
-        })
-    }) {
+    if let Some(r) = sem_wait_any(sem, SemWait::Until(libc::CLOCK_REALTIME, abstime)) {
         return r;
     }
     real!(sem_timedwait: unsafe extern "C" fn(*mut libc::sem_t, *const libc::timespec) -> c_int)(sem, abstime)
@@ -2179,12 +2270,7 @@ pub unsafe extern "C" fn sem_clockwait(
     clock: libc::clockid_t,
     abstime: *const libc::timespec,
 ) -> c_int {
-    if let Some(r) = with_shim(|s| {
-        world_sem(s, sem).map(|n| {
-            let ns = until(s, clock, abstime);
-            sem_wait_world(s, n, Some(ns), true)
-        })
-    }) {
+    if let Some(r) = sem_wait_any(sem, SemWait::Until(clock, abstime)) {
         return r;
     }
     real!(sem_clockwait: unsafe extern "C" fn(*mut libc::sem_t, libc::clockid_t, *const libc::timespec) -> c_int)(
@@ -2197,7 +2283,11 @@ pub unsafe extern "C" fn sem_post(sem: *mut libc::sem_t) -> c_int {
     if let Some(r) = with_shim(|s| world_sem(s, sem).map(|n| s.status(Call::SemPost { sem: n }))) {
         return r;
     }
-    real!(sem_post: unsafe extern "C" fn(*mut libc::sem_t) -> c_int)(sem)
+    let r = real!(sem_post: unsafe extern "C" fn(*mut libc::sem_t) -> c_int)(sem);
+    if threads::active() {
+        threads::wake(threads::Obj::Sem(threads::key(sem)), true);
+    }
+    r
 }
 
 #[no_mangle]
@@ -2214,6 +2304,186 @@ pub unsafe extern "C" fn sem_getvalue(sem: *mut libc::sem_t, value: *mut c_int) 
         return r;
     }
     real!(sem_getvalue: unsafe extern "C" fn(*mut libc::sem_t, *mut c_int) -> c_int)(sem, value)
+}
+
+// ---------------------------------------------------------------------------
+// Threads, one at a time (threads.rs): creation, exit, join, and the waits of
+// mutexes and condition variables.
+
+#[no_mangle]
+pub unsafe extern "C" fn pthread_create(
+    thread: *mut libc::pthread_t,
+    attr: *const libc::pthread_attr_t,
+    start: extern "C" fn(*mut c_void) -> *mut c_void,
+    arg: *mut c_void,
+) -> c_int {
+    if with_shim(|_| Some(())).is_some() {
+        return threads::create(thread, attr, start, arg);
+    }
+    type Create = unsafe extern "C" fn(
+        *mut libc::pthread_t,
+        *const libc::pthread_attr_t,
+        extern "C" fn(*mut c_void) -> *mut c_void,
+        *mut c_void,
+    ) -> c_int;
+    real!(pthread_create: Create)(thread, attr, start, arg)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pthread_exit(ret: *mut c_void) -> ! {
+    threads::exited();
+    real!(pthread_exit: unsafe extern "C" fn(*mut c_void) -> !)(ret)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pthread_join(thread: libc::pthread_t, ret: *mut *mut c_void) -> c_int {
+    if threads::active() {
+        threads::join(thread);
+    }
+    real!(pthread_join: unsafe extern "C" fn(libc::pthread_t, *mut *mut c_void) -> c_int)(thread, ret)
+}
+
+/// Whether this call is the program's, under the schedule (not the shim's own, not before threads).
+fn scheduled() -> bool {
+    threads::active() && !BUSY.with(Cell::get)
+}
+
+/// `pthread_mutex_lock` under the schedule: the real `trylock`, blocking while it is taken.
+unsafe fn mutex_lock(m: *mut libc::pthread_mutex_t, deadline: Option<i128>) -> c_int {
+    loop {
+        let r = real!(pthread_mutex_trylock: unsafe extern "C" fn(*mut libc::pthread_mutex_t) -> c_int)(m);
+        if r != libc::EBUSY {
+            return r;
+        }
+        if threads::block(threads::Obj::Mutex(threads::key(m)), deadline) {
+            return libc::ETIMEDOUT;
+        }
+    }
+}
+
+unsafe fn mutex_unlock(m: *mut libc::pthread_mutex_t) -> c_int {
+    let r = real!(pthread_mutex_unlock: unsafe extern "C" fn(*mut libc::pthread_mutex_t) -> c_int)(m);
+    threads::wake(threads::Obj::Mutex(threads::key(m)), true);
+    r
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pthread_mutex_lock(m: *mut libc::pthread_mutex_t) -> c_int {
+    if scheduled() {
+        return mutex_lock(m, None);
+    }
+    real!(pthread_mutex_lock: unsafe extern "C" fn(*mut libc::pthread_mutex_t) -> c_int)(m)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pthread_mutex_timedlock(
+    m: *mut libc::pthread_mutex_t,
+    abstime: *const libc::timespec,
+) -> c_int {
+    if scheduled() {
+        return mutex_lock(m, Some(threads::deadline_of(libc::CLOCK_REALTIME, &*abstime)));
+    }
+    real!(pthread_mutex_timedlock: unsafe extern "C" fn(*mut libc::pthread_mutex_t, *const libc::timespec) -> c_int)(
+        m, abstime,
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pthread_mutex_unlock(m: *mut libc::pthread_mutex_t) -> c_int {
+    if scheduled() {
+        return mutex_unlock(m);
+    }
+    real!(pthread_mutex_unlock: unsafe extern "C" fn(*mut libc::pthread_mutex_t) -> c_int)(m)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pthread_cond_init(
+    c: *mut libc::pthread_cond_t,
+    attr: *const libc::pthread_condattr_t,
+) -> c_int {
+    if !attr.is_null() {
+        let mut clock: libc::clockid_t = libc::CLOCK_REALTIME;
+        real!(pthread_condattr_getclock: unsafe extern "C" fn(*const libc::pthread_condattr_t, *mut libc::clockid_t) -> c_int)(
+            attr, &mut clock,
+        );
+        threads::COND_CLOCKS.lock().unwrap_or_else(|p| p.into_inner()).insert(threads::key(c), clock);
+    }
+    real!(pthread_cond_init: unsafe extern "C" fn(*mut libc::pthread_cond_t, *const libc::pthread_condattr_t) -> c_int)(
+        c, attr,
+    )
+}
+
+/// A condition wait under the schedule: the mutex goes, the thread blocks on
+/// the condition (until `deadline`), and takes the mutex again.
+unsafe fn cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t, deadline: Option<i128>) -> c_int {
+    mutex_unlock(m);
+    let timed_out = threads::block(threads::Obj::Cond(threads::key(c)), deadline);
+    mutex_lock(m, None);
+    if timed_out {
+        libc::ETIMEDOUT
+    } else {
+        0
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pthread_cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t) -> c_int {
+    if scheduled() {
+        return cond_wait(c, m, None);
+    }
+    real!(pthread_cond_wait: unsafe extern "C" fn(*mut libc::pthread_cond_t, *mut libc::pthread_mutex_t) -> c_int)(c, m)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pthread_cond_timedwait(
+    c: *mut libc::pthread_cond_t,
+    m: *mut libc::pthread_mutex_t,
+    abstime: *const libc::timespec,
+) -> c_int {
+    if scheduled() {
+        let deadline = threads::deadline_of(threads::cond_clock(threads::key(c)), &*abstime);
+        return cond_wait(c, m, Some(deadline));
+    }
+    type Timed =
+        unsafe extern "C" fn(*mut libc::pthread_cond_t, *mut libc::pthread_mutex_t, *const libc::timespec) -> c_int;
+    real!(pthread_cond_timedwait: Timed)(c, m, abstime)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pthread_cond_clockwait(
+    c: *mut libc::pthread_cond_t,
+    m: *mut libc::pthread_mutex_t,
+    clock: libc::clockid_t,
+    abstime: *const libc::timespec,
+) -> c_int {
+    if scheduled() {
+        return cond_wait(c, m, Some(threads::deadline_of(clock, &*abstime)));
+    }
+    type Clocked = unsafe extern "C" fn(
+        *mut libc::pthread_cond_t,
+        *mut libc::pthread_mutex_t,
+        libc::clockid_t,
+        *const libc::timespec,
+    ) -> c_int;
+    real!(pthread_cond_clockwait: Clocked)(c, m, clock, abstime)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pthread_cond_signal(c: *mut libc::pthread_cond_t) -> c_int {
+    if scheduled() {
+        threads::wake(threads::Obj::Cond(threads::key(c)), false);
+        return 0;
+    }
+    real!(pthread_cond_signal: unsafe extern "C" fn(*mut libc::pthread_cond_t) -> c_int)(c)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pthread_cond_broadcast(c: *mut libc::pthread_cond_t) -> c_int {
+    if scheduled() {
+        threads::wake(threads::Obj::Cond(threads::key(c)), true);
+        return 0;
+    }
+    real!(pthread_cond_broadcast: unsafe extern "C" fn(*mut libc::pthread_cond_t) -> c_int)(c)
 }
 
 #[no_mangle]
@@ -2254,6 +2524,9 @@ pub unsafe extern "C" fn fork() -> libc::pid_t {
 
 #[no_mangle]
 pub unsafe extern "C" fn waitpid(pid: libc::pid_t, status: *mut c_int, options: c_int) -> libc::pid_t {
+    if scheduled() && options & libc::WNOHANG == 0 {
+        threads::let_others_run();
+    }
     if let Some(r) = with_shim(|s| Some(s.waitpid(pid, status, options, "waitpid"))) {
         return r;
     }
@@ -2267,6 +2540,9 @@ pub unsafe extern "C" fn wait4(
     options: c_int,
     usage: *mut libc::rusage,
 ) -> libc::pid_t {
+    if scheduled() && options & libc::WNOHANG == 0 {
+        threads::let_others_run();
+    }
     if let Some(r) = with_shim(|s| {
         if !usage.is_null() {
             *usage = std::mem::zeroed();
@@ -2282,6 +2558,9 @@ pub unsafe extern "C" fn wait4(
 
 #[no_mangle]
 pub unsafe extern "C" fn wait(status: *mut c_int) -> libc::pid_t {
+    if scheduled() {
+        threads::let_others_run();
+    }
     if let Some(r) = with_shim(|s| Some(s.waitpid(-1, status, 0, "wait"))) {
         return r;
     }
@@ -2595,4 +2874,3 @@ refused_in_world!(system(command: *const c_char) -> c_int);
 refused_in_world!(popen(command: *const c_char, mode: *const c_char) -> *mut libc::FILE);
 refused_in_world!(posix_spawn(pid: *mut libc::pid_t, path: *const c_char, actions: *const c_void, attr: *const c_void, argv: *const *mut c_char, envp: *const *mut c_char) -> c_int);
 refused_in_world!(posix_spawnp(pid: *mut libc::pid_t, path: *const c_char, actions: *const c_void, attr: *const c_void, argv: *const *mut c_char, envp: *const *mut c_char) -> c_int);
-refused_in_world!(pthread_create(thread: *mut libc::pthread_t, attr: *const libc::pthread_attr_t, start: *mut c_void, arg: *mut c_void) -> c_int);

@@ -250,11 +250,26 @@ struct Session<'a, O: Kernel> {
     exit: Option<i32>,
     /// Whether the program closed its socket (it exited), rather than the world dropping this session.
     ended: bool,
+    /// Forks whose child has not yet taken its socket ([`FORKS`]).
+    pending: Vec<(String, String)>,
+    /// What the program wrote to its standard output (1) and error (2) past its last full line.
+    partial: [Vec<u8>; 2],
 }
 
 impl<'a, O: Kernel> Session<'a, O> {
     fn new(os: &'a O, plan: &'a Plan) -> Self {
-        Session { os, plan, files: BTreeMap::new(), contended: false, real_pid: 0, forks: 0, exit: None, ended: false }
+        Session {
+            os,
+            plan,
+            files: BTreeMap::new(),
+            contended: false,
+            real_pid: 0,
+            forks: 0,
+            exit: None,
+            ended: false,
+            pending: Vec::new(),
+            partial: [Vec::new(), Vec::new()],
+        }
     }
 }
 
@@ -265,6 +280,13 @@ impl<O: Kernel> Drop for Session<'_, O> {
         if !self.ended && self.real_pid > 0 {
             unsafe { libc::kill(self.real_pid, libc::SIGKILL) };
         }
+        // A child killed before it took its socket: closing the listener ends its real process.
+        FORKS.with(|f| {
+            let mut f = f.borrow_mut();
+            for key in &self.pending {
+                f.remove(key);
+            }
+        });
     }
 }
 
@@ -479,10 +501,7 @@ impl<O: Kernel> Session<'_, O> {
                 None => Reply::Errno(libc::EINVAL),
             },
             Call::Output { fd, data } => {
-                let log = if fd == 1 { "stdout" } else { "stderr" };
-                for line in String::from_utf8_lossy(&data).lines() {
-                    self.note(ModelEvent::Log { log: log.into(), message: line.to_string() });
-                }
+                self.output(fd, &data, false);
                 Reply::Done
             }
             Call::Fork => self.fork().await,
@@ -541,6 +560,22 @@ impl<O: Kernel> Session<'_, O> {
         }
     }
 
+    /// Notes each full line the program wrote to standard output or error; with
+    /// `end`, what is left after the last one too.
+    fn output(&mut self, fd: u32, data: &[u8], end: bool) {
+        let (i, log) = if fd == 1 { (0, "stdout") } else { (1, "stderr") };
+        self.partial[i].extend_from_slice(data);
+        let upto = if end {
+            self.partial[i].len()
+        } else {
+            self.partial[i].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1)
+        };
+        let full: Vec<u8> = self.partial[i].drain(..upto).collect();
+        for line in String::from_utf8_lossy(&full).lines() {
+            self.note(ModelEvent::Log { log: log.into(), message: line.to_string() });
+        }
+    }
+
     /// `fork`: a listening socket for the child's shim, then the world's child,
     /// which [`forked`] runs; the shim forks the real process once this answers.
     async fn fork(&mut self) -> Reply {
@@ -558,6 +593,8 @@ impl<O: Kernel> Session<'_, O> {
         };
         let key = (self.os.hostname(), token.clone());
         FORKS.with(|f| f.borrow_mut().insert(key.clone(), Forked { listener, plan: self.plan.clone() }));
+        self.pending.retain(|k| FORKS.with(|f| f.borrow().contains_key(k)));
+        self.pending.push(key.clone());
         match self.os.fork(FORKED, &[token]).await {
             Ok(pid) => Reply::Forked { pid, socket },
             Err(e) => {
@@ -780,6 +817,8 @@ async fn serve<O: Kernel>(session: &mut Session<'_, O>, sock: &mut UnixStream) -
         }
     }
     session.ended = true;
+    session.output(1, &[], true);
+    session.output(2, &[], true);
     Served::Ended { greeted }
 }
 

@@ -224,7 +224,7 @@ fn the_real_lock_programs_run_under_the_oracles_and_replay_by_seed() {
 }
 
 /// flufl.lock's own tests on the simulated mount (docs/experiments/flufl-suite/results.md):
-/// one that runs and passes, and one whose multiprocessing child is refused at `fork`.
+/// two that run and pass, one of them through multiprocessing, and one refused at `symlink`.
 #[test]
 fn flufl_locks_own_suite_runs_a_test_or_names_the_call_that_stops_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -253,9 +253,17 @@ fn flufl_locks_own_suite_runs_a_test_or_names_the_call_that_stops_it() {
         .next();
     // The test's retry sleeps are simulated: pytest's clock says 3 s went by.
     assert!(summary.as_deref().is_some_and(|s| s.starts_with("1 passed in 3.")), "{summary:?}");
+    // A test whose child locker is a multiprocessing.Process that reports through a Queue:
+    // fork, pipes, the Queue's named semaphores and its feeder thread, all in lockstep.
     let (code, r) = run("tests/test_lock.py::test_break_lock");
+    assert_eq!(code, Some(0), "{}", r["verdict"]);
+    let text = std::fs::read_to_string(&trace).unwrap();
+    assert!(text.contains(r#""program":"forked""#), "no forked child in the trace");
+    assert!(text.contains(r#""message":"1 passed in "#), "the test did not pass");
+    // pytest's tmp_path makes a `current` symlink, which the world does not model.
+    let (code, r) = run("tests/test_lock.py::test_nondefault_lifetime");
     assert_eq!(code, Some(2));
-    assert!(r["verdict"].as_str().unwrap().contains("python3 called fork"), "{}", r["verdict"]);
+    assert!(r["verdict"].as_str().unwrap().contains("python3 called symlink"), "{}", r["verdict"]);
 }
 
 /// A shim that speaks another protocol version is refused, as bad input. The
@@ -276,4 +284,140 @@ fn a_shim_of_another_protocol_version_is_refused() {
     assert_eq!(out.status.code(), Some(2), "{}", r["verdict"]);
     let verdict = r["verdict"].as_str().unwrap();
     assert!(verdict.contains("speaks protocol 99, this mmsim speaks"), "{verdict}");
+}
+
+/// Forked children, pipes and waits (docs/real-programs.md, "fork and pipes"),
+/// written without braces, which a scenario's arguments take for variables.
+const FORK_AND_PIPES: &str = r#"import os, select, signal, sys
+kids = []
+for i in range(2):
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        os.write(w, ("child %d pid=%d ppid=%d" % (i, os.getpid(), os.getppid())).encode())
+        os._exit(10 + i)
+    os.close(w)
+    kids.append((pid, r))
+print("nohang", os.waitpid(kids[1][0], os.WNOHANG) == (0, 0))
+p = select.poll()
+for pid, r in kids:
+    p.register(r, select.POLLIN)
+print("poll", len(p.poll()) > 0)
+for pid, r in kids:
+    chunks = []
+    while True:
+        c = os.read(r, 7)
+        if not c:
+            break
+        chunks.append(c)
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    print(b"".join(chunks).decode(), "exit", os.waitstatus_to_exitcode(status))
+try:
+    os.kill(kids[0][0], 0)
+    print("reaped child alive")
+except ProcessLookupError:
+    print("reaped child gone")
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(w)
+    n = 0
+    while True:
+        c = os.read(r, 65536)
+        if not c:
+            break
+        n += len(c)
+    sys.exit(n % 251)
+os.close(r)
+print("big write", os.write(w, bytes(200000)))
+os.close(w)
+print("reader saw", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 200000 % 251)
+r, w = os.pipe()
+os.close(r)
+try:
+    os.write(w, b"x")
+except BrokenPipeError:
+    print("no reader EPIPE")
+pid = os.fork()
+if pid == 0:
+    import time
+    time.sleep(100)
+    os._exit(0)
+os.kill(pid, signal.SIGKILL)
+_, status = os.waitpid(pid, 0)
+print("killed", os.WIFSIGNALED(status), os.WTERMSIG(status))
+pid = os.fork()
+if pid == 0:
+    raise SystemExit(7)
+print("main returned", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"#;
+
+#[test]
+fn fork_pipes_and_waitpid_run_in_lockstep() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = one_program(&dir, &["--", "python3", "-u", "-c", FORK_AND_PIPES]);
+    let (code, lines) = stdout_of(&scenario);
+    assert_eq!(code, Some(0), "{lines:?}");
+    let expected = [
+        "nohang True",
+        "poll True",
+        "child 0 pid=3 ppid=2 exit 10",
+        "child 1 pid=4 ppid=2 exit 11",
+        "reaped child gone",
+        // 200 000 bytes through a 64 KiB pipe: the writer blocks until the child reads.
+        "big write 200000",
+        "reader saw True",
+        "no reader EPIPE",
+        // The world's SIGKILL crashes the simulated child before its first call, and its real process with it.
+        "killed True 9",
+        // A child whose main returns reports that status (SystemExit).
+        "main returned 7",
+    ];
+    assert_eq!(lines, expected);
+    let trace = std::fs::read_to_string(scenario.with_extension("jsonl")).unwrap();
+    let events: Vec<serde_json::Value> = trace.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let forked: Vec<_> = events.iter().filter(|e| e["kind"] == "start" && e["program"] == "forked").collect();
+    assert_eq!(forked.len(), 5);
+    assert!(forked.iter().all(|e| e["parent"] == 2), "{forked:?}");
+    let reads = events.iter().filter(|e| e["op"] == "pipe_read" && e["pid"] == 5).count();
+    assert!(reads >= 4, "the big write's reader read {reads} times");
+    let (_, first) = report(&["run", scenario.to_str().unwrap(), "--seed", "1"]);
+    let (_, second) = report(&["run", scenario.to_str().unwrap(), "--seed", "1"]);
+    assert_eq!(first["trace_hash"], second["trace_hash"]);
+}
+
+/// Threads that sleep and hand items over through a queue, and a timer thread.
+const THREADS: &str = r#"import threading, time, queue
+out = []
+q = queue.Queue()
+def worker(n):
+    for i in range(3):
+        q.put((n, i))
+        time.sleep(0.01 * (n + 1))
+ts = [threading.Thread(target=worker, args=(n,)) for n in range(2)]
+for t in ts:
+    t.start()
+for t in ts:
+    t.join()
+items = []
+while not q.empty():
+    items.append(q.get())
+print("items", items, flush=True)
+ev = threading.Event()
+threading.Timer(0.5, ev.set).start()
+t0 = time.monotonic()
+print("event", ev.wait(5), round(time.monotonic() - t0, 2), flush=True)
+"#;
+
+#[test]
+fn threads_run_one_at_a_time_in_simulated_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = one_program(&dir, &["--", "python3", "-c", THREADS]);
+    let (code, lines) = stdout_of(&scenario);
+    assert_eq!(code, Some(0), "{lines:?}");
+    // Worker n puts an item every 10·(n+1) ms of simulated time; at 20 ms both are due,
+    // and the one whose sleep began first goes first. The timer fires after 0.5 s simulated.
+    assert_eq!(lines, ["items [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2), (1, 2)]", "event True 0.5"]);
 }

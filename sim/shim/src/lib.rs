@@ -240,7 +240,11 @@ impl Shim {
         match self.ask(&call) {
             Reply::Exited(None) => 0,
             Reply::Exited(Some(raw)) => {
-                // The real child is gone too, or going: reap it, so no zombie is left.
+                // The real child is gone too, or going: reap it, so no zombie is left. One
+                // the world killed may never have reached it (killed before its first call).
+                if libc::WIFSIGNALED(raw) {
+                    unsafe { libc::syscall(libc::SYS_kill, real, libc::SIGKILL) };
+                }
                 unsafe {
                     libc::syscall(
                         libc::SYS_wait4,
@@ -2570,6 +2574,10 @@ pub unsafe extern "C" fn wait(status: *mut c_int) -> libc::pid_t {
 /// Tells the world the status the program exits with; a forked child has no
 /// other way to report it (its real parent, not mmsim, reaps it).
 fn exiting(code: c_int) {
+    // A program that made no call has nothing to report: it never met the world.
+    if STATE.load(Ordering::Acquire) != 1 {
+        return;
+    }
     with_shim(|s| {
         s.status(Call::Exit { code });
         Some(())

@@ -666,7 +666,7 @@ fn fail_ptr<T>(e: c_int) -> *mut T {
 /// Runs `f` on the shim, or returns `None` when the program should go to the
 /// real kernel: the library is inert, or the shim is itself running.
 fn with_shim<R>(f: impl FnOnce(&mut Shim) -> Option<R>) -> Option<R> {
-    if STATE.load(Ordering::Acquire) == 2 || BUSY.with(Cell::get) {
+    if STATE.load(Ordering::Acquire) == 2 || BUSY.with(Cell::get) || threads::gone() {
         return None;
     }
     BUSY.with(|b| b.set(true));

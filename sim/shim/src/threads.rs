@@ -87,6 +87,13 @@ pub(crate) fn active() -> bool {
     ACTIVE.load(Ordering::Acquire) && !GONE.with(Cell::get)
 }
 
+/// Whether this thread has left the schedule: what it still does on its way
+/// out (`pthread_exit`'s unwinding) runs beside the next thread, so it must not
+/// reach the world, and goes to the real kernel.
+pub(crate) fn gone() -> bool {
+    GONE.with(Cell::get)
+}
+
 fn lock() -> MutexGuard<'static, Option<Sched>> {
     SCHED.lock().unwrap_or_else(|p| p.into_inner())
 }

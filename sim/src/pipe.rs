@@ -5,7 +5,8 @@
 //! write ends across every process that holds one. A process holds ends by
 //! number in its own table ([`Ends`]); `fork` gives the child the parent's
 //! table, each end counted once more, as the kernel's `dup_fd` does for
-//! descriptors. The semantics are Linux's `fs/pipe.c`:
+//! descriptors. The semantics are Linux's `fs/pipe.c` (`pipe_read`,
+//! `pipe_write`, `pipe_poll`; read at v5.4, whose `pipe_poll` tests `nrbufs`):
 //! - `read` blocks while the pipe is empty and a write end is open, and
 //!   returns 0 (end of file) once none is;
 //! - `write` fails with `EPIPE` when no read end is open, and otherwise blocks
@@ -13,9 +14,11 @@
 //!   in whole, never interleaved with another writer's);
 //! - the capacity is [`CAPACITY`], the kernel's default of 16 pages
 //!   (`PIPE_DEF_BUFFERS`);
-//! - `poll` reports a read end readable when bytes wait or no writer is left
-//!   (`POLLHUP` then too), and a write end writable when at least
-//!   [`PIPE_BUF`] bytes are free (`POLLERR` when no reader is left).
+//! - `poll` (`pipe_poll`) reports a read end readable when bytes wait
+//!   (`nrbufs > 0`), with `POLLHUP` once no writer is left, and a write end
+//!   writable while one of its page buffers is free (`nrbufs < buffers`), with
+//!   `POLLERR` once no reader is left. The model keeps bytes, not pages, so a
+//!   write end is writable while a page's worth ([`PIPE_BUF`]) is free.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};

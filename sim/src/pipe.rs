@@ -93,13 +93,14 @@ impl End {
                 r
             }
             Side::Write => {
-                if p.readers.get() == 0 {
-                    POLLERR
-                } else if CAPACITY - len >= PIPE_BUF {
-                    POLLOUT & events
-                } else {
-                    0
+                let mut r = 0;
+                if CAPACITY - len >= PIPE_BUF {
+                    r |= POLLOUT & events;
                 }
+                if p.readers.get() == 0 {
+                    r |= POLLERR;
+                }
+                r
             }
         }
     }
@@ -191,6 +192,10 @@ impl Ends {
     pub(crate) async fn write(&self, n: u32, data: &[u8]) -> Result<usize, i32> {
         let end = self.get(n, Side::Write)?;
         let p = &end.pipe;
+        // pipe_write returns at once for nothing to write, reader or none.
+        if data.is_empty() {
+            return Ok(0);
+        }
         let mut done = 0;
         loop {
             let changed = p.changed.notified();

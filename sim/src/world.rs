@@ -651,8 +651,11 @@ impl World {
         let join = crate::engine::spawn(host, async move {
             let code = entry(child.clone(), args).await;
             world.exited(&child, ProcStatus::Code(code));
-        })
-        .ok_or(libc::EIO)?;
+        });
+        let Some(join) = join else {
+            proc.close_held();
+            return Err(libc::EIO);
+        };
         if let Some(slot) = self.0.hosts.borrow_mut().get_mut(host).expect("host").procs.get_mut(&pid) {
             slot.join = Some(join);
         }

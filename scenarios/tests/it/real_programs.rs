@@ -409,6 +409,13 @@ ev = threading.Event()
 threading.Timer(0.5, ev.set).start()
 t0 = time.monotonic()
 print("event", ev.wait(5), round(time.monotonic() - t0, 2), flush=True)
+def short():
+    time.sleep(0.1)
+t = threading.Thread(target=short)
+t0 = time.monotonic()
+t.start()
+time.sleep(0.3)
+print("outlived", round(time.monotonic() - t0, 2), t.is_alive(), flush=True)
 "#;
 
 #[test]
@@ -419,5 +426,9 @@ fn threads_run_one_at_a_time_in_simulated_time() {
     assert_eq!(code, Some(0), "{lines:?}");
     // Worker n puts an item every 10·(n+1) ms of simulated time; at 20 ms both are due,
     // and the one whose sleep began first goes first. The timer fires after 0.5 s simulated.
-    assert_eq!(lines, ["items [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2), (1, 2)]", "event True 0.5"]);
+    // A thread that ends while the main one sleeps hands the turn back at the main one's deadline.
+    assert_eq!(
+        lines,
+        ["items [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2), (1, 2)]", "event True 0.5", "outlived 0.3 False"]
+    );
 }

@@ -218,7 +218,6 @@ impl Shim {
         self.sock = connect_abstract(&socket).unwrap_or_else(|| die("mmsim-shim: the child cannot reach the world\n"));
         self.pid = None;
         self.children.clear();
-        threads::forked_child();
         self.hello();
         0
     }
@@ -841,6 +840,37 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
         return r;
     }
     real!(close: unsafe extern "C" fn(c_int) -> c_int)(fd)
+}
+
+/// `close_range`/`closefrom` close the world's descriptors in the range as
+/// `close` does, so a pipe's last writer is seen to go; the shim's own socket
+/// cannot be closed under it.
+unsafe fn close_span(first: c_uint, last: c_uint, cloexec: bool, call: &str) {
+    with_shim(|s| {
+        if (first..=last).contains(&(s.sock as c_uint)) && !cloexec {
+            s.unsupported(call, format!("closing descriptors {first}..={last}, the world's socket among them"));
+        }
+        if !cloexec {
+            let fds: Vec<c_int> =
+                s.fds.keys().copied().filter(|&fd| (first..=last).contains(&(fd as c_uint))).collect();
+            for fd in fds {
+                s.close(fd);
+            }
+        }
+        Some(())
+    });
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+    close_span(first, last, flags & libc::CLOSE_RANGE_CLOEXEC as c_int != 0, "close_range");
+    real!(close_range: unsafe extern "C" fn(c_uint, c_uint, c_int) -> c_int)(first, last, flags)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn closefrom(low: c_int) {
+    close_span(low.max(0) as c_uint, c_uint::MAX, false, "closefrom");
+    real!(closefrom: unsafe extern "C" fn(c_int))(low)
 }
 
 /// stdio streams on the mount would do their I/O through glibc's internal
@@ -1998,13 +2028,11 @@ pub unsafe extern "C" fn clock_nanosleep(
     rem: *mut libc::timespec,
 ) -> c_int {
     if scheduled() {
-        let deadline = if flags & libc::TIMER_ABSTIME != 0 {
-            threads::deadline_of(clock, &*req)
+        if flags & libc::TIMER_ABSTIME != 0 {
+            threads::block(threads::Obj::Sleep, Some(threads::deadline_of(clock, &*req)));
         } else {
-            threads::deadline_of(libc::CLOCK_MONOTONIC, &libc::timespec { tv_sec: 0, tv_nsec: 0 })
-                + ns_of(&*req) as i128
-        };
-        threads::block(threads::Obj::Sleep, Some(deadline));
+            threads::sleep(ns_of(&*req));
+        }
         return 0;
     }
     if let Some(r) = with_shim(|s| {
@@ -2096,11 +2124,14 @@ pub unsafe extern "C" fn select(
             }
         }
         let mut count = 0;
-        for (&(fd, _), bits) in asked.iter().zip(ready) {
-            let readable = bits & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0;
-            let writable = bits & (libc::POLLOUT | libc::POLLERR) != 0;
+        for (&(fd, events), bits) in asked.iter().zip(ready) {
+            // As the kernel's select maps poll bits: only into the sets the fd was asked in.
+            let asked_read = events & libc::POLLIN != 0;
+            let asked_write = events & libc::POLLOUT != 0;
+            let readable = asked_read && bits & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0;
+            let writable = asked_write && bits & (libc::POLLOUT | libc::POLLERR) != 0;
             for (set, on) in [(r, readable), (w, writable)] {
-                if on && !set.is_null() {
+                if on {
                     libc::FD_SET(fd, set);
                     count += 1;
                 }
@@ -2318,7 +2349,7 @@ pub unsafe extern "C" fn sem_getvalue(sem: *mut libc::sem_t, value: *mut c_int) 
 pub unsafe extern "C" fn pthread_create(
     thread: *mut libc::pthread_t,
     attr: *const libc::pthread_attr_t,
-    start: extern "C" fn(*mut c_void) -> *mut c_void,
+    start: extern "C-unwind" fn(*mut c_void) -> *mut c_void,
     arg: *mut c_void,
 ) -> c_int {
     if with_shim(|_| Some(())).is_some() {
@@ -2327,7 +2358,7 @@ pub unsafe extern "C" fn pthread_create(
     type Create = unsafe extern "C" fn(
         *mut libc::pthread_t,
         *const libc::pthread_attr_t,
-        extern "C" fn(*mut c_void) -> *mut c_void,
+        extern "C-unwind" fn(*mut c_void) -> *mut c_void,
         *mut c_void,
     ) -> c_int;
     real!(pthread_create: Create)(thread, attr, start, arg)
@@ -2394,7 +2425,8 @@ pub unsafe extern "C" fn pthread_mutex_timedlock(
 
 #[no_mangle]
 pub unsafe extern "C" fn pthread_mutex_unlock(m: *mut libc::pthread_mutex_t) -> c_int {
-    if scheduled() {
+    // A thread on its way out still wakes the waiters of what it lets go.
+    if scheduled() || (threads::any() && threads::gone()) {
         return mutex_unlock(m);
     }
     real!(pthread_mutex_unlock: unsafe extern "C" fn(*mut libc::pthread_mutex_t) -> c_int)(m)
@@ -2520,7 +2552,10 @@ pub unsafe extern "C" fn sem_unlink(name: *const c_char) -> c_int {
 
 #[no_mangle]
 pub unsafe extern "C" fn fork() -> libc::pid_t {
-    if let Some(r) = with_shim(|s| Some(s.fork())) {
+    let held = threads::hold_for_fork();
+    let r = with_shim(|s| Some(s.fork()));
+    threads::after_fork(held, r == Some(0));
+    if let Some(r) = r {
         return r;
     }
     real!(fork: unsafe extern "C" fn() -> libc::pid_t)()

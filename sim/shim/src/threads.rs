@@ -17,15 +17,21 @@
 //!   sleep) times out, after the world sleeps until then: time passes in the
 //!   world, not in the real kernel;
 //! - a call that may block in the world (a pipe read, `poll`, `waitpid`, a named
-//!   semaphore) first lets every runnable thread run until it blocks, since the
-//!   process's one socket can carry only one call at a time.
+//!   semaphore) first lets every other runnable thread run until it blocks or
+//!   is about to make such a call itself, since the process's one socket can
+//!   carry only one call at a time. A pipe write does not wait so: the writer
+//!   going first is what lets a sibling's read return.
+//!
+//! What this does not do: a thread blocked in the world holds the socket, so
+//! its siblings wait, past their own deadlines too, until that call returns;
+//! and a thread that spins without blocking is never pre-empted.
 //!
 //! Mutexes and semaphores keep their real state (the real `trylock`, `post`);
 //! only the waiting is the shim's. Condition variables are the shim's alone.
 //! Before a second thread exists all of these go straight to libc.
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -61,7 +67,7 @@ struct Thread {
 }
 
 #[derive(Default)]
-struct Sched {
+pub(crate) struct Sched {
     running: u64,
     next_tid: u64,
     seq: u64,
@@ -69,6 +75,8 @@ struct Sched {
     runnable: VecDeque<u64>,
     /// `pthread_t` to thread, for `pthread_join`.
     handles: BTreeMap<libc::pthread_t, u64>,
+    /// Threads letting the others run before a call that may block in the world.
+    yielding: BTreeSet<u64>,
 }
 
 static ACTIVE: AtomicBool = AtomicBool::new(false);
@@ -183,19 +191,26 @@ pub(crate) fn wake(on: Obj, all: bool) {
     }
 }
 
-/// Before a call that may block in the world: every runnable thread runs first, until it blocks.
+/// Before a call that may block in the world: every other runnable thread runs
+/// first, until it blocks or is itself about to make such a call (else two
+/// threads would hand the turn to each other for ever).
 pub(crate) fn let_others_run() {
     if !active() {
         return;
     }
     let tid = me();
     let mut g = lock();
-    while !g.as_ref().expect("scheduler").runnable.is_empty() {
+    g.as_mut().expect("scheduler").yielding.insert(tid);
+    loop {
         let s = g.as_mut().expect("scheduler");
+        if s.runnable.iter().all(|t| s.yielding.contains(t)) {
+            break;
+        }
         s.runnable.push_back(tid);
         pick_next(s);
         g = wait_turn(g, tid);
     }
+    g.as_mut().expect("scheduler").yielding.remove(&tid);
 }
 
 /// A sleep of `ns` simulated nanoseconds while other threads exist: the thread
@@ -216,16 +231,19 @@ pub(crate) fn deadline_of(clock: libc::clockid_t, abstime: &libc::timespec) -> i
 }
 
 struct Start {
-    start: extern "C" fn(*mut c_void) -> *mut c_void,
+    start: extern "C-unwind" fn(*mut c_void) -> *mut c_void,
     arg: *mut c_void,
     tid: u64,
 }
 
-extern "C" fn trampoline(p: *mut c_void) -> *mut c_void {
-    let st = unsafe { Box::from_raw(p as *mut Start) };
-    TID.with(|t| t.set(st.tid));
-    drop(wait_turn(lock(), st.tid));
-    let ret = (st.start)(st.arg);
+/// The new thread's start. `pthread_exit` unwinds through it (a forced
+/// unwind), so it is `C-unwind` and holds nothing that needs dropping across
+/// the start routine.
+extern "C-unwind" fn trampoline(p: *mut c_void) -> *mut c_void {
+    let Start { start, arg, tid } = *unsafe { Box::from_raw(p as *mut Start) };
+    TID.with(|t| t.set(tid));
+    drop(wait_turn(lock(), tid));
+    let ret = start(arg);
     exited();
     ret
 }
@@ -234,7 +252,7 @@ extern "C" fn trampoline(p: *mut c_void) -> *mut c_void {
 pub(crate) unsafe fn create(
     thread: *mut libc::pthread_t,
     attr: *const libc::pthread_attr_t,
-    start: extern "C" fn(*mut c_void) -> *mut c_void,
+    start: extern "C-unwind" fn(*mut c_void) -> *mut c_void,
     arg: *mut c_void,
 ) -> c_int {
     let tid = {
@@ -257,7 +275,7 @@ pub(crate) unsafe fn create(
     type Create = unsafe extern "C" fn(
         *mut libc::pthread_t,
         *const libc::pthread_attr_t,
-        extern "C" fn(*mut c_void) -> *mut c_void,
+        extern "C-unwind" fn(*mut c_void) -> *mut c_void,
         *mut c_void,
     ) -> c_int;
     let r = real!(pthread_create: Create)(thread, attr, trampoline, boxed);
@@ -279,15 +297,14 @@ pub(crate) fn exited() {
         return;
     }
     let tid = me();
-    {
-        let mut g = lock();
-        let s = g.as_mut().expect("scheduler");
-        s.threads.get_mut(&tid).expect("this thread").exited = true;
-    }
     wake(Obj::Join(tid), true);
-    GONE.with(|g| g.set(true));
     let mut g = lock();
-    pick_next(g.as_mut().expect("scheduler"));
+    let s = g.as_mut().expect("scheduler");
+    s.threads.get_mut(&tid).expect("this thread").exited = true;
+    // The turn passes on while this thread may still reach the world (to sleep
+    // until a deadline); only then does it leave, the schedule still locked.
+    pick_next(s);
+    GONE.with(|g| g.set(true));
 }
 
 /// `pthread_join`'s wait: until the thread has left the schedule.
@@ -302,11 +319,25 @@ pub(crate) fn join(handle: libc::pthread_t) {
     }
 }
 
-/// In a forked child only the forking thread is left: the schedule starts over.
-pub(crate) fn forked_child() {
-    ACTIVE.store(false, Ordering::Release);
-    *lock() = None;
-    TID.with(|t| t.set(0));
+/// The schedule, held across a real `fork`, so that no thread holds it then
+/// (a child would inherit it locked for ever). Taken before the shim's own lock.
+pub(crate) fn hold_for_fork() -> MutexGuard<'static, Option<Sched>> {
+    lock()
+}
+
+/// After the real fork, in the child: only the forking thread is left, and the
+/// schedule starts over. In the parent the guard just goes.
+pub(crate) fn after_fork(mut held: MutexGuard<'static, Option<Sched>>, child: bool) {
+    if child {
+        ACTIVE.store(false, Ordering::Release);
+        *held = None;
+        TID.with(|t| t.set(0));
+    }
+}
+
+/// Whether a second thread ever started (this one may have left the schedule).
+pub(crate) fn any() -> bool {
+    ACTIVE.load(Ordering::Acquire)
 }
 
 /// The clock each condition variable's timed waits count on (`pthread_condattr_setclock`).

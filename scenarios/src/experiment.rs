@@ -112,18 +112,78 @@ pub struct Metric {
 
 /// Plottable metrics; `aggregate` says how each is summed over a cell.
 pub const METRICS: &[Metric] = &[
-    Metric { name: "violation_rate", unit: "% of seeds", title: "seeds that failed", help: "seeds that failed (see `oracle`), with a Wilson 95 % interval" },
-    Metric { name: "lock_wait_p99_ms", unit: "ms", title: "lock wait, 99th percentile", help: "median over seeds of each seed's 99th-percentile lock wait" },
-    Metric { name: "lock_contended", unit: "lock() calls", title: "lock() calls that found the lock held", help: "median over seeds of lock() calls that found the lock held" },
-    Metric { name: "acquisitions_per_s", unit: "per simulated s", title: "lock acquisitions per second", help: "median over seeds of lock acquisitions per simulated second" },
-    Metric { name: "deliveries_per_s", unit: "per simulated s", title: "deliveries per second", help: "median over seeds of downstream deliveries per simulated second" },
-    Metric { name: "bounce_delay_p50_ms", unit: "ms", title: "bounce registration delay, median", help: "median delay from a permanent failure to its bounce registration, pooled" },
-    Metric { name: "bounce_delay_p99_ms", unit: "ms", title: "bounce registration delay, 99th percentile", help: "99th-percentile bounce-registration delay, pooled over seeds" },
-    Metric { name: "bounces_unregistered", unit: "failures", title: "permanent failures never registered", help: "permanent failures never registered, summed over seeds" },
-    Metric { name: "bounced_per_1000", unit: "per 1000 messages", title: "messages bounced per 1000", help: "bounces per 1000 injected messages, pooled over seeds (Wilson 95 % interval over messages)" },
-    Metric { name: "bounced_list_missing", unit: "messages", title: "messages bounced for a missing list", help: "messages bounced because a list appeared missing, summed over seeds" },
-    Metric { name: "list_missing_appearances", unit: "appearances", title: "times a list appeared missing", help: "times a process concluded an existing list was missing, summed over seeds" },
-    Metric { name: "rpcs_per_message", unit: "RPCs", title: "NFS RPCs per message", help: "median over seeds of NFS RPCs per injected message" },
+    Metric {
+        name: "violation_rate",
+        unit: "% of seeds",
+        title: "seeds that failed",
+        help: "seeds that failed (see `oracle`), with a Wilson 95 % interval",
+    },
+    Metric {
+        name: "lock_wait_p99_ms",
+        unit: "ms",
+        title: "lock wait, 99th percentile",
+        help: "median over seeds of each seed's 99th-percentile lock wait",
+    },
+    Metric {
+        name: "lock_contended",
+        unit: "lock() calls",
+        title: "lock() calls that found the lock held",
+        help: "median over seeds of lock() calls that found the lock held",
+    },
+    Metric {
+        name: "acquisitions_per_s",
+        unit: "per simulated s",
+        title: "lock acquisitions per second",
+        help: "median over seeds of lock acquisitions per simulated second",
+    },
+    Metric {
+        name: "deliveries_per_s",
+        unit: "per simulated s",
+        title: "deliveries per second",
+        help: "median over seeds of downstream deliveries per simulated second",
+    },
+    Metric {
+        name: "bounce_delay_p50_ms",
+        unit: "ms",
+        title: "bounce registration delay, median",
+        help: "median delay from a permanent failure to its bounce registration, pooled",
+    },
+    Metric {
+        name: "bounce_delay_p99_ms",
+        unit: "ms",
+        title: "bounce registration delay, 99th percentile",
+        help: "99th-percentile bounce-registration delay, pooled over seeds",
+    },
+    Metric {
+        name: "bounces_unregistered",
+        unit: "failures",
+        title: "permanent failures never registered",
+        help: "permanent failures never registered, summed over seeds",
+    },
+    Metric {
+        name: "bounced_per_1000",
+        unit: "per 1000 messages",
+        title: "messages bounced per 1000",
+        help: "bounces per 1000 injected messages, pooled over seeds (Wilson 95 % interval over messages)",
+    },
+    Metric {
+        name: "bounced_list_missing",
+        unit: "messages",
+        title: "messages bounced for a missing list",
+        help: "messages bounced because a list appeared missing, summed over seeds",
+    },
+    Metric {
+        name: "list_missing_appearances",
+        unit: "appearances",
+        title: "times a list appeared missing",
+        help: "times a process concluded an existing list was missing, summed over seeds",
+    },
+    Metric {
+        name: "rpcs_per_message",
+        unit: "RPCs",
+        title: "NFS RPCs per message",
+        help: "median over seeds of NFS RPCs per injected message",
+    },
 ];
 
 fn aggregate(metric: &str) -> Aggregate {
@@ -258,8 +318,7 @@ impl Experiment {
         }
         for m in &file.tradeoff {
             if m == "violation_rate" || !METRICS.iter().any(|x| x.name == m) {
-                let names: Vec<&str> =
-                    METRICS.iter().map(|x| x.name).filter(|n| *n != "violation_rate").collect();
+                let names: Vec<&str> = METRICS.iter().map(|x| x.name).filter(|n| *n != "violation_rate").collect();
                 return Err(bad(format!("tradeoff: unknown cost metric {m:?}; expected one of: {}", names.join(", "))));
             }
         }
@@ -541,9 +600,14 @@ pub fn read_results(exp: &Experiment, dir: &Path) -> Result<Vec<CellResult>, Inp
         let at = || format!("--replot: {}:{}", path.display(), i + 1);
         let v: serde_json::Value = serde_json::from_str(line).map_err(|e| bad(format!("{}: {e}", at())))?;
         let cell = v["cell"].as_u64().filter(|c| (*c as usize) < exp.cells.len()).ok_or_else(|| {
-            bad(format!("{}: no cell index of this grid ({} cells); was it written by another experiment?", at(), exp.cells.len()))
+            bad(format!(
+                "{}: no cell index of this grid ({} cells); was it written by another experiment?",
+                at(),
+                exp.cells.len()
+            ))
         })?;
-        let seed_line: SeedLine = serde_json::from_value(v).map_err(|e| bad(format!("{}: not a seed line ({e})", at())))?;
+        let seed_line: SeedLine =
+            serde_json::from_value(v).map_err(|e| bad(format!("{}: not a seed line ({e})", at())))?;
         lines[cell as usize].push(seed_line);
     }
     for (cell, l) in exp.cells.iter().zip(&lines) {
@@ -663,7 +727,7 @@ pub fn csv(exp: &Experiment, results: &[CellResult]) -> String {
                 mail.bounced,
                 mail.bounced_list_missing,
             ]
-                .map(|v| v.to_string()),
+            .map(|v| v.to_string()),
         );
         row.extend(mechanisms.iter().map(|m| mail.missing.get(m).copied().unwrap_or(0).to_string()));
         let _ = writeln!(s, "{}", row.iter().map(|v| csv_field(v)).collect::<Vec<_>>().join(","));
@@ -705,7 +769,8 @@ pub fn plot_data(exp: &Experiment, results: &[CellResult], metric: &str) -> Plot
     }
     let unit = metric_of(metric).unit;
     // Milliseconds read as seconds once the data reach ten seconds.
-    let y_max = series.iter().flat_map(|(_, p)| p.iter().flatten()).map(|p| p.hi.unwrap_or(p.y).max(p.y)).fold(0.0, f64::max);
+    let y_max =
+        series.iter().flat_map(|(_, p)| p.iter().flatten()).map(|p| p.hi.unwrap_or(p.y).max(p.y)).fold(0.0, f64::max);
     let unit = if unit == "ms" && y_max >= 10_000.0 {
         for p in series.iter_mut().flat_map(|(_, p)| p.iter_mut().flatten()) {
             *p = Point { y: p.y / 1000.0, lo: p.lo.map(|v| v / 1000.0), hi: p.hi.map(|v| v / 1000.0) };
@@ -716,7 +781,11 @@ pub fn plot_data(exp: &Experiment, results: &[CellResult], metric: &str) -> Plot
     };
     let what = if metric == "violation_rate" {
         let oracle = &exp.file.oracle;
-        if oracle == "any" { "seeds that failed".to_string() } else { format!("seeds that failed {oracle}") }
+        if oracle == "any" {
+            "seeds that failed".to_string()
+        } else {
+            format!("seeds that failed {oracle}")
+        }
     } else {
         metric_of(metric).title.to_string()
     };
@@ -781,7 +850,10 @@ pub fn tradeoff_data(exp: &Experiment, results: &[CellResult], cost: &str) -> Tr
     let oracle = &exp.file.oracle;
     let what = if oracle == "any" { "seeds that failed".to_string() } else { format!("seeds that failed {oracle}") };
     TradeoffData {
-        title: format!("{}: {what} against {} ({} seeds/cell, bars: Wilson 95% CI)", exp.file.name, cost_title, exp.file.seeds),
+        title: format!(
+            "{}: {what} against {} ({} seeds/cell, bars: Wilson 95% CI)",
+            exp.file.name, cost_title, exp.file.seeds
+        ),
         x_label: format!("{} ({unit})", cost_title),
         y_label: format!("{what} (% of seeds)"),
         points,

@@ -1,6 +1,6 @@
 //! Joins the model and the simulated world: scenario files, the `SimOs`
 //! adapter, the program table, oracles, coverage marks, reports, and the
-//! `mmsim` CLI (in `main.rs`).
+//! `mmsim` CLI (`main.rs` and `cli/`, which only the binary compiles).
 //!
 //! Map:
 //! - `scenario`: the TOML format, `--set`, validation, the builtin scenarios.
@@ -28,8 +28,8 @@ pub mod corrupt;
 pub mod cron;
 pub mod dump;
 pub mod experiment;
-pub mod external;
 pub mod explain;
+pub mod external;
 pub mod figures;
 pub mod install;
 pub mod kernel;
@@ -55,8 +55,8 @@ pub mod trace_filter;
 pub mod verdict;
 
 pub use run::{
-    exit, fingerprint, nonzero_counters, run, run_full, run_kept, Ending, Fingerprint, Heal, LockWaits, Report,
-    RunOutput, FOR_ORACLES, FOR_ORACLES_AND_DIVERGENCE,
+    exit, fingerprint, nonzero_counters, run, run_checked, run_full, run_kept, Checked, Ending, Fingerprint, Heal,
+    LockWaits, Report, RunOutput, FOR_ORACLES, FOR_ORACLES_AND_DIVERGENCE,
 };
 pub use scenario::{InputError, Scenario};
 pub use sim_os::SimOs;

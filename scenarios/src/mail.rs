@@ -302,9 +302,7 @@ impl MailLedger {
                 }
             }
             ModelEvent::SinkReceived { message_id, recipient, .. } => self.done(message_id, recipient),
-            ModelEvent::SinkRefused { message_id, recipient, code } if *code >= 500 => {
-                self.done(message_id, recipient)
-            }
+            ModelEvent::SinkRefused { message_id, recipient, code } if *code >= 500 => self.done(message_id, recipient),
             ModelEvent::MtaRemote { message_id, failed, .. } => {
                 for recipient in failed {
                     self.done(message_id, recipient);
@@ -313,7 +311,9 @@ impl MailLedger {
             ModelEvent::ListSaved { list, .. } if !self.created.contains(list.as_str()) => {
                 self.created.insert(list.clone());
             }
-            ModelEvent::MtaRouted { list, recipient, decision, stage, .. } if *decision == model::RouteDecision::BouncedUnknownList => {
+            ModelEvent::MtaRouted { list, recipient, decision, stage, .. }
+                if *decision == model::RouteDecision::BouncedUnknownList =>
+            {
                 let place = match stage {
                     RouteStage::Verify => Place::Rcpt,
                     RouteStage::Delivery => Place::Delivery,

@@ -352,6 +352,37 @@ pub fn run_kept(scenario: &Scenario, seed: u64, replay_args: &str, retention: si
     run_judged(scenario, seed, replay_args, retention, true)
 }
 
+/// A run, and with `check_determinism` a second run of the same seed whose
+/// trace is compared with the first line by line.
+pub struct Checked {
+    /// The first run. Its report says where the second diverged, if it did.
+    pub first: RunOutput,
+    pub second: Option<RunOutput>,
+    /// The first event at which the two traces differ.
+    pub divergence: Option<usize>,
+}
+
+/// Runs `scenario` under `seed` keeping what `retention` keeps, and with
+/// `check_determinism` runs it again (keeping line hashes at least) and
+/// judges the first report nondeterministic where the traces part.
+pub fn run_checked(
+    scenario: &Scenario,
+    seed: u64,
+    replay_args: &str,
+    retention: sim::Retention,
+    check_determinism: bool,
+) -> Checked {
+    let retention = if check_determinism { sim::Retention { line_hashes: true, ..retention } } else { retention };
+    let mut first = run_kept(scenario, seed, replay_args, retention);
+    let second = check_determinism.then(|| run_kept(scenario, seed, replay_args, retention));
+    let divergence =
+        second.as_ref().and_then(|second| sim::first_divergence(first.trace.line_hashes(), second.trace.line_hashes()));
+    if let Some(i) = divergence {
+        first.report.set_nondeterminism(i);
+    }
+    Checked { first, second, divergence }
+}
+
 fn run_judged(
     scenario: &Scenario,
     seed: u64,

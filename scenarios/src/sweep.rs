@@ -105,6 +105,46 @@ impl SeedLine {
     }
 }
 
+/// What one sweep worker (`mmsim worker`) runs: every seed it is given, of
+/// one scenario, and how.
+pub struct Job {
+    pub scenario: crate::Scenario,
+    pub check_determinism: bool,
+    pub swarm: bool,
+}
+
+impl Job {
+    /// Reads seeds, one a line, and answers each with its [`SeedLine`], until
+    /// `input` ends. A seed whose run panics is a line with exit 6; the
+    /// worker goes on with the next.
+    pub fn serve(&self, mut input: impl BufRead, mut output: impl Write) {
+        let mut line = String::new();
+        while {
+            line.clear();
+            input.read_line(&mut line).unwrap_or(0) > 0
+        } {
+            let Ok(seed) = line.trim().parse::<u64>() else { continue };
+            // Test hook for the sweep's own crash handling (never set by mmsim itself).
+            if std::env::var("MMSIM_WORKER_ABORT_ON_SEED").ok().and_then(|v| v.parse::<u64>().ok()) == Some(seed) {
+                std::process::abort();
+            }
+            let result = std::panic::catch_unwind(|| self.run(seed))
+                .unwrap_or_else(|_| SeedLine::crashed(seed, "internal panic".into()));
+            let _ = writeln!(output, "{}", serde_json::to_string(&result).expect("line serialises"));
+            let _ = output.flush();
+        }
+    }
+
+    fn run(&self, seed: u64) -> SeedLine {
+        let mut seeded = self.scenario.clone();
+        if self.swarm {
+            crate::swarm::apply(&mut seeded, seed);
+        }
+        let checked = crate::run_checked(&seeded, seed, "", crate::FOR_ORACLES, self.check_determinism);
+        SeedLine::from_report(&checked.first.report)
+    }
+}
+
 /// `A..B`, half-open.
 pub fn parse_seed_range(s: &str) -> Result<(u64, u64), InputError> {
     let bad = || InputError(format!("--seeds {s:?}: expected A..B with A < B (half-open), e.g. 0..1000"));
@@ -252,7 +292,8 @@ pub fn sweep(opts: &Options) -> std::io::Result<Vec<SeedLine>> {
         let timeout = opts.timeout;
         let sched = opts.sched.clone();
         // Test hook: `MMSIM_WORKER_RSS_MAX_BYTES` lowers the bound (1 replaces every worker after each seed).
-        let rss_max = std::env::var("MMSIM_WORKER_RSS_MAX_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(WORKER_RSS_MAX);
+        let rss_max =
+            std::env::var("MMSIM_WORKER_RSS_MAX_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(WORKER_RSS_MAX);
         handles.push(std::thread::spawn(move || {
             let mut worker: Option<Worker> = None;
             loop {

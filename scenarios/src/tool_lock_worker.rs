@@ -20,7 +20,6 @@ use crate::lock_worker::{append, HOLD_MS, LOCK, LOG, ROUNDS, THINK_MS};
 /// The tools `--tool=` names.
 pub const TOOLS: &[&str] = &["dotlockfile", "lockfile"];
 
-
 /// `tool-lock-worker`'s arguments.
 pub static SPEC: ProgramSpec = ProgramSpec {
     name: "tool-lock-worker",

@@ -26,7 +26,9 @@ impl Oracle for RunnerErrors {
             ModelEvent::QueueDequeueFailed { queue, filebase, reason, errno } => {
                 Some(format!("{queue}: dequeue of {filebase} failed: {reason} ({errno})"))
             }
-            ModelEvent::QueueFinished { queue, filebase, outcome, errno } if *outcome != model::FinishOutcome::Removed => {
+            ModelEvent::QueueFinished { queue, filebase, outcome, errno }
+                if *outcome != model::FinishOutcome::Removed =>
+            {
                 Some(format!("{queue}: finish of {filebase}: {outcome} ({errno})"))
             }
             ModelEvent::RunnerExited { runner, reason, .. } if reason.starts_with("error") => {

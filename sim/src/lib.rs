@@ -3,7 +3,8 @@
 //! Map:
 //! - `rng`: one seed, split into named ChaCha8 streams.
 //! - `clock`: true simulated time, and each host's wall clock (offset, drift, steps).
-//! - `world`: hosts, processes, the program table, counters; [`World`] is the shared handle.
+//! - `world`: hosts, processes, the program table; [`World`] is the shared handle.
+//!   `config`: what a world is built from ([`WorldConfig`]). `counters`: what every report counts.
 //! - `process`: a simulated process ([`Proc`]) and the sim gate its calls pass through.
 //! - `sched`: who goes first at the gate: the default (latency-driven) scheduler,
 //!   or PCT-style random priorities with change points.
@@ -31,6 +32,8 @@
 compile_error!("sim must be built with --cfg tokio_unstable (a RUSTFLAGS variable overrides .cargo/config.toml; add the cfg to it)");
 
 mod clock;
+mod config;
+mod counters;
 pub mod engine;
 mod errno;
 pub mod nfs;
@@ -45,6 +48,8 @@ mod trace;
 mod world;
 
 pub use clock::{epoch, from_system_time, to_system_time, true_now, ClockConfig, ClockStep, Nanos, EPOCH_UNIX_S};
+pub use config::{BootProgram, GateConfig, HostConfig, Program, WorldConfig};
+pub use counters::Counters;
 pub use engine::{EngineKind, LinkProfile, LinkTiming, NetConfig};
 pub use errno::errno_name;
 pub use nfs::client::{Attr, Flags};
@@ -60,7 +65,7 @@ pub use rpc::{Backoff, LinkFaults, MountKind, TransportOptions};
 pub use sched::{SchedConfig, SchedKind, SchedReport, DEFER_MS_MAX_MAX, DEPTH_MAX};
 pub use simulation::{Fault, Simulation};
 pub use trace::{event_at, events_before, first_divergence, Event, EventKind, Outcome, Retention, Trace};
-pub use world::{BootProgram, Counters, GateConfig, HostConfig, ProcStatus, Program, World, WorldConfig};
+pub use world::{ProcStatus, World};
 
 /// The NFS server's host name.
 pub const SERVER_HOST: &str = "nfs";

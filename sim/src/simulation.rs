@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::config::WorldConfig;
 use crate::engine::{self, events, Current, EngineKind};
-use crate::world::{World, WorldConfig};
+use crate::world::World;
 use crate::SERVER_HOST;
 
 /// A fault the driver applies at a scheduled time (see [`Simulation::schedule`]).

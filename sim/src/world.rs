@@ -1,5 +1,6 @@
 //! The world: hosts, their processes and NFS clients, the NFS server's state,
 //! the program table, the trace and the counters, behind one shared handle.
+//! What it is built from is in `config`, the counters in `counters`.
 //!
 //! Everything runs on the engine's single thread, so the world is an
 //! `Rc<RefCell<…>>` and no borrow is ever held across an `.await`.
@@ -7,165 +8,24 @@
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
 use indexmap::IndexMap;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::process::Held;
 
 use crate::clock::{true_now, ClockConfig};
-use crate::nfs::client::{MountOptions, NfsClient};
-use crate::nfs::server::{ServerConfig, ServerState};
+use crate::config::{HostConfig, Program, WorldConfig};
+use crate::counters::Counters;
+use crate::nfs::client::NfsClient;
+use crate::nfs::server::ServerState;
 use crate::process::Proc;
 use crate::rpc::{LinkFaults, Transport};
-use crate::sched::{ProcKey, Sched, SchedConfig, SchedReport};
+use crate::sched::{ProcKey, Sched, SchedReport};
 use crate::trace::{EventKind, Trace};
-
-/// A program: an entry point a process runs, given its handle and argv.
-pub type Program = Rc<dyn Fn(Proc, Vec<String>) -> Pin<Box<dyn Future<Output = i32>>>>;
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BootProgram {
-    pub program: String,
-    #[serde(default)]
-    pub args: Vec<String>,
-    /// Simulated milliseconds after boot at which the program starts.
-    #[serde(default)]
-    pub start_ms: u64,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HostConfig {
-    pub name: String,
-    #[serde(default)]
-    pub clock: ClockConfig,
-    #[serde(default)]
-    pub mount: MountOptions,
-    /// Fault rates on this host's link to the NFS server.
-    #[serde(default)]
-    pub link: LinkFaults,
-    /// Programs started when the host boots, in order.
-    #[serde(default)]
-    pub boot: Vec<BootProgram>,
-}
-
-/// The sim gate's settings (see [`crate::process`]).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GateConfig {
-    /// CPU time charged to a process for each `Os` call. A process whose charge
-    /// reaches 1 ms sleeps 1 ms, so a loop over cached answers cannot freeze time.
-    pub cpu_cost_us_per_call: u64,
-    /// `Os` calls allowed in one 1 ms step, across all processes. Past it the run
-    /// ends with a liveness verdict instead of hanging.
-    pub ops_per_step_max: u64,
-    /// Chance, per `Os` call, that the process stalls at the gate first (standing
-    /// in for the OS scheduler and paging).
-    pub stall_ppm: u32,
-    /// Median stall length. Stalls follow a Pareto law of index 1 (a long tail):
-    /// `median / (2u)` for u uniform in (0, 1], in whole ms, capped at `stall_ms_max`.
-    pub stall_ms_median: u64,
-    pub stall_ms_max: u64,
-}
-
-impl Default for GateConfig {
-    fn default() -> Self {
-        GateConfig {
-            cpu_cost_us_per_call: 10,
-            ops_per_step_max: 20_000,
-            stall_ppm: 0,
-            stall_ms_median: 10,
-            stall_ms_max: 10_000,
-        }
-    }
-}
-
-impl GateConfig {
-    /// Draws one stall length in whole ms (integer arithmetic only).
-    pub fn draw_stall_ms(&self, rng: &mut crate::rng::Rng) -> u64 {
-        let u = rng.between(1, 1 << 32);
-        let ms = (self.stall_ms_median as u128 * (1u128 << 32) / (2 * u as u128)) as u64;
-        ms.clamp(1, self.stall_ms_max.max(1))
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct WorldConfig {
-    pub seed: u64,
-    /// Which engine runs the world.
-    #[serde(default)]
-    pub engine: crate::engine::EngineKind,
-    /// Link timing: fixed latency plus transmission time (jitter comes from
-    /// [`LinkFaults`]). The turmoil engine rounds the latency up to whole ms
-    /// and ignores bandwidth.
-    pub net: crate::engine::NetConfig,
-    pub server: ServerConfig,
-    pub hosts: Vec<HostConfig>,
-    pub gate: GateConfig,
-    /// Which scheduler orders calls at the gate (see [`crate::sched`]).
-    #[serde(default)]
-    pub sched: SchedConfig,
-}
-
-/// Counters every report shows. All are counts of events.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct Counters {
-    /// RPCs by procedure (first transmissions).
-    pub rpcs: BTreeMap<&'static str, u64>,
-    pub retransmissions: u64,
-    pub requests_dropped: u64,
-    pub requests_duplicated: u64,
-    pub replies_dropped: u64,
-    /// Requests that reached the server while it was down.
-    pub requests_dropped_server_down: u64,
-    pub drc_hits: u64,
-    pub drc_misses: u64,
-    /// Duplicates dropped because the original was still in progress.
-    pub drc_in_progress_drops: u64,
-    /// Non-idempotent requests the server executed a second time.
-    pub replays_executed: u64,
-    /// Replays that answered EEXIST (or ENOENT) though the first execution succeeded.
-    pub false_eexist_replies: u64,
-    pub false_enoent_replies: u64,
-    /// EEXIST turned into success by `map_eexist_to_success`.
-    pub eexist_mapped_to_success: u64,
-    /// ESTALE (or its ENOENT mapping) returned to an application.
-    pub estale_returns: u64,
-    /// Path walks retried once on ESTALE.
-    pub estale_retries: u64,
-    pub attr_cache_hits: u64,
-    pub negative_dentry_hits: u64,
-    pub positive_dentry_hits: u64,
-    pub page_cache_hits: u64,
-    pub readdir_cache_hits: u64,
-    pub silly_renames: u64,
-    /// Flushes of dirty pages that sent at least one WRITE.
-    pub flushes: u64,
-    /// Extents resent after a COMMIT showed a new write verifier.
-    pub writes_resent: u64,
-    pub server_reboots: u64,
-    /// Files whose uncommitted UNSTABLE data a reboot lost.
-    pub unstable_files_lost: u64,
-    /// Reboots of an `async` export that rolled back acknowledged changes.
-    pub rollbacks: u64,
-    pub stalls: u64,
-    pub stall_ms_total: u64,
-    /// Acquisitions of a client's VFS directory lock that had to wait for
-    /// another process of the same host (docs/semantics/dir-locking.md).
-    pub dir_lock_waits: u64,
-    pub dir_lock_wait_us_total: u64,
-    pub calls: u64,
-    pub processes_started: u64,
-    pub process_crashes: u64,
-    pub host_crashes: u64,
-}
 
 /// How a process ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -274,7 +274,11 @@ impl postcard::ser_flavors::Flavor for Head {
         let n = data.len().min(CSUMLEN - self.len);
         self.bytes[self.len..self.len + n].copy_from_slice(&data[..n]);
         self.len += n;
-        if n < data.len() { Err(postcard::Error::SerializeBufferFull) } else { Ok(()) }
+        if n < data.len() {
+            Err(postcard::Error::SerializeBufferFull)
+        } else {
+            Ok(())
+        }
     }
 
     fn try_push(&mut self, data: u8) -> postcard::Result<()> {
@@ -356,7 +360,16 @@ fn serve_one(world: &World, socket: &Rc<ServerSocket>, call: CallMsg, from: Addr
                 world.count(|c| c.drc_hits += 1);
                 world.record(EventKind::Drc { client, xid: call.xid, proc: proc.name(), outcome: "hit" });
                 let boot = world.with_server(|s| s.boot);
-                send(world, socket, call.reply_fate, ReplyMsg { xid: call.xid, reply }, from, None, boot, Duration::ZERO);
+                send(
+                    world,
+                    socket,
+                    call.reply_fate,
+                    ReplyMsg { xid: call.xid, reply },
+                    from,
+                    None,
+                    boot,
+                    Duration::ZERO,
+                );
                 return;
             }
         }

@@ -54,9 +54,9 @@ use super::readdir_cache::{Listing, ReaddirCache};
 use super::silly::Silly;
 use super::store::ROOT;
 use crate::clock::{true_now, ClockConfig, Nanos};
+use crate::counters::Counters;
 use crate::rng::Rng;
 use crate::rpc::Transport;
-use crate::world::Counters;
 
 pub use super::mount::MountOptions;
 

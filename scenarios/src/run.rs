@@ -219,7 +219,6 @@ pub(crate) fn drive<'a>(
     let budget = Duration::from_secs(scenario.run.duration_s_max);
     let wait_for: Vec<&str> = scenario.run.wait_for.iter().map(String::as_str).collect();
     use crate::scenario::FaultSpec;
-    let mut crashes: Vec<(Duration, String, String)> = Vec::new();
     for f in &scenario.faults {
         let at = Duration::from_secs_f64(f.at_s());
         let fault = match f {
@@ -232,14 +231,11 @@ pub(crate) fn drive<'a>(
             FaultSpec::CrashHost { host, .. } => sim::Fault::CrashHost { host: host.clone() },
             FaultSpec::RestartHost { host, .. } => sim::Fault::RestartHost { host: host.clone() },
             FaultSpec::CrashProcess { host, program, .. } => {
-                // Resolved to a pid when it fires: pids are only known then.
-                crashes.push((at, host.clone(), program.clone()));
-                continue;
+                sim::Fault::CrashProcess { host: host.clone(), program: program.clone() }
             }
         };
         simulation.schedule(at, fault);
     }
-    crashes.sort_by_key(|c| c.0);
     let heal_at = (scenario.run.heal_at_s > 0.0).then(|| Duration::from_secs_f64(scenario.run.heal_at_s));
     let last_fault = scenario.faults.iter().map(|f| Duration::from_secs_f64(f.at_s())).max().unwrap_or_default();
     let mut heal: Option<Heal> = None;
@@ -247,7 +243,6 @@ pub(crate) fn drive<'a>(
         healed: simulation.heal(),
         at_ms: simulation.elapsed().as_millis() as u64,
     };
-    let mut crashes = crashes.into_iter().peekable();
     let quiet = Duration::from_secs(scenario.run.drain_quiet_s);
     // The awaited programs have all started once the last of them is due.
     let wait_from = Duration::from_millis(
@@ -266,15 +261,12 @@ pub(crate) fn drive<'a>(
     if stop(simulation.world()) {
         return Driven { simulation, ending: None, load_phase, heal };
     }
-    // The driver looks at the world every 100 ms of simulated time (and at each
-    // process crash it must apply): cheap, and the end time stays a function of the seed.
+    // The driver looks at the world every 100 ms of simulated time: cheap, and
+    // the end time stays a function of the seed. Faults fire inside `run_until`, at their own times.
     let check_every = Duration::from_millis(100);
     let mut next_check = check_every;
     let ending = loop {
         let mut target = next_check.min(budget);
-        if let Some((at, _, _)) = crashes.peek() {
-            target = target.min((*at).max(simulation.elapsed()));
-        }
         if let Some(at) = heal_at.filter(|_| heal.is_none()) {
             target = target.min(at.max(simulation.elapsed()));
         }
@@ -288,15 +280,6 @@ pub(crate) fn drive<'a>(
             Some(crate::external::Refusal::BadInput(why)) => break Some(Ending::Refused(why)),
             Some(crate::external::Refusal::Hung(why)) => break Some(Ending::Hung(why)),
             None => {}
-        }
-        while let Some((_, host, program)) = crashes.next_if(|(at, _, _)| simulation.elapsed() >= *at) {
-            let victim = simulation.world().live_processes().into_iter().find(|(h, _, p)| *h == host && *p == program);
-            match victim {
-                Some((_, pid, _)) => {
-                    simulation.crash_process(&host, pid);
-                }
-                None => simulation.world().fault(format!("crash-process: no live {program} on {host}")),
-            }
         }
         if heal.is_none() && heal_at.is_some_and(|at| simulation.elapsed() >= at) {
             heal = Some(healed_now(&mut simulation));

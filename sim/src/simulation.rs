@@ -30,9 +30,12 @@ pub enum Fault {
     RestartHost {
         host: String,
     },
+    /// Crash the first live process on `host` that runs `program` (found when
+    /// the fault fires: pids are only known then); a fault line says so when
+    /// there is none.
     CrashProcess {
         host: String,
-        pid: u32,
+        program: String,
     },
 }
 
@@ -321,8 +324,14 @@ impl<'a> Simulation<'a> {
             Fault::RebootServer { down_for } => self.reboot_server(down_for),
             Fault::CrashHost { host } => self.crash_host(&host),
             Fault::RestartHost { host } => self.restart_host(&host),
-            Fault::CrashProcess { host, pid } => {
-                self.crash_process(&host, pid);
+            Fault::CrashProcess { host, program } => {
+                let victim = self.world.live_processes().into_iter().find(|(h, _, p)| *h == host && *p == program);
+                match victim {
+                    Some((_, pid, _)) => {
+                        self.crash_process(&host, pid);
+                    }
+                    None => self.world.fault(format!("crash-process: no live {program} on {host}")),
+                }
             }
         }
     }

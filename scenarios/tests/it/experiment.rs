@@ -101,11 +101,13 @@ fn experiment_output_is_identical_for_any_jobs() {
 fn labels_name_keys_and_values_in_the_plots_and_replot_redraws_without_running() {
     let dir = tempfile::tempdir().unwrap();
     let labelled = |latency: &str| {
-        format!("{TINY}
+        format!(
+            "{TINY}
 [labels]
 \"network.latency_us\" = \"{latency}\"
 \"20000\" = \"stalls 2 %\"
-")
+"
+        )
     };
     let file = write(dir.path(), "tiny.toml", &labelled("one-way latency (us)"));
     let out = dir.path().join("out");

@@ -1,7 +1,9 @@
 //! `mmsim explain`: the story of a failing seed names the errno, the file and
-//! trace events; a passing seed says so and exits 0.
+//! trace events; a passing seed says so and exits 0. Each story is pinned
+//! whole (`snapshots/explain-*.snap`), so a change of wording or of the causal
+//! chain it finds shows in review.
 
-use super::mmsim;
+use super::{mmsim, pin};
 
 /// A seed where a list appears missing: the 2002 setting on Mailman 2.1-early
 /// (10 posts through each host), with the Linux 2.2 client's dentry and open
@@ -39,6 +41,7 @@ fn explain_tells_the_missing_list_story_of_a_failing_2002_seed() {
     // of the failing call leads to the server or a cache.
     assert!(story.contains("answered by RPC") || story.contains("answered from"), "{story}");
     assert!(story.contains("concluded"), "{story}");
+    pin("explain-two-servers-2002-21early-small-no_missing_list", &story);
 }
 
 #[test]
@@ -46,6 +49,7 @@ fn explain_on_a_passing_seed_says_no_violation_and_exits_0() {
     let out = mmsim(&["explain", "smoke", "--seed", "7"]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no violation");
+    assert_eq!(out.stderr, b"", "a passing seed writes nothing to stderr");
 }
 
 #[test]
@@ -67,6 +71,7 @@ fn explain_tells_who_held_and_who_broke_a_lock_when_two_held_it() {
     assert!(story.contains("broke locks/test.lock"), "{story}");
     assert!(story.contains("while the other holder still held it"), "{story}");
     assert!(story.contains("let go only at"), "{story}");
+    pin("explain-lock-stress-seed-1-one-long-holder", &story);
 }
 
 #[test]

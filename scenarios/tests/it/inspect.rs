@@ -2,15 +2,7 @@
 
 use super::{check_bad_input, mmsim};
 
-const SHORT_2002: &[&str] = &[
-    "two-servers-2002",
-    "--seed",
-    "3",
-    "--set",
-    "hosts.3.boot.0.args.3=--count=10",
-    "--set",
-    "hosts.3.boot.1.args.3=--count=10",
-];
+const SHORT_2002: &[&str] = &["two-servers-2002", "--seed", "3", "--set", "load.posts=10"];
 
 #[test]
 fn dump_at_a_late_event_shows_the_list_config_in_the_server_namespace() {

@@ -39,6 +39,14 @@ pub fn mmsim(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Pins `text` as `snapshots/<name>.snap` beside the seed snapshots; accept an
+/// intended change with `cargo insta review`.
+pub fn pin(name: &str, text: &str) {
+    insta::with_settings!({ snapshot_path => "../../../snapshots", prepend_module_to_snapshot => false }, {
+        insta::assert_snapshot!(name.to_string(), text);
+    });
+}
+
 /// Asserts exit 2, a single stderr line containing `needle`, and no panic.
 pub fn check_bad_input(args: &[&str], needle: &str) {
     let out = mmsim(args);

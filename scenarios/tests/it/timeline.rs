@@ -7,7 +7,7 @@
 use std::process::Command;
 
 use super::explain::SMALL_2002;
-use super::mmsim;
+use super::{mmsim, pin};
 
 fn chromium() -> String {
     for name in ["chromium", "chromium-browser", "google-chrome"] {
@@ -63,4 +63,37 @@ fn timeline_renders_lanes_and_the_violation_marker_in_headless_chromium() {
     assert!(dom.contains("first violation: no_missing_list"), "no violation label");
     assert!(dom.contains("class=\"call cache"), "no cache-served call drawn");
     assert!(dom.contains("class=\"lock\""), "no lock bar drawn");
+    // What the page draws, pinned: its window, its lanes in order, and how
+    // many of each kind of mark (from the page mmsim wrote, before a browser
+    // touched it).
+    let html = std::fs::read_to_string(&page).unwrap();
+    pin("timeline-two-servers-2002-21early-small", &summary(&String::from_utf8_lossy(&out.stdout), &html));
+}
+
+/// The timeline page in a few lines: mmsim's own line, every lane label in
+/// order, and the number of marks of each class.
+fn summary(wrote: &str, html: &str) -> String {
+    let mut s = String::new();
+    let line = wrote.lines().next().unwrap_or("");
+    // The page's path is a temporary directory: keep what follows it.
+    s.push_str(line.split_once(" (").map_or(line, |(_, rest)| rest));
+    s.push('\n');
+    for label in html.split("class=\"lane-label\"").skip(1) {
+        let text = label.split_once('>').and_then(|(_, t)| t.split_once('<')).map_or("", |(t, _)| t);
+        s.push_str(&format!("lane {text}\n"));
+    }
+    let mut classes = std::collections::BTreeMap::<&str, usize>::new();
+    for part in html.split("class=\"").skip(1) {
+        let class = part.split('"').next().unwrap_or("");
+        if !class.starts_with("lane") && !class.starts_with("axis") && class != "grid" {
+            *classes.entry(class).or_default() += 1;
+        }
+    }
+    for (class, n) in classes {
+        s.push_str(&format!("{n:>6} {class}\n"));
+    }
+    if let Some(label) = html.split("first violation: ").nth(1) {
+        s.push_str(&format!("first violation: {}\n", label.split('<').next().unwrap_or("")));
+    }
+    s
 }

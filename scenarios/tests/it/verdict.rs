@@ -87,11 +87,7 @@ fn crash_recovery_reports_its_safety_violation_and_its_liveness_failure_apart() 
     check("crash-recovery-seed-1-load_posts_30-run_duration_s_max_400", &report, exit::SAFETY);
     assert_eq!(report.verdicts.safety, ["lost_update"]);
     assert_eq!(report.verdicts.liveness, ["the 400s simulated-time budget ran out", "oracle liveness"]);
-    assert!(
-        report.verdict.starts_with("safety violation: lost_update; liveness: "),
-        "{}",
-        report.verdict
-    );
+    assert!(report.verdict.starts_with("safety violation: lost_update; liveness: "), "{}", report.verdict);
     let heal = report.heal.as_ref().expect("the run healed before it was cut");
     assert!(
         heal.at_ms >= 100_000 && heal.at_ms >= report.load_sim_ms,

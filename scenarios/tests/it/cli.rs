@@ -2,7 +2,6 @@
 //! panic or a backtrace; the seed comes from --seed, then MMSIM_SEED.
 
 use super::{check_bad_input, mmsim};
-use std::process::Command;
 
 #[test]
 fn bad_input_gets_one_line_and_exit_code_2() {
@@ -46,15 +45,10 @@ fn a_malformed_or_unknown_key_scenario_file_is_refused() {
 
 #[test]
 fn mmsim_seed_is_used_when_no_seed_flag_is_given_and_a_bad_one_is_refused() {
-    let out = Command::new(env!("CARGO_BIN_EXE_mmsim"))
-        .args(["run", "smoke", "--json"])
-        .env("MMSIM_SEED", "8")
-        .output()
-        .unwrap();
+    let out = crate::mmsim_command().args(["run", "smoke", "--json"]).env("MMSIM_SEED", "8").output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["seed"], 8);
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_mmsim")).args(["run", "smoke"]).env("MMSIM_SEED", "eight").output().unwrap();
+    let out = crate::mmsim_command().args(["run", "smoke"]).env("MMSIM_SEED", "eight").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
 

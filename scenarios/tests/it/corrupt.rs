@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use scenarios::corrupt::{BAD_PCK, BAD_PCK_BYTES, EMPTY_BAK};
 
 fn corrupt(dir: &Path, cwd: &Path, json: bool) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_mmsim"));
+    let mut c = crate::mmsim_command();
     c.args(["real", "corrupt", "--dir", dir.to_str().unwrap()]).current_dir(cwd);
     if json {
         c.arg("--json");

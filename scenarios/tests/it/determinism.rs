@@ -2,7 +2,6 @@
 //! process and across processes; different seeds give different histories.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 
 use scenarios::scenario;
 
@@ -23,10 +22,7 @@ fn the_same_seed_gives_the_same_trace_hash_within_one_process() {
 #[test]
 fn the_same_seed_gives_the_same_trace_hash_across_processes() {
     let hash = |seed: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_mmsim"))
-            .args(["run", "smoke", "--seed", seed, "--json"])
-            .output()
-            .unwrap();
+        let out = crate::mmsim_command().args(["run", "smoke", "--seed", seed, "--json"]).output().unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         v["trace_hash"].as_str().unwrap().to_string()
     };
@@ -46,10 +42,7 @@ fn event_order_or_timing_differs_for_at_least_nine_of_ten_seeds() {
 
 #[test]
 fn check_determinism_passes_for_a_deterministic_scenario() {
-    let out = Command::new(env!("CARGO_BIN_EXE_mmsim"))
-        .args(["run", "smoke", "--seed", "3", "--check-determinism"])
-        .output()
-        .unwrap();
+    let out = crate::mmsim_command().args(["run", "smoke", "--seed", "3", "--check-determinism"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 }
 

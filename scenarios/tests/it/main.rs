@@ -28,15 +28,17 @@ mod verdict;
 
 use std::process::{Command, Output};
 
-/// Runs the `mmsim` binary, isolated from the seed and crash-hook variables of the environment.
+/// The `mmsim` binary as every test starts it: isolated from the seed and
+/// crash-hook variables of the environment (a test that wants one sets it).
+pub fn mmsim_command() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mmsim"));
+    c.env_remove("MMSIM_SEED").env_remove("MMSIM_WORKER_ABORT_ON_SEED").env_remove("MMSIM_WORKER_RSS_MAX_BYTES");
+    c
+}
+
+/// Runs the `mmsim` binary (see [`mmsim_command`]) and waits for it.
 pub fn mmsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mmsim"))
-        .args(args)
-        .env_remove("MMSIM_SEED")
-        .env_remove("MMSIM_WORKER_ABORT_ON_SEED")
-        .env_remove("MMSIM_WORKER_RSS_MAX_BYTES")
-        .output()
-        .unwrap()
+    mmsim_command().args(args).output().unwrap()
 }
 
 /// Pins `text` as `snapshots/<name>.snap` beside the seed snapshots; accept an

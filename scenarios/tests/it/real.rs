@@ -3,7 +3,7 @@
 use std::process::Command;
 
 fn lock_stress(dir: &std::path::Path, variant: &str) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_mmsim"))
+    let out = crate::mmsim_command()
         .args(["real", "lock-stress", "--dir", dir.to_str().unwrap(), "--processes", "4", "--rounds", "200"])
         .args(["--retry-ms-spread", "20", "--hold-ms", "1", "--variant", variant, "--json"])
         .output()
@@ -62,7 +62,7 @@ fn real_lock_stress_refuses_bad_input() {
         &["real", "lock-stress", "--dir", "/tmp", "--lifetime-s=NaN"],
         &["real", "lock-stress", "--dir", "/tmp", "--hold-ms=99999999999"],
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_mmsim")).args(args).output().unwrap();
+        let out = crate::mmsim_command().args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert_eq!(String::from_utf8_lossy(&out.stderr).trim_end().lines().count(), 1, "{args:?}");
     }
@@ -75,7 +75,7 @@ fn two_real_runners_on_disjoint_slices_process_each_of_300_messages_exactly_once
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_str().unwrap();
     let exec = |args: &[&str]| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_mmsim"));
+        let mut c = crate::mmsim_command();
         c.args(["exec", "--root", root, "--host", "real"]).args(args);
         c
     };
@@ -127,7 +127,7 @@ fn two_real_runners_on_disjoint_slices_process_each_of_300_messages_exactly_once
 }
 
 fn list_stress(dir: &std::path::Path, extra: &[&str]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_mmsim"))
+    let out = crate::mmsim_command()
         .args(["real", "list-stress", "--dir", dir.to_str().unwrap(), "--processes", "4", "--rounds", "150"])
         .args(["--retry-ms-spread", "20", "--members", "50", "--json"])
         .args(extra)

@@ -275,7 +275,7 @@ fn a_shim_of_another_protocol_version_is_refused() {
     // postcard: variant 0 (Hello), version 99, real_pid 1, behind a little-endian length.
     let code = "import os, struct\nfd = int(os.environ['MMSIM_SHIM_FD'])\nbody = bytes([0, 99, 1])\nos.write(fd, struct.pack('<I', len(body)) + body)\nos.read(fd, 4096)";
     let scenario = one_program(&dir, &["--", "python3", "-c", code]);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mmsim"))
+    let out = crate::mmsim_command()
         .args(["run", scenario.to_str().unwrap(), "--seed", "1", "--json"])
         .env("MMSIM_SHIM", &scenario)
         .output()

@@ -1,13 +1,11 @@
 //! `mmsim shrink` prints a smaller scenario that still fails the same way.
 
-use std::process::Command;
-
 #[test]
 fn shrink_prints_a_smaller_scenario_that_still_fails_the_same_way() {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("shrunk.toml");
     let sets = ["--set", "nfs.client=linux-2.2", "--set", "nfs.server=linux-2.2"];
-    let out = Command::new(env!("CARGO_BIN_EXE_mmsim"))
+    let out = crate::mmsim_command()
         .args(["shrink", "smoke", "--seed", "2"])
         .args(sets)
         .args(["--out", out_path.to_str().unwrap()])
@@ -32,7 +30,7 @@ fn shrink_prints_a_smaller_scenario_that_still_fails_the_same_way() {
 #[test]
 fn shrinking_a_passing_seed_says_so_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_mmsim"))
+    let out = crate::mmsim_command()
         .args(["shrink", "smoke", "--seed", "7", "--out", dir.path().join("s.toml").to_str().unwrap()])
         .output()
         .unwrap();

@@ -1,13 +1,7 @@
 //! Sweeps: seed-ordered JSON lines identical for any --jobs and shard split,
 //! crash isolation, and bad input refused before any work starts.
 
-use std::process::Command;
-
-fn mmsim() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_mmsim"));
-    c.env_remove("MMSIM_SEED").env_remove("MMSIM_WORKER_ABORT_ON_SEED").env_remove("MMSIM_WORKER_RSS_MAX_BYTES");
-    c
-}
+use crate::mmsim_command as mmsim;
 
 /// A worker that has grown past its memory bound is replaced between seeds
 /// (here after every seed): the lines are the same as with one worker for all.

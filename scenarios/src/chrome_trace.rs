@@ -31,8 +31,8 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use sim::{Event, EventKind};
 
-use crate::explain::{model_event, outcome_text};
 use crate::timeline::lock_bars;
+use crate::trace_query::{model_event, outcome_text};
 use crate::Report;
 
 /// Trace-file formats of `mmsim run --trace`.

@@ -17,10 +17,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::rc::Rc;
 
-use model::ModelEvent;
-
-use crate::explain::{model_event, step, Index};
 use crate::scenario::Scenario;
+use crate::trace_query::{step, Holdings, Index};
 
 /// The world right after event `event`, as text. `Err` when the run ends (or
 /// its budget runs out) first.
@@ -57,24 +55,16 @@ fn render(world: &sim::World, event: u64) -> String {
         let _ = writeln!(s, "state at event {event} ({})", step(&ix, at));
         let _ = writeln!(s, "(right after the event: later events of its 1 ms step have not happened)");
         let _ = writeln!(s, "lock holders");
-        let mut holders: BTreeMap<String, (String, String, u64)> = BTreeMap::new();
+        let mut holders = Holdings::default();
         for e in events {
-            let Some((host, pid, m)) = model_event(e) else { continue };
-            match m {
-                ModelEvent::LockAcquired { lock, claim } => {
-                    holders.insert(claim.clone(), (lock.clone(), ix.who(host, pid), e.seq));
-                }
-                ModelEvent::LockReleasing { claim, .. } | ModelEvent::LockRefreshed { claim, held: false, .. } => {
-                    holders.remove(claim);
-                }
-                _ => {}
-            }
+            holders.observe(e);
         }
-        if holders.is_empty() {
+        if holders.held().next().is_none() {
             let _ = writeln!(s, "  (none)");
         }
-        for (claim, (lock, who, seq)) in &holders {
-            let _ = writeln!(s, "  {lock} held by {who} (claim {claim}) since [ev {seq}]");
+        for h in holders.held() {
+            let _ =
+                writeln!(s, "  {} held by {} (claim {}) since [ev {}]", h.lock, ix.who(&h.host, h.pid), h.claim, h.seq);
         }
     }
     let _ = writeln!(s, "live processes");

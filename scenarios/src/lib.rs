@@ -52,6 +52,7 @@ pub mod sweep;
 pub mod timeline;
 pub mod tool_lock_worker;
 pub mod trace_filter;
+pub mod trace_query;
 pub mod verdict;
 
 pub use run::{

@@ -82,7 +82,7 @@ impl Answer {
         match outcome {
             Err(e) if *e == libc::ESTALE => Answer::StaleHandle,
             Err(e) if *e == libc::ENOENT && served_by.contains("neg-dentry") => Answer::NegativeDentry,
-            Err(e) if *e == libc::ENOENT && !crate::explain::cache_served(served_by) => Answer::Server,
+            Err(e) if *e == libc::ENOENT && !crate::trace_query::cache_served(served_by) => Answer::Server,
             _ => Answer::Other,
         }
     }

@@ -18,10 +18,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use model::ModelEvent;
 use sim::{Event, EventKind};
 
-use crate::explain::{cache_served, model_event, outcome_text, Index};
+use crate::trace_query::{cache_served, outcome_text, Holding, Holdings, Index};
 use crate::Report;
 
 /// Marks drawn at most (calls, applies and notes together).
@@ -71,35 +70,23 @@ pub(crate) struct LockBar {
 
 pub(crate) fn lock_bars(events: &[Event]) -> Vec<LockBar> {
     let end = events.last().map(|e| e.t).unwrap_or_default();
-    let mut open: BTreeMap<String, LockBar> = BTreeMap::new();
+    let bar = |h: Holding, to: Duration| LockBar {
+        host: h.host,
+        pid: h.pid,
+        lock: h.lock,
+        claim: h.claim,
+        from: h.since,
+        to,
+        seq: h.seq,
+    };
+    let mut holdings = Holdings::default();
     let mut done = Vec::new();
     for e in events {
-        let Some((host, pid, m)) = model_event(e) else { continue };
-        match m {
-            ModelEvent::LockAcquired { lock, claim } => {
-                let bar = LockBar {
-                    host: host.to_string(),
-                    pid,
-                    lock: lock.clone(),
-                    claim: claim.clone(),
-                    from: e.t,
-                    to: end,
-                    seq: e.seq,
-                };
-                if let Some(old) = open.insert(claim.clone(), bar) {
-                    done.push(old);
-                }
-            }
-            ModelEvent::LockReleasing { claim, .. } | ModelEvent::LockRefreshed { claim, held: false, .. } => {
-                if let Some(mut bar) = open.remove(claim) {
-                    bar.to = e.t;
-                    done.push(bar);
-                }
-            }
-            _ => {}
+        if let Some(ended) = holdings.observe(e) {
+            done.push(bar(ended, e.t));
         }
     }
-    done.extend(open.into_values());
+    done.extend(holdings.into_held().map(|h| bar(h, end)));
     done
 }
 

@@ -146,7 +146,7 @@ impl NoMissingList {
             self.fills.push(NegativeFill { seq, prev, fill });
         }
         let touches = args.contains("\"config.pck\"") || args.contains("\"config.db\"");
-        let changes = matches!(*proc, "RENAME" | "REMOVE" | "CREATE" | "LINK" | "SETATTR" | "WRITE");
+        let changes = crate::trace_query::changes_name(proc);
         if touches && changes {
             self.config_change = Some(Rc::new(applied()));
         }
@@ -188,8 +188,8 @@ impl NoMissingList {
             Err(errno) => sim::errno_name(*errno).to_string(),
         };
         let mut s = format!("{} {} -> {result} served_by={} [event {}]", c.op, c.args, c.served_by, c.seq);
-        let negative = crate::explain::parse_served_by(&c.served_by).into_iter().find_map(|p| match p {
-            crate::explain::Served::Cache("neg-dentry", ev) => Some(ev),
+        let negative = crate::trace_query::parse_served_by(&c.served_by).into_iter().find_map(|p| match p {
+            crate::trace_query::Served::Cache("neg-dentry", ev) => Some(ev),
             _ => None,
         });
         if let Some(filled) = negative {

@@ -77,7 +77,7 @@ pub struct Metadata {
 
 /// The time `set_times` stores. `Explicit` is `utime(path, (t, t))` and is
 /// sent over NFS as SET_TO_CLIENT_TIME; `ServerNow` is `utime(path, NULL)`,
-/// sent as SET_TO_SERVER_TIME (spec/nfs.md §9).
+/// sent as SET_TO_SERVER_TIME (docs/semantics/linux-nfs-client.md §12).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SetTime {
     ServerNow,

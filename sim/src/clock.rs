@@ -5,7 +5,7 @@
 //! (the NFS server included) has its own wall clock derived from true time:
 //! `wall = EPOCH + t + offset + t * drift + Σ steps that have happened`. The
 //! model reads only its host's wall clock (`Os::now`), and the server stamps
-//! inodes with its own (spec/nfs.md §9: two clock domains).
+//! inodes with its own (two clock domains: docs/semantics/linux-nfs-client.md §12).
 //!
 //! Not modelled: NTP slewing (a drift plus steps stands in for it), leap seconds.
 

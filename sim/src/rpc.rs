@@ -12,7 +12,7 @@
 //!
 //! A call retransmits with the **same xid** after `timeo`, doubling up to
 //! `timeo_max_ms` (or growing linearly, for TCP timing), and back to `timeo`
-//! after each major timeout (spec/nfs.md §5). After `retrans` retransmissions a hard
+//! after each major timeout (docs/semantics/nfs-server.md §2). After `retrans` retransmissions a hard
 //! mount logs "server not responding" and goes on forever; a soft mount fails
 //! with EIO, or ETIMEDOUT under `softerr`.
 
@@ -83,7 +83,7 @@ impl Default for TransportOptions {
     }
 }
 
-/// How the retransmission timeout grows (spec/nfs.md §5).
+/// How the retransmission timeout grows (docs/semantics/nfs-server.md §2).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Backoff {

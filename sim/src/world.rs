@@ -299,7 +299,7 @@ impl World {
         self.0.healed.get()
     }
 
-    /// Crashes the NFS server now; it answers again `down_for` later (spec/nfs.md §10).
+    /// Crashes the NFS server now; it answers again `down_for` later (docs/semantics/nfs-server.md §5).
     pub fn reboot_server(&self, down_for: Duration) {
         let (lost, rolled_back) = self.with_server(|s| s.crash(true_now(), down_for));
         self.count(|c| {

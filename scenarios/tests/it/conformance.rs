@@ -106,7 +106,7 @@ async fn cases<O: Os>(a: &O, b: &O, log: &mut Log) {
     log.push(format!("after O_TRUNC rewrite {:?}", read_file(b, "t/log").await.unwrap()));
 
     // A file unlinked while this process holds it open stays readable (on NFS
-    // through a silly rename, spec/nfs.md §8).
+    // through a silly rename, docs/semantics/linux-nfs-client.md §10).
     write_file(a, "t/held", b"kept").await;
     let fd = a.open("t/held", OpenFlags::read_only()).await.unwrap();
     log.push(format!("unlink held file {}", outcome(&a.unlink("t/held").await)));
@@ -304,7 +304,7 @@ fn op_strategy() -> impl proptest::strategy::Strategy<Value = Op> {
 }
 
 /// Links to inode `ino` that are silly-renamed `.nfs*` names in `t/`: an NFS
-/// client keeps an unlinked open file under such a name (spec/nfs.md §8), a
+/// client keeps an unlinked open file under such a name (docs/semantics/linux-nfs-client.md §10), a
 /// documented difference from a local filesystem that `stat` would show in
 /// `nlink`, so observations count only the other links.
 async fn silly_links<O: Os>(os: &O, ino: u64) -> u64 {

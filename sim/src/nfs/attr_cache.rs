@@ -1,6 +1,6 @@
-//! The client's attribute cache, one entry per file handle (spec/nfs.md §1).
+//! The client's attribute cache, one entry per file handle (docs/semantics/linux-nfs-client.md §1–§3).
 //!
-//! Models `nfs_update_inode()`'s adaptive timeout exactly (§1.2): each entry has
+//! Models `nfs_update_inode()`'s adaptive timeout (§2): each entry has
 //! `attrtimeo`, starting at acregmin (files) or acdirmin (directories), and
 //! `attrtimeo_timestamp`. Attributes are fresh while `now < fetched_at +
 //! attrtimeo`. New attributes that differ reset the timeout to the minimum; equal
@@ -9,7 +9,7 @@
 //!
 //! Left out: the separate invalidation bits Linux keeps per attribute
 //! (`NFS_INO_INVALID_*`); an entry is fresh or not as a whole. atime is not
-//! compared, as a v3 client does not track it reliably (§9).
+//! compared, as a v3 client does not track it reliably (§12).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -69,7 +69,7 @@ impl AttrCache {
         self.entries.get(&fh).filter(|e| e.is_fresh(now))
     }
 
-    /// Stores attributes that came from the server (spec/nfs.md §1.2, steps 1–3).
+    /// Stores attributes that came from the server (docs/semantics/linux-nfs-client.md §2, steps 1–3).
     /// Returns whether they differ from the cached ones.
     pub fn update(&mut self, fh: Fh, attr: Fattr, now: Duration, ev: u64) -> bool {
         let (min, max) = self.min_max(attr.ftype);

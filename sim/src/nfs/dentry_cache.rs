@@ -1,9 +1,9 @@
 //! The client's lookup (dentry) cache: positive and negative entries per
-//! (directory, name) (spec/nfs.md §2).
+//! (directory, name) (docs/semantics/linux-nfs-client.md §4).
 //!
 //! Each entry stores its parent directory's change verifier from the time it was
 //! made: the directory's ctime at the server's timestamp granularity, as the
-//! Linux v3 client keys on ctime (§4); and the time it was made or last
+//! Linux v3 client keys on ctime (§7); and the time it was made or last
 //! revalidated, which Linux 2.2's age-based rules read
 //! (docs/semantics/linux-2.2-client.md). The trust rules (when an entry may answer
 //! without a LOOKUP) live in the client, which knows the intent of each walk;

@@ -1,4 +1,4 @@
-//! knfsd's duplicate request cache (spec/nfs.md §6.1).
+//! knfsd's duplicate request cache (docs/semantics/nfs-server.md §3).
 //!
 //! Models: entries keyed on the client's address and port, the xid, the
 //! procedure and a checksum of the request; only non-idempotent procedures are

@@ -1,6 +1,7 @@
 //! The simulated NFSv3 filesystem: wire shapes, the server's inode store, the
 //! server host with its duplicate request cache, and each client host's kernel
-//! client with its caches. Each behaviour of spec/nfs.md is one module:
+//! client with its caches. Each behaviour of docs/semantics/linux-nfs-client.md and
+//! docs/semantics/nfs-server.md is one module:
 //! - `proto`: the wire shapes. `store`: the server's inodes (atomic procedures,
 //!   UNSTABLE data). `drc`: the duplicate request cache. `server`: the host loop,
 //!   crash and reboot, the `async` export.

@@ -1,5 +1,5 @@
-//! Mount options (nfs(5)): every client-side switch of spec/nfs.md, with Linux's
-//! defaults. Each cache module reads its own fields; [`ClientProfile`]s bundle them.
+//! Mount options (nfs(5)): every client-side switch of docs/semantics/linux-nfs-client.md, with
+//! Linux's defaults. Each cache module reads its own fields; [`ClientProfile`]s bundle them.
 
 use std::time::Duration;
 
@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::rpc::TransportOptions;
 
-/// `ac` / `noac` (spec/nfs.md §1.1). `noac` is `actimeo=0` plus synchronous writes.
+/// `ac` / `noac` (docs/semantics/linux-nfs-client.md §1). `noac` is `actimeo=0` plus synchronous writes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Ac {
@@ -16,7 +16,7 @@ pub enum Ac {
     Noac,
 }
 
-/// `lookupcache=` (spec/nfs.md §2).
+/// `lookupcache=` (docs/semantics/linux-nfs-client.md §4).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LookupCache {
@@ -30,7 +30,7 @@ pub enum LookupCache {
     None,
 }
 
-/// `cto` / `nocto` (spec/nfs.md §3), and the open of a client older than
+/// `cto` / `nocto` (docs/semantics/linux-nfs-client.md §6), and the open of a client older than
 /// close-to-open (docs/semantics/linux-2.2-client.md §2).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -48,7 +48,7 @@ pub enum Cto {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DentryRevalidate {
-    /// The modern rule (spec/nfs.md §2): a dentry is trusted while its
+    /// The modern rule (docs/semantics/linux-nfs-client.md §4): a dentry is trusted while its
     /// parent's attributes are fresh and the parent's change attribute is the
     /// one it was made under; `lookupcache` decides about negative entries.
     #[default]
@@ -67,7 +67,7 @@ pub enum DentryRevalidate {
 }
 
 /// Whether post-op attributes in this client's own replies refresh its
-/// attribute cache (spec/nfs.md §1.3).
+/// attribute cache (docs/semantics/linux-nfs-client.md §3).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PostOpAttrs {
@@ -79,7 +79,7 @@ pub enum PostOpAttrs {
     Ignored,
 }
 
-/// What a path-based call does on ESTALE (spec/nfs.md §8, `retry_estale()`).
+/// What a path-based call does on ESTALE (`retry_estale()`; docs/semantics/linux-nfs-client.md §11).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EstaleRetry {
@@ -96,11 +96,11 @@ pub enum EstaleRetry {
 pub enum EstaleErrno {
     #[default]
     Estale,
-    /// "Some Linux versions return ENOENT" (spec/nfs.md §8, §12).
+    /// "Some Linux versions return ENOENT" (docs/semantics/linux-nfs-client.md §11, §14).
     Enoent,
 }
 
-/// How `open(O_CREAT|O_EXCL)` reaches the server (spec/nfs.md §11, §12).
+/// How `open(O_CREAT|O_EXCL)` reaches the server (docs/semantics/linux-nfs-client.md §13).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ExclusiveCreate {
@@ -111,7 +111,8 @@ pub enum ExclusiveCreate {
     LookupThenCreate,
 }
 
-/// The 4.4BSD kludge: EEXIST from LINK, SYMLINK or MKDIR reported as success (spec/nfs.md §12).
+/// The 4.4BSD kludge: EEXIST from LINK, SYMLINK or MKDIR reported as success
+/// (docs/semantics/linux-nfs-client.md §14).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum MapEexist {
@@ -150,13 +151,13 @@ pub enum DirLock {
     Semaphore,
 }
 
-/// Named bundles of every client setting (spec/nfs.md §12).
+/// Named bundles of every client setting (docs/semantics/linux-nfs-client.md §14).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientProfile {
     /// A current Linux v3 client: every default of nfs(5).
     #[serde(rename = "linux-modern")]
     LinuxModern,
-    /// The Linux-2.2-era column of spec/nfs.md §12.
+    /// The Linux-2.2-era column of docs/semantics/linux-nfs-client.md §14.
     #[serde(rename = "linux-2.2")]
     Linux22,
     /// `linux-modern` with `noac`.
@@ -279,7 +280,8 @@ impl MountOptions {
             ClientProfile::Actimeo0 => MountOptions { actimeo_s: Some(0), ..modern },
             // UDP with the default 1.1 s doubling timeo and retrans 3 is `TransportOptions::default()`.
             // The 1 s timestamp granularity belongs to the server: `ServerConfig::profile(ServerProfile::Linux22)`.
-            // Optional rows of §12 (ESTALE as ENOENT, nlink not updated after link) stay off;
+            // Optional switches of docs/semantics/linux-nfs-client.md §14 (ESTALE as ENOENT,
+            // nlink not updated after link) stay off;
             // a scenario turns them on with `estale_errno` and `post_op_attrs`.
             // Dentries, open and the transfer size follow docs/semantics/linux-2.2-client.md.
             ClientProfile::Linux22 => MountOptions {

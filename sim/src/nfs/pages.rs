@@ -1,5 +1,5 @@
 //! The client's page cache for one file: cached contents, dirty data, and
-//! UNSTABLE data not yet committed (spec/nfs.md §3, §10).
+//! UNSTABLE data not yet committed (docs/semantics/linux-nfs-client.md §8; docs/semantics/nfs-server.md §5).
 //!
 //! Models: write-back (writes land in the client's image of the file and are
 //! sent at close, fsync or a stat, in wsize chunks, then COMMITted); the local
@@ -183,7 +183,7 @@ impl Pages {
     }
 
     /// A COMMIT answered with `verf`: extents written under another verifier
-    /// were lost by a server reboot and are dirty again (spec/nfs.md §10).
+    /// were lost by a server reboot and are dirty again (docs/semantics/nfs-server.md §5).
     /// Returns how many extents must be resent.
     pub fn committed(&mut self, verf: u64) -> usize {
         let mut resend = 0;

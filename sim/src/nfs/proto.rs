@@ -44,7 +44,7 @@ pub struct Wcc {
     pub after: Option<Fattr>,
 }
 
-/// `time_how` in `sattr3` (RFC 1813 §2.6; spec/nfs.md §9).
+/// `time_how` in `sattr3` (RFC 1813 §2.5; docs/semantics/linux-nfs-client.md §12).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SetTime {
     ServerTime,
@@ -144,7 +144,7 @@ impl Proc {
     }
 
     /// Whether re-executing the procedure can give a different answer
-    /// (RFC 1813 §4.5; spec/nfs.md §6.2).
+    /// (RFC 1813 §4.5; docs/semantics/nfs-server.md §4).
     pub fn is_non_idempotent(self) -> bool {
         matches!(
             self,
@@ -338,7 +338,7 @@ pub struct Reply {
     pub dir: Option<Wcc>,
     pub dir2: Option<Wcc>,
     /// WRITE and SETATTR: the file's pre-op `(size, mtime, ctime)` (`wcc_data`), so a
-    /// client can tell its own change from another client's (spec/nfs.md §1.2, §3).
+    /// client can tell its own change from another client's (docs/semantics/linux-nfs-client.md §3, §8).
     pub obj_before: Option<(u64, Nanos, Nanos)>,
 }
 

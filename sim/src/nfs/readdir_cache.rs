@@ -1,9 +1,9 @@
 //! The client's readdir cache: one listing per directory, kept with the
-//! directory's change verifier (spec/nfs.md §4).
+//! directory's change verifier (docs/semantics/linux-nfs-client.md §7).
 //!
 //! A listing is reused while the directory's ctime still equals the one it was
 //! read under; `opendir` forces a GETATTR of the directory first (close-to-open,
-//! §3), so a listing is re-read exactly when the change state has moved. The
+//! §6), so a listing is re-read exactly when the change state has moved. The
 //! client drops a directory's listing when it changes that directory itself.
 //! A stale listing can omit new entries or show removed ones.
 //!

@@ -8,7 +8,7 @@
 //! therefore drains the socket and applies the batch in an order drawn from
 //! its own stream `server/order`.
 //!
-//! **Crash and reboot** (spec/nfs.md §10): while down, the server drops every
+//! **Crash and reboot** (docs/semantics/nfs-server.md §5): while down, the server drops every
 //! request it receives (and any reply it was still holding back). A crash
 //! empties the DRC, drops uncommitted UNSTABLE data, changes the write verifier,
 //! and under an `async` export reverts the namespace to the last durable
@@ -18,7 +18,7 @@
 //! **Replays.** The server keeps, for the trace only, which (client, port, xid)
 //! of a non-idempotent procedure it has already executed, so an `Apply` of a
 //! re-execution is marked `replay`, and a replay that answers EEXIST or ENOENT
-//! after a successful first execution counts as a false reply (§6.2).
+//! after a successful first execution counts as a false reply (docs/semantics/nfs-server.md §4).
 //!
 //! **Synchronous metadata** (`sync_metadata_us`, docs/semantics/nfs-server-sync.md):
 //! under a `sync` export a successful metadata change (CREATE, MKDIR, REMOVE,
@@ -63,7 +63,7 @@ pub enum Export {
     Async,
 }
 
-/// Named server settings, matching the client profiles (spec/nfs.md §12).
+/// Named server settings, matching the client profiles (docs/semantics/nfs-server.md §7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ServerProfile {
     /// A jiffy of timestamp granularity, a DRC of 8192 entries.
@@ -79,7 +79,7 @@ pub enum ServerProfile {
 pub struct ServerConfig {
     pub clock: ClockConfig,
     /// The exported filesystem's timestamp granularity: a jiffy (4 ms at HZ=250)
-    /// on a modern Linux server, 1000 for old filesystems (spec/nfs.md §4, §12).
+    /// on a modern Linux server, 1000 for old filesystems (docs/semantics/nfs-server.md §7).
     pub timestamp_granularity_ms: u64,
     pub readdir_order: ReaddirOrder,
     /// DRC entries kept before LRU eviction (knfsd: 8192 at 64 MB of memory).

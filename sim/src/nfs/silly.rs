@@ -1,5 +1,5 @@
 //! Silly rename: files open on this client that were unlinked or renamed over
-//! (spec/nfs.md §7, §8; `fs/nfs/unlink.c`).
+//! (docs/semantics/linux-nfs-client.md §9, §10; `fs/nfs/unlink.c`).
 //!
 //! Models: the count of open descriptors per inode on this host (`d_count`);
 //! the `.nfs` + 16 hex digits of the file id + 8 hex digits of a per-client

@@ -4,8 +4,9 @@
 //! generations and link counts; directories mapping names to inodes; an inode is
 //! freed when its link count reaches 0, and any later use of its handle is
 //! STALE. Each procedure is applied atomically, as knfsd applies it with one
-//! local VFS call (spec/nfs.md rule 1). Timestamps come from the server clock,
-//! rounded down to the filesystem's granularity (spec/nfs.md §4, §9).
+//! local VFS call (docs/semantics/nfs-server.md §1). Timestamps come from the server
+//! clock, rounded down to the filesystem's granularity (docs/semantics/nfs-server.md §7,
+//! docs/semantics/linux-nfs-client.md §12).
 //!
 //! Keeps no open state, as a v2/v3 server keeps none. Not modelled: permissions,
 //! quotas, symlinks, sparse files, ENOSPC.
@@ -248,7 +249,7 @@ impl Store {
                 let before = inode.wcc_before(fh.ino);
                 let Kind::File(content) = &mut inode.kind else { return Reply::err(NfsStat::Isdir) };
                 // An UNSTABLE write lands in the server's page cache only: keep the durable
-                // image of the file until a COMMIT, so a reboot can lose it (spec/nfs.md §10).
+                // image of the file until a COMMIT, so a reboot can lose it (docs/semantics/nfs-server.md §5).
                 match stable {
                     Stable::Unstable => {
                         unstable.entry(fh.ino).or_insert_with(|| content.clone());
@@ -420,7 +421,8 @@ impl Store {
         }
         let ino = self.alloc(Kind::File(Vec::new()), 1, t);
         if let CreateMode::Exclusive(verf) = mode {
-            // knfsd keeps the verifier in mtime and atime until the client's SETATTR (spec/nfs.md §9).
+            // knfsd keeps the verifier in mtime and atime until the client's SETATTR
+            // (docs/semantics/linux-nfs-client.md §13).
             let inode = self.inodes.get_mut(&ino).expect("just allocated");
             inode.mtime = verifier_mtime(verf);
             inode.atime = verifier_atime(verf);
@@ -576,7 +578,7 @@ impl Store {
     }
 
     /// A reboot: every file with uncommitted UNSTABLE data reverts to its durable
-    /// image (spec/nfs.md §10). Returns how many files lost data.
+    /// image (docs/semantics/nfs-server.md §5). Returns how many files lost data.
     pub fn lose_unstable(&mut self) -> usize {
         let unstable = std::mem::take(&mut self.unstable);
         let mut lost = 0;

@@ -1,4 +1,4 @@
-//! The attribute cache (spec/nfs.md §1): adaptive timeouts, `stat` without an
+//! The attribute cache (docs/semantics/linux-nfs-client.md §1–§3): adaptive timeouts, `stat` without an
 //! RPC, `noac`, and the post-op-attribute switch.
 
 use std::time::Duration;
@@ -106,7 +106,7 @@ fn the_timeout_doubles_while_attributes_are_unchanged_and_resets_on_a_change() {
     c.update(fh, fattr(1), s(0), 1);
     assert!(c.fresh(fh, Duration::from_millis(2999)).is_some());
     assert!(c.fresh(fh, s(3)).is_none());
-    // Rechecked unchanged after 3, 6, 12, 24, 48 s, then every 60 s (spec/nfs.md §1.2).
+    // Rechecked unchanged after 3, 6, 12, 24, 48 s, then every 60 s (docs/semantics/linux-nfs-client.md §2).
     let mut t = s(3);
     for want in [6, 12, 24, 48, 60, 60] {
         c.update(fh, fattr(1), t, 2);

@@ -1,4 +1,5 @@
-//! Close-to-open and write-back (spec/nfs.md §3), and the readdir cache (§4).
+//! Close-to-open and write-back (docs/semantics/linux-nfs-client.md §6, §8), and the readdir cache
+//! (§7).
 
 use sim::{MountOptions, ServerConfig};
 

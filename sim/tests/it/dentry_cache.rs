@@ -1,5 +1,5 @@
-//! The lookup cache (spec/nfs.md §2, §2.1, §4): negative and positive dentries,
-//! `lookupcache=`, timestamp granularity, ESTALE and the one-retry rule.
+//! The lookup cache (docs/semantics/linux-nfs-client.md §4, §5, §7, §11): negative and
+//! positive dentries, `lookupcache=`, timestamp granularity, ESTALE and the one-retry rule.
 
 use sim::{ClientProfile, DentryRevalidate, EstaleErrno, MountOptions, ServerConfig, ServerProfile};
 

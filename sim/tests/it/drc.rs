@@ -1,4 +1,4 @@
-//! The duplicate request cache (spec/nfs.md §6) and the false replies of replays.
+//! The duplicate request cache (docs/semantics/nfs-server.md §3) and the false replies of replays (§4).
 
 use std::rc::Rc;
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! sim's integration tests: the server's inode semantics, the gate, and one
-//! module per NFS mechanism (spec/nfs.md), driven through `Simulation` and
-//! programs that make `Proc` calls.
+//! module per NFS mechanism (docs/semantics/linux-nfs-client.md,
+//! docs/semantics/nfs-server.md), driven through `Simulation` and programs that
+//! make `Proc` calls.
 
 mod attr_cache;
 mod close_to_open;

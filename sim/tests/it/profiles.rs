@@ -1,4 +1,4 @@
-//! Client profiles (spec/nfs.md §12), and the guard against caches inventing
+//! Client profiles (docs/semantics/linux-nfs-client.md §14), and the guard against caches inventing
 //! anomalies: one host's own operations behave like a local filesystem.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Server crash and reboot (spec/nfs.md §10): unstable writes, the `async`
+//! Server crash and reboot (docs/semantics/nfs-server.md §5, §6): unstable writes, the `async`
 //! export, hard mounts across the outage.
 
 use std::time::Duration;

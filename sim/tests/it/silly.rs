@@ -1,4 +1,4 @@
-//! Silly rename (spec/nfs.md §7, §8) and client host crashes.
+//! Silly rename (docs/semantics/linux-nfs-client.md §9, §10) and client host crashes.
 
 use std::time::Duration;
 

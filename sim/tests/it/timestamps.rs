@@ -1,4 +1,4 @@
-//! Timestamps and clocks (spec/nfs.md §9): the exclusive-create verifier in mtime
+//! Timestamps and clocks (docs/semantics/linux-nfs-client.md §12, §13): the exclusive-create verifier in mtime
 //! until the follow-up SETATTR, and client versus server time in `utime`.
 
 use std::time::Duration;

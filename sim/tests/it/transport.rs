@@ -1,4 +1,4 @@
-//! The transport (spec/nfs.md §5): hard and soft mounts across a partition.
+//! The transport (docs/semantics/nfs-server.md §2): hard and soft mounts across a partition.
 
 use std::time::Duration;
 

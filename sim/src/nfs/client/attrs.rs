@@ -41,7 +41,7 @@ impl NfsClient {
     }
 
     /// Post-op attributes of the object of this client's own modifying call,
-    /// subject to the `post_op_attrs` switch (spec/nfs.md §1.3).
+    /// subject to the `post_op_attrs` switch (docs/semantics/linux-nfs-client.md §3).
     pub(super) fn absorb_post_op(
         &self,
         fh: Fh,

@@ -94,7 +94,7 @@ impl NfsClient {
     }
 
     /// Close-to-open: `open` asks the server regardless of freshness, and a
-    /// change drops cached pages (through [`Pages::absorb`]) (spec/nfs.md §3).
+    /// change drops cached pages (through [`Pages::absorb`]) (docs/semantics/linux-nfs-client.md §6).
     /// Linux 2.2 had no open method for files: their open uses whatever
     /// attributes the inode holds (docs/semantics/linux-2.2-client.md §2).
     pub(super) async fn cto_attrs(&self, ctx: &Ctx, fh: Fh) -> Res<Fattr> {
@@ -145,7 +145,8 @@ impl NfsClient {
     }
 
     /// `O_CREAT|O_EXCL` on v3: CREATE EXCLUSIVE, then (after a schedulable gap)
-    /// SETATTR of the times, because the server keeps the verifier in them (spec/nfs.md §9).
+    /// SETATTR of the times, because the server keeps the verifier in them
+    /// (docs/semantics/linux-nfs-client.md §13).
     pub(super) async fn create_exclusive(&self, ctx: &Ctx, dir: Fh, name: &str) -> Res<(Fh, Fattr)> {
         let jiffies = self.jiffies_base.wrapping_add((true_now().as_millis() / 4) as u64) & 0xffff_ffff;
         let verifier = (jiffies << 32) | ctx.pid as u64;
@@ -202,7 +203,8 @@ impl NfsClient {
     }
 
     /// Sends dirty pages in wsize chunks, then (with `commit`) a COMMIT; resends
-    /// data the server lost when the write verifier changed (spec/nfs.md §3, §10).
+    /// data the server lost when the write verifier changed (docs/semantics/linux-nfs-client.md §8;
+    /// docs/semantics/nfs-server.md §5).
     pub(super) async fn flush(&self, ctx: &Ctx, fh: Fh, commit: bool) -> Res<()> {
         let stable = match self.options.write_mode() {
             WriteMode::WriteBack => Stable::Unstable,
@@ -397,7 +399,7 @@ impl NfsClient {
         self.finish(r)
     }
 
-    /// Descriptor-based: ESTALE goes to the application (spec/nfs.md §8).
+    /// Descriptor-based: ESTALE goes to the application (docs/semantics/linux-nfs-client.md §11).
     pub async fn fstat(&self, ctx: &Ctx, fd: u32) -> Res<Attr> {
         let (fh, _, _) = self.file(ctx.pid, fd)?;
         let r = async {

@@ -5,20 +5,20 @@
 //! the page cache and the silly-rename table. It survives a process crash (the
 //! kernel closes that process's files) and dies with a host crash.
 //!
-//! The client follows a Linux v3 client (spec/nfs.md §1–§8):
+//! The client follows a Linux v3 client (docs/semantics/linux-nfs-client.md):
 //! - paths are walked one component at a time through the dentry cache
 //!   ([`super::dentry_cache`]); a dentry answers without a LOOKUP while its
-//!   parent's attributes are fresh and its verifier matches (§2), with the
+//!   parent's attributes are fresh and its verifier matches (§4), with the
 //!   intent rules of `nfs_neg_need_reval` and `nfs_lookup` (exclusive creates and
 //!   rename targets skip the LOOKUP on a miss, as v3 does);
 //! - `stat` answers from fresh cached attributes ([`super::attr_cache`]); `open`
-//!   and `opendir` always send a GETATTR (close-to-open, §3);
+//!   and `opendir` always send a GETATTR (close-to-open, §6);
 //! - writes are write-back ([`super::pages`]): flushed in wsize chunks as UNSTABLE
 //!   WRITEs at close, fsync or stat, then COMMITted; data is resent when the
 //!   write verifier changed;
 //! - a path-based call that meets ESTALE walks again once with revalidation
-//!   (`retry_estale`), unless the profile says otherwise (§8);
-//! - unlinking or renaming over a file open on this host silly-renames it (§7, §8);
+//!   (`retry_estale`), unless the profile says otherwise (§11);
+//! - unlinking or renaming over a file open on this host silly-renames it (§9, §10);
 //! - namespace operations hold their parent directories' VFS locks across their
 //!   RPCs, and a lookup that has to ask the server waits for them
 //!   ([`super::dir_lock`], docs/semantics/dir-locking.md).
@@ -224,7 +224,7 @@ pub struct NfsClient {
     /// Handles the server called stale (`NFS_STALE`): a dentry pointing at one is
     /// never trusted again, so a later walk looks the name up afresh.
     stale: RefCell<BTreeSet<Fh>>,
-    /// Gaps inside two-RPC operations (spec/nfs.md §13).
+    /// Gaps inside two-RPC operations (docs/semantics/linux-nfs-client.md §14).
     gaps: RefCell<Rng>,
 }
 
@@ -295,7 +295,7 @@ impl NfsClient {
         self.transport.world().count(f)
     }
 
-    /// The errno an application finally sees (spec/nfs.md §8, §12).
+    /// The errno an application finally sees (docs/semantics/linux-nfs-client.md §11).
     fn finish<T>(&self, r: Res<T>) -> Res<T> {
         match r {
             Err(libc::ESTALE) => {

@@ -5,7 +5,7 @@
 use super::*;
 
 impl NfsClient {
-    /// The BSD kludge for EEXIST from LINK and MKDIR (spec/nfs.md §12).
+    /// The BSD kludge for EEXIST from LINK and MKDIR (docs/semantics/linux-nfs-client.md §14).
     pub(super) fn map_eexist(&self, ctx: &Ctx, stat: NfsStat) -> Res<()> {
         let mapped = stat == NfsStat::Exist
             && match self.options.map_eexist_to_success {
@@ -187,7 +187,7 @@ impl NfsClient {
         if let Some((dst_fh, _)) = dst {
             if self.silly.borrow().is_busy(dst_fh) {
                 // nfs_rename: a busy target is silly-renamed first; the name is then
-                // absent on the server until the second RENAME (spec/nfs.md §7),
+                // absent on the server until the second RENAME (docs/semantics/linux-nfs-client.md §9),
                 // and on this host a lookup of it waits for the locks held here.
                 self.silly_rename(ctx, to_dir, to_name, dst_fh).await?;
                 self.gap().await;
@@ -236,7 +236,8 @@ impl NfsClient {
         if ftype != Ftype::Dir {
             return Err(libc::ENOTDIR);
         }
-        // opendir is LOOKUP_OPEN on a directory: close-to-open revalidates it (spec/nfs.md §4).
+        // opendir is LOOKUP_OPEN on a directory: close-to-open revalidates it
+        // (docs/semantics/linux-nfs-client.md §6, §7).
         let attr = self.cto_attrs(ctx, dir).await?;
         // iterate_dir holds the directory's lock shared for getdents (2.2's
         // sys_getdents: i_sem), so a listing waits for this host's renames in it.

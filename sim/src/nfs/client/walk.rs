@@ -83,7 +83,7 @@ impl NfsClient {
     }
 
     /// `lookup_fast`: what the dentry cache says about `name` in `dir` under the
-    /// rules of spec/nfs.md §2, with `d_revalidate`'s own RPCs, which run
+    /// rules of docs/semantics/linux-nfs-client.md §4, with `d_revalidate`'s own RPCs, which run
     /// without the directory lock: a GETATTR of the directory when its
     /// attributes have expired, and for a positive dentry whose directory
     /// changed a LOOKUP that keeps the dentry if the name still leads to the
@@ -209,7 +209,7 @@ impl NfsClient {
     }
 
     /// Looks `name` up in `dir` for a caller that holds no lock on `dir`: from
-    /// the dentry cache when the rules allow (spec/nfs.md §2), else with a
+    /// the dentry cache when the rules allow (docs/semantics/linux-nfs-client.md §4), else with a
     /// LOOKUP under the directory's lock (`lookup_slow`), which waits while a
     /// namespace operation of this host holds it. `None` means the name is absent.
     pub(super) async fn lookup_name(

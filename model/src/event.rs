@@ -108,71 +108,71 @@ pub enum ModelEvent {
     // --- lockfile / mlist events ---
     // Errno values are symbols (`"ENOENT"`, `"ESTALE"`), made by `errno_name`.
     /// The first `link()` of one `lock()` call that failed with EEXIST: another
-    /// claim held `lock` (spec/mailman.md §1.4 step 3.1).
+    /// claim held `lock` (docs/semantics/mailman-lockfile.md §5 step 3.1).
     LockContended { lock: String, claim: String },
-    /// `__break()` ran to its end (spec §1.5). `winner` is the claim read from
+    /// `__break()` ran to its end (mailman-lockfile.md §6). `winner` is the claim read from
     /// the lock file before it was unlinked, `None` when the read found ENOENT.
     LockBroken { lock: String, claim: String, winner: Option<String> },
     /// flufl refused to break: the lock file's content is not a four-field claim
-    /// name (spec §1.8).
+    /// name (mailman-lockfile.md §10).
     LockBreakRefused { lock: String, claim: String, content: String },
-    /// `lock()` raised TimeOutError after unlinking its claim (spec §1.4 step 3.2).
+    /// `lock()` raised TimeOutError after unlinking its claim (mailman-lockfile.md §5 step 3.2).
     LockTimedOut { lock: String, claim: String },
     /// `link()` failed with EEXIST and the lock file's link count was not 2
-    /// (spec §1.4 step 3.1). `nlink` is −1 when the stat found ENOENT.
+    /// (mailman-lockfile.md §5 step 3.1). `nlink` is −1 when the stat found ENOENT.
     LockUnexpectedLinkcount { lock: String, claim: String, nlink: i64 },
     /// `link()` failed with an errno the variant does not tolerate; the claim is
-    /// unlinked and the error raised out of `lock()` (spec §1.4 step 3.1).
+    /// unlinked and the error raised out of `lock()` (mailman-lockfile.md §5 step 3.1).
     LockLinkError { lock: String, claim: String, errno: String },
     /// `refresh()` asked `locked()`; `held` is the answer. `false` means
-    /// `refresh()` raises NotLockedError unless it was unconditional (spec §1.6).
+    /// `refresh()` raises NotLockedError unless it was unconditional (mailman-lockfile.md §7).
     LockRefreshed { lock: String, claim: String, held: bool },
     /// `__load(file)` finished for one file of the fallback chain
-    /// (spec §2.4). `errno` is set for `missing`; `post_id` for `loaded`.
+    /// (docs/semantics/mailman-config-store.md §5). `errno` is set for `missing`; `post_id` for `loaded`.
     ListFileLoad { list: String, file: String, outcome: ListLoadOutcome, errno: Option<String>, post_id: Option<u64> },
     /// `Load()` took its state from `file`, which is not the primary config
-    /// file (spec §2.5 step 2).
+    /// file (mailman-config-store.md §6 step 2).
     ListFallbackUsed { list: String, file: String },
     /// Every file of the fallback chain failed: MMCorruptListDatabaseError
-    /// (spec §2.5 step 2).
+    /// (mailman-config-store.md §6 step 2).
     ListCorrupt { list: String },
-    /// The repair of spec §2.5 step 3 starts, copying from `from`. `mode` is
+    /// The repair of mailman-config-store.md §6 step 3 starts, copying from `from`. `mode` is
     /// `copy_unlocked` or `rename_corrupt_then_copy`.
     ListRepairStarted { list: String, from: String, mode: String },
-    /// The repair of spec §2.5 step 3 finished without error.
+    /// The repair of mailman-config-store.md §6 step 3 finished without error.
     ListRepairFinished { list: String, from: String },
-    /// `Save()` renamed its temporary file over `file` (spec §2.3 step 3.4):
+    /// `Save()` renamed its temporary file over `file` (mailman-config-store.md §4 step 3.4):
     /// from now on the server holds `post_id`.
     ListSaved { list: String, file: String, post_id: u64 },
-    /// `list_exists()` concluded that `list` does not exist (spec §2.6).
+    /// `list_exists()` concluded that `list` does not exist (mailman-config-store.md §7).
     /// `errnos[i]` is what the stat of `files[i]` failed with; an empty
     /// `files` means the name itself was refused as hostile (2.1.23+).
     ListMissing { list: String, files: Vec<String>, errnos: Vec<String> },
 
     // --- queue / runner / mta events ---
-    /// A Switchboard wrote an entry (spec/mailman.md §3.3). `filebase` names
+    /// A Switchboard wrote an entry (docs/semantics/mailman-queues-runners.md §4). `filebase` names
     /// the entry inside `queue`; `message_id` is the ledger key.
     QueueEnqueued { queue: String, filebase: String, message_id: String, list: String },
-    /// A Switchboard took an entry for processing (§3.5).
+    /// A Switchboard took an entry for processing (mailman-queues-runners.md §6).
     QueueDequeued { queue: String, filebase: String, message_id: String, list: String },
     /// A dequeue failed; `reason` says how (`io`, `decode`, `parse`, `lost data files`).
     QueueDequeueFailed { queue: String, filebase: String, reason: String, errno: String },
     /// `finish()` ran: `outcome` is `removed`, `preserved` (to `bad/`) or `failed`.
     QueueFinished { queue: String, filebase: String, outcome: FinishOutcome, errno: String },
-    /// A message was moved to `shunt` after processing raised (§4.1).
+    /// A message was moved to `shunt` after processing raised (mailman-queues-runners.md §7).
     Shunted { queue: String, filebase: String, message_id: String, list: String, reason: DropReason, errno: String },
-    /// A message was deleted without delivery (2.0 "dequeue for missing list", §4.9).
+    /// A message was deleted without delivery (2.0 "dequeue for missing list", mailman-queues-runners.md §15).
     MessageDeleted { queue: String, filebase: String, message_id: String, list: String, reason: DropReason },
-    /// A `.bak` entry was recovered (renamed back to `.pck`) or preserved at start-up (§3.5).
+    /// A `.bak` entry was recovered (renamed back to `.pck`) or preserved at start-up (mailman-queues-runners.md §6).
     BakRecovered { queue: String, filebase: String, bak_count: u32, outcome: String },
-    /// IncomingRunner's pipeline numbered a post: the subject carried `post_id` (§4.3).
+    /// IncomingRunner's pipeline numbered a post: the subject carried `post_id` (mailman-queues-runners.md §9).
     PostNumbered { list: String, message_id: String, post_id: u64 },
-    /// SMTPDirect's verdict for one recipient (§4.4): `code` is the SMTP code or -1,
+    /// SMTPDirect's verdict for one recipient (mailman-queues-runners.md §10): `code` is the SMTP code or -1,
     /// `outcome` is `delivered`, `permanent`, `temporary`, or `dropped_session_refused`
     /// (a 5xx other than 552 for MAIL FROM/DATA: Mailman marks nobody, so the
     /// recipient is neither delivered nor retried).
     SmtpRecipient { list: String, message_id: String, recipient: String, code: i32, outcome: String },
-    /// A bounce was registered on a list under its lock (§4.5, §4.7).
+    /// A bounce was registered on a list under its lock (mailman-queues-runners.md §11, §13).
     BounceRegistered { list: String, address: String },
     /// A message was appended to a list archive (ArchRunner).
     Archived { list: String, message_id: String },
@@ -180,7 +180,7 @@ pub enum ModelEvent {
     /// (docs/semantics/exim.md): `accepted`, `deferred`, `bounced_unknown_list`
     /// or `refused_bad_name`, when verifying at RCPT or routing for delivery.
     MtaRouted { list: String, recipient: String, decision: RouteDecision, errno: String, stage: RouteStage },
-    /// The MTA's pipe transport saw `post` exit (§5.2): `outcome` is `delivered`,
+    /// The MTA's pipe transport saw `post` exit (mailman-queues-runners.md §16): `outcome` is `delivered`,
     /// `deferred` or `bounced`; `exit_code` is -1 for a signal.
     MtaPiped { list: String, message_id: String, program: String, exit_code: i32, outcome: String },
     /// One attempt of the MTA's delivery process at the smarthost
@@ -194,7 +194,7 @@ pub enum ModelEvent {
         failed: Vec<String>,
         deferred: Vec<String>,
     },
-    /// The `post` program exits with `exit_code` (§5.2).
+    /// The `post` program exits with `exit_code` (mailman-queues-runners.md §16).
     PostExited { list: String, message_id: String, exit_code: i32, reason: String },
     /// A runner process started serving `queue` slice `slice` of `count`.
     RunnerStarted { runner: String, slice: u32, count: u32 },
@@ -216,7 +216,7 @@ pub enum ModelEvent {
     SenderBounced { message_id: String, recipient: String, code: u16 },
 }
 
-/// What `__load(file)` made of one file (spec/mailman.md §2.4).
+/// What `__load(file)` made of one file (docs/semantics/mailman-config-store.md §5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ListLoadOutcome {

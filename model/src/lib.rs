@@ -5,8 +5,8 @@
 //! - `os`: the seam. Everything the model may touch.
 //! - `event`: annotations, what the model believes it did.
 //! - `real`: `RealOs`, the trait on the real kernel.
-//! - `lockfile`: Mailman's `LockFile` (spec/mailman.md §1) and its variants.
-//! - `mlist`: the list config store, `MailList` (spec/mailman.md §2).
+//! - `lockfile`: Mailman's `LockFile` (docs/semantics/mailman-lockfile.md) and its variants.
+//! - `mlist`: the list config store, `MailList` (docs/semantics/mailman-config-store.md).
 //! - `smoke`: the smoke workload (an O_EXCL lock and appends).
 //! - `python`: Python's time and float idioms (`time.time()`, `repr(float)`,
 //!   seconds-valued settings).

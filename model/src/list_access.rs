@@ -4,7 +4,7 @@
 //! here has logic of its own.
 //!
 //! Every caller owns one [`LockCounter`] per process (Mailman's class-level
-//! `LockFile.COUNTER`, spec/mailman.md §1.2) and passes it to every
+//! `LockFile.COUNTER`, docs/semantics/mailman-lockfile.md §3) and passes it to every
 //! [`MailList`] and [`LockFile`] it makes. Finalisation (`__del__`) is the
 //! explicit `finalize()`, never `Drop`.
 

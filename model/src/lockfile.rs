@@ -1,4 +1,4 @@
-//! Mailman's `LockFile` (spec/mailman.md §1): an NFS-safe lock built from a
+//! Mailman's `LockFile` (docs/semantics/mailman-lockfile.md): an NFS-safe lock built from a
 //! hard link between a per-process claim file and one global lock file, with
 //! the lease held as an mtime set into the future.
 //!
@@ -30,26 +30,26 @@ use crate::os::{errno, errno_name, OpenFlags, Os, SetTime};
 use crate::python::whole_seconds;
 
 /// `LOCK_DIR`, relative to the Mailman prefix: list locks, `master-qrunner`
-/// and the 2.0 `qrunner.lock` live here (spec/mailman.md §1.1).
+/// and the 2.0 `qrunner.lock` live here (docs/semantics/mailman-lockfile.md §2).
 pub const LOCK_DIR: &str = "locks";
 
 /// Which lock algorithm runs. Everything not listed here is Mailman 2.1's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LockVariant {
-    /// Mailman 2.1.x, the reference text (spec §1.1–§1.7).
+    /// Mailman 2.1.x, the reference text (mailman-lockfile.md §2–§8).
     Mailman21,
-    /// Mailman 2.0.x: claim `<lock>.<host>.<pid>` without a counter (spec §1.2);
+    /// Mailman 2.0.x: claim `<lock>.<host>.<pid>` without a counter (mailman-lockfile.md §3);
     /// logs nothing unless `withlogging` ([`LockLogging::Verbose`]); finalisation
-    /// always unlocks (spec §1.6); `refresh` builds no error message.
+    /// always unlocks (mailman-lockfile.md §7); `refresh` builds no error message.
     Mailman20,
-    /// flufl.lock 10 (spec §1.8): claim `<lock>|<host>|<pid>|<random>`; ESTALE
+    /// flufl.lock 10 (mailman-lockfile.md §10): claim `<lock>|<host>|<pid>|<random>`; ESTALE
     /// tolerated wherever ENOENT is; never breaks when the release time reads as
     /// missing (−1); refuses to break a lock whose content is not four fields;
     /// no unlock at finalisation.
     Flufl,
     /// Mailman 2.1 with the open(2) man-page rule: after a failed `link`, stat the
-    /// *own claim* and take a link count of 2 as success (spec §1.4, last note).
+    /// *own claim* and take a link count of 2 as success (mailman-lockfile.md §11).
     Open2Recipe,
 }
 
@@ -78,7 +78,7 @@ pub struct LockSettings {
     #[serde(rename = "clock_slop_s", with = "crate::python::serde_seconds")]
     pub clock_slop: Duration,
     /// The retry sleep is `random() * retry_sleep_spread + retry_sleep_min`:
-    /// 2 s and 10 ms in `__sleep()` (spec §1.4 step 3.4).
+    /// 2 s and 10 ms in `__sleep()` (mailman-lockfile.md §5 step 3.4).
     #[serde(rename = "retry_sleep_min_s", with = "crate::python::serde_seconds")]
     pub retry_sleep_min: Duration,
     #[serde(rename = "retry_sleep_spread_s", with = "crate::python::serde_seconds")]
@@ -89,7 +89,7 @@ pub struct LockSettings {
 }
 
 impl LockSettings {
-    /// Mailman's defaults for `variant` (spec §1.1, §1.8: the same numbers in flufl).
+    /// Mailman's defaults for `variant` (mailman-lockfile.md §2, §10: the same numbers in flufl).
     pub fn new(variant: LockVariant) -> Self {
         LockSettings {
             variant,
@@ -124,7 +124,7 @@ pub enum Condition {
 }
 
 /// `LockError` and its subclasses, plus the OS errors Mailman lets through
-/// (ESTALE, EIO, ETIMEDOUT, EPERM from the first touch: spec §1.7).
+/// (ESTALE, EIO, ETIMEDOUT, EPERM from the first touch: mailman-lockfile.md §8).
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     /// `AlreadyLockedError`: `lock()` found its own claim in the lock file.
@@ -140,7 +140,7 @@ pub enum LockError {
     Io(#[from] io::Error),
 }
 
-/// The process-wide `LockFile.COUNTER` (spec §1.2). Python keeps it in a class
+/// The process-wide `LockFile.COUNTER` (mailman-lockfile.md §3). Python keeps it in a class
 /// attribute; here each process owns one and hands it to every `LockFile` it
 /// makes. Clones share the count.
 #[derive(Clone, Debug, Default)]
@@ -183,7 +183,7 @@ pub struct LockFile<'a, O: Os> {
 }
 
 impl<'a, O: Os> LockFile<'a, O> {
-    /// `LockFile(lockfile, lifetime, withlogging)`. Names the claim (spec §1.2)
+    /// `LockFile(lockfile, lifetime, withlogging)`. Names the claim (mailman-lockfile.md §3)
     /// and takes a counter value for the 2.1-style names; does no I/O.
     pub fn new(os: &'a O, counter: &LockCounter, lock_path: &str, settings: LockSettings) -> Self {
         let (host, pid) = (os.hostname(), os.pid());
@@ -218,39 +218,39 @@ impl<'a, O: Os> LockFile<'a, O> {
         self.settings.lifetime = lifetime;
     }
 
-    /// `lock(timeout)`, spec §1.4. `None` (Mailman's 0) blocks forever.
+    /// `lock(timeout)`, mailman-lockfile.md §5. `None` (Mailman's 0) blocks forever.
     pub async fn lock(&self, timeout: Option<Duration>) -> Result<(), LockError> {
-        // §1.4 step 1.
+        // §5 step 1.
         let deadline = timeout.filter(|t| !t.is_zero()).map(|t| self.os.now() + t);
-        // §1.4 step 2: an EPERM from this touch propagates.
+        // §5 step 2: an EPERM from this touch propagates.
         self.write_claim().await?;
         self.touch(&self.claim).await?;
         self.log("laying claim", Importance::Debug);
         let mut contended = false;
         let mut loopcount: u64 = 0;
         loop {
-            // §1.4 step 3.1.
+            // §5 step 3.1.
             if self.try_link(&mut contended).await? {
                 self.log("got the lock", Importance::Debug);
                 self.touch(&self.claim).await?;
                 self.os.event(ModelEvent::LockAcquired { lock: self.lock_path.clone(), claim: self.claim.clone() });
                 return Ok(());
             }
-            // §1.4 step 3.2: `timeout_time < time.time()`.
+            // §5 step 3.2: `timeout_time < time.time()`.
             if deadline.is_some_and(|deadline| deadline < self.os.now()) {
                 self.os.unlink(&self.claim).await?;
                 self.log("timed out", Importance::Debug);
                 self.os.event(ModelEvent::LockTimedOut { lock: self.lock_path.clone(), claim: self.claim.clone() });
                 return Err(LockError::TimeOut);
             }
-            // §1.4 step 3.3.
+            // §5 step 3.3.
             if self.lifetime_expired().await? {
                 self.break_lock().await?;
                 self.log("lifetime has expired, breaking", Importance::Important);
             } else if loopcount.is_multiple_of(self.settings.waiting_log_every_loops) {
                 self.log("waiting for claim", Importance::Debug);
             }
-            // §1.4 step 3.4: uniform in [0.01, 2.01) s, no backoff.
+            // §5 step 3.4: uniform in [0.01, 2.01) s, no backoff.
             let sleep_s = self.os.random() * self.settings.retry_sleep_spread.as_secs_f64()
                 + self.settings.retry_sleep_min.as_secs_f64();
             self.os.sleep(Duration::from_secs_f64(sleep_s)).await;
@@ -258,7 +258,7 @@ impl<'a, O: Os> LockFile<'a, O> {
         }
     }
 
-    /// `unlock(unconditionally)`, spec §1.6: the lock file first, then the claim.
+    /// `unlock(unconditionally)`, mailman-lockfile.md §7: the lock file first, then the claim.
     pub async fn unlock(&self, condition: Condition) -> Result<(), LockError> {
         // Announced before the first filesystem call, so that an oracle sees the
         // release begin even when a later step fails.
@@ -275,7 +275,7 @@ impl<'a, O: Os> LockFile<'a, O> {
         Ok(())
     }
 
-    /// `locked()`, spec §1.6: touches the claim (extending a held lease), then
+    /// `locked()`, mailman-lockfile.md §7: touches the claim (extending a held lease), then
     /// checks the link count and the content of the global lock file.
     pub async fn locked(&self) -> Result<bool, LockError> {
         match self.touch(&self.claim).await {
@@ -288,13 +288,14 @@ impl<'a, O: Os> LockFile<'a, O> {
         Ok(self.read_lock().await?.as_deref() == Some(self.claim.as_str()))
     }
 
-    /// `refresh(newlifetime, unconditionally)`, spec §1.6.
+    /// `refresh(newlifetime, unconditionally)`, mailman-lockfile.md §7.
     pub async fn refresh(&mut self, new_lifetime: Option<Duration>, condition: Condition) -> Result<(), LockError> {
         if let Some(lifetime) = new_lifetime {
             self.settings.lifetime = lifetime;
         }
         // flufl tests `unconditionally` first and so skips `is_locked` (and its
-        // touch) altogether; Mailman always calls `locked()` [I for flufl].
+        // touch) altogether; Mailman always calls `locked()` (inferred for
+        // flufl, not read in its source).
         if self.settings.variant == LockVariant::Flufl && condition == Condition::Unconditionally {
             return Ok(());
         }
@@ -313,7 +314,7 @@ impl<'a, O: Os> LockFile<'a, O> {
         Err(LockError::NotLocked)
     }
 
-    /// Mailman's `__del__` (spec §1.6), run explicitly at normal exit: 2.1 and
+    /// Mailman's `__del__` (mailman-lockfile.md §7), run explicitly at normal exit: 2.1 and
     /// 2.0 `unlock(unconditionally=True)` (`__owned` is always true here, see the
     /// module doc); flufl does nothing (its `__del__` unlock went in 4.0).
     /// Python prints and swallows an error raised in `__del__`; the caller
@@ -328,7 +329,7 @@ impl<'a, O: Os> LockFile<'a, O> {
     }
 
     /// One `os.link(claim, lockfile)` and the checks after a failure
-    /// (spec §1.4 step 3.1). `Ok(true)` means this object now holds the lock.
+    /// (mailman-lockfile.md §5 step 3.1). `Ok(true)` means this object now holds the lock.
     async fn try_link(&self, contended: &mut bool) -> Result<bool, LockError> {
         let e = match self.os.link(&self.claim, &self.lock_path).await {
             Ok(()) => return Ok(true),
@@ -373,10 +374,10 @@ impl<'a, O: Os> LockFile<'a, O> {
         Ok(false)
     }
 
-    /// `time.time() > __releasetime() + CLOCK_SLOP` (spec §1.3 step 3, §1.4
+    /// `time.time() > __releasetime() + CLOCK_SLOP` (mailman-lockfile.md §4 step 3, §5
     /// step 3.3). Mailman reads the clock first and then stats; a missing lock
     /// file reads as −1 and so always counts as expired (race R6). flufl stats
-    /// first, then reads the clock, and never breaks on −1 (spec §1.8).
+    /// first, then reads the clock, and never breaks on −1 (mailman-lockfile.md §10).
     async fn lifetime_expired(&self) -> io::Result<bool> {
         let slop = self.settings.clock_slop;
         if self.settings.variant == LockVariant::Flufl {
@@ -389,14 +390,14 @@ impl<'a, O: Os> LockFile<'a, O> {
         Ok(now > release + slop)
     }
 
-    /// `__break()`, spec §1.5. The breaker does not take the lock here.
+    /// `__break()`, mailman-lockfile.md §6. The breaker does not take the lock here.
     async fn break_lock(&self) -> Result<(), LockError> {
-        // §1.5 step 1: EPERM ignored (the touch itself ignores ENOENT).
+        // §6 step 1: EPERM ignored (the touch itself ignores ENOENT).
         match self.touch(&self.lock_path).await {
             Err(e) if errno(&e) == libc::EPERM => {}
             result => result?,
         }
-        // §1.5 step 2.
+        // §6 step 2.
         let winner = self.read_lock().await?;
         if self.settings.variant == LockVariant::Flufl {
             if let Some(content) = winner.as_ref().filter(|w| w.split(FLUFL_SEP).count() != 4) {
@@ -409,9 +410,9 @@ impl<'a, O: Os> LockFile<'a, O> {
                 return Ok(());
             }
         }
-        // §1.5 step 3: the act that breaks the lock.
+        // §6 step 3: the act that breaks the lock.
         self.unlink_tolerant(&self.lock_path).await?;
-        // §1.5 step 4: Python's `if winner:` also skips an empty content.
+        // §6 step 4: Python's `if winner:` also skips an empty content.
         if let Some(winner) = winner.as_deref().filter(|w| !w.is_empty()) {
             self.unlink_tolerant(winner).await?;
         }
@@ -419,14 +420,14 @@ impl<'a, O: Os> LockFile<'a, O> {
         Ok(())
     }
 
-    /// `__write()`: the claim holds its own path, no newline (spec §1.2).
+    /// `__write()`: the claim holds its own path, no newline (mailman-lockfile.md §3).
     async fn write_claim(&self) -> io::Result<()> {
         let fd = self.os.open(&self.claim, OpenFlags::write_truncate()).await?;
         self.os.write(fd, self.claim.as_bytes()).await?;
         self.os.close(fd).await
     }
 
-    /// `__read()`: the whole lock file, `None` on ENOENT (spec §1.6).
+    /// `__read()`: the whole lock file, `None` on ENOENT (mailman-lockfile.md §7).
     async fn read_lock(&self) -> io::Result<Option<String>> {
         match self.read_whole(&self.lock_path).await {
             Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
@@ -441,7 +442,7 @@ impl<'a, O: Os> LockFile<'a, O> {
     }
 
     /// `__touch(f)`: `utime(f, (t, t))` with `t = now + lifetime` from the
-    /// local clock (spec §1.3 step 1). ENOENT is ignored.
+    /// local clock (mailman-lockfile.md §4 step 1). ENOENT is ignored.
     async fn touch(&self, path: &str) -> io::Result<()> {
         let t = self.os.now() + self.settings.lifetime;
         match self.os.set_times(path, SetTime::Explicit(t)).await {
@@ -451,7 +452,7 @@ impl<'a, O: Os> LockFile<'a, O> {
     }
 
     /// `__releasetime()`: the lock file's mtime, `None` for Mailman's −1
-    /// (spec §1.3 step 2). Mailman reads `stat()[ST_MTIME]`, whole seconds;
+    /// (mailman-lockfile.md §4 step 2). Mailman reads `stat()[ST_MTIME]`, whole seconds;
     /// flufl reads `st_mtime`, a float.
     async fn release_time(&self) -> io::Result<Option<SystemTime>> {
         match self.os.stat(&self.lock_path).await {
@@ -487,13 +488,13 @@ impl<'a, O: Os> LockFile<'a, O> {
         }
     }
 
-    /// The errnos read as "not there": ENOENT, and ESTALE too in flufl (spec §1.7, §1.8).
+    /// The errnos read as "not there": ENOENT, and ESTALE too in flufl (mailman-lockfile.md §8, §10).
     fn is_tolerated(&self, e: &io::Error) -> bool {
         let errno = errno(e);
         errno == libc::ENOENT || (self.settings.variant == LockVariant::Flufl && errno == libc::ESTALE)
     }
 
-    /// `__writelog(msg, important)` to `logs/locks` (spec §1.7).
+    /// `__writelog(msg, important)` to `logs/locks` (mailman-lockfile.md §8).
     fn log(&self, message: &str, importance: Importance) {
         let verbose = self.settings.logging == LockLogging::Verbose;
         let important = importance == Importance::Important && self.settings.variant != LockVariant::Mailman20;

@@ -1,9 +1,9 @@
 //! Mailman's list config store (`Mailman/MailList.py`, `Utils.list_exists`;
-//! spec/mailman.md §2): `Lock`/`Unlock`, `Save` under the lock, `Load` with its
+//! docs/semantics/mailman-config-store.md): `Lock`/`Unlock`, `Save` under the lock, `Load` with its
 //! per-version "already current" shortcut, fallback chain and repair.
 //!
 //! Models the file operations of each version in their exact order, because
-//! every window in which `config.X` is missing or partial (spec §2.7) comes
+//! every window in which `config.X` is missing or partial (mailman-config-store.md §8) comes
 //! from that order. Serialisation is serde JSON (see `config`).
 //!
 //! Leaves out: `SaveRequestsDb()` and `CheckHTMLArchiveDir()` after a save,
@@ -123,7 +123,7 @@ pub fn check_new_list_name(name: &str) -> Result<(), &'static str> {
         .map_err(|_| "expected a list name of a-z, 0-9, '-', '_' and '.' ('+' and '=' are refused too)")
 }
 
-/// `Utils.list_exists(name)` (spec §2.6): true if any file of the version's
+/// `Utils.list_exists(name)` (mailman-config-store.md §7): true if any file of the version's
 /// chain passes `os.path.exists`, which is false on **any** stat error. Emits
 /// [`ModelEvent::ListMissing`] when it concludes false.
 pub async fn list_exists<O: Os>(os: &O, name: &str, settings: &MailListSettings) -> Result<bool, ListError> {
@@ -151,7 +151,7 @@ pub async fn list_exists<O: Os>(os: &O, name: &str, settings: &MailListSettings)
     Ok(false)
 }
 
-/// What `__load(file)` returned (spec §2.4).
+/// What `__load(file)` returned (mailman-config-store.md §5).
 enum FileLoad {
     /// `(dict, None)`.
     Loaded(Rc<ListConfig>),
@@ -212,7 +212,7 @@ impl<'a, O: Os> MailList<'a, O> {
         &self.lock
     }
 
-    /// `Create()` reduced to its file-system effect (spec §2.7 last row): fails
+    /// `Create()` reduced to its file-system effect (mailman-config-store.md §8 last row): fails
     /// if the list exists, makes `lists/<name>/`, then takes the lock directly
     /// (not through `lock()`, which would load the missing config). The caller
     /// then calls `save()` and `unlock()`, as `bin/newlist` does.
@@ -231,7 +231,7 @@ impl<'a, O: Os> MailList<'a, O> {
         Ok(())
     }
 
-    /// `Lock(timeout)` (spec §2.2): take the list lock, then `Load()`. `None`
+    /// `Lock(timeout)` (mailman-config-store.md §3): take the list lock, then `Load()`. `None`
     /// blocks forever, as Mailman's `timeout=0`.
     pub async fn lock(&mut self, timeout: Option<Duration>) -> Result<(), ListError> {
         self.lock.lock(timeout).await?;
@@ -247,7 +247,7 @@ impl<'a, O: Os> MailList<'a, O> {
         Err(e)
     }
 
-    /// `Unlock()`: `unlock(unconditionally=1)` (spec §2.2).
+    /// `Unlock()`: `unlock(unconditionally=1)` (mailman-config-store.md §3).
     pub async fn unlock(&mut self) -> Result<(), ListError> {
         Ok(self.lock.unlock(Condition::Unconditionally).await?)
     }
@@ -257,27 +257,27 @@ impl<'a, O: Os> MailList<'a, O> {
         Ok(self.lock.locked().await?)
     }
 
-    /// `Save()` (spec §2.3): refresh the lock, write the temporary file, then
+    /// `Save()` (mailman-config-store.md §4): refresh the lock, write the temporary file, then
     /// replace the config file by the version's [`SaveProtocol`].
     pub async fn save(&mut self) -> Result<(), ListError> {
-        // §2.3 step 1: NotLockedError here means nothing is written.
+        // §4 step 1: NotLockedError here means nothing is written.
         self.lock.refresh(None, Condition::RequireLocked).await?;
-        // §2.3 step 2.
+        // §4 step 2.
         let data = ListConfig::encode(&self.config);
         let primary = self.file(self.settings.format.primary());
         let last = format!("{primary}.last");
         let tmp = format!("{primary}.tmp.{}.{}", self.os.hostname(), self.os.pid());
-        // §2.3 step 3.1.
+        // §4 step 3.1.
         self.write_tmp(&tmp, &data).await?;
         match self.settings.save_protocol {
             SaveProtocol::LinkRename => {
-                // §2.3 steps 3.2–3.4.
+                // §4 steps 3.2–3.4.
                 self.unlink_if_exists(&last).await?;
                 self.link_if_exists(&primary, &last).await?;
                 self.os.rename(&tmp, &primary).await?;
             }
             SaveProtocol::Aside1999 => {
-                // §2.7 row 1. The `.last` unlink first is [I]: the link below
+                // §8 row 1. The `.last` unlink first is inferred: the link below
                 // needs the name free.
                 self.unlink_if_exists(&last).await?;
                 self.link_if_exists(&primary, &last).await?;
@@ -291,20 +291,20 @@ impl<'a, O: Os> MailList<'a, O> {
             file: primary.clone(),
             post_id: self.config.post_id,
         });
-        // §2.3 step 3.5: only versions with a load shortcut keep a timestamp.
+        // §4 step 3.5: only versions with a load shortcut keep a timestamp.
         if self.settings.load_shortcut != LoadShortcut::None {
             self.timestamp = self.os.stat(&primary).await?.mtime;
         }
         Ok(())
     }
 
-    /// `Load()` (spec §2.5).
+    /// `Load()` (mailman-config-store.md §6).
     pub async fn load(&mut self) -> Result<(), ListError> {
-        // §2.5 step 1.
+        // §6 step 1.
         if !list_exists(self.os, &self.name, &self.settings).await? {
             return Err(ListError::UnknownList(self.name.clone()));
         }
-        // §2.5 step 2.
+        // §6 step 2.
         let format = self.settings.format;
         let chain = format.load_chain();
         let mut reason = String::new();
@@ -340,12 +340,12 @@ impl<'a, O: Os> MailList<'a, O> {
         if file != format.primary() {
             self.os.event(ModelEvent::ListFallbackUsed { list: self.name.clone(), file: self.file(file) });
         }
-        // §2.5 step 3: only a `.last` file is copied back; 2.1's plain
+        // §6 step 3: only a `.last` file is copied back; 2.1's plain
         // `config.db` is used as it is.
         if file.ends_with(".last") {
             self.repair(file).await?;
         }
-        // §2.5 step 4, without CheckVersion/CheckValues.
+        // §6 step 4, without CheckVersion/CheckValues.
         self.config = config;
         Ok(())
     }
@@ -361,7 +361,7 @@ impl<'a, O: Os> MailList<'a, O> {
         Ok(self.lock.finalize().await?)
     }
 
-    /// `__load(file)` (spec §2.4).
+    /// `__load(file)` (mailman-config-store.md §5).
     async fn load_file(&mut self, path: &str) -> Result<FileLoad, ListError> {
         let shortcut = self.settings.load_shortcut;
         let mut mtime = None;
@@ -413,7 +413,7 @@ impl<'a, O: Os> MailList<'a, O> {
         FileLoad::Failed(e.to_string())
     }
 
-    /// Spec §2.5 step 3 for `last` (`config.pck.last` or `config.db.last`).
+    /// mailman-config-store.md §6 step 3 for `last` (`config.pck.last` or `config.db.last`).
     async fn repair(&mut self, last: &str) -> Result<(), ListError> {
         let primary = self.file(last.trim_end_matches(".last"));
         let last = self.file(last);
@@ -474,7 +474,7 @@ impl<'a, O: Os> MailList<'a, O> {
 
     /// `shutil.copy(src, dst)`: open the source, open the destination with
     /// `'wb'` (O_TRUNC, same inode), copy in chunks, close both. Not atomic: a
-    /// reader meanwhile sees an empty or partial file (spec §2.5).
+    /// reader meanwhile sees an empty or partial file (mailman-config-store.md §6).
     async fn copy(&self, src: &str, dst: &str) -> Result<(), ListError> {
         let source = self.os.open(src, OpenFlags::read_only()).await?;
         let target = match self.os.open(dst, OpenFlags::write_truncate()).await {
@@ -503,7 +503,7 @@ impl<'a, O: Os> MailList<'a, O> {
         Ok(())
     }
 
-    /// `__save` step 3.1 (spec §2.3): write the temporary file. An IOError
+    /// `__save` step 3.1 (mailman-config-store.md §4): write the temporary file. An IOError
     /// (open, write, close) is logged, the file unlinked if it was opened, and
     /// the error raised; an fsync error (an OSError in Python) is only raised.
     async fn write_tmp(&self, tmp: &str, data: &[u8]) -> Result<(), ListError> {
@@ -578,7 +578,7 @@ impl<'a, O: Os> MailList<'a, O> {
 }
 
 /// `bin/newlist` reduced to the store: `Create()`, the first `Save()`, then
-/// `Unlock()` and the object's finalisation (spec §2.7 last row). A scenario
+/// `Unlock()` and the object's finalisation (mailman-config-store.md §8 last row). A scenario
 /// and test helper; the runners never create lists.
 pub async fn newlist<O: Os>(
     os: &O,

@@ -1,7 +1,7 @@
 //! The metadata dictionary that travels with a queued message (`msgdata`).
 //!
 //! Models the keys of Mailman's `msgdata` dict that the queue and runner paths
-//! read or write (spec/mailman.md §3.2–§4). Keys the model does not know are
+//! read or write (docs/semantics/mailman-queues-runners.md §3–§15). Keys the model does not know are
 //! kept in `other`, so an entry written by a richer producer round-trips.
 //! Python drops keys starting with `_` on 2.1.5+ enqueue; `plaintext` is such
 //! a key (`_plaintext`), and `parsemsg` is the one the Switchboard adds back.

@@ -1,12 +1,12 @@
 //! The `post` entry script (and its `bounces` sibling) that the MTA's pipe
-//! transport runs (spec/mailman.md §5.2, §4.9).
+//! transport runs (docs/semantics/mailman-queues-runners.md §16, §15).
 //!
 //! Models, per version: 2.1 `scripts/post`: `list_exists` (false → "post
 //! script, list not found", exit 1), then `inq.enqueue(text, listname=...,
 //! tolist=1, _plaintext=1)`, exit 0; an uncaught exception (ESTALE while
 //! writing into `qfiles/in`) exits 1. 2.0 `post`: `MailList(name, lock=0)`,
 //! a full unlocked Load (the real store's Load includes the unlocked fallback
-//! copy of §2.5), an `MMListError` ("Mailman error: post got bad listname")
+//! copy of mailman-config-store.md §6), an `MMListError` ("Mailman error: post got bad listname")
 //! or an IOError exits 1, then the flat 2.0 enqueue. `bounces` is the same
 //! as 2.1 `post` but enqueues to `bounces` without `tolist`.
 //!
@@ -96,7 +96,7 @@ async fn post_20<O: Os>(os: &O, settings: &Settings, listname: &str, text: &str)
     // This process's `LockFile.COUNTER`; the list object is its only lock.
     let counter = LockCounter::new();
     // `MailList(name, lock=0)`: the full unlocked Load, with the fallback
-    // chain and the unlocked repair copy of spec §2.5.
+    // chain and the unlocked repair copy of mailman-config-store.md §6.
     let mut mlist = match MailList::new(os, &counter, listname, settings.list_store.clone()) {
         Ok(mlist) => mlist,
         Err(e) => return (1, format!("Mailman error: post got bad listname: {listname} ({e})")),

@@ -1,5 +1,5 @@
 //! Version profiles: one consistent, version-exact set of every variant
-//! setting (spec/mailman.md §0), and the [`Settings`] struct that carries them.
+//! setting (docs/semantics/mailman-queues-runners.md §1), and the [`Settings`] struct that carries them.
 //!
 //! Models the three profiles the testbed replays: [`MailmanProfile::V2_0`]
 //! (2.0.13), [`MailmanProfile::V2_1Early`] (exactly tag 2.1.2) and
@@ -73,7 +73,8 @@ impl MailmanProfile {
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub queue: SwitchboardSettings,
-    /// The list config store and the list lock (spec/mailman.md §1, §2).
+    /// The list config store and the list lock (docs/semantics/mailman-config-store.md,
+    /// docs/semantics/mailman-lockfile.md).
     pub list_store: MailListSettings,
     pub runner: RunnerSettings,
     pub outgoing: OutgoingSettings,

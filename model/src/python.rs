@@ -1,6 +1,6 @@
 //! Python's view of time and floats, as Mailman uses them: `time.time()`,
-//! `int(time.time())`, `repr(float)` in queue file names (spec/mailman.md
-//! §3.2), `time.localtime()[:3]` for bounce dates, and seconds-as-floats for
+//! `int(time.time())`, `repr(float)` in queue file names
+//! (docs/semantics/mailman-queues-runners.md §3), `time.localtime()[:3]` for bounce dates, and seconds-as-floats for
 //! settings. The one home of these idioms; file idioms live in `fileio`.
 //!
 //! Leaves out Python's exponent notation in `repr`, which only appears for

@@ -1,4 +1,4 @@
-//! Hash-space slices of a queue directory (spec/mailman.md §3.4).
+//! Hash-space slices of a queue directory (docs/semantics/mailman-queues-runners.md §5).
 //!
 //! Models the bounds Mailman computes with Python's unbounded integers:
 //! `shamax = 2**160-1`, `lower = ((shamax+1)*slice)/numslices`,
@@ -98,7 +98,7 @@ pub fn parse_digest(hex_digest: &str) -> Option<[u8; 20]> {
     Some(out)
 }
 
-/// Whether a digest belongs to `slice` under `rule` (spec/mailman.md §3.4).
+/// Whether a digest belongs to `slice` under `rule` (docs/semantics/mailman-queues-runners.md §5).
 pub fn in_slice(digest: &[u8; 20], slice: Slice, rule: SliceRule) -> bool {
     if slice.count <= 1 {
         return true;

@@ -5,7 +5,7 @@
 //! Models: the greeting, `EHLO`/`HELO`, `MAIL FROM`, `RCPT TO`, `DATA` with
 //! dot-stuffing, `RSET`, `NOOP`, `QUIT`, multi-line replies, and smtplib's
 //! error classes (sender refused, all recipients refused, data error) that
-//! SMTPDirect classifies (spec/mailman.md §4.4).
+//! SMTPDirect classifies (docs/semantics/mailman-queues-runners.md §10).
 //!
 //! PIPELINING (RFC 2920) as Exim 4.90 does it (docs/semantics/exim.md,
 //! "PIPELINING"): the server advertises it in its `EHLO` reply and, like

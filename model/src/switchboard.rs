@@ -1,5 +1,5 @@
 //! Mailman's Switchboard: one queue directory of message entries
-//! (spec/mailman.md §3).
+//! (docs/semantics/mailman-queues-runners.md §2–§6).
 //!
 //! Models the three on-disk formats and their exact operation order:
 //! - [`QueueFormat::OnePck`] (2.1.5+): one `<fb>.pck` written through
@@ -36,7 +36,7 @@ use crate::python::{repr_f64, time_s};
 use crate::slice::{in_slice, parse_digest, Slice, SliceRule};
 use crate::syslog::syslog;
 
-/// The on-disk layout of queue entries (spec/mailman.md §3.3).
+/// The on-disk layout of queue entries (docs/semantics/mailman-queues-runners.md §4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum QueueFormat {
@@ -48,7 +48,7 @@ pub enum QueueFormat {
     OnePck,
 }
 
-/// What dequeue does to the entry's name (spec/mailman.md §3.5).
+/// What dequeue does to the entry's name (docs/semantics/mailman-queues-runners.md §6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DequeueMode {
@@ -71,7 +71,7 @@ pub enum KeyCollision {
     AddDelta,
 }
 
-/// Start-up recovery of `.bak` entries (spec/mailman.md §3.5).
+/// Start-up recovery of `.bak` entries (docs/semantics/mailman-queues-runners.md §6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BakRecovery {
@@ -285,7 +285,7 @@ impl<'a, O: Os> Switchboard<'a, O> {
         format!("{}+{}", repr_f64(rcvtime), hex::encode(h.finalize()))
     }
 
-    /// 2.1.5+ (spec/mailman.md §3.3, right column).
+    /// 2.1.5+ (docs/semantics/mailman-queues-runners.md §4, right column).
     async fn enqueue_one_pck(
         &self,
         msg: &QueuedMessage,
@@ -420,7 +420,7 @@ impl<'a, O: Os> Switchboard<'a, O> {
         Ok(times.into_iter().map(|(_, fb)| fb).collect())
     }
 
-    /// `dequeue(filebase)` for the 2.1 formats (spec/mailman.md §3.5).
+    /// `dequeue(filebase)` for the 2.1 formats (docs/semantics/mailman-queues-runners.md §6).
     pub async fn dequeue(&self, filebase: &str) -> Result<Dequeued, DequeueError> {
         let result = match self.settings.format {
             QueueFormat::OnePck => self.dequeue_one_pck(filebase).await,

@@ -1,5 +1,5 @@
 //! `cron`: runs a program at the start of every period, as the crontab line
-//! `* * * * * qrunner` did for Mailman 2.0 (spec/mailman.md §4.9).
+//! `* * * * * qrunner` did for Mailman 2.0 (docs/semantics/mailman-queues-runners.md §15).
 //!
 //! Like cron, it does not wait for the previous run to end: overlapping runs are
 //! possible, and the 2.0 qrunner's own `qrunner.lock` keeps them apart.

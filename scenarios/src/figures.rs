@@ -14,7 +14,7 @@
 //!   it); its **bounce delay** runs from that note to the
 //!   `BounceRegistered` note that registers it, paired first-in first-out per
 //!   (list, address). Failures never registered by the end of the run (lost on
-//!   a runner's stop or crash, spec/mailman.md R20, or still pending) are counted
+//!   a runner's stop or crash, R20 of docs/semantics/mailman-races.md, or still pending) are counted
 //!   in `permanent_failures` but have no delay.
 //!
 //! Left out: per-lock breakdowns (every lock counts), and bounces the

@@ -4,7 +4,7 @@
 //! - `attr_cache_fresh`, `dentry_cache_get`: client cache lookups.
 //! - `trace_push_*`: recording one event (canonical text plus both hashes).
 //! - `step_*`: one 1 ms simulation step: idle hosts (turmoil's floor, see
-//!   spec/determinism.md §9), and a process making 100 gated calls per step.
+//!   docs/determinism.md §6), and a process making 100 gated calls per step.
 
 use std::rc::Rc;
 use std::time::Duration;

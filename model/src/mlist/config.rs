@@ -1,5 +1,5 @@
 //! The list's stored state: the public attributes `Save()` writes to
-//! `config.pck`/`config.db` (spec/mailman.md §2.3 step 2).
+//! `config.pck`/`config.db` (docs/semantics/mailman-config-store.md §4 step 2).
 //!
 //! Models a realistic subset of Mailman's attributes: identity, posting
 //! counters, members with their per-member dictionaries, and bounce records,
@@ -9,7 +9,7 @@
 //!
 //! Pickle and marshal are replaced by serde JSON. What matters is kept: the
 //! encoding is one stream written front to back, and a truncated or partial
-//! file fails to decode, which is Mailman's "corrupt" path (spec §2.4).
+//! file fails to decode, which is Mailman's "corrupt" path (mailman-config-store.md §5).
 
 use std::cell::RefCell;
 use std::rc::Rc;

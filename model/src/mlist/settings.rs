@@ -1,6 +1,6 @@
 //! Version profiles of the list config store: which file format, load
 //! shortcut, repair, save protocol and checks a Mailman release used
-//! (spec/mailman.md §0 profiles, §2.2–§2.7).
+//! (docs/semantics/mailman-config-store.md §1 profiles, §3–§8).
 
 use std::time::Duration;
 
@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::lockfile::{LockSettings, LockVariant};
 
-/// Which config file the store writes and which files `Load()` tries (spec §2.1, §2.5).
+/// Which config file the store writes and which files `Load()` tries (mailman-config-store.md §2, §6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConfigFormat {
@@ -28,7 +28,7 @@ impl ConfigFormat {
         }
     }
 
-    /// The files `Load()` and `list_exists()` try, in order (spec §2.5 step 2, §2.6).
+    /// The files `Load()` and `list_exists()` try, in order (mailman-config-store.md §6 step 2, §7).
     pub fn load_chain(self) -> &'static [&'static str] {
         match self {
             ConfigFormat::Db20 => &["config.db", "config.db.last"],
@@ -37,7 +37,7 @@ impl ConfigFormat {
     }
 }
 
-/// The "already current" test in `__load` (spec §2.4).
+/// The "already current" test in `__load` (mailman-config-store.md §5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LoadShortcut {
@@ -52,7 +52,7 @@ pub enum LoadShortcut {
     MtimeLtLocalStamp,
 }
 
-/// How `Load()` puts a `.last` fallback back in place (spec §2.5 step 3).
+/// How `Load()` puts a `.last` fallback back in place (mailman-config-store.md §6 step 3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RepairMode {
@@ -64,7 +64,7 @@ pub enum RepairMode {
     RenameCorruptThenCopy,
 }
 
-/// How `Save()` replaces the config file (spec §2.3, §2.7 row 1).
+/// How `Save()` replaces the config file (mailman-config-store.md §4, §8 row 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SaveProtocol {
@@ -86,7 +86,7 @@ pub enum SyncAfterWrite {
     Fsync,
 }
 
-/// `list_exists()`'s name check (spec §2.6).
+/// `list_exists()`'s name check (mailman-config-store.md §7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ListNameValidation {
@@ -97,7 +97,7 @@ pub enum ListNameValidation {
     AcceptableCharacters,
 }
 
-/// Which errors from `Load()` make `Lock()` release the lock again (spec §2.2).
+/// Which errors from `Load()` make `Lock()` release the lock again (mailman-config-store.md §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LoadFailureUnlock {

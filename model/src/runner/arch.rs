@@ -1,4 +1,4 @@
-//! ArchRunner (`qfiles/archive`, spec/mailman.md §4.2).
+//! ArchRunner (`qfiles/archive`, docs/semantics/mailman-queues-runners.md §8).
 //!
 //! Models the locking: `Lock(timeout=LIST_LOCK_TIMEOUT)` (timeout → re-queue),
 //! `ArchiveMail` as an append of the message in mbox form to

@@ -1,5 +1,5 @@
-//! The 2.1 `Runner` loop (`Mailman/Queue/Runner.py`, spec/mailman.md §4.1)
-//! and its dequeue error handling per version (§3.5).
+//! The 2.1 `Runner` loop (`Mailman/Queue/Runner.py`, docs/semantics/mailman-queues-runners.md §7)
+//! and its dequeue error handling per version (§6, §7).
 //!
 //! Models: `run()` = { `_oneloop()`; `_doperiodic()`; stop?; `_snooze(n)` }
 //! with `_cleanup()` in `finally`; `_oneloop` over `files()` with dequeue,
@@ -35,7 +35,7 @@ use crate::slice::Slice;
 use crate::switchboard::{BadMessages, DequeueError, Finish, QueuedMessage, Switchboard};
 use crate::syslog::syslog;
 
-/// How `_oneloop` reacts when `dequeue` raises (spec/mailman.md §3.5).
+/// How `_oneloop` reacts when `dequeue` raises (docs/semantics/mailman-queues-runners.md §7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DequeueErrors {
@@ -73,7 +73,7 @@ pub struct RunnerSettings {
     pub passes_max: u64,
 }
 
-/// 2.1.39 `GLOBAL_PIPELINE` (spec/mailman.md §4.3).
+/// 2.1.39 `GLOBAL_PIPELINE` (docs/semantics/mailman-queues-runners.md §9).
 pub const GLOBAL_PIPELINE_2_1_39: &[&str] = &[
     "SpamDetect",
     "Approve",
@@ -157,7 +157,7 @@ impl From<DequeueError> for Raised {
 pub struct RunnerCtx<'a, O: Os> {
     pub os: &'a O,
     pub settings: &'a Settings,
-    /// This process's `LockFile.COUNTER` (spec/mailman.md §1.2), shared by
+    /// This process's `LockFile.COUNTER` (docs/semantics/mailman-lockfile.md §3), shared by
     /// every list and site lock it makes.
     pub lock_counter: LockCounter,
     opened: RefCell<BTreeSet<String>>,
@@ -221,7 +221,7 @@ impl<'a, O: Os> RunnerCtx<'a, O> {
     }
 
     /// `mlist.Lock(timeout=LIST_LOCK_TIMEOUT)`: `Ok(false)` on TimeOutError,
-    /// the runners' "try again later" (spec/mailman.md §4.2).
+    /// the runners' "try again later" (docs/semantics/mailman-queues-runners.md §8).
     pub async fn lock_list(&self, mlist: &mut MailList<'a, O>) -> Result<bool, Raised> {
         match mlist.lock(Some(self.list_lock_timeout())).await {
             Ok(()) => Ok(true),
@@ -231,7 +231,7 @@ impl<'a, O: Os> RunnerCtx<'a, O> {
     }
 
     /// `mlist.Lock(timeout)`, `registerBounce` for each address, `Save()`,
-    /// and `Unlock()` in `finally` (spec/mailman.md §4.5, §4.7). The outer
+    /// and `Unlock()` in `finally` (docs/semantics/mailman-queues-runners.md §11, §13). The outer
     /// error is the `Lock()` failure (nothing was registered); the inner one
     /// comes after the registrations were made in memory.
     pub async fn register_bounces_locked(
@@ -252,7 +252,7 @@ impl<'a, O: Os> RunnerCtx<'a, O> {
     }
 
     /// The list object's `__del__` where Python drops its last reference:
-    /// the lock's unconditional unlock (spec/mailman.md §1.6). Python prints
+    /// the lock's unconditional unlock (docs/semantics/mailman-lockfile.md §7). Python prints
     /// and ignores an exception raised there; so does this.
     pub async fn finalize(&self, mlist: MailList<'a, O>) {
         let name = mlist.name().to_string();

@@ -1,4 +1,4 @@
-//! BounceRunner (`qfiles/bounces`) per version (spec/mailman.md §4.7).
+//! BounceRunner (`qfiles/bounces`) per version (docs/semantics/mailman-queues-runners.md §13).
 //!
 //! Models the three registration schemes: 2.1.0–2.1.2 register at once in
 //! `_dispose` under `Lock(timeout=10 s)` and re-queue on timeout; 2.1.3–2.1.4

@@ -1,5 +1,5 @@
 //! BounceMixin (2.1.5+): the per-process bounce events file and its periodic
-//! registration under the list lock (spec/mailman.md §4.7).
+//! registration under the list lock (docs/semantics/mailman-queues-runners.md §13).
 //!
 //! Models `DATA_DIR/bounce-events-%05d.pck % pid`, opened lazily with
 //! `'a+b'`, one record `(listname, addr, (y, m, d), msg)` per address,

@@ -1,5 +1,5 @@
 //! IncomingRunner (`qfiles/in`) and the pipeline essentials that decide
-//! post numbering (spec/mailman.md §4.3).
+//! post numbering (docs/semantics/mailman-queues-runners.md §9).
 //!
 //! Models `_dispose` in its exact order: `Lock(timeout=LIST_LOCK_TIMEOUT)`
 //! (timeout → re-queue to `in`), the pipeline taken from `msgdata` or
@@ -173,7 +173,7 @@ pub(super) fn calc_recips<O: Os>(mlist: &MailList<'_, O>, data: &mut MsgData) {
     }
 }
 
-/// AfterDelivery: `last_post_time = time.time()`, `post_id += 1` (spec §4.3 step 4).
+/// AfterDelivery: `last_post_time = time.time()`, `post_id += 1` (mailman-queues-runners.md §9).
 pub(super) fn after_delivery<O: Os>(os: &O, mlist: &mut MailList<'_, O>) {
     let config = mlist.config_mut();
     config.last_post_time = time_s(os);

@@ -1,4 +1,4 @@
-//! The 2.1 master, `bin/mailmanctl start` (spec/mailman.md §4.8).
+//! The 2.1 master, `bin/mailmanctl start` (docs/semantics/mailman-queues-runners.md §14).
 //!
 //! Models: the master lock `locks/master-qrunner` (lifetime
 //! `days(1)+hours(6)`, `lock(0.1)`; failure exits 1), one `qrunner
@@ -32,8 +32,8 @@ pub struct QrunnerSpec {
     pub name: String,
     pub count: u32,
     /// Which of the `count` slices this host starts. Stock mailmanctl starts
-    /// every slice (`None`), so two hosts sharing `qfiles/` overlap (spec
-    /// §3.4 item 4); a site that dedicates slices to hosts lists them here.
+    /// every slice (`None`), so two hosts sharing `qfiles/` overlap
+    /// (mailman-queues-runners.md §5 item 4); a site that dedicates slices to hosts lists them here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slices: Option<Vec<u32>>,
 }

@@ -1,15 +1,15 @@
-//! Mailman's queue runners (spec/mailman.md §4), one file per runner.
+//! Mailman's queue runners (docs/semantics/mailman-queues-runners.md), one file per runner.
 //!
-//! - `base`: the `Runner` loop shared by all 2.1 runners (§4.1, §3.5).
-//! - `incoming`: IncomingRunner and its pipeline essentials (§4.3); also VirginRunner.
-//! - `outgoing`: OutgoingRunner and SMTPDirect (§4.4, §4.5).
-//! - `bounce_events`: BounceMixin's per-process events file (§4.7).
-//! - `bounce`: BounceRunner per version (§4.7).
-//! - `retry`: RetryRunner (§4.6).
+//! - `base`: the `Runner` loop shared by all 2.1 runners (§7, §6).
+//! - `incoming`: IncomingRunner and its pipeline essentials (§9); also VirginRunner.
+//! - `outgoing`: OutgoingRunner and SMTPDirect (§10, §11).
+//! - `bounce_events`: BounceMixin's per-process events file (§13).
+//! - `bounce`: BounceRunner per version (§13).
+//! - `retry`: RetryRunner (§12).
 //! - `arch`: ArchRunner.
 //! - `virgin`: VirginRunner's pipeline.
-//! - `qrunner20`: the 2.0 cron qrunner (§4.9).
-//! - `mailmanctl`: the 2.1 master (§4.8).
+//! - `qrunner20`: the 2.0 cron qrunner (§15).
+//! - `mailmanctl`: the 2.1 master (§14).
 
 mod arch;
 mod base;

@@ -1,5 +1,5 @@
 //! OutgoingRunner (`qfiles/out`) and SMTPDirect delivery
-//! (spec/mailman.md §4.4 for 2.1.5+, §4.5 for 2.1.0–2.1.4, §4.6 for retry).
+//! (docs/semantics/mailman-queues-runners.md §10 for 2.1.5+, §11 for 2.1.0–2.1.4, §12 for retry).
 //!
 //! Models: the `deliver_after` hold; the unlocked `Load()`; SMTPDirect's
 //! chunks of `SMTP_MAX_RCPTS` over one `Os::tcp_connect` session to
@@ -12,7 +12,7 @@
 //! file (2.1.5+) or held in memory and registered under the list lock every
 //! `DEAL_WITH_PERMFAILURES_EVERY` calls of `_doperiodic` (2.1.0–2.1.4),
 //! iterating lists in the order they were first added (Python iterates a
-//! dict in hash order; the model fixes first-added order, §4.5).
+//! dict in hash order; the model fixes first-added order, mailman-queues-runners.md §11).
 //!
 //! Left out: VERP and personalisation, probe bounces (`_probe_bounce`),
 //! chunking by domain (chunks are taken in recipient order), and
@@ -280,7 +280,7 @@ impl<'a, O: Os> Dispose<'a, O> for OutgoingRunner {
     }
 }
 
-/// Whether SMTPDirect counts a refusal code as permanent (§4.4).
+/// Whether SMTPDirect counts a refusal code as permanent (mailman-queues-runners.md §10).
 pub fn is_permanent(code: i32) -> bool {
     code >= 500 && code != 552
 }
@@ -342,7 +342,7 @@ pub(super) async fn smtp_direct<O: Os>(
                 if code < 500 || code == 552 {
                     chunk.iter().map(|r| (r.clone(), i32::from(code))).collect()
                 } else {
-                    // A permanent session failure marks nobody (§4.4):
+                    // A permanent session failure marks nobody (mailman-queues-runners.md §10):
                     // the chunk counts as done although nothing was sent.
                     session_refused = Some(i32::from(code));
                     IndexMap::new()

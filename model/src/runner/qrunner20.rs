@@ -1,4 +1,4 @@
-//! The Mailman 2.0 cron `qrunner` (spec/mailman.md §4.9).
+//! The Mailman 2.0 cron `qrunner` (docs/semantics/mailman-queues-runners.md §15).
 //!
 //! Models one cron run: the site-wide `locks/qrunner.lock` taken with a
 //! 0.5 s timeout (one qrunner across every host sharing `locks/`); the walk

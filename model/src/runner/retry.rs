@@ -1,4 +1,4 @@
-//! RetryRunner (`qfiles/retry`, 2.1.3+; spec/mailman.md §4.6).
+//! RetryRunner (`qfiles/retry`, 2.1.3+; docs/semantics/mailman-queues-runners.md §12).
 //!
 //! Models `SLEEPTIME = minutes(15)` (it sleeps after every pass, busy or
 //! not) and `_dispose` per version: 2.1.3–2.1.25 move **everything** back to

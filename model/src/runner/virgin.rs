@@ -1,4 +1,4 @@
-//! VirginRunner (`qfiles/virgin`, spec/mailman.md §4.2): IncomingRunner with
+//! VirginRunner (`qfiles/virgin`, docs/semantics/mailman-queues-runners.md §8): IncomingRunner with
 //! the fixed pipeline `['CookHeaders', 'ToOutgoing']` and `_fasttrack` set,
 //! so it locks the list with the same 10 s timeout but adds no subject prefix.
 //! Leaves out nothing else: the behaviour is inherited.

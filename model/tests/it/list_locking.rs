@@ -1,6 +1,7 @@
 //! The runners, `post` and the 2.0 qrunner against the real list store and
-//! its lock (spec/mailman.md §2, §4.2–§4.3, §4.9, §5.2): who locks, what a
-//! held lock does to them, and the fallback chain reached through an
+//! its lock (docs/semantics/mailman-config-store.md;
+//! docs/semantics/mailman-queues-runners.md §8–§9, §15, §16): who locks, what
+//! a held lock does to them, and the fallback chain reached through an
 //! unlocked `Load()`.
 
 use std::time::Duration;
@@ -144,7 +145,7 @@ fn post_of_2_1_exits_1_for_a_missing_list_and_0_for_a_list_found_only_by_its_las
         assert_eq!(post(&os, &s, EntryScript::Post, "nolist", &text("n@x")).await, 1);
         make_list(&os, &s.list_store, "test", &[]).await;
         save_post_id(&os, &s.list_store, 8).await;
-        // Only `.last` left: `list_exists` still finds the list (spec §2.6).
+        // Only `.last` left: `list_exists` still finds the list (mailman-config-store.md §7).
         std::fs::remove_file(os.path("lists/test/config.pck")).unwrap();
         assert_eq!(post(&os, &s, EntryScript::Post, "test", &text("p@x")).await, 0);
         assert_eq!(os.names("qfiles/in").len(), 1);
@@ -211,7 +212,7 @@ fn qrunner_of_2_0_deletes_a_message_for_a_missing_list_under_its_site_lock() {
     let acquired = events
         .iter()
         .position(|e| matches!(e,
-            // 2.0 claims carry no counter (spec §1.2).
+            // 2.0 claims carry no counter (mailman-lockfile.md §3).
             ModelEvent::LockAcquired { lock, claim } if lock == "locks/qrunner.lock" && claim == "locks/qrunner.lock.host1.1"))
         .expect("qrunner.lock taken");
     let deleted = events

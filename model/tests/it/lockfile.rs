@@ -1,4 +1,4 @@
-//! `LockFile`, one step of spec/mailman.md §1 at a time, for each variant.
+//! `LockFile`, one step of docs/semantics/mailman-lockfile.md at a time, for each variant.
 //! Most tests run on `FakeOs` (virtual clock, scripted errnos); the last ones
 //! run two lock objects of one process on `RealOs` (race R5).
 
@@ -51,7 +51,7 @@ fn io_errno(result: Result<(), LockError>) -> i32 {
     }
 }
 
-// --- claim names (spec §1.2) ---
+// --- claim names (mailman-lockfile.md §3) ---
 
 #[tokio::test]
 async fn mailman21_claims_carry_host_pid_and_the_process_counter() {
@@ -87,7 +87,7 @@ async fn the_claim_holds_its_own_path_without_a_newline() {
     assert_eq!(os.get(LOCK).unwrap(), CLAIM.as_bytes());
 }
 
-// --- lock(): spec §1.4 ---
+// --- lock(): mailman-lockfile.md §5 ---
 
 #[tokio::test]
 async fn uncontended_lock_writes_touches_links_and_touches_again() {
@@ -307,7 +307,7 @@ async fn estale_from_the_release_time_stat_propagates_in_mailman() {
     assert_eq!(io_errno(result), libc::ESTALE);
 }
 
-// --- locked(), refresh(), unlock(), finalize(): spec §1.6 ---
+// --- locked(), refresh(), unlock(), finalize(): mailman-lockfile.md §7 ---
 
 #[tokio::test]
 async fn locked_touches_the_claim_and_checks_count_and_content() {
@@ -412,7 +412,7 @@ async fn finalize_unlocks_unconditionally_in_mailman_but_not_in_flufl() {
     }
 }
 
-// --- flufl (spec §1.8) ---
+// --- flufl (mailman-lockfile.md §10) ---
 
 #[tokio::test]
 async fn flufl_treats_estale_from_link_like_enoent() {

@@ -1,5 +1,5 @@
-//! The `model` crate's one integration-test binary (STYLE.md §8). Read the
-//! module list as a table of contents.
+//! The `model` crate's one integration-test binary (one per crate, as in `sim`
+//! and `scenarios`). Read the module list as a table of contents.
 //!
 //! - `real_os`: every `Os` operation of `RealOs` on a temporary directory.
 //! - `fake_os`: a scripted `Os` for the lock and list unit tests (not a test itself).

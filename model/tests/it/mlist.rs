@@ -1,4 +1,4 @@
-//! `MailList`: Save and Load step by step (spec/mailman.md §2), per version
+//! `MailList`: Save and Load step by step (docs/semantics/mailman-config-store.md), per version
 //! profile, on `FakeOs` and on `RealOs`.
 
 use std::cell::Cell;
@@ -61,7 +61,7 @@ fn has_event(os: &FakeOs, f: impl Fn(&ModelEvent) -> bool) -> bool {
     os.events().iter().any(f)
 }
 
-// --- Save (spec §2.3) ---
+// --- Save (mailman-config-store.md §4) ---
 
 #[tokio::test]
 async fn save_then_load_round_trips_on_real_os() {
@@ -191,7 +191,7 @@ async fn aside1999_save_leaves_a_window_with_no_config_db() {
     }
 }
 
-// --- Load (spec §2.4, §2.5) ---
+// --- Load (mailman-config-store.md §5, §6) ---
 
 #[tokio::test]
 async fn load_falls_back_to_last_and_repairs_under_the_lock_in_2_1_39() {
@@ -345,7 +345,7 @@ async fn the_2_1_15_stamp_comes_from_the_local_clock() {
     assert_eq!(load_outcomes(&os), [(PCK.to_string(), ListLoadOutcome::ShortcutSkip)]);
 }
 
-// --- list_exists (spec §2.6) and names ---
+// --- list_exists (mailman-config-store.md §7) and names ---
 
 #[tokio::test]
 async fn list_exists_checks_the_files_of_each_version() {

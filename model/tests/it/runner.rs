@@ -1,4 +1,4 @@
-//! Runners (spec/mailman.md §4): numbering, shunting, corrupt entries,
+//! Runners (docs/semantics/mailman-queues-runners.md §7–§15): numbering, shunting, corrupt entries,
 //! SMTP classification and per-version failure handling.
 
 use model::list_access::{ListConfig, MailListSettings};

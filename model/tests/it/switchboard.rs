@@ -1,4 +1,4 @@
-//! Switchboard formats, ordering, slices, recovery (spec/mailman.md §3).
+//! Switchboard formats, ordering, slices, recovery (docs/semantics/mailman-queues-runners.md §2–§6).
 
 use model::message::Message;
 use model::msgdata::MsgData;

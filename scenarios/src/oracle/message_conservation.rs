@@ -8,7 +8,7 @@
 //! A message the MTA accepted must reach every member that does not fail
 //! permanently, or end in `shunt` or `bad/`. Anything else is lost, which is a
 //! violation. Duplicated deliveries are counted; Mailman 2.1 promises
-//! at-least-once delivery (spec/mailman.md §3.5), so they are not violations.
+//! at-least-once delivery (docs/semantics/mailman-queues-runners.md §6), so they are not violations.
 //!
 //! In a run cut off before it finished (`End::cut`), a message not yet
 //! delivered whose queue entry (`.pck`, `.bak`, 2.0's `.db`/`.msg`) is still on

@@ -1,6 +1,6 @@
 //! `no_missing_list`: no process concluded that an existing list does not exist.
 //!
-//! Three places conclude it (spec/mailman.md §5, §4.1, §4.9):
+//! Three places conclude it (docs/semantics/mailman-queues-runners.md §17, §7, §15):
 //! - the MTA router's `require_files` stat got ENOENT, when verifying at RCPT
 //!   (550 "Unrouteable address") or when routing again for delivery, and the
 //!   message bounced;

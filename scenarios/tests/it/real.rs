@@ -27,7 +27,7 @@ fn four_real_processes_never_overlap_inside_one_flufl_lockfile() {
     assert!(left.is_empty(), "every claim file was cleaned up and the lock is free: {left:?}");
 }
 
-/// Mailman 2.1's LockFile has R6 (spec/mailman.md §6): a waiter whose stat
+/// Mailman 2.1's LockFile has R6 (docs/semantics/mailman-races.md): a waiter whose stat
 /// finds the lock file gone reads the release time as -1 and breaks whatever
 /// lock exists a moment later, possibly a third process's fresh one. On the real
 /// kernel that happens too, now and then (the break may even read the fresh

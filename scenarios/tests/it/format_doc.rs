@@ -71,3 +71,44 @@ fn every_scenario_key_is_documented() {
         .collect();
     assert!(missing.is_empty(), "undocumented scenario keys: {missing:?}");
 }
+
+/// docs/semantics/ holds the rule behind every client and server switch a
+/// scenario can set: each `mount.*` and `server.*` key is named there, and so
+/// is every value an enumerated one accepts (read from the loader's own
+/// refusal of a wrong value, so a new variant cannot go unwritten).
+#[test]
+fn every_mount_and_server_switch_and_value_is_in_docs_semantics() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/semantics");
+    let mut docs = String::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        docs.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+    }
+    let (_, canonical) = scenarios::scenario::load("smoke", &[]).unwrap();
+    let tree: toml::Value = toml::from_str(&canonical).unwrap();
+    let mut all = BTreeSet::new();
+    for section in ["mount", "server"] {
+        keys(section, &tree[section], &mut all);
+    }
+    assert!(all.len() > 20, "{all:?}");
+    let mut missing = Vec::new();
+    let mut enumerated = 0;
+    for key in &all {
+        if !docs.contains(&format!("`{key}`")) {
+            missing.push(key.clone());
+        }
+        let refusal = match scenarios::scenario::load("smoke", &[format!("{key}=not-a-value")]) {
+            Ok(_) => continue,
+            Err(e) => e.to_string(),
+        };
+        let Some((_, expected)) = refusal.split_once("unknown variant `not-a-value`, expected ") else { continue };
+        enumerated += 1;
+        let expected = expected.split(": in").next().unwrap();
+        for value in expected.split('`').skip(1).step_by(2) {
+            if !docs.contains(&format!("`{value}`")) {
+                missing.push(format!("{key} = {value:?}"));
+            }
+        }
+    }
+    assert!(enumerated >= 15, "only {enumerated} enumerated switches found: has the refusal's wording changed?");
+    assert!(missing.is_empty(), "not in docs/semantics/: {missing:?}");
+}

@@ -17,6 +17,65 @@ pub enum RouteStage {
     Delivery,
 }
 
+/// SMTPDirect's verdict for one recipient (mailman-queues-runners.md §10).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecipientOutcome {
+    Delivered,
+    /// A 5xx for the recipient: Mailman registers a bounce.
+    Permanent,
+    /// A 4xx: the recipient is retried.
+    Temporary,
+    /// A 5xx other than 552 for MAIL FROM or DATA: Mailman marks nobody, so
+    /// the recipient is neither delivered nor retried.
+    DroppedSessionRefused,
+}
+
+impl std::fmt::Display for RecipientOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RecipientOutcome::Delivered => "delivered",
+            RecipientOutcome::Permanent => "permanent",
+            RecipientOutcome::Temporary => "temporary",
+            RecipientOutcome::DroppedSessionRefused => "dropped_session_refused",
+        })
+    }
+}
+
+/// What start-up recovery did with a `.bak` entry (mailman-queues-runners.md §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BakOutcome {
+    /// Renamed back to `.pck`, to be processed again.
+    Recovered,
+    /// Moved to `bad/`: it did not decode.
+    PreservedUndecodable,
+    /// Moved to `bad/`: it had been recovered too often.
+    PreservedMaxCount,
+}
+
+/// How a dequeue failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DequeueFailure {
+    /// An `OSError`/`IOError` from open, unlink, rename or read.
+    Io,
+    /// The entry did not decode.
+    Decode,
+    /// The entry's text does not parse as a message.
+    Parse,
+}
+
+impl std::fmt::Display for DequeueFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DequeueFailure::Io => "io",
+            DequeueFailure::Decode => "decode",
+            DequeueFailure::Parse => "parse",
+        })
+    }
+}
+
 /// What the MTA's Mailman router decided for an address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -136,9 +195,9 @@ pub enum ModelEvent {
     /// Every file of the fallback chain failed: MMCorruptListDatabaseError
     /// (mailman-config-store.md §6 step 2).
     ListCorrupt { list: String },
-    /// The repair of mailman-config-store.md §6 step 3 starts, copying from `from`. `mode` is
-    /// `copy_unlocked` or `rename_corrupt_then_copy`.
-    ListRepairStarted { list: String, from: String, mode: String },
+    /// The repair of mailman-config-store.md §6 step 3 starts, copying from `from`, the
+    /// way `mode` says.
+    ListRepairStarted { list: String, from: String, mode: crate::mlist::RepairMode },
     /// The repair of mailman-config-store.md §6 step 3 finished without error.
     ListRepairFinished { list: String, from: String },
     /// `Save()` renamed its temporary file over `file` (mailman-config-store.md §4 step 3.4):
@@ -155,8 +214,8 @@ pub enum ModelEvent {
     QueueEnqueued { queue: String, filebase: String, message_id: String, list: String },
     /// A Switchboard took an entry for processing (mailman-queues-runners.md §6).
     QueueDequeued { queue: String, filebase: String, message_id: String, list: String },
-    /// A dequeue failed; `reason` says how (`io`, `decode`, `parse`, `lost data files`).
-    QueueDequeueFailed { queue: String, filebase: String, reason: String, errno: String },
+    /// A dequeue failed, and how.
+    QueueDequeueFailed { queue: String, filebase: String, reason: DequeueFailure, errno: String },
     /// `finish()` ran: `outcome` is `removed`, `preserved` (to `bad/`) or `failed`.
     QueueFinished { queue: String, filebase: String, outcome: FinishOutcome, errno: String },
     /// A message was moved to `shunt` after processing raised (mailman-queues-runners.md §7).
@@ -164,14 +223,12 @@ pub enum ModelEvent {
     /// A message was deleted without delivery (2.0 "dequeue for missing list", mailman-queues-runners.md §15).
     MessageDeleted { queue: String, filebase: String, message_id: String, list: String, reason: DropReason },
     /// A `.bak` entry was recovered (renamed back to `.pck`) or preserved at start-up (mailman-queues-runners.md §6).
-    BakRecovered { queue: String, filebase: String, bak_count: u32, outcome: String },
+    BakRecovered { queue: String, filebase: String, bak_count: u32, outcome: BakOutcome },
     /// IncomingRunner's pipeline numbered a post: the subject carried `post_id` (mailman-queues-runners.md §9).
     PostNumbered { list: String, message_id: String, post_id: u64 },
     /// SMTPDirect's verdict for one recipient (mailman-queues-runners.md §10): `code` is the SMTP code or -1,
-    /// `outcome` is `delivered`, `permanent`, `temporary`, or `dropped_session_refused`
-    /// (a 5xx other than 552 for MAIL FROM/DATA: Mailman marks nobody, so the
-    /// recipient is neither delivered nor retried).
-    SmtpRecipient { list: String, message_id: String, recipient: String, code: i32, outcome: String },
+    /// `outcome` is its verdict.
+    SmtpRecipient { list: String, message_id: String, recipient: String, code: i32, outcome: RecipientOutcome },
     /// A bounce was registered on a list under its lock (mailman-queues-runners.md §11, §13).
     BounceRegistered { list: String, address: String },
     /// A message was appended to a list archive (ArchRunner).
@@ -180,9 +237,9 @@ pub enum ModelEvent {
     /// (docs/semantics/exim.md): `accepted`, `deferred`, `bounced_unknown_list`
     /// or `refused_bad_name`, when verifying at RCPT or routing for delivery.
     MtaRouted { list: String, recipient: String, decision: RouteDecision, errno: String, stage: RouteStage },
-    /// The MTA's pipe transport saw `post` exit (mailman-queues-runners.md §16): `outcome` is `delivered`,
-    /// `deferred` or `bounced`; `exit_code` is -1 for a signal.
-    MtaPiped { list: String, message_id: String, program: String, exit_code: i32, outcome: String },
+    /// The MTA's pipe transport saw `post` exit (mailman-queues-runners.md §16) and judged it;
+    /// `exit_code` is -1 for a signal.
+    MtaPiped { list: String, message_id: String, program: String, exit_code: i32, outcome: crate::mta::PipeOutcome },
     /// One attempt of the MTA's delivery process at the smarthost
     /// (docs/semantics/exim.md): how many addresses it delivered, and the
     /// addresses that failed and that it deferred.

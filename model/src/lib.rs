@@ -51,7 +51,10 @@ pub mod switchboard;
 mod syslog;
 mod task_set;
 
-pub use event::{DropReason, FinishOutcome, ListLoadOutcome, ModelEvent, RouteDecision, RouteStage};
+pub use event::{
+    BakOutcome, DequeueFailure, DropReason, FinishOutcome, ListLoadOutcome, ModelEvent, RecipientOutcome,
+    RouteDecision, RouteStage,
+};
 pub use lockfile::{Condition, LockCounter, LockError, LockFile, LockLogging, LockSettings, LockVariant, LOCK_DIR};
 pub use mlist::{
     check_new_list_name, list_exists, newlist, validate_list_name, BounceRecord, ConfigFormat, ListConfig, ListError,

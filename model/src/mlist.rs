@@ -417,14 +417,10 @@ impl<'a, O: Os> MailList<'a, O> {
     async fn repair(&mut self, last: &str) -> Result<(), ListError> {
         let primary = self.file(last.trim_end_matches(".last"));
         let last = self.file(last);
-        let mode = match self.settings.repair {
-            RepairMode::CopyUnlocked => "copy_unlocked",
-            RepairMode::RenameCorruptThenCopy => "rename_corrupt_then_copy",
-        };
         self.os.event(ModelEvent::ListRepairStarted {
             list: self.name.clone(),
             from: last.clone(),
-            mode: mode.to_string(),
+            mode: self.settings.repair,
         });
         match self.settings.repair {
             RepairMode::CopyUnlocked => {

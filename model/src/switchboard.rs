@@ -27,7 +27,7 @@ use std::io;
 use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 
-use crate::event::{FinishOutcome, ModelEvent};
+use crate::event::{BakOutcome, DequeueFailure, FinishOutcome, ModelEvent};
 use crate::fileio::{self, close_after, makedirs, read_to_end, Sync};
 use crate::message::{Message, MessageParseError};
 use crate::msgdata::MsgData;
@@ -191,12 +191,12 @@ pub enum DequeueError {
 }
 
 impl DequeueError {
-    /// A short kind for events: `io`, `decode` or `parse`.
-    pub fn kind(&self) -> &'static str {
+    /// What kind of failure it is, for events.
+    pub fn kind(&self) -> DequeueFailure {
         match self {
-            DequeueError::Io(_) => "io",
-            DequeueError::Decode(_) => "decode",
-            DequeueError::Parse(_) => "parse",
+            DequeueError::Io(_) => DequeueFailure::Io,
+            DequeueError::Decode(_) => DequeueFailure::Decode,
+            DequeueError::Parse(_) => DequeueFailure::Parse,
         }
     }
 
@@ -437,7 +437,7 @@ impl<'a, O: Os> Switchboard<'a, O> {
             Err(e) => self.os.event(ModelEvent::QueueDequeueFailed {
                 queue: self.whichq.clone(),
                 filebase: filebase.to_string(),
-                reason: e.kind().to_string(),
+                reason: e.kind(),
                 errno: e.errno_name(),
             }),
         }
@@ -578,7 +578,7 @@ impl<'a, O: Os> Switchboard<'a, O> {
             let dst = self.path(&format!("{filebase}.pck"));
             if self.settings.bak_recovery == BakRecovery::Always {
                 self.os.rename(&src, &dst).await?;
-                self.bak_event(&filebase, 0, "recovered");
+                self.bak_event(&filebase, 0, BakOutcome::Recovered);
                 continue;
             }
             let fd = self.os.open(&src, OpenFlags::read_write()).await?;
@@ -609,28 +609,28 @@ impl<'a, O: Os> Switchboard<'a, O> {
                     };
                     syslog(self.os, "error", format!("Unpickling .bak exception: {why}\npreserving file: {filebase}"));
                     self.finish(&filebase, Finish::Preserve).await;
-                    self.bak_event(&filebase, 0, "preserved_undecodable");
+                    self.bak_event(&filebase, 0, BakOutcome::PreservedUndecodable);
                 }
                 Ok(count) if count >= self.settings.max_bak_count => {
                     syslog(self.os, "error", format!(".bak file max count, preserving file: {filebase}"));
                     self.finish(&filebase, Finish::Preserve).await;
-                    self.bak_event(&filebase, count, "preserved_max_count");
+                    self.bak_event(&filebase, count, BakOutcome::PreservedMaxCount);
                 }
                 Ok(count) => {
                     self.os.rename(&src, &dst).await?;
-                    self.bak_event(&filebase, count, "recovered");
+                    self.bak_event(&filebase, count, BakOutcome::Recovered);
                 }
             }
         }
         Ok(())
     }
 
-    fn bak_event(&self, filebase: &str, bak_count: u32, outcome: &str) {
+    fn bak_event(&self, filebase: &str, bak_count: u32, outcome: BakOutcome) {
         self.os.event(ModelEvent::BakRecovered {
             queue: self.whichq.clone(),
             filebase: filebase.to_string(),
             bak_count,
-            outcome: outcome.to_string(),
+            outcome,
         });
     }
 }

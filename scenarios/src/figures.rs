@@ -61,7 +61,9 @@ impl FigureLedger {
                 f.deliveries += 1;
                 f.last_delivery_ms = ms;
             }
-            Some(ModelEvent::SmtpRecipient { list, recipient, outcome, .. }) if outcome == "permanent" => {
+            Some(ModelEvent::SmtpRecipient { list, recipient, outcome, .. })
+                if *outcome == model::RecipientOutcome::Permanent =>
+            {
                 self.permanent(list, recipient, e.t);
             }
             Some(ModelEvent::MtaRemote { sender, failed, .. }) => {

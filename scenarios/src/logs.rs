@@ -32,7 +32,9 @@ pub fn mailman_time(ns: i64) -> String {
 fn line_of(event: &ModelEvent, text: &str) -> (String, String) {
     let log = match event {
         ModelEvent::Log { log, message } => return (log.clone(), message.clone()),
-        ModelEvent::SmtpRecipient { outcome, .. } if outcome == "delivered" => "smtp".to_string(),
+        ModelEvent::SmtpRecipient { outcome, .. } if *outcome == model::RecipientOutcome::Delivered => {
+            "smtp".to_string()
+        }
         ModelEvent::SmtpRecipient { .. } => "smtp-failure".to_string(),
         ModelEvent::PostExited { .. } => "post".to_string(),
         ModelEvent::RunnerStarted { .. } | ModelEvent::RunnerExited { .. } | ModelEvent::RunnerSpawned { .. } => {

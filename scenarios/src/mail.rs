@@ -296,7 +296,7 @@ impl MailLedger {
                 let n = self.recipient(recipient);
                 if let Some(m) = self.message(message_id) {
                     m.addressed.push(n);
-                    if outcome == "permanent" {
+                    if *outcome == model::RecipientOutcome::Permanent {
                         m.done.push(n);
                     }
                 }

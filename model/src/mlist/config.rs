@@ -12,8 +12,8 @@
 //! file fails to decode, which is Mailman's "corrupt" path (mailman-config-store.md §5).
 
 use std::cell::RefCell;
-use std::rc::Rc;
 use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 

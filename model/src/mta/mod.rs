@@ -224,12 +224,23 @@ fn strip_suffix(local: &str, suffixes: &[String]) -> (String, &'static str) {
     (local.to_string(), "post")
 }
 
-/// How a transport judges one delivery.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// How a transport judges one delivery (the worst of several wins).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PipeOutcome {
     Delivered,
     Deferred,
     Bounced,
+}
+
+impl std::fmt::Display for PipeOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PipeOutcome::Delivered => "delivered",
+            PipeOutcome::Deferred => "deferred",
+            PipeOutcome::Bounced => "bounced",
+        })
+    }
 }
 
 /// Exim's pipe transport mapping.
@@ -289,12 +300,7 @@ pub async fn deliver_local<O: Os>(
             message_id: message_id.clone(),
             program: program.to_string(),
             exit_code,
-            outcome: match outcome {
-                PipeOutcome::Delivered => "delivered",
-                PipeOutcome::Deferred => "deferred",
-                PipeOutcome::Bounced => "bounced",
-            }
-            .to_string(),
+            outcome,
         });
         worst = worst.max(outcome);
     }

@@ -21,7 +21,7 @@
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use crate::event::ModelEvent;
+use crate::event::{ModelEvent, RecipientOutcome};
 use crate::list_access::MailList;
 use crate::message::Message;
 use crate::msgdata::MsgData;
@@ -358,18 +358,18 @@ pub(super) async fn smtp_direct<O: Os>(
             let code = chunk_refused.get(r).copied();
             let (code, outcome) = match code {
                 None => match session_refused {
-                    Some(c) => (c, "dropped_session_refused"),
-                    None => (250, "delivered"),
+                    Some(c) => (c, RecipientOutcome::DroppedSessionRefused),
+                    None => (250, RecipientOutcome::Delivered),
                 },
-                Some(c) if is_permanent(c) => (c, "permanent"),
-                Some(c) => (c, "temporary"),
+                Some(c) if is_permanent(c) => (c, RecipientOutcome::Permanent),
+                Some(c) => (c, RecipientOutcome::Temporary),
             };
             ctx.os.event(ModelEvent::SmtpRecipient {
                 list: mlist.name().to_string(),
                 message_id: message_id.clone(),
                 recipient: r.clone(),
                 code,
-                outcome: outcome.to_string(),
+                outcome,
             });
         }
         refused.extend(chunk_refused);

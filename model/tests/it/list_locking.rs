@@ -13,6 +13,7 @@ use model::profile::{MailmanProfile, Settings};
 use model::runner::{qrunner20, run_runner, IncomingRunner};
 use model::slice::Slice;
 use model::switchboard::{QueuedMessage, Switchboard};
+use model::RepairMode;
 use model::{ListLoadOutcome, ModelEvent};
 
 use crate::support::{block_on, load_list, make_list, TestOs};
@@ -184,8 +185,7 @@ fn post_of_2_0_falls_back_to_config_db_last_when_config_db_is_truncated_and_copi
         ModelEvent::ListFileLoad { file, outcome: ListLoadOutcome::Corrupt, .. } if file == "lists/test/config.db")));
     assert!(events.iter().any(|e| matches!(e,
         ModelEvent::ListFallbackUsed { file, .. } if file == "lists/test/config.db.last")));
-    assert!(events.iter().any(|e| matches!(e,
-        ModelEvent::ListRepairStarted { mode, .. } if mode == "copy_unlocked")));
+    assert!(events.iter().any(|e| matches!(e, ModelEvent::ListRepairStarted { mode: RepairMode::CopyUnlocked, .. })));
     assert!(events.iter().any(|e| matches!(e, ModelEvent::PostExited { exit_code: 0, .. })));
     // The repair is unlocked in 2.0: nobody took the list lock.
     let post_pid_events = os.world.events.borrow();
@@ -256,7 +256,7 @@ fn open_list_of_2_1_39_loads_config_pck_last_and_repairs_under_the_lock() {
     let events = os.events();
     let started = events
         .iter()
-        .position(|e| matches!(e, ModelEvent::ListRepairStarted { mode, .. } if mode == "rename_corrupt_then_copy"))
+        .position(|e| matches!(e, ModelEvent::ListRepairStarted { mode: RepairMode::RenameCorruptThenCopy, .. }))
         .expect("locked repair");
     // The repair takes the list lock itself (no caller holds it in `_open_list`).
     assert!(matches!(&events[started + 1..].iter().find(|e| matches!(e, ModelEvent::LockAcquired { .. })),
@@ -272,7 +272,7 @@ fn open_list_of_2_1_early_loads_config_pck_last_and_copies_it_back_without_the_l
     let events = os.events();
     let started = events
         .iter()
-        .position(|e| matches!(e, ModelEvent::ListRepairStarted { mode, .. } if mode == "copy_unlocked"))
+        .position(|e| matches!(e, ModelEvent::ListRepairStarted { mode: RepairMode::CopyUnlocked, .. }))
         .expect("unlocked repair");
     let finished =
         events.iter().position(|e| matches!(e, ModelEvent::ListRepairFinished { .. })).expect("repair finished");

@@ -7,7 +7,7 @@ use model::slice::{in_slice, Slice, SliceRule};
 use model::switchboard::{
     BadMessages, BakRecovery, DequeueError, Finish, QueuedMessage, Switchboard, SwitchboardSettings,
 };
-use model::ModelEvent;
+use model::{BakOutcome, ModelEvent};
 
 use crate::support::{block_on, TestOs};
 
@@ -196,15 +196,18 @@ fn bak_files_are_recovered_until_max_bak_count_then_preserved() {
         assert!(os.names("qfiles/in").is_empty());
         assert_eq!(os.names("qfiles/bad"), vec![format!("{fb}.psv")]);
     });
-    let outcomes: Vec<String> = os
+    let outcomes: Vec<(BakOutcome, u32)> = os
         .events()
         .into_iter()
         .filter_map(|e| match e {
-            ModelEvent::BakRecovered { outcome, bak_count, .. } => Some(format!("{outcome}:{bak_count}")),
+            ModelEvent::BakRecovered { outcome, bak_count, .. } => Some((outcome, bak_count)),
             _ => None,
         })
         .collect();
-    assert_eq!(outcomes, vec!["recovered:1", "recovered:2", "preserved_max_count:3"]);
+    assert_eq!(
+        outcomes,
+        vec![(BakOutcome::Recovered, 1), (BakOutcome::Recovered, 2), (BakOutcome::PreservedMaxCount, 3)]
+    );
 }
 
 #[test]

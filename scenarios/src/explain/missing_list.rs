@@ -128,7 +128,8 @@ fn consequences(ix: &Index, host: &str, pid: u32, seq: u64, message_id: Option<&
                         if !piped && Some(id.as_str()) == message_id =>
                     {
                         piped = true;
-                        let why = if outcome == "bounced" { " (permanent failure)" } else { "" };
+                        let why =
+                            if *outcome == model::mta::PipeOutcome::Bounced { " (permanent failure)" } else { "" };
                         out.push(format!(
                             "the MTA {} saw {program} exit {exit_code}: the message was {outcome}{why} at {} [ev {}]",
                             ix.who(h, p),

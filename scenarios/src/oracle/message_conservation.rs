@@ -130,7 +130,9 @@ impl Oracle for MessageConservation {
                     l.delivered[n] += 1;
                 }
             }
-            ModelEvent::SmtpRecipient { message_id, recipient, outcome, .. } if outcome == "permanent" => {
+            ModelEvent::SmtpRecipient { message_id, recipient, outcome, .. }
+                if *outcome == model::RecipientOutcome::Permanent =>
+            {
                 let n = self.recipient(recipient);
                 if let Some(l) = self.injected(message_id) {
                     l.permanent.insert(n);

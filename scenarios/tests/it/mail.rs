@@ -60,7 +60,7 @@ fn addressed(id: &str, rcpt: &str) -> EventKind {
             message_id: id.into(),
             recipient: rcpt.into(),
             code: 250,
-            outcome: "delivered".into(),
+            outcome: model::RecipientOutcome::Delivered,
         },
     )
 }

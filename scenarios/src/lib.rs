@@ -13,7 +13,8 @@
 //! - `bench`: `mmsim bench`, seeds/s, simulated-to-wall time and peak RSS, beside the real kernel.
 //! - `figures`: per-run throughput and bounce-registration delay, from the trace.
 //! - `experiment`: `mmsim experiment`, a grid of `--set`s swept cell by cell into CSV; `plot`: its SVGs.
-//! - `explain`: the causal story of a run's first violation (`mmsim explain`).
+//! - `trace_query`: queries over a recorded trace that the oracles and the tools share.
+//! - `explain`: the causal story of a run's first violation (`mmsim explain`), one story per file.
 //! - `timeline`: a window of a run as a self-contained HTML page (`mmsim timeline`).
 //! - `dump`: the world's state at one trace event (`mmsim run --dump-at`).
 //! - `trace_filter`: which events `--trace` writes (`--trace-filter`).

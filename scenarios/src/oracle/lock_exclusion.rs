@@ -18,6 +18,7 @@ use std::time::Duration;
 use model::ModelEvent;
 
 use super::{End, Oracle, OracleResult, Property, Seen, Violations};
+use crate::trace_query::Holdings;
 
 /// A safety property: an overlap or a broken live lock is an event in the history.
 pub const PROPERTY: Property = Property::Safety;
@@ -30,10 +31,10 @@ struct Holder {
 
 #[derive(Default)]
 pub struct LockExclusion {
-    /// The current holder of each lock.
+    /// The current holder of each lock: its last acquirer, until that one lets go.
     holders: BTreeMap<String, Holder>,
-    /// Claims that hold a lock and have not released it, since when.
-    holding: BTreeMap<String, Duration>,
+    /// Claims that hold a lock and have not let go (the account the tools share).
+    holding: Holdings,
     violations: Violations,
     intervals: u64,
 }
@@ -43,6 +44,7 @@ impl Oracle for LockExclusion {
         let Some((host, pid, note)) = seen.note else { return };
         let event = seen.event;
         let t = event.t.as_secs_f64();
+        let ended = self.holding.observe(event);
         match note {
             ModelEvent::LockAcquired { lock, claim } => {
                 self.intervals += 1;
@@ -59,21 +61,19 @@ impl Oracle for LockExclusion {
                     });
                 }
                 self.holders.insert(lock.clone(), Holder { who, claim: claim.clone(), since: event.t });
-                self.holding.insert(claim.clone(), event.t);
             }
             ModelEvent::LockReleasing { lock, claim } => {
                 if self.holders.get(lock.as_str()).is_some_and(|h| h.claim == *claim) {
                     self.holders.remove(lock.as_str());
                 }
-                self.holding.remove(claim.as_str());
             }
             ModelEvent::LockRefreshed { lock, claim, held: false } => {
-                if let Some(since) = self.holding.remove(claim.as_str()) {
+                if let Some(was) = ended {
                     let who = format!("{host}/{pid}");
                     self.violations.push(event.seq, || {
                         format!(
                             "t={t:.3}s {who} found its lock {lock} (claim {claim}, held since t={:.3}s) broken while it was alive [event {}]",
-                            since.as_secs_f64(),
+                            was.since.as_secs_f64(),
                             event.seq
                         )
                     });

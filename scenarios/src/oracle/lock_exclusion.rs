@@ -62,10 +62,10 @@ impl Oracle for LockExclusion {
                 }
                 self.holders.insert(lock.clone(), Holder { who, claim: claim.clone(), since: event.t });
             }
-            ModelEvent::LockReleasing { lock, claim } => {
-                if self.holders.get(lock.as_str()).is_some_and(|h| h.claim == *claim) {
-                    self.holders.remove(lock.as_str());
-                }
+            ModelEvent::LockReleasing { lock, claim }
+                if self.holders.get(lock.as_str()).is_some_and(|h| h.claim == *claim) =>
+            {
+                self.holders.remove(lock.as_str());
             }
             ModelEvent::LockRefreshed { lock, claim, held: false } => {
                 if let Some(was) = ended {

@@ -76,6 +76,38 @@ impl std::fmt::Display for DequeueFailure {
     }
 }
 
+/// Why a runner process exits. Recorded as its `Display` text (`done`,
+/// `sigterm`, `sigint`, `lock busy`, `error: …`), so the trace keeps the words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunnerExit {
+    /// Its loop ended (`--once`, or the 2.0 qrunner's pass).
+    Done,
+    Sigterm,
+    Sigint,
+    /// The 2.0 qrunner found another holding its site lock.
+    LockBusy,
+    /// An exception escaped the loop: what it was.
+    Error(String),
+}
+
+impl std::fmt::Display for RunnerExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunnerExit::Done => f.write_str("done"),
+            RunnerExit::Sigterm => f.write_str("sigterm"),
+            RunnerExit::Sigint => f.write_str("sigint"),
+            RunnerExit::LockBusy => f.write_str("lock busy"),
+            RunnerExit::Error(what) => write!(f, "error: {what}"),
+        }
+    }
+}
+
+impl Serialize for RunnerExit {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// What the MTA's Mailman router decided for an address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -255,8 +287,8 @@ pub enum ModelEvent {
     PostExited { list: String, message_id: String, exit_code: i32, reason: String },
     /// A runner process started serving `queue` slice `slice` of `count`.
     RunnerStarted { runner: String, slice: u32, count: u32 },
-    /// A runner process is exiting; `reason` is `sigterm`, `error: ...` or `done`.
-    RunnerExited { runner: String, slice: u32, count: u32, reason: String },
+    /// A runner process is exiting, and why.
+    RunnerExited { runner: String, slice: u32, count: u32, reason: RunnerExit },
     /// mailmanctl started (or restarted) a runner child.
     RunnerSpawned { runner: String, slice: u32, count: u32, pid: u32, restarts: u32 },
     /// The downstream sink accepted a delivery; `post_number` is parsed from the subject prefix.

@@ -53,7 +53,7 @@ mod task_set;
 
 pub use event::{
     BakOutcome, DequeueFailure, DropReason, FinishOutcome, ListLoadOutcome, ModelEvent, RecipientOutcome,
-    RouteDecision, RouteStage,
+    RouteDecision, RouteStage, RunnerExit,
 };
 pub use lockfile::{Condition, LockCounter, LockError, LockFile, LockLogging, LockSettings, LockVariant, LOCK_DIR};
 pub use mlist::{

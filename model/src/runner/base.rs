@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{DropReason, ModelEvent};
+use crate::event::{DropReason, ModelEvent, RunnerExit};
 use crate::list_access::{ListError, LockCounter, LockError, LockFile, LockSettings, MailList};
 use crate::message::Message;
 use crate::msgdata::MsgData;
@@ -317,19 +317,19 @@ pub async fn run_runner<'a, O: Os, D: Dispose<'a, O>>(
     let ctx = RunnerCtx::new(os, settings);
     let name = runner.name().to_string();
     os.event(ModelEvent::RunnerStarted { runner: name.clone(), slice: slice.index, count: slice.count });
-    let exited = |reason: String| {
+    let exited = |reason: RunnerExit| {
         os.event(ModelEvent::RunnerExited { runner: name.clone(), slice: slice.index, count: slice.count, reason });
     };
     // `Runner.__init__`: the Switchboard (with `recover=True` from 2.1.9).
     let sb = match Switchboard::open(os, &settings.queue, runner.queue(), slice).await {
         Ok(sb) => sb,
         Err(e) => {
-            exited(format!("error: {e}"));
+            exited(RunnerExit::Error(e.to_string()));
             return 1;
         }
     };
     if let Err(e) = sb.recover_backup_files().await {
-        exited(format!("error: {e}"));
+        exited(RunnerExit::Error(e.to_string()));
         return 1;
     }
     runner.start(&ctx).await;
@@ -359,19 +359,19 @@ pub async fn run_runner<'a, O: Os, D: Dispose<'a, O>>(
     match (result, ctx.stop_signal()) {
         (Err(e), _) => {
             syslog(os, "error", format!("Uncaught runner exception: {}", e.reason));
-            exited(format!("error: {} ({})", e.reason, e.errno));
+            exited(RunnerExit::Error(format!("{} ({})", e.reason, e.errno)));
             1
         }
         (Ok(()), Some(Signal::Term)) => {
-            exited("sigterm".to_string());
+            exited(RunnerExit::Sigterm);
             15
         }
         (Ok(()), Some(_)) => {
-            exited("sigint".to_string());
+            exited(RunnerExit::Sigint);
             2
         }
         (Ok(()), None) => {
-            exited("done".to_string());
+            exited(RunnerExit::Done);
             0
         }
     }

@@ -20,7 +20,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use crate::event::{DropReason, ModelEvent};
+use crate::event::{DropReason, ModelEvent, RunnerExit};
 use crate::list_access::{Condition, LockError, LockFile, MailList, LOCK_DIR};
 use crate::message::Message;
 use crate::msgdata::MsgData;
@@ -94,7 +94,7 @@ pub async fn qrunner20<O: Os>(os: &O, settings: &Settings) -> i32 {
                 runner: "qrunner20".to_string(),
                 slice: 0,
                 count: 1,
-                reason: "lock busy".to_string(),
+                reason: RunnerExit::LockBusy,
             });
             return 0;
         }
@@ -103,7 +103,7 @@ pub async fn qrunner20<O: Os>(os: &O, settings: &Settings) -> i32 {
                 runner: "qrunner20".to_string(),
                 slice: 0,
                 count: 1,
-                reason: format!("error: {e}"),
+                reason: RunnerExit::Error(e.to_string()),
             });
             return 1;
         }
@@ -115,9 +115,9 @@ pub async fn qrunner20<O: Os>(os: &O, settings: &Settings) -> i32 {
         syslog(os, "qrunner", format!("Exception in LockFile __del__ ignored: {e}"));
     }
     let (code, reason) = match (result, unlocked) {
-        (Err(e), _) => (1, format!("error: {} ({})", e.reason, e.errno)),
-        (Ok(()), Err(e)) => (1, format!("error: {e}")),
-        (Ok(()), Ok(())) => (0, "done".to_string()),
+        (Err(e), _) => (1, RunnerExit::Error(format!("{} ({})", e.reason, e.errno))),
+        (Ok(()), Err(e)) => (1, RunnerExit::Error(e.to_string())),
+        (Ok(()), Ok(())) => (0, RunnerExit::Done),
     };
     os.event(ModelEvent::RunnerExited { runner: "qrunner20".to_string(), slice: 0, count: 1, reason });
     code

@@ -155,8 +155,10 @@ fn mailmanctl_starts_runners_and_stops_them_on_sigterm() {
     let events = os.events();
     let spawned = events.iter().filter(|e| matches!(e, ModelEvent::RunnerSpawned { .. })).count();
     assert_eq!(spawned, 6);
-    let exited =
-        events.iter().filter(|e| matches!(e, ModelEvent::RunnerExited { reason, .. } if reason == "sigterm")).count();
+    let exited = events
+        .iter()
+        .filter(|e| matches!(e, ModelEvent::RunnerExited { reason: model::RunnerExit::Sigterm, .. }))
+        .count();
     assert_eq!(exited, 6);
     assert!(!os.exists("locks/master-qrunner"));
 }

@@ -31,7 +31,7 @@ impl Oracle for RunnerErrors {
             {
                 Some(format!("{queue}: finish of {filebase}: {outcome} ({errno})"))
             }
-            ModelEvent::RunnerExited { runner, reason, .. } if reason.starts_with("error") => {
+            ModelEvent::RunnerExited { runner, reason: reason @ model::RunnerExit::Error(_), .. } => {
                 Some(format!("runner {runner} exited: {reason}"))
             }
             ModelEvent::QueueDequeued { .. } => {

@@ -434,12 +434,8 @@ fn runner_errors_on_hand_made_histories() {
             ModelEvent::QueueFinished { queue: "in".into(), filebase: "f".into(), outcome, errno: String::new() },
         )
     };
-    let exited = |reason: &str| {
-        note(
-            "mail1",
-            4,
-            ModelEvent::RunnerExited { runner: "IncomingRunner".into(), slice: 0, count: 1, reason: reason.into() },
-        )
+    let exited = |reason: model::RunnerExit| {
+        note("mail1", 4, ModelEvent::RunnerExited { runner: "IncomingRunner".into(), slice: 0, count: 1, reason })
     };
     check_cases(vec![
         case("a message removed after delivery", "runner_errors", vec![finished(model::FinishOutcome::Removed)], None),
@@ -461,11 +457,11 @@ fn runner_errors_on_hand_made_histories() {
             vec![finished(model::FinishOutcome::Preserved)],
             Some("in: finish of f: preserved"),
         ),
-        case("a clean runner exit", "runner_errors", vec![exited("stopped")], None),
+        case("a clean runner exit", "runner_errors", vec![exited(model::RunnerExit::Done)], None),
         case(
             "a runner killed by an error",
             "runner_errors",
-            vec![exited("error: EIO")],
+            vec![exited(model::RunnerExit::Error("EIO".into()))],
             Some("runner IncomingRunner exited: error: EIO"),
         ),
     ]);

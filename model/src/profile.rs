@@ -19,7 +19,7 @@ use crate::list_access::{ConfigFormat, MailListSettings};
 use crate::mta::MtaSettings;
 use crate::post::{PostSettings, PostVariant};
 use crate::runner::{
-    ArchSettings, BounceRegistration, BounceSettings, DequeueErrors, MailmanctlSettings, OutgoingSettings,
+    ArchSettings, BounceRegistration, BounceSettings, DequeueErrors, ListCache, MailmanctlSettings, OutgoingSettings,
     PermFailures, PermFailuresOnCleanup, Qrunner20Settings, QrunnerSpec, RetrySettings, RetryWait, RunnerSettings,
     ShuntFailure, TempFailures,
 };
@@ -103,6 +103,7 @@ fn v2_1_2() -> Settings {
     s.list_store = MailListSettings::mailman_2_1_2();
     s.runner.dequeue_errors = DequeueErrors::Escape;
     s.runner.shunt_failure = ShuntFailure::Escape;
+    s.runner.list_cache = ListCache::KeptForever;
     s.outgoing.temp_failures = TempFailures::RequeueOutWithDeliverAfter;
     s.outgoing.perm_failures = PermFailures::InMemory;
     s.outgoing.deal_with_permfailures_every = 1;
@@ -121,8 +122,10 @@ fn v2_0() -> Settings {
     s.list_store = MailListSettings::mailman_2_0_13();
     s.mta.require_file = ConfigFormat::Db20;
     s.post.variant = PostVariant::V20FullLoad;
-    // 2.0 has no per-queue runners and no master: cron runs `qrunner20`.
+    // 2.0 has no per-queue runners and no master: cron runs `qrunner20`,
+    // which keeps its own list objects for one run.
     s.mailmanctl.qrunners.clear();
+    s.runner.list_cache = ListCache::None;
     s
 }
 

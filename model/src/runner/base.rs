@@ -12,13 +12,15 @@
 //! status 15 and 2, which mailmanctl reads as "do not restart" and
 //! "restart"), SIGHUP is taken and ignored (log reopening is not modelled).
 //!
-//! Left out: the pre-2.1.15 `WeakValueDictionary` list cache (CPython frees
-//! the list object when `_onefile` returns, so a hit needs a reference cycle;
-//! every call here loads afresh, as 2.1.15+ does), `Utils.reap` of children,
-//! and per-list language setup.
+//! Before 2.1.15 `_open_list` keeps list objects in a class-level cache and
+//! returns a cached one without `Load()`; a reference cycle keeps every list
+//! object alive, so a process loads each list unlocked only once
+//! ([`ListCache`], docs/semantics/mailman-queues-runners.md §7).
+//!
+//! Left out: `Utils.reap` of children, and per-list language setup.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::time::Duration;
 
@@ -47,6 +49,21 @@ pub enum DequeueErrors {
     PreserveAny,
 }
 
+/// `Runner._open_list`'s list cache (docs/semantics/mailman-queues-runners.md §7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListCache {
+    /// 2.1.15+: every `_open_list` is `MailList(name, lock=False)`, a fresh
+    /// object and its unlocked `Load()`; the object goes (`__del__`) when the
+    /// caller is done with it.
+    None,
+    /// 2.1.0–2.1.14: `_listcache`, a `WeakValueDictionary` whose objects a
+    /// reference cycle (`MailList` ↔ `OldStyleMemberships`) keeps alive for
+    /// good (NEWS 2.1.15): a cached object comes back without `Load()`, and is
+    /// never finalised.
+    KeptForever,
+}
+
 /// What happens when `shunt.enqueue` itself fails.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -64,6 +81,7 @@ pub struct RunnerSettings {
     pub qrunner_sleep_time_s: f64,
     pub dequeue_errors: DequeueErrors,
     pub shunt_failure: ShuntFailure,
+    pub list_cache: ListCache,
     /// `MAILMAN_SITE_LIST`.
     pub site_list: String,
     /// `GLOBAL_PIPELINE`; handlers the model does not implement pass through.
@@ -104,6 +122,7 @@ impl Default for RunnerSettings {
             qrunner_sleep_time_s: 1.0,
             dequeue_errors: DequeueErrors::PreserveAny,
             shunt_failure: ShuntFailure::PreserveOriginal,
+            list_cache: ListCache::None,
             site_list: "mailman".to_string(),
             global_pipeline: GLOBAL_PIPELINE_2_1_39.iter().map(|s| s.to_string()).collect(),
             passes_max: u64::MAX,
@@ -161,6 +180,8 @@ pub struct RunnerCtx<'a, O: Os> {
     /// every list and site lock it makes.
     pub lock_counter: LockCounter,
     opened: RefCell<BTreeSet<String>>,
+    /// `_listcache` ([`ListCache::KeptForever`]): the list objects between uses.
+    lists: RefCell<BTreeMap<String, MailList<'a, O>>>,
     stop: Cell<Option<Signal>>,
 }
 
@@ -171,6 +192,7 @@ impl<'a, O: Os> RunnerCtx<'a, O> {
             settings,
             lock_counter: LockCounter::new(),
             opened: RefCell::new(BTreeSet::new()),
+            lists: RefCell::new(BTreeMap::new()),
             stop: Cell::new(None),
         }
     }
@@ -195,9 +217,15 @@ impl<'a, O: Os> RunnerCtx<'a, O> {
         MailList::new(self.os, &self.lock_counter, name, self.settings.list_store.clone())
     }
 
-    /// `MailList(name, lock=0)`: a list object and its unlocked `Load()`.
-    /// The object is finalised here when the load fails, as Python collects it.
+    /// `_open_list(name)`: `MailList(name, lock=0)`, a list object and its
+    /// unlocked `Load()`, or with [`ListCache::KeptForever`] the process's
+    /// cached object as it was left, with no `Load()`. The object is finalised
+    /// here when the load fails, as Python collects it (and does not cache it).
+    /// Give it back with [`RunnerCtx::release`].
     pub async fn open_list(&self, name: &str) -> Result<MailList<'a, O>, ListError> {
+        if let Some(cached) = self.lists.borrow_mut().remove(name) {
+            return Ok(cached);
+        }
         let mut mlist = self.list(name)?;
         match mlist.load().await {
             Ok(()) => Ok(mlist),
@@ -249,6 +277,17 @@ impl<'a, O: Os> RunnerCtx<'a, O> {
         let unlocked = mlist.unlock().await;
         // An error from Unlock() in `finally` replaces the one from Save().
         Ok(unlocked.and(saved))
+    }
+
+    /// The caller of [`RunnerCtx::open_list`] is done with the object: it
+    /// goes back to the cache, or is finalised when there is none.
+    pub async fn release(&self, mlist: MailList<'a, O>) {
+        match self.settings.runner.list_cache {
+            ListCache::KeptForever => {
+                self.lists.borrow_mut().insert(mlist.name().to_string(), mlist);
+            }
+            ListCache::None => self.finalize(mlist).await,
+        }
     }
 
     /// The list object's `__del__` where Python drops its last reference:
@@ -510,7 +549,8 @@ async fn onefile<'a, O: Os, D: Dispose<'a, O>>(
         Err(e) => Err(e),
     };
     // `mlist` is a local of `_onefile`: collected when it returns, after the
-    // re-enqueue (on an exception, the model finalises before the shunt).
-    ctx.finalize(mlist).await;
+    // re-enqueue (on an exception, the model finalises before the shunt),
+    // unless the list cache keeps it.
+    ctx.release(mlist).await;
     requeued
 }

@@ -70,7 +70,7 @@ impl BounceRunner {
             let mut mlist = ctx.open_list(&listname).await?;
             let addrs = self.batched.get(&listname).cloned().unwrap_or_default();
             let registered = ctx.register_bounces_locked(&mut mlist, None, &addrs).await;
-            ctx.finalize(mlist).await;
+            ctx.release(mlist).await;
             registered??;
             self.batched.shift_remove(&listname);
         }

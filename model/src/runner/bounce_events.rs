@@ -107,7 +107,7 @@ impl BounceEvents {
             // `_open_list`, then `Lock()` with no timeout.
             let mut mlist = ctx.open_list(&listname).await?;
             let registered = ctx.register_bounces_locked(&mut mlist, None, &addrs).await;
-            ctx.finalize(mlist).await;
+            ctx.release(mlist).await;
             registered??;
         }
         self.fd = None;

@@ -23,7 +23,7 @@ mod retry;
 mod virgin;
 
 pub use arch::{ArchRunner, ArchSettings};
-pub use base::{run_runner, DequeueErrors, Dispose, Keep, Raised, RunnerCtx, RunnerSettings, ShuntFailure};
+pub use base::{run_runner, DequeueErrors, Dispose, Keep, ListCache, Raised, RunnerCtx, RunnerSettings, ShuntFailure};
 pub use bounce::{BounceRegistration, BounceRunner, BounceSettings};
 pub use incoming::{IncomingRunner, PipelineSource};
 pub use mailmanctl::{mailmanctl, MailmanctlSettings, QrunnerSpec};

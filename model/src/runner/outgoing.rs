@@ -133,7 +133,7 @@ impl OutgoingRunner {
             let recips: Vec<String> =
                 self.permfailures.get(&listname).into_iter().flatten().map(|(r, _)| r.clone()).collect();
             let registered = ctx.register_bounces_locked(&mut mlist, Some(ctx.list_lock_timeout()), &recips).await;
-            ctx.finalize(mlist).await;
+            ctx.release(mlist).await;
             match registered {
                 // The remaining lists wait for the next call.
                 Err(e) if e.is_timeout() => return Ok(()),

@@ -308,3 +308,55 @@ fn a_drop_reason_is_recorded_as_mailmans_text() {
         assert_eq!((json["reason"].as_str(), reason.to_string().as_str()), (Some(text), text));
     }
 }
+
+/// Loads of `config.pck` while an IncomingRunner numbers three posts (three
+/// passes: before 2.1.9 posts in one second share a key, one per pass), and
+/// the post id they leave.
+fn loads_for_three_posts(s: &Settings) -> (Vec<model::ListLoadOutcome>, u64) {
+    let mut s = s.clone();
+    s.runner.passes_max = 3;
+    let s = &s;
+    let os = TestOs::new(1);
+    let post_id = block_on(async {
+        make_list(&os, &s.list_store, &["alice@example.org"]).await;
+        for id in ["a@x", "b@x", "c@x"] {
+            assert_eq!(post(&os, s, EntryScript::Post, "test", &text(id)).await, 0);
+        }
+        assert_eq!(run_runner(&os, s, Slice::WHOLE, IncomingRunner::new()).await, 0);
+        assert!(os.names("qfiles/in").is_empty());
+        load(&os, s).await.post_id
+    });
+    let mut loads: Vec<_> = os
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            ModelEvent::ListFileLoad { outcome, .. } => Some(outcome),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(loads.pop(), Some(model::ListLoadOutcome::Loaded), "the test's own load of the result");
+    (loads, post_id)
+}
+
+/// 2.1.2's `_open_list` returns the process's cached list object without
+/// `Load()`, and a reference cycle keeps it cached (NEWS 2.1.15); 2.1.15+
+/// makes a fresh object and loads it for every message
+/// (docs/semantics/mailman-queues-runners.md §7).
+#[test]
+fn a_2_1_early_runner_loads_a_list_unlocked_once_and_then_uses_its_cached_object() {
+    use model::runner::ListCache;
+    use model::ListLoadOutcome::{Loaded, ShortcutSkip};
+    let early = one_pass(MailmanProfile::V2_1Early.settings());
+    assert_eq!(early.runner.list_cache, ListCache::KeptForever);
+    // The first message: the unlocked Load, then Lock()'s Load (the file is
+    // not newer). The next two: Lock()'s Load only, which Save's timestamp
+    // lets skip.
+    assert_eq!(loads_for_three_posts(&early), (vec![Loaded, ShortcutSkip, ShortcutSkip, ShortcutSkip], 10));
+    let mut uncached = early.clone();
+    uncached.runner.list_cache = ListCache::None;
+    assert_eq!(
+        loads_for_three_posts(&uncached),
+        (vec![Loaded, ShortcutSkip, Loaded, ShortcutSkip, Loaded, ShortcutSkip], 10)
+    );
+    assert_eq!(Settings::default().runner.list_cache, ListCache::None, "2.1.39");
+}

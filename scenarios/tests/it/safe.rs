@@ -3,8 +3,13 @@
 //! the list appeared missing (seed 11 at full load: one host's Save
 //! silly-renames the busy `config.pck`, and the other host's MTA's
 //! `require_files` LOOKUP reaches the server in the gap and gets NOENT), the
-//! safe setting bounces none and `no_missing_list` holds. The ≥ 3000-seed sweep is in the
-//! README ("What mmsim found"); this is its regression test.
+//! safe setting bounces none and its MTA never finds the list missing. What
+//! the safe setting does not promise is the runner side: a runner's `Load`
+//! can still meet two gaps in a row (`config.pck` absent through a negative
+//! dentry, then `.last` between the other host's unlink and link), and on this
+//! seed it does once (README, "What mmsim found"), so `no_missing_list` is
+//! checked here for the MTA's places only. The ≥ 3000-seed sweep is in the
+//! README; this is its regression test.
 
 use scenarios::mail::MailFigures;
 
@@ -27,8 +32,10 @@ fn the_safe_setting_loses_no_list_on_a_seed_where_the_stock_one_does() {
     assert_eq!(oracle_status(&stock, "no_missing_list"), "fail", "the stock seed no longer shows the window");
     assert!(stock_mail.bounced_list_missing > 0, "{stock_mail:?}");
     let (safe, mail) = run("two-servers-safe", "11");
-    for oracle in ["no_missing_list", "message_conservation", "liveness"] {
+    for oracle in ["message_conservation", "liveness"] {
         assert_eq!(oracle_status(&safe, oracle), "pass", "{oracle}");
     }
-    assert_eq!((mail.injected, mail.bounced, mail.appearances()), (2000, 0, 0), "{mail:?}");
+    assert_eq!((mail.injected, mail.bounced), (2000, 0), "{mail:?}");
+    let mta: Vec<_> = mail.missing.keys().filter(|place| !place.starts_with("runner_")).collect();
+    assert!(mta.is_empty(), "the MTA found the list missing: {mta:?} in {mail:?}");
 }

@@ -4,7 +4,8 @@
 //! `attrtimeo`, starting at acregmin (files) or acdirmin (directories), and
 //! `attrtimeo_timestamp`. Attributes are fresh while `now < fetched_at +
 //! attrtimeo`. New attributes that differ reset the timeout to the minimum; equal
-//! attributes arriving once the timeout has run out double it, up to the maximum.
+//! attributes arriving once the timeout has run out double it, up to the maximum,
+//! and every equal refresh restarts the timeout's clock (`attrtimeo_timestamp`).
 //! Every entry remembers the trace event that filled it, for `served_by`.
 //!
 //! Left out: the separate invalidation bits Linux keeps per attribute
@@ -86,8 +87,13 @@ impl AttrCache {
                 if changed {
                     e.attrtimeo = min;
                     e.attrtimeo_timestamp = now;
-                } else if now >= e.attrtimeo_timestamp + e.attrtimeo {
-                    e.attrtimeo = (e.attrtimeo * 2).min(max);
+                } else {
+                    // Linux doubles only when this refresh comes after the timeout ran
+                    // out, but restarts the timeout's clock on every unchanged refresh, so
+                    // a file refreshed more often than its timeout keeps it (§2, step 2).
+                    if now >= e.attrtimeo_timestamp + e.attrtimeo {
+                        e.attrtimeo = (e.attrtimeo * 2).min(max);
+                    }
                     e.attrtimeo_timestamp = now;
                 }
                 e.attr = attr;

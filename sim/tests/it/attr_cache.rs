@@ -116,3 +116,23 @@ fn the_timeout_doubles_while_attributes_are_unchanged_and_resets_on_a_change() {
     c.update(fh, fattr(2), t, 3);
     assert_eq!(c.get(fh).unwrap().attrtimeo, s(3), "a change resets the timeout");
 }
+
+#[test]
+fn refreshes_sooner_than_the_timeout_hold_it_where_it_is() {
+    // Close-to-open GETATTRs every 2 s of a file nobody changes: each one restarts the
+    // timeout's clock (`attrtimeo_timestamp = now` in `nfs_update_inode`), so the
+    // timeout never runs out between them and never doubles (docs/semantics/linux-nfs-client.md §2).
+    let s = Duration::from_secs;
+    let mut c = AttrCache::new(AcBounds { reg_min: s(3), reg_max: s(60), dir_min: s(30), dir_max: s(60) });
+    let fh = Fh { ino: 5, gen: 1 };
+    c.update(fh, fattr(1), s(0), 1);
+    for k in 1..=40 {
+        c.update(fh, fattr(1), s(2 * k), 2);
+        assert_eq!(c.get(fh).unwrap().attrtimeo, s(3), "refresh {k} at {} s", 2 * k);
+    }
+    // One gap longer than the timeout doubles it, once.
+    c.update(fh, fattr(1), s(80 + 3), 3);
+    assert_eq!(c.get(fh).unwrap().attrtimeo, s(6));
+    c.update(fh, fattr(1), s(80 + 3 + 5), 4);
+    assert_eq!(c.get(fh).unwrap().attrtimeo, s(6), "5 s after a refresh, inside 6 s: held");
+}

@@ -81,6 +81,76 @@ fn rename_over_a_file_open_on_this_client_leaves_a_window_without_the_name() {
     assert!(silly_names(&b).is_empty());
 }
 
+/// Linux asks whether the dentry being removed is in use, not the inode
+/// (`d_count(dentry) > 1` in `nfs_unlink`; docs/semantics/linux-nfs-client.md §10):
+/// a file open through `a` and unlinked through its hard link `b` is a plain
+/// REMOVE; unlinked through `a` it is silly-renamed.
+#[test]
+fn busy_is_judged_per_name_not_per_inode() {
+    let mut b = Bench::new(config(43, ServerConfig::default(), vec![host("h1", MountOptions::default(), &["one"])]));
+    b.program("one", |p, log| async move {
+        write_file(&p, "a", b"both").await;
+        p.link("a", "b").await.unwrap();
+        let fd = p.open("a", ro()).await.unwrap();
+        push(&log, format!("unlink b {}", show(&p.unlink("b").await)));
+        push(
+            &log,
+            format!(
+                "hidden after b {}",
+                p.read_dir("").await.unwrap().iter().filter(|n| n.starts_with(".nfs")).count()
+            ),
+        );
+        push(&log, format!("unlink a {}", show(&p.unlink("a").await)));
+        push(
+            &log,
+            format!(
+                "hidden after a {}",
+                p.read_dir("").await.unwrap().iter().filter(|n| n.starts_with(".nfs")).count()
+            ),
+        );
+        push(&log, format!("read {:?}", String::from_utf8_lossy(&p.read(fd, 10).await.unwrap())));
+        p.close(fd).await.unwrap();
+    });
+    b.run_until_done(5000);
+    assert_eq!(b.lines(), ["unlink b ok", "hidden after b 0", "unlink a ok", "hidden after a 1", "read \"both\""]);
+    assert_eq!(b.sim.world().counters().silly_renames, 1);
+    assert!(silly_names(&b).is_empty(), "removed at last close");
+}
+
+/// Mailman's Save while a runner on the same host holds `config` open: the
+/// rename over `config` silly-renames the runner's dentry, whose inode keeps its
+/// other name `last`; the next Save's `unlink(last)` removes a dentry nobody
+/// holds, so it is a plain REMOVE, and the runner's descriptor still reads
+/// through the hidden name, which goes at its close (docs/semantics/linux-nfs-client.md §10).
+#[test]
+fn a_save_rotation_over_an_open_config_leaves_one_hidden_name_and_removes_it() {
+    let mut b = Bench::new(config(44, ServerConfig::default(), vec![host("h1", MountOptions::default(), &["one"])]));
+    b.program("one", |p, log| async move {
+        write_file(&p, "config", b"v1").await;
+        let fd = p.open("config", ro()).await.unwrap();
+        for v in ["v2", "v3"] {
+            write_file(&p, "tmp", v.as_bytes()).await;
+            let _ = p.unlink("last").await;
+            p.link("config", "last").await.unwrap();
+            p.rename("tmp", "config").await.unwrap();
+        }
+        let mut names = p.read_dir("").await.unwrap();
+        names.iter_mut().filter(|n| n.starts_with(".nfs")).for_each(|n| *n = ".nfs".into());
+        names.sort();
+        push(&log, format!("names {names:?}"));
+        push(&log, format!("read {:?}", String::from_utf8_lossy(&p.read(fd, 10).await.unwrap())));
+        p.close(fd).await.unwrap();
+        push(&log, format!("config {:?}, last {:?}", read_file(&p, "config").await, read_file(&p, "last").await));
+    });
+    b.run_until_done(5000);
+    assert_eq!(
+        b.lines(),
+        ["names [\".nfs\", \"config\", \"last\"]", "read \"v1\"", "config Ok(\"v3\"), last Ok(\"v2\")"]
+    );
+    assert_eq!(b.sim.world().counters().silly_renames, 1, "only the rename over the held `config`");
+    assert!(silly_names(&b).is_empty(), "the hidden name went at the runner's close");
+}
+
 #[test]
 fn host_crash_leaves_silly_renamed_files_behind() {
     let mut b = Bench::new(config(42, ServerConfig::default(), vec![host("h1", MountOptions::default(), &["one"])]));

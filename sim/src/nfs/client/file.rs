@@ -22,6 +22,7 @@ impl NfsClient {
 
     pub(super) async fn open_once(&self, ctx: &Ctx, path: &str, flags: Flags, reval: Reval) -> Res<u32> {
         let parts = split_path(path)?;
+        let mut at = None;
         let (fh, attr) = match parts.split_last() {
             None => {
                 if flags.write || flags.truncate || flags.create {
@@ -31,6 +32,7 @@ impl NfsClient {
             }
             Some((name, dirs)) => {
                 let dir = self.walk_dirs(ctx, dirs, reval).await?;
+                at = Some((dir, *name));
                 if flags.create && flags.exclusive {
                     // open_last_lookups: O_CREAT holds the directory exclusively
                     // across the lookup and the create (with its SETATTR).
@@ -86,10 +88,10 @@ impl NfsClient {
         if flags.truncate && flags.write && self.view(fh, attr).attr.size > 0 {
             self.truncate(ctx, fh, 0).await?;
         }
-        self.silly.borrow_mut().opened(fh);
+        let dentry = self.silly.borrow_mut().opened(at, fh);
         let mut files = self.files.borrow_mut();
         let fd = (3..).find(|fd| !files.contains_key(&(ctx.pid, *fd))).expect("a free fd");
-        files.insert((ctx.pid, fd), OpenFile { fh, ftype: attr.ftype, path: path.to_string(), flags, pos: 0 });
+        files.insert((ctx.pid, fd), OpenFile { fh, dentry, ftype: attr.ftype, path: path.to_string(), flags, pos: 0 });
         Ok(fd)
     }
 
@@ -181,7 +183,7 @@ impl NfsClient {
         let file = self.files.borrow_mut().remove(&(ctx.pid, fd)).ok_or(libc::EBADF)?;
         // nfs_file_flush: a descriptor open for writing flushes and commits at close.
         let flushed = if file.flags.write { self.flush(ctx, file.fh, true).await } else { Ok(()) };
-        let last = self.silly.borrow_mut().closed(file.fh);
+        let last = self.silly.borrow_mut().closed(file.dentry);
         if let Some((dir, name)) = last {
             // The last close removes the silly-renamed file (nfs_async_unlink).
             if let Ok(got) = self.rpc(ctx, Request::Remove { dir, name: name.clone() }).await {

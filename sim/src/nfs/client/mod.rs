@@ -51,7 +51,7 @@ use super::mount::{
 use super::pages::{DataVerifier, Pages};
 use super::proto::{Body, CreateMode, Fattr, Fh, Ftype, NfsStat, Proc, Reply, Request, Sattr, SetTime, Stable, Wcc};
 use super::readdir_cache::{Listing, ReaddirCache};
-use super::silly::Silly;
+use super::silly::{DentryId, Silly};
 use super::store::ROOT;
 use crate::clock::{true_now, ClockConfig, Nanos};
 use crate::counters::Counters;
@@ -131,6 +131,8 @@ pub struct Attr {
 
 struct OpenFile {
     fh: Fh,
+    /// The dentry the descriptor holds, which decides silly renames (§10).
+    dentry: DentryId,
     ftype: Ftype,
     path: String,
     flags: Flags,

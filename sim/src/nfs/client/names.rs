@@ -97,11 +97,13 @@ impl NfsClient {
             (true, Ftype::Reg) => return Err(libc::ENOTDIR),
             _ => {}
         }
-        if !want_dir && self.silly.borrow().holds(fh) && name.starts_with(".nfs") {
+        if !want_dir && self.silly.borrow().holds(dir, name) {
             // unlink(2): removing a silly-renamed file by hand gives EBUSY.
             return Err(libc::EBUSY);
         }
-        if !want_dir && self.silly.borrow().is_busy(fh) {
+        // nfs_unlink: silly-rename when this dentry is in use (d_count > 1),
+        // whatever other names of the inode are open (docs/semantics/linux-nfs-client.md §10).
+        if !want_dir && self.silly.borrow().is_busy(dir, name, fh) {
             return self.silly_rename(ctx, dir, name, fh).await;
         }
         if !want_dir {
@@ -120,6 +122,7 @@ impl NfsClient {
         self.dir_changed(dir);
         match got.reply.status {
             Ok(_) => {
+                self.silly.borrow_mut().removed(dir, name);
                 self.remember(dir, name, DentryKind::Negative, verifier, got.ev);
                 // nfs_drop_nlink: the inode's cached link count is no longer valid.
                 self.attrs.borrow_mut().expire(fh);
@@ -156,7 +159,7 @@ impl NfsClient {
         // unlink or rename holding it releases only when it is done.
         self.dentries.borrow_mut().remove(dir, name);
         self.remember(dir, &hidden, DentryKind::Positive { fh, ftype: Ftype::Reg }, verifier, got.ev);
-        self.silly.borrow_mut().renamed(fh, dir, hidden);
+        self.silly.borrow_mut().renamed(dir, name, hidden);
         Ok(())
     }
 
@@ -185,7 +188,7 @@ impl NfsClient {
             return Ok(());
         }
         if let Some((dst_fh, _)) = dst {
-            if self.silly.borrow().is_busy(dst_fh) {
+            if self.silly.borrow().is_busy(to_dir, to_name, dst_fh) {
                 // nfs_rename: a busy target is silly-renamed first; the name is then
                 // absent on the server until the second RENAME (docs/semantics/linux-nfs-client.md §9),
                 // and on this host a lookup of it waits for the locks held here.
@@ -209,6 +212,7 @@ impl NfsClient {
         self.dir_changed(to_dir);
         match got.reply.status {
             Ok(_) => {
+                self.silly.borrow_mut().moved((from_dir, from_name), (to_dir, to_name));
                 if from_dir != to_dir || from_name != to_name {
                     self.remember(from_dir, from_name, DentryKind::Negative, from_verifier, got.ev);
                 }

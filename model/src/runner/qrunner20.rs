@@ -146,32 +146,37 @@ async fn walk_queue<'a, O: Os>(
     let mut count: u32 = 0;
     for name in os.read_dir(sb.dir()).await? {
         lock.refresh(None, Condition::RequireLocked).await?;
-        if time_s(os) - start > s.qrunner_process_lifetime_s || count >= s.qrunner_max_messages {
+        // `os.path.splitext`: only `.db` and `.tmp` are skipped; every other
+        // name is taken for a `.msg` (a `.nfs…` file included).
+        let (root, ext) = splitext(&name);
+        if ext == ".db" || ext == ".tmp" {
+            continue;
+        }
+        // `if not os.path.exists(root + '.db')`: any error of the stat, ESTALE
+        // included, reads as "absent", and the `.msg` is unlinked; an error of
+        // that unlink escapes. There is no `continue`: the walk goes on, and
+        // reading the entry fails below.
+        if !exists(os, &format!("{}/{root}.db", sb.dir())).await {
+            syslog(os, "qrunner", format!("Unlinking orphaned .msg file: {}/{root}.msg", sb.dir()));
+            os.unlink(&format!("{}/{root}.msg", sb.dir())).await?;
+        }
+        if time_s(os) - start > s.qrunner_process_lifetime_s || count > s.qrunner_max_messages {
             break;
         }
-        let Some((root, ext)) = name.rsplit_once('.') else {
-            continue;
-        };
-        if ext != "msg" {
-            continue;
-        }
-        if let Err(e) = os.stat(&format!("{}/{root}.db", sb.dir())).await {
-            if crate::os::errno(&e) == libc::ENOENT {
-                syslog(os, "qrunner", format!("Unlinking orphaned .msg file: {name}"));
-                let _ = os.unlink(&format!("{}/{name}", sb.dir())).await;
-            }
-            continue;
-        }
+        count += 1;
         let entry = match sb.read_flat(root).await {
             Ok(e) => e,
             Err(e) => {
-                syslog(os, "qrunner", format!("error reading queue entry {root}: {e}"));
+                syslog(os, "qrunner", format!("Exception reading qfile: {}/{root}\n{e}", sb.dir()));
                 continue;
             }
         };
         let Some(mut msg) = entry.msg else { continue };
         let mut data = entry.data;
-        let listname = data.listname.clone().unwrap_or_default();
+        let Some(listname) = data.listname.clone().filter(|n| !n.is_empty()) else {
+            syslog(os, "qrunner", format!("qfile metadata specifies no list: {}/{root}", sb.dir()));
+            continue;
+        };
         // `open_list`: a cached object, else `MailList(name, lock=0)`; only an
         // MMListError means "missing" (and is not cached), anything else escapes.
         if !lists.contains_key(&listname) {
@@ -186,7 +191,7 @@ async fn walk_queue<'a, O: Os>(
             }
         }
         let Some(mlist) = lists.get_mut(&listname) else {
-            syslog(os, "qrunner", format!("Dequeuing message destined for missing list: {listname}"));
+            syslog(os, "qrunner", format!("Dequeuing message destined for missing list: {}/{root}", sb.dir()));
             sb.remove_flat(root).await?;
             os.event(ModelEvent::MessageDeleted {
                 queue: "qfiles".to_string(),
@@ -197,7 +202,6 @@ async fn walk_queue<'a, O: Os>(
             });
             continue;
         };
-        count += 1;
         if !ctx.lock_list(mlist).await? {
             continue;
         }
@@ -215,6 +219,21 @@ async fn walk_queue<'a, O: Os>(
         unlocked?;
     }
     Ok(())
+}
+
+/// Python 1.5.2–2.5 `posixpath.splitext` of a name without `/`: the
+/// extension runs from the last dot, a leading one included (2.6 began to
+/// ignore leading dots), so `.nfs…` is all extension.
+fn splitext(name: &str) -> (&str, &str) {
+    match name.rfind('.') {
+        Some(i) => name.split_at(i),
+        None => (name, ""),
+    }
+}
+
+/// `os.path.exists`: true when `stat` succeeds, false on any `os.error`.
+async fn exists<O: Os>(os: &O, path: &str) -> bool {
+    os.stat(path).await.is_ok()
 }
 
 /// `DeliverToList` through `msgdata['pipeline']` or `LIST_PIPELINE`;

@@ -5,7 +5,7 @@ use model::list_access::{ListConfig, MailListSettings};
 use model::msgdata::MsgData;
 use model::post::{post, EntryScript};
 use model::profile::{MailmanProfile, Settings};
-use model::runner::{run_runner, IncomingRunner, OutgoingRunner};
+use model::runner::{qrunner20, run_runner, IncomingRunner, OutgoingRunner};
 use model::slice::Slice;
 use model::switchboard::{QueuedMessage, Switchboard};
 use model::ModelEvent;
@@ -359,4 +359,67 @@ fn a_2_1_early_runner_loads_a_list_unlocked_once_and_then_uses_its_cached_object
         (vec![Loaded, ShortcutSkip, Loaded, ShortcutSkip, Loaded, ShortcutSkip], 10)
     );
     assert_eq!(Settings::default().runner.list_cache, ListCache::None, "2.1.39");
+}
+
+/// Enqueues one 2.0 message for `listname` in `qfiles/` and returns its root.
+async fn enqueue_20<O: model::Os>(os: &O, s: &Settings, listname: Option<&str>) -> String {
+    let q = Switchboard::open(os, &s.queue, "qfiles", Slice::WHOLE).await.unwrap();
+    let d = MsgData { listname: listname.map(str::to_string), tolist: true, ..MsgData::default() };
+    q.enqueue(QueuedMessage::Text(text("q@x")), d).await.unwrap()
+}
+
+/// 2.0.13 `cron/qrunner`'s `main`: `if not os.path.exists(root + '.db')`
+/// unlinks the `.msg`, and `exists` is false on any stat error, ESTALE
+/// included, so a stale handle loses the message and leaves its `.db`
+/// (docs/semantics/mailman-queues-runners.md §15).
+#[test]
+fn the_2_0_qrunner_takes_a_stale_db_for_an_orphan_and_unlinks_its_msg() {
+    use crate::fake_os::{FakeOs, Op};
+    let os = FakeOs::new();
+    let s = MailmanProfile::V2_0.settings();
+    block_on(async {
+        os.mkdirs("locks");
+        let root = enqueue_20(&*os, &s, Some("test")).await;
+        os.fail(Op::Stat, &format!("qfiles/{root}.db"), libc::ESTALE, 1);
+        assert_eq!(qrunner20(&*os, &s).await, 0);
+        assert!(!os.exists(&format!("qfiles/{root}.msg")), "the message is gone");
+        assert!(os.exists(&format!("qfiles/{root}.db")), "its metadata stays");
+        let lines = os.log_lines("qrunner");
+        assert!(
+            lines.iter().any(|l| l.contains(&format!("Unlinking orphaned .msg file: qfiles/{root}.msg"))),
+            "{lines:?}"
+        );
+        assert!(lines.iter().any(|l| l.contains("Exception reading qfile")), "{lines:?}");
+    });
+}
+
+/// A `.nfs…` file left in `qfiles/` (a host crashed with a queue file open)
+/// is all extension to 2.0's `splitext`, so the qrunner takes it for a
+/// `.msg`, finds no `qfiles/.db` and unlinks `qfiles/.msg`: ENOENT escapes
+/// and ends the run, every minute, until someone removes the file. An entry
+/// whose metadata names no list is logged and left queued.
+#[test]
+fn the_2_0_qrunner_dies_on_a_silly_renamed_file_and_keeps_an_entry_without_a_list() {
+    let os = TestOs::new(1);
+    let s = MailmanProfile::V2_0.settings();
+    block_on(async {
+        std::fs::create_dir_all(os.path("locks")).unwrap();
+        let root = enqueue_20(&os, &s, None).await;
+        assert_eq!(qrunner20(&os, &s).await, 0);
+        assert_eq!(os.names("qfiles").len(), 2, "kept: {:?}", os.names("qfiles"));
+        std::fs::write(os.path("qfiles/.nfs00000000000000170000000a"), b"x").unwrap();
+        assert_ne!(qrunner20(&os, &s).await, 0, "the unlink of qfiles/.msg escapes");
+        assert!(os.names("locks").is_empty(), "the site lock is released in `finally`");
+        assert!(os.exists(&format!("qfiles/{root}.msg")));
+    });
+    let lines: Vec<String> = os
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            ModelEvent::Log { log, message } if log == "qrunner" => Some(message),
+            _ => None,
+        })
+        .collect();
+    assert!(lines.iter().any(|l| l.starts_with("qfile metadata specifies no list: qfiles/")), "{lines:?}");
+    assert!(lines.iter().any(|l| l == "Unlinking orphaned .msg file: qfiles/.msg"), "{lines:?}");
 }

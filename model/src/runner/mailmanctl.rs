@@ -4,7 +4,8 @@
 //! `days(1)+hours(6)`, `lock(0.1)`; failure exits 1), one `qrunner
 //! --runner=Name:slice:count` child per slice of each configured runner via
 //! `Os::spawn`, the restart rule (a child is restarted unless it exited on
-//! SIGTERM or with status 15, up to `MAX_RESTARTS` per child), SIGTERM
+//! SIGTERM or with status 15, up to `MAX_RESTARTS` counted exits per child,
+//! where an exit with status 2 after a SIGINT is not counted), SIGTERM
 //! (forward to children, no restarts), SIGINT (forward; children restart),
 //! and the lock refresh every `SNOOZE`. Signals are noticed by polling
 //! `Os::take_signal` every `signal_poll_s` while waiting for children, where
@@ -159,10 +160,22 @@ pub async fn mailmanctl<O: Os>(os: &O, settings: &Settings, child_args: &[String
                 kid.count
             ),
         );
-        if stopping || sigterm || kid.restarts >= s.max_restarts {
+        if stopping || sigterm {
             continue;
         }
-        kid.restarts += 1;
+        // An exit with status 2 (the child's SIGINT handler) is not counted;
+        // every other one is, and past `MAX_RESTARTS` the child stays down.
+        if !matches!(status, Ok(ExitStatus::Code(2))) {
+            kid.restarts += 1;
+        }
+        if kid.restarts > s.max_restarts {
+            syslog(
+                os,
+                "qrunner",
+                format!("Qrunner {} reached maximum restart limit of {}, not restarting.", kid.name, s.max_restarts),
+            );
+            continue;
+        }
         match start_runner(os, &kid, child_args).await {
             Ok(newpid) => {
                 waits.push(async move { (newpid, os.wait(newpid).await) });

@@ -162,3 +162,61 @@ fn mailmanctl_starts_runners_and_stops_them_on_sigterm() {
     assert_eq!(exited, 6);
     assert!(!os.exists("locks/master-qrunner"));
 }
+
+/// The master's wait loop (2.1 `bin/mailmanctl`, docs/semantics/mailman-queues-runners.md §14):
+/// a child that exits with status 2 (its SIGINT handler) is restarted and not
+/// counted; any other exit but SIGTERM's counts, and past `MAX_RESTARTS` the
+/// child stays down ("reached maximum restart limit").
+#[test]
+fn mailmanctl_restarts_sigint_exits_without_counting_them_and_gives_up_after_max_restarts() {
+    let spawned_of = |os: &TestOs| -> Vec<u32> {
+        os.events()
+            .iter()
+            .filter_map(|e| match e {
+                ModelEvent::RunnerSpawned { restarts, .. } => Some(*restarts),
+                _ => None,
+            })
+            .collect()
+    };
+    let one_incoming = r#"--settings={"mailmanctl":{"qrunners":[{"name":"Incoming","count":1}]}}"#;
+    // SIGINT twelve times: twelve restarts, none counted, though MAX_RESTARTS is 10.
+    let os = TestOs::new(1);
+    let master = os.fork();
+    let master_pid = master.pid;
+    std::fs::create_dir_all(os.path("locks")).unwrap();
+    let child_args = args(&["--profile=2.1.39", one_incoming]);
+    let code = block_on(async {
+        let h = tokio::task::spawn_local(async move { run(master, "mailmanctl", &child_args).await });
+        for _ in 0..13 {
+            for _ in 0..50 {
+                tokio::task::yield_now().await;
+            }
+            os.send_signal(master_pid, model::Signal::Int);
+        }
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        os.send_signal(master_pid, model::Signal::Term);
+        h.await.unwrap()
+    });
+    assert_eq!(code, 0);
+    assert_eq!(spawned_of(&os), vec![0; 14], "the first start and 13 restarts, none counted");
+
+    // A runner that dies at once on a corrupt entry (2.1.2 lets the dequeue
+    // exception escape): one start and ten counted restarts, then it stays down.
+    let os = TestOs::new(1);
+    let master = os.fork();
+    let s = model::profile::MailmanProfile::V2_1Early.settings();
+    let code = block_on(async {
+        std::fs::create_dir_all(os.path("locks")).unwrap();
+        crate::support::make_list(&os, &s.list_store, "test", &[]).await;
+        model::post::post(&os, &s, model::post::EntryScript::Post, "test", "From: a@b\nSubject: x\n\nbody\n").await;
+        let db = os.names("qfiles/in").into_iter().find(|n| n.ends_with(".db")).unwrap();
+        std::fs::write(os.path(&format!("qfiles/in/{db}")), b"{\"listna").unwrap();
+        run(master, "mailmanctl", &args(&["--profile=2.1-early", one_incoming])).await
+    });
+    assert_eq!(code, 0, "the master ends when no child is left");
+    assert_eq!(spawned_of(&os), (0..=10).collect::<Vec<u32>>());
+    assert!(os.events().iter().any(|e| matches!(e, ModelEvent::Log { message, .. }
+        if message == "Qrunner Incoming reached maximum restart limit of 10, not restarting.")));
+}

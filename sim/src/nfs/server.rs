@@ -448,7 +448,7 @@ fn send(
             let alive = world.with_server(|s| {
                 let alive = s.boot == boot && !s.is_down(true_now());
                 if let (true, Some(key)) = (alive, pending) {
-                    s.drc.complete(&key, msg.reply.clone());
+                    s.drc.complete(&key, msg.reply.clone(), true_now());
                 }
                 alive
             });
@@ -471,7 +471,7 @@ fn send(
                 let alive = world.with_server(|s| {
                     let alive = s.boot == boot && !s.is_down(true_now());
                     if let (true, Some(key)) = (alive, pending) {
-                        s.drc.complete(&key, msg.reply.clone());
+                        s.drc.complete(&key, msg.reply.clone(), true_now());
                     }
                     alive
                 });

@@ -406,10 +406,12 @@ impl Store {
                 CreateMode::Unchecked if matches!(self.inodes[&ino].kind, Kind::File(_)) => Ok(Body::Handle(fh)),
                 CreateMode::Unchecked => Err(NfsStat::Isdir),
                 CreateMode::Guarded => Err(NfsStat::Exist),
-                // RFC 1813 §3.3.8: a replayed EXCLUSIVE create whose verifier matches succeeds.
+                // RFC 1813 §3.3.8: a replayed EXCLUSIVE create whose verifier matches
+                // succeeds; knfsd (`nfsd3_create_file`) also wants the file still empty.
                 CreateMode::Exclusive(verf) => {
                     let inode = &self.inodes[&ino];
-                    if inode.mtime == verifier_mtime(verf) && inode.atime == verifier_atime(verf) {
+                    let empty = matches!(&inode.kind, Kind::File(data) if data.is_empty());
+                    if inode.mtime == verifier_mtime(verf) && inode.atime == verifier_atime(verf) && empty {
                         Ok(Body::Handle(fh))
                     } else {
                         Err(NfsStat::Exist)

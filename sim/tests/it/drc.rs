@@ -86,7 +86,7 @@ fn key(xid: u32) -> DrcKey {
 }
 
 #[test]
-fn drc_forgets_entries_after_the_ttl_and_evicts_the_least_recently_used_past_capacity() {
+fn drc_evicts_the_least_recently_used_past_capacity_and_skips_entries_in_progress() {
     let s = Duration::from_secs;
     let reply = Rc::new(sim::nfs::proto::Reply::err(sim::nfs::proto::NfsStat::Exist));
     let mut drc = Drc::new(2, s(120));
@@ -94,11 +94,39 @@ fn drc_forgets_entries_after_the_ttl_and_evicts_the_least_recently_used_past_cap
     drc.insert(key(2), None, s(1));
     assert!(matches!(drc.lookup(&key(1), s(2)), DrcLookup::Done(_)));
     assert!(matches!(drc.lookup(&key(2), s(2)), DrcLookup::InProgress));
-    // key 1 was used before key 2, so it is the one evicted.
+    // Over capacity: key 1 is the oldest done entry; key 2, in progress, is skipped.
     drc.insert(key(3), Some(reply.clone()), s(3));
     assert!(matches!(drc.lookup(&key(1), s(3)), DrcLookup::Miss));
-    assert!(matches!(drc.lookup(&key(3), s(122)), DrcLookup::Done(_)));
-    assert!(matches!(drc.lookup(&key(3), s(123)), DrcLookup::Miss), "expired after 120 s");
+    assert_eq!(drc.len(), 2);
     drc.clear();
     assert!(drc.is_empty());
+}
+
+/// knfsd never refuses a found entry for its age, and frees old entries only
+/// when it prunes at an insertion, at most four at a time; an entry's age
+/// counts from its last use (`lru_put_end` at the reply and at each hit)
+/// (docs/semantics/nfs-server.md §3).
+#[test]
+fn drc_entries_age_from_their_last_use_and_go_only_when_an_insertion_prunes() {
+    let s = Duration::from_secs;
+    let reply = Rc::new(sim::nfs::proto::Reply::err(sim::nfs::proto::NfsStat::Exist));
+    let mut drc = Drc::new(100, s(120));
+    for k in 1..=6 {
+        drc.insert(key(k), Some(reply.clone()), s(0));
+    }
+    assert!(matches!(drc.lookup(&key(6), s(500)), DrcLookup::Done(_)), "old, but found: used");
+    drc.insert(key(7), Some(reply.clone()), s(501));
+    // Keys 1–4 were 120 s old: the prune freed four and stopped; key 5 stays
+    // until a later insertion; key 6 was used at 500 s.
+    for (k, kept) in [(1, false), (2, false), (3, false), (4, false), (5, true), (6, true), (7, true)] {
+        assert_eq!(!matches!(drc.lookup(&key(k), s(501)), DrcLookup::Miss), kept, "key {k}");
+    }
+    // An entry in progress is never pruned, however old; its reply restarts its age.
+    let mut drc = Drc::new(100, s(120));
+    drc.insert(key(1), None, s(0));
+    drc.insert(key(2), Some(reply.clone()), s(300));
+    assert!(matches!(drc.lookup(&key(1), s(300)), DrcLookup::InProgress));
+    drc.complete(&key(1), reply.clone(), s(400));
+    drc.insert(key(3), Some(reply.clone()), s(500));
+    assert!(matches!(drc.lookup(&key(1), s(500)), DrcLookup::Done(_)), "100 s since its reply");
 }

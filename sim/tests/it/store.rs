@@ -1,6 +1,6 @@
 //! The inode store applies each procedure atomically with POSIX semantics.
 
-use sim::nfs::proto::{Body, CreateMode, Fh, NfsStat, Reply, Request};
+use sim::nfs::proto::{Body, CreateMode, Fh, NfsStat, Reply, Request, Stable};
 use sim::nfs::store::{ReaddirOrder, Store, ROOT};
 
 fn store() -> Store {
@@ -106,6 +106,9 @@ fn exclusive_create_succeeds_on_replay_only_with_the_same_verifier() {
     let fh = handle(&s.apply(&req(0x1234_0000_0007), 0));
     assert_eq!(handle(&s.apply(&req(0x1234_0000_0007), 0)), fh);
     assert_eq!(s.apply(&req(0x1234_0000_0008), 0).status, Err(NfsStat::Exist));
+    // knfsd's match also wants the file empty: once written, a replay is EEXIST.
+    s.apply(&Request::Write { fh, offset: 0, data: b"held".to_vec(), stable: Stable::FileSync }, 0);
+    assert_eq!(s.apply(&req(0x1234_0000_0007), 0).status, Err(NfsStat::Exist));
 }
 
 #[test]

@@ -160,11 +160,10 @@ pub async fn mailmanctl<O: Os>(os: &O, settings: &Settings, child_args: &[String
                 kid.count
             ),
         );
-        if stopping || sigterm {
-            continue;
-        }
+        let mut restarting = !stopping && !sigterm;
         // An exit with status 2 (the child's SIGINT handler) is not counted;
-        // every other one is, and past `MAX_RESTARTS` the child stays down.
+        // every other one is, restarted or not, and past `MAX_RESTARTS` the
+        // child stays down.
         if !matches!(status, Ok(ExitStatus::Code(2))) {
             kid.restarts += 1;
         }
@@ -174,6 +173,9 @@ pub async fn mailmanctl<O: Os>(os: &O, settings: &Settings, child_args: &[String
                 "qrunner",
                 format!("Qrunner {} reached maximum restart limit of {}, not restarting.", kid.name, s.max_restarts),
             );
+            restarting = false;
+        }
+        if !restarting {
             continue;
         }
         match start_runner(os, &kid, child_args).await {

@@ -108,9 +108,15 @@ pub async fn qrunner20<O: Os>(os: &O, settings: &Settings) -> i32 {
             return 1;
         }
     }
-    let result = run_locked(&ctx, &mut lock).await;
-    // `finally: lock.unlock()`, then the object's `__del__` at exit.
-    let unlocked = lock.unlock(Condition::RequireLocked).await;
+    // `_listcache`: the run's list objects.
+    let mut lists: IndexMap<String, MailList<'_, O>> = IndexMap::new();
+    let result = walk_queue(&ctx, &mut lock, &mut lists).await;
+    // `finally: lock.unlock(unconditionally=1)`, then `_listcache.clear()`
+    // (the list objects' locks' `__del__`), and the site lock's `__del__` at exit.
+    let unlocked = lock.unlock(Condition::Unconditionally).await;
+    for (_, mlist) in lists {
+        ctx.finalize(mlist).await;
+    }
     if let Err(e) = lock.finalize().await {
         syslog(os, "qrunner", format!("Exception in LockFile __del__ ignored: {e}"));
     }
@@ -121,16 +127,6 @@ pub async fn qrunner20<O: Os>(os: &O, settings: &Settings) -> i32 {
     };
     os.event(ModelEvent::RunnerExited { runner: "qrunner20".to_string(), slice: 0, count: 1, reason });
     code
-}
-
-async fn run_locked<'a, O: Os>(ctx: &RunnerCtx<'a, O>, lock: &mut LockFile<'a, O>) -> Result<(), Raised> {
-    // `_listcache`: the run's list objects, finalised when the run ends.
-    let mut lists: IndexMap<String, MailList<'a, O>> = IndexMap::new();
-    let result = walk_queue(ctx, lock, &mut lists).await;
-    for (_, mlist) in lists {
-        ctx.finalize(mlist).await;
-    }
-    result
 }
 
 /// `main(lock)`: the walk over `qfiles/`.
@@ -211,12 +207,11 @@ async fn walk_queue<'a, O: Os>(
             Ok(false) => sb.remove_flat(root).await.map_err(Raised::from),
             Err(e) => Err(e),
         };
-        // `finally: mlist.Save(); mlist.Unlock()`.
-        let saved = mlist.save().await;
-        let unlocked = mlist.unlock().await;
+        // `finally: mlist.Save(); mlist.Unlock()`: an exception from Save()
+        // skips the Unlock() and replaces the body's; so does one from Unlock().
+        mlist.save().await?;
+        mlist.unlock().await?;
         kept?;
-        saved?;
-        unlocked?;
     }
     Ok(())
 }

@@ -423,3 +423,42 @@ fn the_2_0_qrunner_dies_on_a_silly_renamed_file_and_keeps_an_entry_without_a_lis
     assert!(lines.iter().any(|l| l.starts_with("qfile metadata specifies no list: qfiles/")), "{lines:?}");
     assert!(lines.iter().any(|l| l == "Unlinking orphaned .msg file: qfiles/.msg"), "{lines:?}");
 }
+
+/// 2.0.13 `cron/qrunner`: `finally: mlist.Save(); mlist.Unlock()`, so a
+/// Save() that raises skips the Unlock(): the list lock stays until the run's
+/// `finally` clears the list cache (its `__del__`), after the site lock has
+/// been released unconditionally (docs/semantics/mailman-queues-runners.md §15).
+#[test]
+fn a_failed_2_0_save_skips_the_unlock_and_the_list_lock_goes_after_the_site_lock() {
+    use crate::fake_os::{FakeOs, Op};
+    let os = FakeOs::new();
+    let s = MailmanProfile::V2_0.settings();
+    block_on(async {
+        use model::Os;
+        os.mkdirs("locks");
+        let config = model::ListConfig::new("test", "lists.example.com", "example.net", 0);
+        model::newlist(&*os, &model::LockCounter::new(), "test", &s.list_store, config).await.unwrap();
+        enqueue_20(&*os, &s, Some("test")).await;
+        // Every Save() of the run fails to open its temporary file.
+        let tmp = format!("lists/test/config.db.tmp.{}.{}", os.hostname(), os.pid());
+        os.fail(Op::Open, &tmp, libc::EIO, usize::MAX);
+        assert_eq!(qrunner20(&*os, &s).await, 1, "Save's error escapes");
+        assert!(!os.exists("locks/qrunner.lock") && !os.exists("locks/test.lock"), "both locks are gone at the end");
+    });
+    let events = os.events();
+    let started = events.iter().position(|e| matches!(e, ModelEvent::RunnerStarted { .. })).unwrap();
+    let releases: Vec<String> = events[started..]
+        .iter()
+        .filter_map(|e| match e {
+            ModelEvent::LockReleasing { lock, .. } => Some(lock.clone()),
+            _ => None,
+        })
+        .collect();
+    // The site lock's unconditional unlock, the list object's `__del__` at
+    // `_listcache.clear()`, and the site lock object's `__del__` at exit.
+    assert_eq!(
+        releases,
+        ["locks/qrunner.lock", "locks/test.lock", "locks/qrunner.lock"],
+        "no Unlock() of the list after the failed Save"
+    );
+}

@@ -1,15 +1,15 @@
 //! `two-servers-safe`: the seed case with the MTA's router checking the list
 //! directory. On a seed where stock `two-servers` bounces messages because
-//! the list appeared missing (seed 11 at full load: one host's Save
-//! silly-renames the busy `config.pck`, and the other host's MTA's
-//! `require_files` LOOKUP reaches the server in the gap and gets NOENT), the
+//! the list appeared missing (seed 1 at full load since the client fixes of
+//! 2026-12: the MTA's `require_files` stat of `config.pck` is answered by a
+//! negative dentry filled in a silly-rename gap of the other host's Save), the
 //! safe setting bounces none and its MTA never finds the list missing. What
 //! the safe setting does not promise is the runner side: a runner's `Load`
 //! can still meet two gaps in a row (`config.pck` absent through a negative
-//! dentry, then `.last` between the other host's unlink and link), and on this
-//! seed it does once (README, "What mmsim found"), so `no_missing_list` is
-//! checked here for the MTA's places only. The ≥ 3000-seed sweep is in the
-//! README; this is its regression test.
+//! dentry, then `.last` between the other host's unlink and link; README,
+//! "What mmsim found"), so `no_missing_list` is checked here for the MTA's
+//! places only. The ≥ 3000-seed sweep is in the README; this is its
+//! regression test.
 
 use scenarios::mail::MailFigures;
 
@@ -28,10 +28,10 @@ fn oracle_status<'a>(report: &'a serde_json::Value, name: &str) -> &'a str {
 
 #[test]
 fn the_safe_setting_loses_no_list_on_a_seed_where_the_stock_one_does() {
-    let (stock, stock_mail) = run("two-servers", "11");
+    let (stock, stock_mail) = run("two-servers", "1");
     assert_eq!(oracle_status(&stock, "no_missing_list"), "fail", "the stock seed no longer shows the window");
     assert!(stock_mail.bounced_list_missing > 0, "{stock_mail:?}");
-    let (safe, mail) = run("two-servers-safe", "11");
+    let (safe, mail) = run("two-servers-safe", "1");
     for oracle in ["message_conservation", "liveness"] {
         assert_eq!(oracle_status(&safe, oracle), "pass", "{oracle}");
     }

@@ -26,11 +26,23 @@ pub struct AttrEntry {
     pub attrtimeo_timestamp: Duration,
     /// The trace event whose reply filled the entry.
     pub filled_by_ev: u64,
+    /// Marked stale by the client itself (`NFS_INO_INVALID_*` after an unlink
+    /// or rename): not fresh until new attributes arrive, whatever the timeout.
+    pub invalid: bool,
 }
 
 impl AttrEntry {
     pub fn is_fresh(&self, now: Duration) -> bool {
-        now < self.fetched_at + self.attrtimeo
+        !self.invalid && now < self.fetched_at + self.attrtimeo
+    }
+
+    /// How much longer the entry stays fresh.
+    pub fn fresh_for(&self, now: Duration) -> Duration {
+        if self.invalid {
+            Duration::ZERO
+        } else {
+            (self.fetched_at + self.attrtimeo).saturating_sub(now)
+        }
     }
 }
 
@@ -78,7 +90,14 @@ impl AttrCache {
             None => {
                 self.entries.insert(
                     fh,
-                    AttrEntry { attr, fetched_at: now, attrtimeo: min, attrtimeo_timestamp: now, filled_by_ev: ev },
+                    AttrEntry {
+                        attr,
+                        fetched_at: now,
+                        attrtimeo: min,
+                        attrtimeo_timestamp: now,
+                        filled_by_ev: ev,
+                        invalid: false,
+                    },
                 );
                 true
             }
@@ -99,16 +118,18 @@ impl AttrCache {
                 e.attr = attr;
                 e.fetched_at = now;
                 e.filled_by_ev = ev;
+                e.invalid = false;
                 changed
             }
         }
     }
 
-    /// Marks an entry expired without forgetting it (the verifier stays comparable).
+    /// Marks an entry stale without forgetting it (the verifier stays
+    /// comparable) and without touching its timeout, as Linux sets invalid
+    /// bits and leaves `attrtimeo` alone.
     pub fn expire(&mut self, fh: Fh) {
         if let Some(e) = self.entries.get_mut(&fh) {
-            e.fetched_at = Duration::ZERO;
-            e.attrtimeo = Duration::ZERO;
+            e.invalid = true;
         }
     }
 

@@ -96,12 +96,15 @@ impl Silly {
     }
 
     /// `nfs_sillyrename` moved the held dentry `(dir, name)` to `hidden`.
-    pub fn renamed(&mut self, dir: Fh, name: &str, hidden: String) {
-        if let Some(id) = self.at(dir, name) {
-            let h = self.held.get_mut(&id).expect("found");
-            h.at = Some((dir, hidden));
-            h.hidden = true;
-        }
+    /// Returns false if no descriptor holds it any more (the last one closed
+    /// while the RENAME was on the wire): the unlink's own reference was the
+    /// last, so the hidden name is to be removed now.
+    pub fn renamed(&mut self, dir: Fh, name: &str, hidden: String) -> bool {
+        let Some(id) = self.at(dir, name) else { return false };
+        let h = self.held.get_mut(&id).expect("found");
+        h.at = Some((dir, hidden));
+        h.hidden = true;
+        true
     }
 
     /// A REMOVE of `(dir, name)` succeeded: a held dentry there (of another
@@ -115,8 +118,8 @@ impl Silly {
     /// A RENAME succeeded: `d_move` takes the source's dentry, and the
     /// descriptors holding it, to the target name, which no other held dentry
     /// keeps.
-    pub fn moved(&mut self, from: (Fh, &str), to: (Fh, &str)) {
-        let source = self.at(from.0, from.1);
+    pub fn moved(&mut self, from: (Fh, &str), to: (Fh, &str), fh: Fh) {
+        let source = self.at(from.0, from.1).filter(|id| self.held[id].fh == fh);
         self.removed(to.0, to.1);
         if let Some(id) = source {
             self.held.get_mut(&id).expect("found").at = Some((to.0, to.1.to_string()));

@@ -151,6 +151,34 @@ fn a_save_rotation_over_an_open_config_leaves_one_hidden_name_and_removes_it() {
     assert!(silly_names(&b).is_empty(), "the hidden name went at the runner's close");
 }
 
+/// An open holds the walk's dentry from the lookup on, as Linux's path walk
+/// holds its reference while close-to-open's GETATTR is on the wire: a rename
+/// over the name on the same host in that window silly-renames the file, and
+/// the opener reads the old content (docs/semantics/linux-nfs-client.md §10).
+#[test]
+fn a_rename_during_an_opens_getattr_silly_renames_the_file_being_opened() {
+    let mut b =
+        Bench::new(config(45, ServerConfig::default(), vec![host("h1", MountOptions::default(), &["one", "two"])]));
+    b.program("one", |p, log| async move {
+        write_file(&p, "target", b"old").await;
+        write_file(&p, "new", b"new").await;
+        at(&p, 1000).await;
+        let fd = p.open("target", ro()).await.unwrap();
+        push(&log, format!("read {:?}", p.read(fd, 10).await.map(|d| String::from_utf8_lossy(&d).into_owned())));
+        p.close(fd).await.unwrap();
+    });
+    b.program("two", |p, log| async move {
+        at(&p, 1001).await;
+        push(&log, format!("rename {}", show(&p.rename("new", "target").await)));
+    });
+    b.run_until_done(5000);
+    let mut lines = b.lines();
+    lines.sort();
+    assert_eq!(lines, ["read Ok(\"old\")", "rename ok"]);
+    assert_eq!(b.sim.world().counters().silly_renames, 1);
+    assert!(silly_names(&b).is_empty(), "removed at the close");
+}
+
 #[test]
 fn host_crash_leaves_silly_renamed_files_behind() {
     let mut b = Bench::new(config(42, ServerConfig::default(), vec![host("h1", MountOptions::default(), &["one"])]));

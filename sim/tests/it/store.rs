@@ -1,6 +1,6 @@
 //! The inode store applies each procedure atomically with POSIX semantics.
 
-use sim::nfs::proto::{Body, CreateMode, Fh, NfsStat, Reply, Request, Stable};
+use sim::nfs::proto::{Body, CreateMode, Fh, NfsStat, Reply, Request, Sattr, SetTime, Stable};
 use sim::nfs::store::{ReaddirOrder, Store, ROOT};
 
 fn store() -> Store {
@@ -106,8 +106,15 @@ fn exclusive_create_succeeds_on_replay_only_with_the_same_verifier() {
     let fh = handle(&s.apply(&req(0x1234_0000_0007), 0));
     assert_eq!(handle(&s.apply(&req(0x1234_0000_0007), 0)), fh);
     assert_eq!(s.apply(&req(0x1234_0000_0008), 0).status, Err(NfsStat::Exist));
-    // knfsd's match also wants the file empty: once written, a replay is EEXIST.
+    // knfsd's match also wants the file empty: once written (and its times put
+    // back to the verifier's, so that only the size differs), a replay is EEXIST.
     s.apply(&Request::Write { fh, offset: 0, data: b"held".to_vec(), stable: Stable::FileSync }, 0);
+    let verifier_times = Sattr {
+        size: None,
+        mtime: Some(SetTime::ClientTime(0x1234 * 1_000_000_000)),
+        atime: Some(SetTime::ClientTime(7 * 1_000_000_000)),
+    };
+    assert!(s.apply(&Request::Setattr { fh, sattr: verifier_times }, 0).status.is_ok());
     assert_eq!(s.apply(&req(0x1234_0000_0007), 0).status, Err(NfsStat::Exist));
 }
 

@@ -22,22 +22,24 @@ impl NfsClient {
 
     pub(super) async fn open_once(&self, ctx: &Ctx, path: &str, flags: Flags, reval: Reval) -> Res<u32> {
         let parts = split_path(path)?;
-        let mut at = None;
-        let (fh, attr) = match parts.split_last() {
+        // The walk's dentry is held from the lookup on, as the path walk holds
+        // a reference to it in Linux: a rename over the name on this host
+        // while this open waits for its GETATTR sees it in use (§10).
+        let (fh, attr, dentry) = match parts.split_last() {
             None => {
                 if flags.write || flags.truncate || flags.create {
                     return Err(libc::EISDIR);
                 }
-                (ROOT, self.cto_attrs(ctx, ROOT).await?)
+                self.found(ctx, None, ROOT).await?
             }
             Some((name, dirs)) => {
                 let dir = self.walk_dirs(ctx, dirs, reval).await?;
-                at = Some((dir, *name));
+                let at = Some((dir, *name));
                 if flags.create && flags.exclusive {
                     // open_last_lookups: O_CREAT holds the directory exclusively
                     // across the lookup and the create (with its SETATTR).
                     let _held = self.lock_dir(dir, Mode::Exclusive).await;
-                    match self.options.exclusive_create {
+                    let (fh, attr) = match self.options.exclusive_create {
                         ExclusiveCreate::Exclusive => {
                             if self.lookup_locked(ctx, dir, name, Intent::Exclusive, reval).await?.is_some() {
                                 return Err(libc::EEXIST);
@@ -50,14 +52,15 @@ impl NfsClient {
                             }
                             self.create_unchecked(ctx, dir, name).await?
                         }
-                    }
+                    };
+                    (fh, attr, self.silly.borrow_mut().opened(at, fh))
                 } else if flags.create {
                     // A trusted positive dentry opens without the directory lock
                     // (the opportunistic O_CREAT lookup; 2.2's open_namei locked
                     // only to create); otherwise the lookup and the CREATE run
                     // under the lock, taken exclusively.
                     match self.lookup_cached(ctx, dir, name, Intent::Create, reval).await? {
-                        Cached::Hit(Some((fh, _))) => (fh, self.cto_attrs(ctx, fh).await?),
+                        Cached::Hit(Some((fh, _))) => self.found(ctx, at, fh).await?,
                         cached => {
                             let held = self.lock_dir(dir, Mode::Exclusive).await;
                             let cached = if held.waited {
@@ -66,33 +69,66 @@ impl NfsClient {
                                 cached
                             };
                             match self.lookup_slow(ctx, dir, name, Intent::Create, cached).await? {
-                                Some((fh, _)) => (fh, self.cto_attrs(ctx, fh).await?),
-                                None => self.create_unchecked(ctx, dir, name).await?,
+                                Some((fh, _)) => self.found(ctx, at, fh).await?,
+                                None => {
+                                    let (fh, attr) = self.create_unchecked(ctx, dir, name).await?;
+                                    (fh, attr, self.silly.borrow_mut().opened(at, fh))
+                                }
                             }
                         }
                     }
                 } else {
                     match self.lookup_name(ctx, dir, name, Intent::Plain, reval).await? {
-                        Some((fh, _)) => (fh, self.cto_attrs(ctx, fh).await?),
+                        Some((fh, _)) => self.found(ctx, at, fh).await?,
                         None => return Err(libc::ENOENT),
                     }
                 }
             }
         };
-        if attr.ftype == Ftype::Dir && (flags.write || flags.truncate) {
-            return Err(libc::EISDIR);
+        let ready = async {
+            if attr.ftype == Ftype::Dir && (flags.write || flags.truncate) {
+                return Err(libc::EISDIR);
+            }
+            if attr.ftype == Ftype::Reg {
+                self.pages.borrow_mut().entry(fh).or_default().absorb(&attr, None);
+            }
+            if flags.truncate && flags.write && self.view(fh, attr).attr.size > 0 {
+                self.truncate(ctx, fh, 0).await?;
+            }
+            Ok(())
         }
-        if attr.ftype == Ftype::Reg {
-            self.pages.borrow_mut().entry(fh).or_default().absorb(&attr, None);
+        .await;
+        if let Err(e) = ready {
+            self.release(ctx, dentry, fh).await;
+            return Err(e);
         }
-        if flags.truncate && flags.write && self.view(fh, attr).attr.size > 0 {
-            self.truncate(ctx, fh, 0).await?;
-        }
-        let dentry = self.silly.borrow_mut().opened(at, fh);
         let mut files = self.files.borrow_mut();
         let fd = (3..).find(|fd| !files.contains_key(&(ctx.pid, *fd))).expect("a free fd");
         files.insert((ctx.pid, fd), OpenFile { fh, dentry, ftype: attr.ftype, path: path.to_string(), flags, pos: 0 });
         Ok(fd)
+    }
+
+    /// An existing file the open found at `at`: its dentry is held, then
+    /// close-to-open asks for its attributes; the hold goes if that fails.
+    async fn found(&self, ctx: &Ctx, at: Option<(Fh, &str)>, fh: Fh) -> Res<(Fh, Fattr, DentryId)> {
+        let dentry = self.silly.borrow_mut().opened(at, fh);
+        match self.cto_attrs(ctx, fh).await {
+            Ok(attr) => Ok((fh, attr, dentry)),
+            Err(e) => {
+                self.release(ctx, dentry, fh).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Drops one hold of a dentry (`dput`); the last one of a silly-renamed
+    /// dentry removes the hidden name (`nfs_async_unlink`).
+    pub(super) async fn release(&self, ctx: &Ctx, dentry: DentryId, fh: Fh) {
+        let last = self.silly.borrow_mut().closed(dentry);
+        if let Some((dir, name)) = last {
+            self.remove_hidden(ctx, dir, &name).await;
+            self.pages.borrow_mut().remove(&fh);
+        }
     }
 
     /// Close-to-open: `open` asks the server regardless of freshness, and a
@@ -180,19 +216,14 @@ impl NfsClient {
     }
 
     pub async fn close(&self, ctx: &Ctx, fd: u32) -> Res<()> {
-        let file = self.files.borrow_mut().remove(&(ctx.pid, fd)).ok_or(libc::EBADF)?;
+        // The descriptor stays in the table until its flush is done, so that a
+        // process killed during the flush still has it closed by `close_all`,
+        // as the kernel finishes every close of a dying process.
+        let file = self.files.borrow().get(&(ctx.pid, fd)).cloned().ok_or(libc::EBADF)?;
         // nfs_file_flush: a descriptor open for writing flushes and commits at close.
         let flushed = if file.flags.write { self.flush(ctx, file.fh, true).await } else { Ok(()) };
-        let last = self.silly.borrow_mut().closed(file.dentry);
-        if let Some((dir, name)) = last {
-            // The last close removes the silly-renamed file (nfs_async_unlink).
-            if let Ok(got) = self.rpc(ctx, Request::Remove { dir, name: name.clone() }).await {
-                let verifier = self.absorb_dir(dir, &got.reply.dir, got.ev);
-                self.remember(dir, &name, DentryKind::Negative, verifier, got.ev);
-                self.dir_changed(dir);
-            }
-            self.pages.borrow_mut().remove(&file.fh);
-        }
+        self.files.borrow_mut().remove(&(ctx.pid, fd));
+        self.release(ctx, file.dentry, file.fh).await;
         self.finish(flushed)
     }
 

@@ -129,6 +129,7 @@ pub struct Attr {
     pub attr: Fattr,
 }
 
+#[derive(Clone)]
 struct OpenFile {
     fh: Fh,
     /// The dentry the descriptor holds, which decides silly renames (§10).

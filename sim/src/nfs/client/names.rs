@@ -159,8 +159,22 @@ impl NfsClient {
         // unlink or rename holding it releases only when it is done.
         self.dentries.borrow_mut().remove(dir, name);
         self.remember(dir, &hidden, DentryKind::Positive { fh, ftype: Ftype::Reg }, verifier, got.ev);
-        self.silly.borrow_mut().renamed(dir, name, hidden);
+        if !self.silly.borrow_mut().renamed(dir, name, hidden.clone()) {
+            // Closed while the RENAME was on the wire: the unlink held the last
+            // reference, and its dput removes the hidden name now.
+            self.remove_hidden(ctx, dir, &hidden).await;
+        }
         Ok(())
+    }
+
+    /// The sillydelete (`nfs_async_unlink`'s REMOVE of a hidden name); its
+    /// failure is not reported to anyone.
+    pub(super) async fn remove_hidden(&self, ctx: &Ctx, dir: Fh, name: &str) {
+        if let Ok(got) = self.rpc(ctx, Request::Remove { dir, name: name.to_string() }).await {
+            let verifier = self.absorb_dir(dir, &got.reply.dir, got.ev);
+            self.remember(dir, name, DentryKind::Negative, verifier, got.ev);
+            self.dir_changed(dir);
+        }
     }
 
     pub async fn rename(&self, ctx: &Ctx, from: &str, to: &str) -> Res<()> {
@@ -212,7 +226,7 @@ impl NfsClient {
         self.dir_changed(to_dir);
         match got.reply.status {
             Ok(_) => {
-                self.silly.borrow_mut().moved((from_dir, from_name), (to_dir, to_name));
+                self.silly.borrow_mut().moved((from_dir, from_name), (to_dir, to_name), src);
                 if from_dir != to_dir || from_name != to_name {
                     self.remember(from_dir, from_name, DentryKind::Negative, from_verifier, got.ev);
                 }

@@ -29,7 +29,7 @@ impl NfsClient {
                 nlink: e.attr.nlink,
                 size: e.attr.size,
                 mtime_ns: e.attr.mtime,
-                fresh_for: (e.fetched_at + e.attrtimeo).saturating_sub(now),
+                fresh_for: e.fresh_for(now),
                 filled_by_ev: e.filled_by_ev,
             })
             .collect();

@@ -179,6 +179,32 @@ fn a_rename_during_an_opens_getattr_silly_renames_the_file_being_opened() {
     assert!(silly_names(&b).is_empty(), "removed at the close");
 }
 
+/// A process killed while its open waits for close-to-open's GETATTR drops
+/// the dentry hold with it, as the killed path walk drops its reference: a
+/// later unlink of the name is a plain REMOVE (docs/semantics/linux-nfs-client.md §10).
+#[test]
+fn a_process_killed_during_an_open_leaves_no_hold_behind() {
+    let mut b =
+        Bench::new(config(46, ServerConfig::default(), vec![host("h1", MountOptions::default(), &["one", "two"])]));
+    b.program("one", |p, _log| async move {
+        if p.incarnation() == 1 {
+            write_file(&p, "f", b"x").await;
+            at(&p, 1000).await;
+            let _ = p.open("f", ro()).await;
+            p.sleep(Duration::from_secs(3600)).await;
+        }
+    });
+    b.program("two", |p, log| async move {
+        at(&p, 1100).await;
+        push(&log, format!("unlink {}", show(&p.unlink("f").await)));
+    });
+    b.sim.schedule(Duration::from_micros(1_000_500), Fault::CrashProcess { host: "h1".into(), program: "one".into() });
+    b.run_until_done(5000);
+    assert_eq!(b.lines(), ["unlink ok"]);
+    assert_eq!(b.sim.world().counters().silly_renames, 0, "no hold was left to make the unlink a silly rename");
+    assert!(silly_names(&b).is_empty());
+}
+
 #[test]
 fn host_crash_leaves_silly_renamed_files_behind() {
     let mut b = Bench::new(config(42, ServerConfig::default(), vec![host("h1", MountOptions::default(), &["one"])]));

@@ -25,7 +25,7 @@ impl NfsClient {
         // The walk's dentry is held from the lookup on, as the path walk holds
         // a reference to it in Linux: a rename over the name on this host
         // while this open waits for its GETATTR sees it in use (§10).
-        let (fh, attr, dentry) = match parts.split_last() {
+        let (fh, attr, hold) = match parts.split_last() {
             None => {
                 if flags.write || flags.truncate || flags.create {
                     return Err(libc::EISDIR);
@@ -53,7 +53,7 @@ impl NfsClient {
                             self.create_unchecked(ctx, dir, name).await?
                         }
                     };
-                    (fh, attr, self.silly.borrow_mut().opened(at, fh))
+                    (fh, attr, self.hold(at, fh))
                 } else if flags.create {
                     // A trusted positive dentry opens without the directory lock
                     // (the opportunistic O_CREAT lookup; 2.2's open_namei locked
@@ -72,7 +72,7 @@ impl NfsClient {
                                 Some((fh, _)) => self.found(ctx, at, fh).await?,
                                 None => {
                                     let (fh, attr) = self.create_unchecked(ctx, dir, name).await?;
-                                    (fh, attr, self.silly.borrow_mut().opened(at, fh))
+                                    (fh, attr, self.hold(at, fh))
                                 }
                             }
                         }
@@ -98,6 +98,7 @@ impl NfsClient {
             Ok(())
         }
         .await;
+        let dentry = hold.keep();
         if let Err(e) = ready {
             self.release(ctx, dentry, fh).await;
             return Err(e);
@@ -110,15 +111,20 @@ impl NfsClient {
 
     /// An existing file the open found at `at`: its dentry is held, then
     /// close-to-open asks for its attributes; the hold goes if that fails.
-    async fn found(&self, ctx: &Ctx, at: Option<(Fh, &str)>, fh: Fh) -> Res<(Fh, Fattr, DentryId)> {
-        let dentry = self.silly.borrow_mut().opened(at, fh);
+    async fn found(&self, ctx: &Ctx, at: Option<(Fh, &str)>, fh: Fh) -> Res<(Fh, Fattr, Hold<'_>)> {
+        let hold = self.hold(at, fh);
         match self.cto_attrs(ctx, fh).await {
-            Ok(attr) => Ok((fh, attr, dentry)),
+            Ok(attr) => Ok((fh, attr, hold)),
             Err(e) => {
-                self.release(ctx, dentry, fh).await;
+                self.release(ctx, hold.keep(), fh).await;
                 Err(e)
             }
         }
+    }
+
+    /// Takes a hold of the dentry `at` for an open still under way.
+    fn hold(&self, at: Option<(Fh, &str)>, fh: Fh) -> Hold<'_> {
+        Hold { client: self, dentry: Some(self.silly.borrow_mut().opened(at, fh)) }
     }
 
     /// Drops one hold of a dentry (`dput`); the last one of a silly-renamed
@@ -448,5 +454,30 @@ impl NfsClient {
         let (fh, _, _) = self.file(ctx.pid, fd)?;
         let r = self.flush(ctx, fh, true).await;
         self.finish(r)
+    }
+}
+
+/// A dentry hold taken by an open that has no descriptor yet. If the open's
+/// future is dropped first (its process was killed while it waited), the hold
+/// goes with it, as the killed path walk drops its dentry reference. No RPC
+/// can be sent from a drop, so a hidden name whose last hold this was stays on
+/// the server (docs/semantics/linux-nfs-client.md §10).
+struct Hold<'a> {
+    client: &'a NfsClient,
+    dentry: Option<DentryId>,
+}
+
+impl Hold<'_> {
+    /// The open goes on with the hold: a descriptor or `release` takes it over.
+    fn keep(mut self) -> DentryId {
+        self.dentry.take().expect("kept once")
+    }
+}
+
+impl Drop for Hold<'_> {
+    fn drop(&mut self) {
+        if let Some(dentry) = self.dentry.take() {
+            let _ = self.client.silly.borrow_mut().closed(dentry);
+        }
     }
 }

@@ -115,7 +115,7 @@ fn a_truncated_entry_is_preserved_to_bad_in_2_1_39() {
         assert!(os.names("qfiles/in").is_empty());
         // Mailman 2.1.26 `Runner._oneloop`: `self._log(e)`, then the
         // QRUNNER_SAVE_BAD_MESSAGES line (docs/semantics/mailman-corrupt-files.md).
-        let errors = error_lines(&os);
+        let errors = os.log_lines("error");
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert!(errors[0].starts_with("Uncaught runner exception: cannot decode queue entry: "), "{errors:?}");
         assert_eq!(errors[1], format!("Skipping and preserving unparseable message: {fb}"));
@@ -132,18 +132,8 @@ fn a_truncated_entry_is_ignored_and_removed_when_bad_messages_are_not_saved() {
         assert!(os.names("qfiles/in").is_empty());
         assert!(os.names("qfiles/bad").is_empty());
         let fb = name.strip_suffix(".pck").unwrap();
-        assert_eq!(error_lines(&os)[1], format!("Ignoring unparseable message: {fb}"));
+        assert_eq!(os.log_lines("error")[1], format!("Ignoring unparseable message: {fb}"));
     });
-}
-
-fn error_lines(os: &TestOs) -> Vec<String> {
-    os.events()
-        .into_iter()
-        .filter_map(|e| match e {
-            ModelEvent::Log { log, message } if log == "error" => Some(message),
-            _ => None,
-        })
-        .collect()
 }
 
 #[test]
@@ -412,14 +402,7 @@ fn the_2_0_qrunner_dies_on_a_silly_renamed_file_and_keeps_an_entry_without_a_lis
         assert!(os.names("locks").is_empty(), "the site lock is released in `finally`");
         assert!(os.exists(&format!("qfiles/{root}.msg")));
     });
-    let lines: Vec<String> = os
-        .events()
-        .into_iter()
-        .filter_map(|e| match e {
-            ModelEvent::Log { log, message } if log == "qrunner" => Some(message),
-            _ => None,
-        })
-        .collect();
+    let lines = os.log_lines("qrunner");
     assert!(lines.iter().any(|l| l.starts_with("qfile metadata specifies no list: qfiles/")), "{lines:?}");
     assert!(lines.iter().any(|l| l == "Unlinking orphaned .msg file: qfiles/.msg"), "{lines:?}");
 }

@@ -33,7 +33,7 @@ pub struct AttrEntry {
 
 impl AttrEntry {
     pub fn is_fresh(&self, now: Duration) -> bool {
-        !self.invalid && now < self.fetched_at + self.attrtimeo
+        self.fresh_for(now) > Duration::ZERO
     }
 
     /// How much longer the entry stays fresh.

@@ -118,6 +118,17 @@ impl TestOs {
         self.world.events.borrow().iter().map(|(_, e)| e.clone()).collect()
     }
 
+    /// The messages syslogged to `log`, in order.
+    pub fn log_lines(&self, log: &str) -> Vec<String> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                ModelEvent::Log { log: l, message } if l == log => Some(message),
+                _ => None,
+            })
+            .collect()
+    }
+
     async fn maybe_yield(&self) {
         if self.world.yield_on_io.get() {
             tokio::task::yield_now().await;
